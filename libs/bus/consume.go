@@ -1,0 +1,127 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// permanentError marks an error that redelivery cannot fix.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as permanent: the consumer terminates the message
+// instead of asking for redelivery. Use it for undecodable or invalid input.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked by Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Handler processes one message. It returns nil once the work is durable;
+// the message is then acked. It must be idempotent: JetStream redelivers.
+type Handler func(ctx context.Context, msg jetstream.Msg) error
+
+// ConsumerDefaults are applied by ConsumerConfig.
+const (
+	DefaultMaxDeliver = 5
+	DefaultAckWait    = 2 * time.Minute
+)
+
+// ConsumerConfig returns a durable pull consumer configuration with
+// explicit acks and bounded redelivery.
+func ConsumerConfig(durable, filter string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       DefaultAckWait,
+		MaxDeliver:    DefaultMaxDeliver,
+		MaxAckPending: 64,
+	}
+}
+
+// Backoff is the redelivery delay after the n-th failed delivery.
+func Backoff(n uint64) time.Duration {
+	d := 500 * time.Millisecond
+	for i := uint64(1); i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return d
+}
+
+// Consume runs h for every message of c until ctx ends, then drains. The
+// ack is chosen in this one place: nil → Ack; Permanent → Term; otherwise
+// NakWithDelay with backoff, and Term once MaxDeliver is reached.
+func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Handler) error {
+	info := c.CachedInfo()
+	maxDeliver := DefaultMaxDeliver
+	if info != nil && info.Config.MaxDeliver > 0 {
+		maxDeliver = info.Config.MaxDeliver
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		handle(ctx, m, log, h, maxDeliver)
+	})
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(10 * time.Second):
+		cc.Stop()
+	}
+	return nil
+}
+
+func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, maxDeliver int) {
+	meta, _ := m.Metadata() // nil only for non-JetStream messages, which Consume never delivers
+	var delivered uint64 = 1
+	if meta != nil {
+		delivered = meta.NumDelivered
+	}
+	err := safeHandle(ctx, m, h)
+	switch {
+	case err == nil:
+		if aerr := m.Ack(); aerr != nil {
+			log.Warn("ack failed", "subject", m.Subject(), "err", aerr)
+		}
+	case IsPermanent(err):
+		log.Error("message refused", "subject", m.Subject(), "err", err)
+		if terr := m.TermWithReason(err.Error()); terr != nil {
+			log.Warn("term failed", "subject", m.Subject(), "err", terr)
+		}
+	case ctx.Err() != nil:
+		// Shutting down: let another instance (or our restart) take it.
+		_ = m.Nak() // best effort; AckWait redelivers anyway
+	case int(delivered) >= maxDeliver:
+		log.Error("message failed, giving up", "subject", m.Subject(), "deliveries", delivered, "err", err)
+		_ = m.TermWithReason("max deliveries: " + err.Error()) // best effort: MaxDeliver stops it anyway
+	default:
+		log.Warn("message failed, will retry", "subject", m.Subject(), "deliveries", delivered, "err", err)
+		_ = m.NakWithDelay(Backoff(delivered)) // best effort: AckWait redelivers anyway
+	}
+}
+
+func safeHandle(ctx context.Context, m jetstream.Msg, h Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return h(ctx, m)
+}

@@ -1,0 +1,148 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EventTypePrefix prefixes the CloudEvents type of every pulpdist event:
+// the event on subject pulpdist.evt.sync.finished has type
+// dev.pulpdist.sync.finished.
+const EventTypePrefix = "dev.pulpdist."
+
+// ContentTypeCloudEvents is the content type of an event message.
+const ContentTypeCloudEvents = "application/cloudevents+json"
+
+// Events publishes CloudEvents 1.0 (structured JSON) on pulpdist.evt.….
+type Events struct {
+	js     jetstream.JetStream
+	source string
+}
+
+// NewEvents returns a publisher whose events carry the given source, such as
+// "/pulpdist/scheduler" or "/pulpdist/siteagent/site-a".
+func NewEvents(js jetstream.JetStream, source string) *Events {
+	return &Events{js: js, source: source}
+}
+
+// Publish sends one event and waits for the stream to store it. The
+// CloudEvents id doubles as Nats-Msg-Id, so a retried publish is stored once.
+func (e *Events) Publish(ctx context.Context, entity, action, subject string, data any) error {
+	ev := event.New()
+	ev.SetID(uuid.NewString())
+	ev.SetSource(e.source)
+	ev.SetType(EventTypePrefix + entity + "." + action)
+	ev.SetTime(time.Now().UTC())
+	if subject != "" {
+		ev.SetSubject(subject)
+	}
+	if err := ev.SetData("application/json", data); err != nil {
+		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+	}
+	if err := ev.Validate(); err != nil {
+		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+	}
+	msg := nats.NewMsg(EventSubject(entity, action))
+	msg.Header.Set("Content-Type", ContentTypeCloudEvents)
+	msg.Data = body
+	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID())); err != nil {
+		return fmt.Errorf("publish event %s.%s: %w", entity, action, err)
+	}
+	return nil
+}
+
+// DecodeEvent parses a structured CloudEvent and unmarshals its data into T.
+func DecodeEvent[T any](body []byte) (event.Event, T, error) {
+	var ev event.Event
+	var data T
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return ev, data, fmt.Errorf("decode cloudevent: %w", err)
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, data, fmt.Errorf("invalid cloudevent: %w", err)
+	}
+	if err := ev.DataAs(&data); err != nil {
+		return ev, data, fmt.Errorf("cloudevent %s data: %w", ev.Type(), err)
+	}
+	return ev, data, nil
+}
+
+// Event entities and actions published by pulpdist services.
+const (
+	EntityTree         = "tree"
+	EntitySite         = "site"
+	EntitySubscription = "subscription"
+	EntitySync         = "sync"
+	EntitySnapshot     = "snapshot"
+	EntityDelta        = "delta"
+
+	ActionCreated   = "created"
+	ActionUpdated   = "updated"
+	ActionDeleted   = "deleted"
+	ActionRequested = "requested"
+	ActionStarted   = "started"
+	ActionFinished  = "finished"
+	ActionPublished = "published"
+	ActionComputed  = "computed"
+	ActionReady     = "ready"
+)
+
+// SyncRequested is the data of sync.requested (a trigger was accepted).
+type SyncRequested struct {
+	TriggerID string `json:"trigger_id"`
+	Tree      string `json:"tree"`
+	Reason    string `json:"reason"`
+}
+
+// SyncStarted is the data of sync.started: the scheduler sent a command.
+type SyncStarted struct {
+	RunID     string      `json:"run_id"`
+	TriggerID string      `json:"trigger_id"`
+	Site      string      `json:"site"`
+	Tree      string      `json:"tree"`
+	Kind      CommandKind `json:"kind"`
+	From      string      `json:"from,omitempty"`
+	To        string      `json:"to,omitempty"`
+	StartedAt time.Time   `json:"started_at"`
+}
+
+// SyncFinished is the data of sync.finished: a run ended with a result.
+type SyncFinished struct {
+	RunID      string      `json:"run_id"`
+	TriggerID  string      `json:"trigger_id"`
+	Site       string      `json:"site"`
+	Tree       string      `json:"tree"`
+	Kind       CommandKind `json:"kind"`
+	From       string      `json:"from,omitempty"`
+	To         string      `json:"to,omitempty"`
+	Result     Result      `json:"result"`
+	Error      string      `json:"error,omitempty"`
+	Files      int64       `json:"files"`
+	Bytes      int64       `json:"bytes"`
+	DurationMS int64       `json:"duration_ms"`
+	FinishedAt time.Time   `json:"finished_at"`
+}
+
+// DeltaComputed is the data of delta.computed: a pack was built (not served
+// from the store).
+type DeltaComputed struct {
+	Tree       string `json:"tree"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Pack       string `json:"pack"`
+	Size       int64  `json:"size"`
+	Parts      int    `json:"parts"`
+	Instance   string `json:"instance"`
+	DurationMS int64  `json:"duration_ms"`
+}

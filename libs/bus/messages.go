@@ -1,0 +1,224 @@
+package bus
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// MessageVersion is the version of every message type below. A consumer
+// refuses (terminates) a message of a version it does not know.
+const MessageVersion = 1
+
+// Result is the outcome of a sync run.
+type Result string
+
+// The result codes of a sync run.
+const (
+	ResultUpToDate  Result = "UP_TO_DATE"
+	ResultCompleted Result = "COMPLETED"
+	ResultPartial   Result = "PARTIAL"
+	ResultFailed    Result = "FAILED"
+	ResultDisabled  Result = "DISABLED"
+)
+
+// Valid reports whether r is one of the defined result codes.
+func (r Result) Valid() bool {
+	switch r {
+	case ResultUpToDate, ResultCompleted, ResultPartial, ResultFailed, ResultDisabled:
+		return true
+	}
+	return false
+}
+
+// Trigger asks the scheduler to sync a tree now.
+type Trigger struct {
+	V           int       `json:"v"`
+	TriggerID   string    `json:"trigger_id"`
+	Tree        string    `json:"tree"`
+	Reason      string    `json:"reason"` // "manual" or "schedule"
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Validate checks a decoded trigger.
+func (m Trigger) Validate() error {
+	if err := checkV(m.V); err != nil {
+		return err
+	}
+	if m.TriggerID == "" {
+		return fmt.Errorf("trigger: missing trigger_id")
+	}
+	return ValidateName("tree", m.Tree)
+}
+
+// CommandKind says what a site-agent must do.
+type CommandKind string
+
+// The kinds of sync commands.
+const (
+	// CommandSnapshot: the origin scans its source and publishes a version.
+	CommandSnapshot CommandKind = "snapshot"
+	// CommandApply: a replica moves to version To using the pack From→To.
+	CommandApply CommandKind = "apply"
+)
+
+// SyncCommand is sent by the scheduler to one site-agent.
+type SyncCommand struct {
+	V         int         `json:"v"`
+	RunID     string      `json:"run_id"`
+	TriggerID string      `json:"trigger_id"`
+	Kind      CommandKind `json:"kind"`
+	Site      string      `json:"site"`
+	Tree      string      `json:"tree"`
+	// Source is the directory to scan (snapshot only).
+	Source string `json:"source,omitempty"`
+	// From is the version the pack applies to ("" = empty base); To the target.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	// Pack is the object name of the delta pack (apply only, "" when the
+	// scheduler knows the site is already at To).
+	Pack string `json:"pack,omitempty"`
+	// PackHash is the hex BLAKE3 of the whole pack object.
+	PackHash string `json:"pack_hash,omitempty"`
+	// Keep is how many previous versions the site keeps as delta bases.
+	Keep int `json:"keep,omitempty"`
+}
+
+// Validate checks a decoded sync command.
+func (m SyncCommand) Validate() error {
+	if err := checkV(m.V); err != nil {
+		return err
+	}
+	if m.RunID == "" {
+		return fmt.Errorf("sync command: missing run_id")
+	}
+	if err := ValidateName("site", m.Site); err != nil {
+		return err
+	}
+	if err := ValidateName("tree", m.Tree); err != nil {
+		return err
+	}
+	switch m.Kind {
+	case CommandSnapshot:
+		if m.Source == "" {
+			return fmt.Errorf("sync command: snapshot without source")
+		}
+	case CommandApply:
+		if err := ValidateVersion(m.From, true); err != nil {
+			return fmt.Errorf("sync command from: %w", err)
+		}
+		if err := ValidateVersion(m.To, false); err != nil {
+			return fmt.Errorf("sync command to: %w", err)
+		}
+	default:
+		return fmt.Errorf("sync command: unknown kind %q", m.Kind)
+	}
+	return nil
+}
+
+// Snapshot announces that an origin published a version of a tree. The
+// manifest is in the manifests object store under ManifestObject(Tree, Root).
+type Snapshot struct {
+	V           int       `json:"v"`
+	TriggerID   string    `json:"trigger_id"`
+	Tree        string    `json:"tree"`
+	Site        string    `json:"site"`
+	Root        string    `json:"root"`
+	Files       int64     `json:"files"`
+	Bytes       int64     `json:"bytes"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// Validate checks a decoded snapshot.
+func (m Snapshot) Validate() error {
+	if err := checkV(m.V); err != nil {
+		return err
+	}
+	if err := ValidateName("tree", m.Tree); err != nil {
+		return err
+	}
+	return ValidateVersion(m.Root, false)
+}
+
+// DeltaRequest asks the delta-cache for the pack turning From into To.
+type DeltaRequest struct {
+	V         int    `json:"v"`
+	TriggerID string `json:"trigger_id"`
+	Tree      string `json:"tree"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+}
+
+// Validate checks a decoded delta request.
+func (m DeltaRequest) Validate() error {
+	if err := checkV(m.V); err != nil {
+		return err
+	}
+	if err := ValidateName("tree", m.Tree); err != nil {
+		return err
+	}
+	if err := ValidateVersion(m.From, true); err != nil {
+		return fmt.Errorf("delta request from: %w", err)
+	}
+	return ValidateVersion(m.To, false)
+}
+
+// DeltaReady announces a pack in the deltas object store.
+type DeltaReady struct {
+	V         int    `json:"v"`
+	TriggerID string `json:"trigger_id"`
+	Tree      string `json:"tree"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Pack      string `json:"pack"`
+	PackHash  string `json:"pack_hash"`
+	Size      int64  `json:"size"`
+	// Computed is false when the pack was already in the store.
+	Computed bool `json:"computed"`
+}
+
+// Validate checks a decoded delta announcement.
+func (m DeltaReady) Validate() error {
+	if err := checkV(m.V); err != nil {
+		return err
+	}
+	if err := ValidateName("tree", m.Tree); err != nil {
+		return err
+	}
+	if err := ValidateVersion(m.From, true); err != nil {
+		return fmt.Errorf("delta ready from: %w", err)
+	}
+	if err := ValidateVersion(m.To, false); err != nil {
+		return fmt.Errorf("delta ready to: %w", err)
+	}
+	if m.Pack == "" {
+		return fmt.Errorf("delta ready: missing pack")
+	}
+	return nil
+}
+
+// SiteVersion is the value stored under SiteVersionKey in the sites bucket.
+type SiteVersion struct {
+	Root      string    `json:"root"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func checkV(v int) error {
+	if v != MessageVersion {
+		return fmt.Errorf("unsupported message version %d (want %d)", v, MessageVersion)
+	}
+	return nil
+}
+
+// Decode unmarshals a message body strictly and validates it. Unknown
+// fields are accepted (newer producers may add them).
+func Decode[T interface{ Validate() error }](data []byte) (T, error) {
+	var m T
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("decode %T: %w", m, err)
+	}
+	if err := m.Validate(); err != nil {
+		return m, err
+	}
+	return m, nil
+}

@@ -1,0 +1,103 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// ErrInvalidName is returned for a tree or site name that cannot be used in a
+// subject, key or path.
+var ErrInvalidName = errors.New("invalid name")
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidateName checks a tree or site name. Names become NATS subject tokens,
+// KV keys and directory names, so they are restricted to lower-case letters,
+// digits and dashes (no dots, slashes or wildcards), 1 to 63 characters.
+func ValidateName(kind, name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: %s %q must match %s", ErrInvalidName, kind, name, nameRE)
+	}
+	return nil
+}
+
+// ErrInvalidVersion is returned for a version id that is not a root hash.
+var ErrInvalidVersion = errors.New("invalid version")
+
+var versionRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ValidateVersion checks a version id (hex BLAKE3 Merkle root). The empty
+// string means "no version" and is accepted only when allowEmpty is set.
+func ValidateVersion(v string, allowEmpty bool) error {
+	if v == "" && allowEmpty {
+		return nil
+	}
+	if !versionRE.MatchString(v) {
+		return fmt.Errorf("%w: %q is not a 64-digit hex root", ErrInvalidVersion, v)
+	}
+	return nil
+}
+
+// versionToken renders a version for use in names: "none" for no version.
+func versionToken(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
+}
+
+// Subject prefixes and names of JetStream resources. They are part of the
+// public contract (api/asyncapi.yaml).
+const (
+	StreamTriggers   = "PULPDIST_TRIGGERS"
+	StreamSync       = "PULPDIST_SYNC"
+	StreamSnapshots  = "PULPDIST_SNAPSHOTS"
+	StreamDeltaReq   = "PULPDIST_DELTA_REQ"
+	StreamDeltaReady = "PULPDIST_DELTA_READY"
+	StreamEvents     = "PULPDIST_EVENTS"
+
+	BucketSites     = "pulpdist-sites"
+	BucketBlobs     = "pulpdist-blobs"
+	BucketManifests = "pulpdist-manifests"
+	BucketDeltas    = "pulpdist-deltas"
+
+	// EventsPrefix is the prefix of every engineering-bus event subject.
+	EventsPrefix = "pulpdist.evt"
+)
+
+// TriggerSubject is where a request to sync a tree is published.
+func TriggerSubject(tree string) string { return "pulpdist.trigger." + tree }
+
+// SyncSubject is where the scheduler sends a command to one site-agent.
+func SyncSubject(site, tree string) string { return "pulpdist.sync." + site + "." + tree }
+
+// SyncFilter selects every command addressed to one site.
+func SyncFilter(site string) string { return "pulpdist.sync." + site + ".>" }
+
+// SnapshotSubject is where an origin announces a new version of a tree.
+func SnapshotSubject(tree string) string { return "pulpdist.snapshot." + tree }
+
+// DeltaRequestSubject is where the delta for a tree is requested.
+func DeltaRequestSubject(tree string) string { return "pulpdist.delta.req." + tree }
+
+// DeltaReadySubject is where a stored delta pack is announced.
+func DeltaReadySubject(tree string) string { return "pulpdist.delta.ready." + tree }
+
+// EventSubject is the subject of an engineering-bus event.
+func EventSubject(entity, action string) string {
+	return EventsPrefix + "." + entity + "." + action
+}
+
+// DeltaID names the delta (tree, from, to): it is the Nats-Msg-Id of its
+// request and the object name of its pack.
+func DeltaID(tree, from, to string) string {
+	return tree + "/" + versionToken(from) + "/" + to
+}
+
+// ManifestObject names a manifest in the manifests object store.
+func ManifestObject(tree, root string) string { return tree + "/" + root }
+
+// SiteVersionKey is the key in the sites KV bucket holding the version of a
+// tree that a site currently serves.
+func SiteVersionKey(site, tree string) string { return site + "." + tree }

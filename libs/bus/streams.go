@@ -1,0 +1,58 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Layout is every stream, bucket and store pulpdist uses. Every service
+// calls Ensure at start-up: creating them is idempotent, so the order in
+// which services start does not matter.
+type Layout struct {
+	Sites     jetstream.KeyValue
+	Blobs     jetstream.ObjectStore
+	Manifests jetstream.ObjectStore
+	Deltas    jetstream.ObjectStore
+}
+
+// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
+const DuplicateWindow = 10 * time.Minute
+
+// EventRetention is how long engineering-bus events are replayable.
+const EventRetention = 30 * 24 * time.Hour
+
+// Ensure creates or updates pulpdist's streams, KV bucket and object stores.
+func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
+	streams := []jetstream.StreamConfig{
+		{Name: StreamTriggers, Subjects: []string{"pulpdist.trigger.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
+		{Name: StreamSync, Subjects: []string{"pulpdist.sync.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
+		{Name: StreamSnapshots, Subjects: []string{"pulpdist.snapshot.>"}, MaxMsgsPerSubject: 100, Duplicates: DuplicateWindow},
+		{Name: StreamDeltaReq, Subjects: []string{"pulpdist.delta.req.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
+		{Name: StreamDeltaReady, Subjects: []string{"pulpdist.delta.ready.>"}, MaxAge: 7 * 24 * time.Hour, Duplicates: DuplicateWindow},
+		{Name: StreamEvents, Subjects: []string{EventsPrefix + ".>"}, MaxAge: EventRetention, Duplicates: DuplicateWindow},
+	}
+	for _, cfg := range streams {
+		cfg.Storage = jetstream.FileStorage
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	var l Layout
+	var err error
+	if l.Sites, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSites, History: 5, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("ensure kv %s: %w", BucketSites, err)
+	}
+	stores := []struct {
+		name string
+		dst  *jetstream.ObjectStore
+	}{{BucketBlobs, &l.Blobs}, {BucketManifests, &l.Manifests}, {BucketDeltas, &l.Deltas}}
+	for _, s := range stores {
+		if *s.dst, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: s.name, Storage: jetstream.FileStorage}); err != nil {
+			return nil, fmt.Errorf("ensure object store %s: %w", s.name, err)
+		}
+	}
+	return &l, nil
+}

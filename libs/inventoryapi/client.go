@@ -1,0 +1,139 @@
+package inventoryapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Client calls the inventory REST API.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a client for the inventory at base (http://host:port).
+func NewClient(base string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: strings.TrimRight(base, "/"), http: hc}
+}
+
+// Trees lists every tree.
+func (c *Client) Trees(ctx context.Context) ([]Tree, error) {
+	var out []Tree
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trees", nil, &out)
+}
+
+// Tree returns one tree; a *Problem with Status 404 if it does not exist.
+func (c *Client) Tree(ctx context.Context, name string) (Tree, error) {
+	var out Tree
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trees/"+url.PathEscape(name), nil, &out)
+}
+
+// CreateTree declares a tree.
+func (c *Client) CreateTree(ctx context.Context, t Tree) (Tree, error) {
+	var out Tree
+	return out, c.do(ctx, http.MethodPost, "/api/v1/trees", t, &out)
+}
+
+// CreateSite declares a site.
+func (c *Client) CreateSite(ctx context.Context, s Site) (Site, error) {
+	var out Site
+	return out, c.do(ctx, http.MethodPost, "/api/v1/sites", s, &out)
+}
+
+// Sites lists every site.
+func (c *Client) Sites(ctx context.Context) ([]Site, error) {
+	var out []Site
+	return out, c.do(ctx, http.MethodGet, "/api/v1/sites", nil, &out)
+}
+
+// Subscribe subscribes a site to a tree.
+func (c *Client) Subscribe(ctx context.Context, s Subscription) (Subscription, error) {
+	var out Subscription
+	return out, c.do(ctx, http.MethodPost, "/api/v1/subscriptions", s, &out)
+}
+
+// Subscriptions lists the subscriptions to a tree.
+func (c *Client) Subscriptions(ctx context.Context, tree string) ([]Subscription, error) {
+	var out []Subscription
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trees/"+url.PathEscape(tree)+"/subscriptions", nil, &out)
+}
+
+// Sync triggers a sync of a tree now.
+func (c *Client) Sync(ctx context.Context, tree string) (SyncAccepted, error) {
+	var out SyncAccepted
+	return out, c.do(ctx, http.MethodPost, "/api/v1/trees/"+url.PathEscape(tree)+"/sync", nil, &out)
+}
+
+// Runs lists sync runs, newest first, optionally for one tree and/or site.
+func (c *Client) Runs(ctx context.Context, tree, site string) ([]Run, error) {
+	q := url.Values{}
+	if tree != "" {
+		q.Set("tree", tree)
+	}
+	if site != "" {
+		q.Set("site", site)
+	}
+	var out []Run
+	return out, c.do(ctx, http.MethodGet, "/api/v1/runs?"+q.Encode(), nil, &out)
+}
+
+// Versions lists the published versions of a tree, newest first.
+func (c *Client) Versions(ctx context.Context, tree string) ([]Version, error) {
+	var out []Version
+	return out, c.do(ctx, http.MethodGet, "/api/v1/trees/"+url.PathEscape(tree)+"/versions", nil, &out)
+}
+
+// Overview returns every site × tree.
+func (c *Client) Overview(ctx context.Context) ([]OverviewRow, error) {
+	var out []OverviewRow
+	return out, c.do(ctx, http.MethodGet, "/api/v1/overview", nil, &out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read body: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		p := &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
+		_ = json.Unmarshal(data, p) // a non-problem body keeps the status text
+		return fmt.Errorf("%s %s: %w", method, path, p)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decode: %w", method, path, err)
+	}
+	return nil
+}

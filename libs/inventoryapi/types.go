@@ -1,0 +1,109 @@
+// Package inventoryapi holds the wire types of the inventory REST API
+// (/api/v1, described by api/openapi.yaml) and a client for it. The
+// inventory's HTTP transport encodes these; the scheduler and the pulpdist
+// command decode them.
+package inventoryapi
+
+import "time"
+
+// Tree is a named directory to mirror.
+type Tree struct {
+	Name       string `json:"name"`
+	OriginSite string `json:"origin_site"`
+	// Source is the directory on the origin site that holds the tree.
+	Source string `json:"source"`
+	// Schedule is a five-field cron expression; empty means manual only.
+	Schedule string `json:"schedule,omitempty"`
+	// Keep is how many previous versions each site keeps as delta bases.
+	Keep      int       `json:"keep"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Site is a place that holds trees, run by one site-agent.
+type Site struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Subscription says that a site holds a replica of a tree.
+type Subscription struct {
+	Site      string    `json:"site"`
+	Tree      string    `json:"tree"`
+	Paused    bool      `json:"paused"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Run states.
+const (
+	RunRunning = "RUNNING"
+	RunDone    = "DONE"
+)
+
+// Run is one site moving one tree to a version (or, at the origin, one scan).
+type Run struct {
+	ID         string     `json:"id"`
+	TriggerID  string     `json:"trigger_id"`
+	Site       string     `json:"site"`
+	Tree       string     `json:"tree"`
+	Kind       string     `json:"kind"`
+	From       string     `json:"from,omitempty"`
+	To         string     `json:"to,omitempty"`
+	State      string     `json:"state"`
+	Result     string     `json:"result,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Files      int64      `json:"files"`
+	Bytes      int64      `json:"bytes"`
+	DurationMS int64      `json:"duration_ms"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// Version is a published snapshot of a tree.
+type Version struct {
+	Tree        string    `json:"tree"`
+	Root        string    `json:"root"`
+	Site        string    `json:"site"`
+	Files       int64     `json:"files"`
+	Bytes       int64     `json:"bytes"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// OverviewRow is one site × tree in GET /api/v1/overview.
+type OverviewRow struct {
+	Site string `json:"site"`
+	Tree string `json:"tree"`
+	// Role is "origin" or "replica".
+	Role          string `json:"role"`
+	Paused        bool   `json:"paused"`
+	Version       string `json:"version,omitempty"`
+	LatestVersion string `json:"latest_version,omitempty"`
+	// State is RUNNING while a run is under way, otherwise the last result
+	// (UP_TO_DATE, COMPLETED, PARTIAL, FAILED, DISABLED), or NEVER_SYNCED.
+	State     string     `json:"state"`
+	LastRunAt *time.Time `json:"last_run_at,omitempty"`
+	// LagSeconds is 0 when the site serves the latest version, otherwise
+	// the time since the oldest version it is missing was published.
+	LagSeconds int64 `json:"lag_seconds"`
+}
+
+// SyncAccepted answers POST /api/v1/trees/{name}/sync.
+type SyncAccepted struct {
+	TriggerID string `json:"trigger_id"`
+	Tree      string `json:"tree"`
+}
+
+// Problem is an RFC 9457 problem detail (application/problem+json).
+type Problem struct {
+	Type   string `json:"type,omitempty"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Title + ": " + p.Detail
+	}
+	return p.Title
+}
