@@ -57,10 +57,11 @@ const (
 	StreamDeltaReady = "PULPDIST_DELTA_READY"
 	StreamEvents     = "PULPDIST_EVENTS"
 
-	BucketSites     = "pulpdist-sites"
-	BucketBlobs     = "pulpdist-blobs"
-	BucketManifests = "pulpdist-manifests"
-	BucketDeltas    = "pulpdist-deltas"
+	BucketSites       = "pulpdist-sites"
+	BucketDeltaClaims = "pulpdist-delta-claims"
+	BucketBlobs       = "pulpdist-blobs"
+	BucketManifests   = "pulpdist-manifests"
+	BucketDeltas      = "pulpdist-deltas"
 
 	// EventsPrefix is the prefix of every engineering-bus event subject.
 	EventsPrefix = "pulpdist.evt"
@@ -93,6 +94,12 @@ func EventSubject(entity, action string) string {
 // request and the object name of its pack.
 func DeltaID(tree, from, to string) string {
 	return tree + "/" + versionToken(from) + "/" + to
+}
+
+// DeltaClaimKey is the key in the delta-claims bucket that one delta-cache
+// instance creates before computing a delta (KV keys cannot hold "/").
+func DeltaClaimKey(tree, from, to string) string {
+	return tree + "." + versionToken(from) + "." + to
 }
 
 // ManifestObject names a manifest in the manifests object store.

@@ -12,14 +12,19 @@ import (
 // calls Ensure at start-up: creating them is idempotent, so the order in
 // which services start does not matter.
 type Layout struct {
-	Sites     jetstream.KeyValue
-	Blobs     jetstream.ObjectStore
-	Manifests jetstream.ObjectStore
-	Deltas    jetstream.ObjectStore
+	Sites       jetstream.KeyValue
+	DeltaClaims jetstream.KeyValue
+	Blobs       jetstream.ObjectStore
+	Manifests   jetstream.ObjectStore
+	Deltas      jetstream.ObjectStore
 }
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
 const DuplicateWindow = 10 * time.Minute
+
+// DeltaClaimTTL bounds how long a delta-cache instance may hold the claim to
+// compute one delta; a crashed instance's claim expires after it.
+const DeltaClaimTTL = 10 * time.Minute
 
 // EventRetention is how long engineering-bus events are replayable.
 const EventRetention = 30 * 24 * time.Hour
@@ -44,6 +49,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 	var err error
 	if l.Sites, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSites, History: 5, Storage: jetstream.FileStorage}); err != nil {
 		return nil, fmt.Errorf("ensure kv %s: %w", BucketSites, err)
+	}
+	if l.DeltaClaims, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketDeltaClaims, TTL: DeltaClaimTTL, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("ensure kv %s: %w", BucketDeltaClaims, err)
 	}
 	stores := []struct {
 		name string

@@ -49,3 +49,11 @@ func Register(mux *http.ServeMux, probes ...*Probe) {
 		fmt.Fprintln(w, "ready")
 	})
 }
+
+// Or returns p, or a new probe named name when p is nil.
+func Or(p *Probe, name string) *Probe {
+	if p != nil {
+		return p
+	}
+	return NewProbe(name)
+}

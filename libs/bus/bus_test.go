@@ -1,0 +1,245 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/natstest"
+	"github.com/pulpdist/pulpdist/libs/poll"
+)
+
+var root = strings.Repeat("ab", 32)
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"fedora-40", true}, {"a", true}, {"x9", true},
+		{"", false}, {"Fedora", false}, {"a.b", false}, {"a/b", false}, {"a*", false}, {"-a", false},
+		{"a b", false}, {">", false}, {strings.Repeat("a", 64), false}, {"../etc", false},
+	} {
+		err := bus.ValidateName("tree", tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, bus.ErrInvalidName) {
+			t.Errorf("ValidateName(%q) error %v does not wrap ErrInvalidName", tc.name, err)
+		}
+	}
+}
+
+func TestDecodeRefusesBadMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"not json", `{`, "decode"},
+		{"wrong version", `{"v":2,"trigger_id":"x","tree":"a"}`, "unsupported message version"},
+		{"bad tree", `{"v":1,"trigger_id":"x","tree":"A/B"}`, "invalid name"},
+		{"missing id", `{"v":1,"tree":"a"}`, "missing trigger_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := bus.Decode[bus.Trigger]([]byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Decode = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"unknown kind", `{"v":1,"run_id":"r","kind":"rm","site":"s","tree":"t"}`, "unknown kind"},
+		{"snapshot without source", `{"v":1,"run_id":"r","kind":"snapshot","site":"s","tree":"t"}`, "without source"},
+		{"apply bad to", `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","to":"../x"}`, "invalid version"},
+		{"apply bad from", `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","from":"zz","to":"` + root + `"}`, "invalid version"},
+		{"site with dot", `{"v":1,"run_id":"r","kind":"apply","site":"s.x","tree":"t","to":"` + root + `"}`, "invalid name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := bus.Decode[bus.SyncCommand]([]byte(tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Decode = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+	ok := `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","to":"` + root + `","extra":true}`
+	if _, err := bus.Decode[bus.SyncCommand]([]byte(ok)); err != nil {
+		t.Fatalf("valid command refused: %v", err)
+	}
+}
+
+func TestDeltaNames(t *testing.T) {
+	if got := bus.DeltaID("t", "", root); got != "t/none/"+root {
+		t.Errorf("DeltaID = %q", got)
+	}
+	if got := bus.DeltaClaimKey("t", root, root); strings.ContainsAny(got, "/ *>") {
+		t.Errorf("DeltaClaimKey %q is not a valid KV key", got)
+	}
+}
+
+func connect(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	url := natstest.Start(t)
+	nc, js, err := bus.Connect(t.Context(), url, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := bus.Ensure(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func TestEnsureIsIdempotent(t *testing.T) {
+	js := connect(t)
+	if _, err := bus.Ensure(t.Context(), js); err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+}
+
+func TestEventsArePublishedAsCloudEvents(t *testing.T) {
+	js := connect(t)
+	ev := bus.NewEvents(js, "/pulpdist/test")
+	data := bus.SyncRequested{TriggerID: "t1", Tree: "demo", Reason: "manual"}
+	if err := ev.Publish(t.Context(), bus.EntitySync, bus.ActionRequested, "demo", data); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := msg.GetLastMsgForSubject(t.Context(), "pulpdist.evt.sync.requested")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := raw.Header.Get("Content-Type"); ct != bus.ContentTypeCloudEvents {
+		t.Errorf("content type %q", ct)
+	}
+	var generic map[string]any
+	if err := json.Unmarshal(raw.Data, &generic); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"specversion", "id", "source", "type", "time", "data"} {
+		if _, ok := generic[k]; !ok {
+			t.Errorf("event lacks %q: %s", k, raw.Data)
+		}
+	}
+	ce, got, err := bus.DecodeEvent[bus.SyncRequested](raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ce.Type() != "dev.pulpdist.sync.requested" || got != data {
+		t.Errorf("decoded %s %+v", ce.Type(), got)
+	}
+	if _, _, err := bus.DecodeEvent[bus.SyncRequested]([]byte(`{"specversion":"1.0"}`)); err == nil {
+		t.Error("invalid cloudevent accepted")
+	}
+}
+
+// TestConsumeAcksByErrorClass checks the one place acks are decided: a
+// handled message is acked once, a permanent error terminates the message
+// after one delivery, a transient one is redelivered until it succeeds.
+func TestConsumeAcksByErrorClass(t *testing.T) {
+	js := connect(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamTriggers, bus.ConsumerConfig("test", "pulpdist.trigger.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	deliveries := map[string]int{}
+	done := make(chan string, 10)
+	h := func(_ context.Context, m jetstream.Msg) error {
+		tr, err := bus.Decode[bus.Trigger](m.Data())
+		if err != nil {
+			done <- "bad"
+			return bus.Permanent(err)
+		}
+		mu.Lock()
+		deliveries[tr.Tree]++
+		n := deliveries[tr.Tree]
+		mu.Unlock()
+		if tr.Tree == "flaky" && n < 3 {
+			return errors.New("transient")
+		}
+		done <- tr.Tree
+		return nil
+	}
+	consumeErr := make(chan error, 1)
+	go func() { consumeErr <- bus.Consume(ctx, cons, slog.New(slog.NewTextHandler(io.Discard, nil)), h) }()
+
+	for _, tree := range []string{"good", "flaky"} {
+		tr := bus.Trigger{V: 1, TriggerID: tree, Tree: tree, Reason: "manual"}
+		if err := bus.Publish(ctx, js, bus.TriggerSubject(tree), "", tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, bus.TriggerSubject("junk"), []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	deadline := time.After(20 * time.Second)
+	for len(seen) < 3 {
+		select {
+		case s := <-done:
+			seen[s] = true
+		case <-deadline:
+			t.Fatalf("only saw %v", seen)
+		}
+	}
+	// Every message is gone from the work queue: acked or terminated.
+	poll.Until(t, 10*time.Second, func() error {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 || info.NumPending != 0 {
+			return fmt.Errorf("ack pending %d, pending %d", info.NumAckPending, info.NumPending)
+		}
+		return nil
+	})
+	mu.Lock()
+	if deliveries["good"] != 1 || deliveries["flaky"] != 3 {
+		t.Errorf("deliveries = %v, want good:1 flaky:3", deliveries)
+	}
+	mu.Unlock()
+	cancel()
+	if err := <-consumeErr; err != nil {
+		t.Errorf("Consume returned %v", err)
+	}
+}
+
+func TestSiteVersions(t *testing.T) {
+	js := connect(t)
+	l, err := bus.Ensure(t.Context(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := bus.GetSiteVersion(t.Context(), l.Sites, "s", "t"); err != nil || v != "" {
+		t.Fatalf("unknown site version = %q, %v", v, err)
+	}
+	if err := bus.PutSiteVersion(t.Context(), l.Sites, "s", "t", root); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := bus.GetSiteVersion(t.Context(), l.Sites, "s", "t"); err != nil || v != root {
+		t.Fatalf("site version = %q, %v", v, err)
+	}
+	if _, err := l.Sites.Put(t.Context(), bus.SiteVersionKey("s", "bad"), []byte(`{"root":"../x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.GetSiteVersion(t.Context(), l.Sites, "s", "bad"); err == nil {
+		t.Fatal("corrupt site version accepted")
+	}
+}

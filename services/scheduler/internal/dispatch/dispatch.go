@@ -1,0 +1,201 @@
+// Package dispatch decides what happens when: which site-agent gets which
+// command, which deltas are needed, for a trigger, a new snapshot or a ready
+// delta. It knows no NATS and no HTTP: the scheduler adapts those to the
+// small interfaces declared here.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+)
+
+// Inventory answers what trees and subscriptions exist.
+type Inventory interface {
+	Tree(ctx context.Context, name string) (inventoryapi.Tree, error)
+	Subscriptions(ctx context.Context, tree string) ([]inventoryapi.Subscription, error)
+}
+
+// Versions tells which version of a tree a site serves ("" for none).
+type Versions interface {
+	SiteVersion(ctx context.Context, site, tree string) (string, error)
+}
+
+// Sender delivers commands, delta requests and events.
+type Sender interface {
+	Command(ctx context.Context, c bus.SyncCommand) error
+	RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error
+	Event(ctx context.Context, entity, action, subject string, data any) error
+}
+
+// Dispatcher turns triggers, snapshots and ready deltas into work.
+type Dispatcher struct {
+	inv Inventory
+	ver Versions
+	out Sender
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New returns a dispatcher.
+func New(inv Inventory, ver Versions, out Sender, log *slog.Logger) *Dispatcher {
+	return &Dispatcher{inv: inv, ver: ver, out: out, log: log, now: time.Now}
+}
+
+// runNamespace makes run ids deterministic: a redelivered trigger or
+// snapshot produces the same run id, so its command is deduplicated by
+// JetStream and its run recorded once.
+var runNamespace = uuid.MustParse("0b3a8e55-6f2d-4c1e-9a57-2d9b1f6c7e10")
+
+// RunID derives the id of the run of one site for one step of a trigger.
+func RunID(triggerID, site string, kind bus.CommandKind, from, to string) string {
+	return uuid.NewSHA1(runNamespace, []byte(triggerID+"|"+site+"|"+string(kind)+"|"+from+"|"+to)).String()
+}
+
+// Trigger asks the origin site of the tree to scan and publish a version.
+func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
+	tree, err := d.inv.Tree(ctx, t.Tree)
+	if err != nil {
+		return classify(fmt.Errorf("trigger %s: %w", t.Tree, err))
+	}
+	cmd := bus.SyncCommand{
+		V: bus.MessageVersion, TriggerID: t.TriggerID, Kind: bus.CommandSnapshot,
+		Site: tree.OriginSite, Tree: tree.Name, Source: tree.Source, Keep: tree.Keep,
+	}
+	cmd.RunID = RunID(t.TriggerID, cmd.Site, cmd.Kind, "", "")
+	return d.start(ctx, cmd)
+}
+
+// Snapshot reacts to a new version: sites already at it are told so (they
+// report UP_TO_DATE), paused subscriptions are recorded as DISABLED, and one
+// delta is requested per distinct base version that some site holds.
+func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
+	tree, subs, err := d.treeAndSubs(ctx, s.Tree)
+	if err != nil {
+		return err
+	}
+	bases := map[string]bool{}
+	for _, sub := range subs {
+		if sub.Paused {
+			if err := d.disabled(ctx, s.TriggerID, sub, s.Root); err != nil {
+				return err
+			}
+			continue
+		}
+		cur, err := d.ver.SiteVersion(ctx, sub.Site, s.Tree)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: version of %s: %w", s.Tree, sub.Site, err)
+		}
+		if cur == s.Root {
+			cmd := d.apply(s.TriggerID, tree, sub.Site, cur, s.Root)
+			if err := d.start(ctx, cmd); err != nil {
+				return err
+			}
+			continue
+		}
+		bases[cur] = true
+	}
+	for base := range bases {
+		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: s.TriggerID, Tree: s.Tree, From: base, To: s.Root}
+		// One request per trigger and pair: a redelivered snapshot is
+		// deduplicated, a later trigger asks again and is answered from the
+		// delta store.
+		if err := d.out.RequestDelta(ctx, req, bus.DeltaID(s.Tree, base, s.Root)+"/"+s.TriggerID); err != nil {
+			return err
+		}
+		if err := d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, s.Tree, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeltaReady sends the pack to every active site that serves its base.
+func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
+	tree, subs, err := d.treeAndSubs(ctx, r.Tree)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if sub.Paused {
+			continue
+		}
+		cur, err := d.ver.SiteVersion(ctx, sub.Site, r.Tree)
+		if err != nil {
+			return fmt.Errorf("delta ready %s: version of %s: %w", r.Tree, sub.Site, err)
+		}
+		if cur != r.From {
+			continue
+		}
+		cmd := d.apply(r.TriggerID, tree, sub.Site, r.From, r.To)
+		cmd.Pack, cmd.PackHash = r.Pack, r.PackHash
+		if err := d.start(ctx, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Dispatcher) treeAndSubs(ctx context.Context, name string) (inventoryapi.Tree, []inventoryapi.Subscription, error) {
+	tree, err := d.inv.Tree(ctx, name)
+	if err != nil {
+		return tree, nil, classify(fmt.Errorf("tree %s: %w", name, err))
+	}
+	subs, err := d.inv.Subscriptions(ctx, name)
+	if err != nil {
+		return tree, nil, classify(fmt.Errorf("subscriptions of %s: %w", name, err))
+	}
+	return tree, subs, nil
+}
+
+func (d *Dispatcher) apply(triggerID string, tree inventoryapi.Tree, site, from, to string) bus.SyncCommand {
+	return bus.SyncCommand{
+		V: bus.MessageVersion, RunID: RunID(triggerID, site, bus.CommandApply, from, to), TriggerID: triggerID,
+		Kind: bus.CommandApply, Site: site, Tree: tree.Name, From: from, To: to, Keep: tree.Keep,
+	}
+}
+
+// start records the run as started, then sends its command.
+func (d *Dispatcher) start(ctx context.Context, cmd bus.SyncCommand) error {
+	ev := bus.SyncStarted{
+		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: cmd.Site, Tree: cmd.Tree,
+		Kind: cmd.Kind, From: cmd.From, To: cmd.To, StartedAt: d.now().UTC(),
+	}
+	if err := d.out.Event(ctx, bus.EntitySync, bus.ActionStarted, cmd.Site+"/"+cmd.Tree, ev); err != nil {
+		return err
+	}
+	if err := d.out.Command(ctx, cmd); err != nil {
+		return err
+	}
+	d.log.Info("command sent", "kind", cmd.Kind, "site", cmd.Site, "tree", cmd.Tree, "run", cmd.RunID, "to", cmd.To)
+	return nil
+}
+
+// disabled records a paused subscription's run as DISABLED.
+func (d *Dispatcher) disabled(ctx context.Context, triggerID string, sub inventoryapi.Subscription, to string) error {
+	now := d.now().UTC()
+	fin := bus.SyncFinished{
+		RunID: RunID(triggerID, sub.Site, bus.CommandApply, "paused", to), TriggerID: triggerID,
+		Site: sub.Site, Tree: sub.Tree, Kind: bus.CommandApply, To: to,
+		Result: bus.ResultDisabled, Error: "subscription paused", FinishedAt: now,
+	}
+	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, sub.Site+"/"+sub.Tree, fin)
+}
+
+// classify marks errors that redelivery cannot fix: the inventory says the
+// tree does not exist (404) or the request is invalid (400).
+func classify(err error) error {
+	var p *inventoryapi.Problem
+	if errors.As(err, &p) && (p.Status == http.StatusNotFound || p.Status == http.StatusBadRequest) {
+		return bus.Permanent(err)
+	}
+	return err
+}
