@@ -1,0 +1,78 @@
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/natstest"
+	"github.com/pulpdist/pulpdist/services/scheduler/internal/cron"
+)
+
+type treeList []inventoryapi.Tree
+
+func (l treeList) Trees(context.Context) ([]inventoryapi.Tree, error) { return l, nil }
+
+// TestCronFiresOncePerMinuteAcrossInstances runs two cron instances against
+// one embedded JetStream: a due schedule yields exactly one trigger.
+func TestCronFiresOncePerMinuteAcrossInstances(t *testing.T) {
+	url := natstest.Start(t)
+	log := slog.New(slog.DiscardHandler)
+	nc, js, err := bus.Connect(t.Context(), url, "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := bus.Ensure(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	trees := treeList{
+		{Name: "every-minute", Schedule: "* * * * *"},
+		{Name: "manual"},
+		{Name: "at-midnight", Schedule: "0 0 * * *"},
+	}
+	out := &sender{js: js, events: bus.NewEvents(js, "/test")}
+	a := cron.New(trees, out, time.Minute, log)
+	b := cron.New(trees, out, time.Minute, log)
+	now := time.Date(2026, 11, 23, 10, 17, 5, 0, time.UTC)
+	for _, tick := range []struct {
+		c  *cron.Cron
+		at time.Time
+	}{{a, now}, {a, now.Add(10 * time.Second)}, {b, now.Add(20 * time.Second)}} {
+		if err := tick.c.Tick(t.Context(), tick.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := js.Stream(t.Context(), bus.StreamTriggers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("%d triggers stored, want 1", info.State.Msgs)
+	}
+	m, err := s.GetLastMsgForSubject(t.Context(), bus.TriggerSubject("every-minute"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trig, err := bus.Decode[bus.Trigger](m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trig.Reason != "schedule" || trig.TriggerID != cron.TriggerID("every-minute", now.Truncate(time.Minute)) {
+		t.Fatalf("trigger %+v", trig)
+	}
+	// The next minute fires again.
+	if err := a.Tick(t.Context(), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if info, err = s.Info(t.Context()); err != nil || info.State.Msgs != 2 {
+		t.Fatalf("after next minute: %d triggers, %v", info.State.Msgs, err)
+	}
+}

@@ -1,0 +1,182 @@
+package dispatch_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/services/scheduler/internal/dispatch"
+)
+
+// inventory is an in-memory Inventory.
+type inventory struct {
+	trees map[string]inventoryapi.Tree
+	subs  map[string][]inventoryapi.Subscription
+	fail  error
+}
+
+func (i *inventory) Tree(_ context.Context, name string) (inventoryapi.Tree, error) {
+	if i.fail != nil {
+		return inventoryapi.Tree{}, i.fail
+	}
+	t, ok := i.trees[name]
+	if !ok {
+		return t, &inventoryapi.Problem{Status: http.StatusNotFound, Title: "Not Found"}
+	}
+	return t, nil
+}
+
+func (i *inventory) Subscriptions(_ context.Context, tree string) ([]inventoryapi.Subscription, error) {
+	return i.subs[tree], nil
+}
+
+type versions map[string]string
+
+func (v versions) SiteVersion(_ context.Context, site, tree string) (string, error) {
+	return v[site+"/"+tree], nil
+}
+
+// recorder is a Sender that keeps what was sent.
+type recorder struct {
+	commands []bus.SyncCommand
+	requests []bus.DeltaRequest
+	msgIDs   []string
+	events   []string
+	finished []bus.SyncFinished
+}
+
+func (r *recorder) Command(_ context.Context, c bus.SyncCommand) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	r.commands = append(r.commands, c)
+	return nil
+}
+
+func (r *recorder) RequestDelta(_ context.Context, d bus.DeltaRequest, msgID string) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	r.requests = append(r.requests, d)
+	r.msgIDs = append(r.msgIDs, msgID)
+	return nil
+}
+
+func (r *recorder) Event(_ context.Context, entity, action, _ string, data any) error {
+	r.events = append(r.events, entity+"."+action)
+	if f, ok := data.(bus.SyncFinished); ok {
+		r.finished = append(r.finished, f)
+	}
+	return nil
+}
+
+var (
+	v1 = strings.Repeat("1", 64)
+	v2 = strings.Repeat("2", 64)
+	v3 = strings.Repeat("3", 64)
+)
+
+func fixture() (*inventory, versions) {
+	inv := &inventory{
+		trees: map[string]inventoryapi.Tree{"demo": {Name: "demo", OriginSite: "origin", Source: "/srv/demo", Keep: 3}},
+		subs: map[string][]inventoryapi.Subscription{"demo": {
+			{Site: "current", Tree: "demo"}, {Site: "old-a", Tree: "demo"}, {Site: "old-b", Tree: "demo"},
+			{Site: "new", Tree: "demo"}, {Site: "paused", Tree: "demo", Paused: true},
+		}},
+	}
+	ver := versions{"current/demo": v3, "old-a/demo": v1, "old-b/demo": v1, "paused/demo": v1}
+	return inv, ver
+}
+
+func TestTriggerAsksTheOriginToScan(t *testing.T) {
+	inv, ver := fixture()
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	trig := bus.Trigger{V: 1, TriggerID: "t1", Tree: "demo", Reason: "manual"}
+	for range 2 { // a redelivered trigger yields the same run id
+		if err := d.Trigger(t.Context(), trig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.commands) != 2 || out.commands[0].RunID != out.commands[1].RunID {
+		t.Fatalf("commands %+v: want two with one run id", out.commands)
+	}
+	c := out.commands[0]
+	if c.Kind != bus.CommandSnapshot || c.Site != "origin" || c.Source != "/srv/demo" || c.Keep != 3 {
+		t.Fatalf("command %+v", c)
+	}
+	if out.events[0] != "sync.started" {
+		t.Fatalf("events %v: the run must be recorded before the command is sent", out.events)
+	}
+}
+
+func TestTriggerErrorsAreClassified(t *testing.T) {
+	inv, ver := fixture()
+	d := dispatch.New(inv, ver, &recorder{}, slog.New(slog.DiscardHandler))
+	err := d.Trigger(t.Context(), bus.Trigger{V: 1, TriggerID: "t", Tree: "unknown"})
+	if !bus.IsPermanent(err) {
+		t.Fatalf("unknown tree: %v, want a permanent error", err)
+	}
+	inv.fail = fmt.Errorf("inventory down: %w", &inventoryapi.Problem{Status: http.StatusServiceUnavailable})
+	err = d.Trigger(t.Context(), bus.Trigger{V: 1, TriggerID: "t", Tree: "demo"})
+	if err == nil || bus.IsPermanent(err) {
+		t.Fatalf("inventory down: %v, want a transient error", err)
+	}
+}
+
+func TestSnapshotRequestsOneDeltaPerBase(t *testing.T) {
+	inv, ver := fixture()
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	snap := bus.Snapshot{V: 1, TriggerID: "t1", Tree: "demo", Site: "origin", Root: v3}
+	if err := d.Snapshot(t.Context(), snap); err != nil {
+		t.Fatal(err)
+	}
+	// The site already at v3 is told so, without a pack.
+	if len(out.commands) != 1 || out.commands[0].Site != "current" || out.commands[0].Pack != "" || out.commands[0].To != v3 {
+		t.Fatalf("commands %+v", out.commands)
+	}
+	// One request per distinct base: v1 (two sites) and none (a new site).
+	var froms []string
+	for _, r := range out.requests {
+		froms = append(froms, r.From)
+		if r.To != v3 {
+			t.Errorf("request to %s", r.To)
+		}
+	}
+	sort.Strings(froms)
+	if strings.Join(froms, ",") != ","+v1 {
+		t.Fatalf("requests from %q, want none and v1", froms)
+	}
+	// The paused subscription is recorded as DISABLED.
+	if len(out.finished) != 1 || out.finished[0].Site != "paused" || out.finished[0].Result != bus.ResultDisabled {
+		t.Fatalf("finished %+v", out.finished)
+	}
+}
+
+func TestDeltaReadyGoesToSitesAtItsBase(t *testing.T) {
+	inv, ver := fixture()
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	ready := bus.DeltaReady{V: 1, TriggerID: "t1", Tree: "demo", From: v1, To: v3, Pack: bus.DeltaID("demo", v1, v3), PackHash: v2}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	var sites []string
+	for _, c := range out.commands {
+		sites = append(sites, c.Site)
+		if c.Pack != ready.Pack || c.PackHash != v2 || c.From != v1 || c.To != v3 {
+			t.Errorf("command %+v", c)
+		}
+	}
+	sort.Strings(sites)
+	if strings.Join(sites, ",") != "old-a,old-b" {
+		t.Fatalf("sent to %v, want old-a and old-b (not the paused site, not others)", sites)
+	}
+}
