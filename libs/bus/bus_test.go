@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -178,7 +177,7 @@ func TestConsumeAcksByErrorClass(t *testing.T) {
 		return nil
 	}
 	consumeErr := make(chan error, 1)
-	go func() { consumeErr <- bus.Consume(ctx, cons, slog.New(slog.NewTextHandler(io.Discard, nil)), h) }()
+	go func() { consumeErr <- bus.Consume(ctx, cons, slog.New(slog.DiscardHandler), h) }()
 
 	for _, tree := range []string{"good", "flaky"} {
 		tr := bus.Trigger{V: 1, TriggerID: tree, Tree: tree, Reason: "manual"}

@@ -32,11 +32,34 @@ func NewEvents(js jetstream.JetStream, source string) *Events {
 	return &Events{js: js, source: source}
 }
 
-// Publish sends one event and waits for the stream to store it. The
-// CloudEvents id doubles as Nats-Msg-Id, so a retried publish is stored once.
+// eventNamespace derives deterministic event ids from keys.
+var eventNamespace = uuid.MustParse("9d7c2f4e-1a3b-4c5d-8e6f-7a8b9c0d1e2f")
+
+// EventID is the id of the event entity.action about key: the same fact
+// always gets the same id, so a handler that runs again after a redelivery
+// publishes a duplicate that JetStream drops and consumers recognise.
+func EventID(entity, action, key string) string {
+	return uuid.NewSHA1(eventNamespace, []byte(entity+"."+action+"|"+key)).String()
+}
+
+// Publish sends one event with a random id and waits for the stream to
+// store it. Use PublishKeyed for facts a retried handler may state again.
 func (e *Events) Publish(ctx context.Context, entity, action, subject string, data any) error {
+	return e.PublishKeyed(ctx, entity, action, subject, "", data)
+}
+
+// PublishKeyed sends one event and waits for the stream to store it. key
+// names the fact the event states (a run id, a delta id); the event id is
+// derived from it (EventID) and doubles as Nats-Msg-Id, so publishing the
+// same fact twice within DuplicateWindow stores it once. An empty key gives
+// a random id.
+func (e *Events) PublishKeyed(ctx context.Context, entity, action, subject, key string, data any) error {
 	ev := event.New()
-	ev.SetID(uuid.NewString())
+	if key == "" {
+		ev.SetID(uuid.NewString())
+	} else {
+		ev.SetID(EventID(entity, action, key))
+	}
 	ev.SetSource(e.source)
 	ev.SetType(EventTypePrefix + entity + "." + action)
 	ev.SetTime(time.Now().UTC())

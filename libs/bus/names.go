@@ -90,8 +90,8 @@ func EventSubject(entity, action string) string {
 	return EventsPrefix + "." + entity + "." + action
 }
 
-// DeltaID names the delta (tree, from, to): it is the Nats-Msg-Id of its
-// request and the object name of its pack.
+// DeltaID names the delta (tree, from, to): it is the object name of its
+// pack and the start of the Nats-Msg-Id of requests for it.
 func DeltaID(tree, from, to string) string {
 	return tree + "/" + versionToken(from) + "/" + to
 }

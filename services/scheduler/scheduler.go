@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.HTTPAddr != "" {
 		mux := http.NewServeMux()
 		health.Register(mux, s.probe)
-		if s.http, err = httpserve.Listen(cfg.HTTPAddr, mux); err != nil {
+		if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -176,15 +176,15 @@ func (s *sender) RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID str
 	return bus.Publish(ctx, s.js, bus.DeltaRequestSubject(r.Tree), msgID, r)
 }
 
-func (s *sender) Event(ctx context.Context, entity, action, subject string, data any) error {
-	return s.events.Publish(ctx, entity, action, subject, data)
+func (s *sender) Event(ctx context.Context, entity, action, subject, key string, data any) error {
+	return s.events.PublishKeyed(ctx, entity, action, subject, key, data)
 }
 
 func (s *sender) Trigger(ctx context.Context, t bus.Trigger) error {
 	if err := bus.Publish(ctx, s.js, bus.TriggerSubject(t.Tree), t.TriggerID, t); err != nil {
 		return err
 	}
-	return s.events.Publish(ctx, bus.EntitySync, bus.ActionRequested, t.Tree,
+	return s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionRequested, t.Tree, t.TriggerID,
 		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason})
 }
 

@@ -33,7 +33,7 @@ type Versions interface {
 type Sender interface {
 	Command(ctx context.Context, c bus.SyncCommand) error
 	RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error
-	Event(ctx context.Context, entity, action, subject string, data any) error
+	Event(ctx context.Context, entity, action, subject, key string, data any) error
 }
 
 // Dispatcher turns triggers, snapshots and ready deltas into work.
@@ -108,10 +108,11 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 		// One request per trigger and pair: a redelivered snapshot is
 		// deduplicated, a later trigger asks again and is answered from the
 		// delta store.
-		if err := d.out.RequestDelta(ctx, req, bus.DeltaID(s.Tree, base, s.Root)+"/"+s.TriggerID); err != nil {
+		msgID := bus.DeltaID(s.Tree, base, s.Root) + "/" + s.TriggerID
+		if err := d.out.RequestDelta(ctx, req, msgID); err != nil {
 			return err
 		}
-		if err := d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, s.Tree, req); err != nil {
+		if err := d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, s.Tree, msgID, req); err != nil {
 			return err
 		}
 	}
@@ -169,7 +170,7 @@ func (d *Dispatcher) start(ctx context.Context, cmd bus.SyncCommand) error {
 		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: cmd.Site, Tree: cmd.Tree,
 		Kind: cmd.Kind, From: cmd.From, To: cmd.To, StartedAt: d.now().UTC(),
 	}
-	if err := d.out.Event(ctx, bus.EntitySync, bus.ActionStarted, cmd.Site+"/"+cmd.Tree, ev); err != nil {
+	if err := d.out.Event(ctx, bus.EntitySync, bus.ActionStarted, cmd.Site+"/"+cmd.Tree, cmd.RunID, ev); err != nil {
 		return err
 	}
 	if err := d.out.Command(ctx, cmd); err != nil {
@@ -187,7 +188,7 @@ func (d *Dispatcher) disabled(ctx context.Context, triggerID string, sub invento
 		Site: sub.Site, Tree: sub.Tree, Kind: bus.CommandApply, To: to,
 		Result: bus.ResultDisabled, Error: "subscription paused", FinishedAt: now,
 	}
-	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, sub.Site+"/"+sub.Tree, fin)
+	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, sub.Site+"/"+sub.Tree, fin.RunID, fin)
 }
 
 // classify marks errors that redelivery cannot fix: the inventory says the

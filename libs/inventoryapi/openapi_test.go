@@ -1,0 +1,351 @@
+package inventoryapi_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+)
+
+// openAPIPath is the contract these tests hold the code to.
+const openAPIPath = "../../api/openapi.yaml"
+
+func loadOpenAPI(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(openAPIPath)
+	if err != nil {
+		t.Fatalf("read openapi: %v", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("parse %s: %v", openAPIPath, err)
+	}
+	if v, _ := doc["openapi"].(string); !strings.HasPrefix(v, "3.1") {
+		t.Fatalf("%s: openapi version %q, want 3.1.x", openAPIPath, v)
+	}
+	return doc
+}
+
+// node walks a decoded YAML document by map keys; nil when a key is missing.
+func node(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// resolve follows a local "$ref" ("#/a/b") until it reaches a non-ref node.
+func resolve(t *testing.T, doc, v any) any {
+	t.Helper()
+	for range 10 {
+		ref, ok := node(v, "$ref").(string)
+		if !ok {
+			return v
+		}
+		if !strings.HasPrefix(ref, "#/") {
+			t.Fatalf("non-local $ref %q", ref)
+		}
+		parts := strings.Split(strings.TrimPrefix(ref, "#/"), "/")
+		for i, p := range parts {
+			parts[i] = strings.ReplaceAll(strings.ReplaceAll(p, "~1", "/"), "~0", "~")
+		}
+		if v = node(doc, parts...); v == nil {
+			t.Fatalf("dangling $ref %q", ref)
+		}
+	}
+	t.Fatalf("$ref loop")
+	return nil
+}
+
+func keys(v any) []string {
+	m, _ := v.(map[string]any)
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func strs(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		s, _ := e.(string)
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// jsonTags returns the JSON names of a struct's fields, and the names of
+// those always present in its encoding (no omitempty/omitzero).
+func jsonTags(typ reflect.Type) (all, always []string) {
+	for f := range typ.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			a, r := jsonTags(f.Type)
+			all, always = append(all, a...), append(always, r...)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		all = append(all, name)
+		optional := slices.ContainsFunc(strings.Split(opts, ","), func(o string) bool {
+			return o == "omitempty" || o == "omitzero"
+		})
+		if !optional {
+			always = append(always, name)
+		}
+	}
+	slices.Sort(all)
+	slices.Sort(always)
+	return all, always
+}
+
+// TestOpenAPISchemas checks that each wire type's schema has exactly its
+// JSON fields, and requires exactly those always encoded.
+func TestOpenAPISchemas(t *testing.T) {
+	doc := loadOpenAPI(t)
+	types := map[string]any{
+		"Tree":         inventoryapi.Tree{},
+		"Site":         inventoryapi.Site{},
+		"Subscription": inventoryapi.Subscription{},
+		"Run":          inventoryapi.Run{},
+		"Version":      inventoryapi.Version{},
+		"OverviewRow":  inventoryapi.OverviewRow{},
+		"SyncAccepted": inventoryapi.SyncAccepted{},
+		"Problem":      inventoryapi.Problem{},
+	}
+	for name, v := range types {
+		t.Run(name, func(t *testing.T) {
+			schema := node(doc, "components", "schemas", name)
+			if schema == nil {
+				t.Fatalf("no components.schemas.%s", name)
+			}
+			all, always := jsonTags(reflect.TypeOf(v))
+			if got := keys(node(schema, "properties")); !slices.Equal(got, all) {
+				t.Errorf("%s properties %v, Go JSON fields %v", name, got, all)
+			}
+			if got := strs(node(schema, "required")); !slices.Equal(got, always) {
+				t.Errorf("%s required %v, Go fields without omitempty %v", name, got, always)
+			}
+		})
+	}
+	// A create body may only hold fields of the type the client sends.
+	bodies := map[string]any{
+		"TreeCreate":         inventoryapi.Tree{},
+		"SiteCreate":         inventoryapi.Site{},
+		"SubscriptionCreate": inventoryapi.Subscription{},
+	}
+	for name, v := range bodies {
+		all, _ := jsonTags(reflect.TypeOf(v))
+		for _, p := range keys(node(doc, "components", "schemas", name, "properties")) {
+			if !slices.Contains(all, p) {
+				t.Errorf("%s property %q is not a JSON field of %T", name, p, v)
+			}
+		}
+		for _, p := range all {
+			if node(doc, "components", "schemas", name, "properties", p) == nil {
+				t.Errorf("%s lacks %q, which the Go client sends (an unknown field is a 400)", name, p)
+			}
+		}
+	}
+	states := []string{inventoryapi.RunDone, inventoryapi.RunRunning}
+	if got := strs(node(doc, "components", "schemas", "Run", "properties", "state", "enum")); !slices.Equal(got, states) {
+		t.Errorf("Run.state enum %v, want %v", got, states)
+	}
+}
+
+// route is one operation of the inventory API and its success status.
+type route struct{ method, path, status string }
+
+var routes = []route{
+	{"post", "/api/v1/sites", "201"},
+	{"get", "/api/v1/sites", "200"},
+	{"get", "/api/v1/sites/{name}", "200"},
+	{"post", "/api/v1/trees", "201"},
+	{"get", "/api/v1/trees", "200"},
+	{"get", "/api/v1/trees/{name}", "200"},
+	{"post", "/api/v1/subscriptions", "201"},
+	{"get", "/api/v1/subscriptions", "200"},
+	{"get", "/api/v1/trees/{name}/subscriptions", "200"},
+	{"post", "/api/v1/trees/{name}/sync", "202"},
+	{"get", "/api/v1/runs", "200"},
+	{"get", "/api/v1/runs/{id}", "200"},
+	{"get", "/api/v1/trees/{name}/versions", "200"},
+	{"get", "/api/v1/overview", "200"},
+	{"get", "/healthz", "200"},
+	{"get", "/readyz", "200"},
+}
+
+// TestOpenAPIRoutes checks that every route exists with its method, that
+// nothing else is documented, and that errors are problem+json.
+func TestOpenAPIRoutes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	paths := node(doc, "paths")
+	documented := map[route]bool{}
+	for p, item := range paths.(map[string]any) {
+		for m := range item.(map[string]any) {
+			if slices.Contains([]string{"get", "put", "post", "delete", "patch", "head", "options", "trace"}, m) {
+				documented[route{method: m, path: p}] = true
+			}
+		}
+	}
+	for _, r := range routes {
+		op := node(paths, r.path, r.method)
+		if op == nil {
+			t.Errorf("%s %s not in paths", strings.ToUpper(r.method), r.path)
+			continue
+		}
+		delete(documented, route{method: r.method, path: r.path})
+		if node(op, "responses", r.status) == nil {
+			t.Errorf("%s %s: no %s response", strings.ToUpper(r.method), r.path, r.status)
+		}
+		for code, resp := range node(op, "responses").(map[string]any) {
+			if strings.HasPrefix(r.path, "/api/") && code[0] >= '4' {
+				if node(resolve(t, doc, resp), "content", "application/problem+json", "schema", "$ref") != "#/components/schemas/Problem" {
+					t.Errorf("%s %s: %s response is not a problem+json Problem", strings.ToUpper(r.method), r.path, code)
+				}
+			}
+		}
+		if strings.HasPrefix(r.path, "/api/") {
+			if node(op, "responses", "500") == nil {
+				t.Errorf("%s %s: no 500 response", strings.ToUpper(r.method), r.path)
+			}
+		}
+	}
+	for r := range documented {
+		t.Errorf("%s %s documented but not in the route list", strings.ToUpper(r.method), r.path)
+	}
+	if node(paths, "/readyz", "get", "responses", "503") == nil {
+		t.Error("/readyz: no 503 response")
+	}
+}
+
+// TestOpenAPIClient runs every client method against a recorder and checks
+// that each request it sends is a documented operation with documented
+// query parameters.
+func TestOpenAPIClient(t *testing.T) {
+	doc := loadOpenAPI(t)
+	type request struct {
+		method, path string
+		query        []string
+	}
+	var (
+		mu   sync.Mutex
+		seen []request
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, request{r.Method, r.URL.Path, keys(toAny(r.URL.Query()))})
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("null")) // decodes into any result type; a failed write fails the call
+	}))
+	defer srv.Close()
+
+	c := inventoryapi.NewClient(srv.URL, srv.Client())
+	ctx := t.Context()
+	calls := map[string]func() error{
+		"Trees":      func() error { _, err := c.Trees(ctx); return err },
+		"Tree":       func() error { _, err := c.Tree(ctx, "demo"); return err },
+		"CreateTree": func() error { _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: "demo"}); return err },
+		"CreateSite": func() error { _, err := c.CreateSite(ctx, inventoryapi.Site{Name: "a"}); return err },
+		"Sites":      func() error { _, err := c.Sites(ctx); return err },
+		"Subscribe": func() error {
+			_, err := c.Subscribe(ctx, inventoryapi.Subscription{Site: "a", Tree: "demo"})
+			return err
+		},
+		"Subscriptions": func() error { _, err := c.Subscriptions(ctx, "demo"); return err },
+		"Sync":          func() error { _, err := c.Sync(ctx, "demo"); return err },
+		"Runs":          func() error { _, err := c.Runs(ctx, "demo", "a"); return err },
+		"Versions":      func() error { _, err := c.Versions(ctx, "demo"); return err },
+		"Overview":      func() error { _, err := c.Overview(ctx); return err },
+	}
+	for name, call := range calls {
+		if err := call(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if len(seen) != len(calls) {
+		t.Fatalf("recorded %d requests for %d calls", len(seen), len(calls))
+	}
+	paths := node(doc, "paths").(map[string]any)
+	for _, req := range seen {
+		tmpl := matchPath(paths, req.path)
+		if tmpl == "" {
+			t.Errorf("client %s %s: no documented path", req.method, req.path)
+			continue
+		}
+		op := node(paths, tmpl, strings.ToLower(req.method))
+		if op == nil {
+			t.Errorf("client %s %s: %s has no %s operation", req.method, req.path, tmpl, req.method)
+			continue
+		}
+		var params []string
+		opParams, _ := node(op, "parameters").([]any)
+		for _, p := range opParams {
+			if p := resolve(t, doc, p); node(p, "in") == "query" {
+				params = append(params, node(p, "name").(string))
+			}
+		}
+		for _, q := range req.query {
+			if !slices.Contains(params, q) {
+				t.Errorf("client %s %s: query parameter %q not documented (have %v)", req.method, req.path, q, params)
+			}
+		}
+	}
+}
+
+func toAny(q map[string][]string) any {
+	m := make(map[string]any, len(q))
+	for k, v := range q {
+		m[k] = v
+	}
+	return m
+}
+
+// matchPath returns the documented path template that path matches: each
+// {param} matches one non-empty segment.
+func matchPath(paths map[string]any, path string) string {
+	segs := strings.Split(path, "/")
+	for tmpl := range paths {
+		tsegs := strings.Split(tmpl, "/")
+		if len(tsegs) != len(segs) {
+			continue
+		}
+		ok := true
+		for i, ts := range tsegs {
+			if strings.HasPrefix(ts, "{") && strings.HasSuffix(ts, "}") {
+				ok = ok && segs[i] != ""
+			} else {
+				ok = ok && ts == segs[i]
+			}
+		}
+		if ok {
+			return tmpl
+		}
+	}
+	return ""
+}
