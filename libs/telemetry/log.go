@@ -9,8 +9,11 @@ import (
 )
 
 // NewLogger returns a slog logger writing format ("text" or "json") at
-// level ("debug", "info", "warn", "error") to w.
+// level ("debug", "info", "warn", "error"; empty means info) to w.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	if level == "" {
+		level = "info"
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+)
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// defaultAPI is where `pulpdist dev` serves the API unless told otherwise;
+// other subcommands talk to it by default.
+const defaultAPI = "127.0.0.1:7480"
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "pulpdist",
+		Short:         "Mirror filesystem trees to many sites, computing each delta once",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	api := root.PersistentFlags().String("api", envOr("PULPDIST_API_URL", "http://"+defaultAPI), "inventory API base URL (env PULPDIST_API_URL)")
+	asJSON := root.PersistentFlags().Bool("json", false, "print JSON instead of a table")
+	client := func() *inventoryapi.Client {
+		return inventoryapi.NewClient(*api, &http.Client{Timeout: 30 * time.Second})
+	}
+	root.AddCommand(newDev(stdout, stderr))
+	root.AddCommand(&cobra.Command{
+		Use:   "overview",
+		Short: "Show every site × tree with version, state and lag",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rows, err := client().Overview(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return render(stdout, *asJSON, rows, "SITE\tTREE\tROLE\tVERSION\tSTATE\tLAG", func(w io.Writer) {
+				for _, r := range rows {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Site, r.Tree, r.Role, short(r.Version), r.State, time.Duration(r.LagSeconds)*time.Second)
+				}
+			})
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "sync TREE",
+		Short: "Sync a tree now",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			acc, err := client().Sync(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return render(stdout, *asJSON, acc, "TREE\tTRIGGER", func(w io.Writer) {
+				fmt.Fprintf(w, "%s\t%s\n", acc.Tree, acc.TriggerID)
+			})
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "trees",
+		Short: "List trees",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			trees, err := client().Trees(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return render(stdout, *asJSON, trees, "TREE\tORIGIN\tSOURCE\tSCHEDULE", func(w io.Writer) {
+				for _, t := range trees {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, t.OriginSite, t.Source, t.Schedule)
+				}
+			})
+		},
+	})
+	var runTree, runSite string
+	runs := &cobra.Command{
+		Use:   "runs",
+		Short: "List sync runs, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rs, err := client().Runs(cmd.Context(), runTree, runSite)
+			if err != nil {
+				return err
+			}
+			return render(stdout, *asJSON, rs, "STARTED\tSITE\tTREE\tKIND\tTO\tRESULT\tFILES\tBYTES", func(w io.Writer) {
+				for _, r := range rs {
+					res := r.Result
+					if res == "" {
+						res = r.State
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.StartedAt.Local().Format(time.DateTime), r.Site, r.Tree, r.Kind, short(r.To), res, r.Files, r.Bytes)
+				}
+			})
+		},
+	}
+	runs.Flags().StringVar(&runTree, "tree", "", "only runs of this tree")
+	runs.Flags().StringVar(&runSite, "site", "", "only runs of this site")
+	root.AddCommand(runs)
+	return root
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	return v
+}
+
+func render(w io.Writer, asJSON bool, v any, header string, rows func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	rows(tw)
+	return tw.Flush()
+}

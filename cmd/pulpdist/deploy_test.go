@@ -1,0 +1,165 @@
+package main
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/services/deltacache"
+	"github.com/pulpdist/pulpdist/services/inventory"
+	"github.com/pulpdist/pulpdist/services/scheduler"
+	"github.com/pulpdist/pulpdist/services/siteagent"
+)
+
+// compose is the part of docker-compose.yml the test reads.
+type compose struct {
+	Services map[string]struct {
+		Image   string `yaml:"image"`
+		Command []string
+		Build   struct {
+			Context    string            `yaml:"context"`
+			Dockerfile string            `yaml:"dockerfile"`
+			Args       map[string]string `yaml:"args"`
+		} `yaml:"build"`
+		Environment map[string]string `yaml:"environment"`
+		DependsOn   any               `yaml:"depends_on"`
+	} `yaml:"services"`
+}
+
+type binder interface{ Bind(*config.Set) }
+
+// envRead lists the environment variables each service program reads.
+func envRead() map[string][]string {
+	out := map[string][]string{}
+	for name, cfg := range map[string]binder{
+		"inventory":  &inventory.Config{},
+		"scheduler":  &scheduler.Config{},
+		"deltacache": &deltacache.Config{},
+		"siteagent":  &siteagent.Config{},
+	} {
+		s := config.New(name, func(string) (string, bool) { return "", false })
+		cfg.Bind(s)
+		out[name] = s.EnvVars()
+	}
+	return out
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestComposeMatchesPrograms parses docker-compose.yml (no Docker engine is
+// needed) and checks it against what the programs really read.
+func TestComposeMatchesPrograms(t *testing.T) {
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c compose
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	reads := envRead()
+	seen := map[string]int{}
+	httpPort := map[string]string{}
+	for name, svc := range c.Services {
+		if svc.Build.Dockerfile == "" {
+			continue
+		}
+		prog := svc.Build.Args["SERVICE"]
+		vars, ok := reads[prog]
+		if !ok {
+			t.Errorf("%s builds SERVICE=%q, which is not a pulpdist service", name, prog)
+			continue
+		}
+		seen[prog]++
+		if _, err := os.Stat(filepath.Join(root, svc.Build.Context, svc.Build.Dockerfile)); err != nil {
+			t.Errorf("%s: dockerfile: %v", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "services", prog, "cmd", prog, "main.go")); err != nil {
+			t.Errorf("%s: no main for %s: %v", name, prog, err)
+		}
+		for k := range svc.Environment {
+			if strings.HasPrefix(k, "PULPDIST_") && !slices.Contains(vars, k) {
+				t.Errorf("%s sets %s, which %s does not read (it reads %v)", name, k, prog, vars)
+			}
+		}
+		if !strings.HasPrefix(svc.Environment["PULPDIST_NATS_URL"], "nats://nats:") {
+			t.Errorf("%s: PULPDIST_NATS_URL %q does not point at the nats service", name, svc.Environment["PULPDIST_NATS_URL"])
+		}
+		if addr := svc.Environment["PULPDIST_HTTP_ADDR"]; addr != "" {
+			httpPort[name] = addr[strings.LastIndex(addr, ":")+1:]
+		}
+		switch prog {
+		case "inventory":
+			u, err := url.Parse(svc.Environment["PULPDIST_DATABASE_URL"])
+			if err != nil || u.Scheme != "postgres" || u.Hostname() != "postgres" {
+				t.Errorf("inventory database url %q must point at the postgres service", svc.Environment["PULPDIST_DATABASE_URL"])
+			}
+		case "siteagent":
+			if err := bus.ValidateName("site", svc.Environment["PULPDIST_SITE"]); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			if !filepath.IsAbs(svc.Environment["PULPDIST_DATA_DIR"]) {
+				t.Errorf("%s: data dir must be absolute", name)
+			}
+		}
+	}
+	for prog := range reads {
+		if seen[prog] == 0 {
+			t.Errorf("docker-compose.yml runs no %s", prog)
+		}
+	}
+	// The scheduler reaches the inventory on the port the inventory binds.
+	for name, svc := range c.Services {
+		if svc.Build.Args["SERVICE"] != "scheduler" {
+			continue
+		}
+		u, err := url.Parse(svc.Environment["PULPDIST_INVENTORY_URL"])
+		if err != nil || u.Hostname() != "inventory" || u.Port() != httpPort["inventory"] {
+			t.Errorf("%s: inventory url %q does not match inventory's http addr port %q", name, svc.Environment["PULPDIST_INVENTORY_URL"], httpPort["inventory"])
+		}
+	}
+	nats, ok := c.Services["nats"]
+	if !ok || !slices.Contains(nats.Command, "--jetstream") {
+		t.Errorf("the nats service must run with --jetstream")
+	}
+	if _, ok := c.Services["postgres"]; !ok {
+		t.Errorf("no postgres service")
+	}
+}
+
+// TestDockerfileBuildsEveryService checks the shared Dockerfile builds the
+// service named by its SERVICE argument from the workspace.
+func TestDockerfileBuildsEveryService(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deployments", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(raw)
+	for _, want := range []string{
+		"ARG SERVICE", "COPY go.work go.work.sum", "COPY libs/", "COPY migrations/", "COPY services/",
+		"./services/${SERVICE}/cmd/${SERVICE}", "CGO_ENABLED=0",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?m)^FROM `).FindAllString(df, -1)); n < 2 {
+		t.Errorf("Dockerfile has %d stages, want a multi-stage build", n)
+	}
+}

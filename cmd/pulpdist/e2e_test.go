@@ -1,0 +1,405 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/devstack"
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/pgtest"
+	"github.com/pulpdist/pulpdist/libs/poll"
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// eventLog is an independent subscriber to pulpdist.evt.>: it sees what any
+// outside tool would.
+type eventLog struct {
+	mu     sync.Mutex
+	events []seenEvent
+}
+
+type seenEvent struct {
+	Type    string
+	Subject string
+	Data    []byte
+}
+
+func subscribeEvents(t *testing.T, url string) *eventLog {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &eventLog{}
+	var cons jetstream.Consumer
+	poll.Until(t, 10*time.Second, func() error { // the stream exists once a service has started
+		cons, err = js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"pulpdist.evt.>"}})
+		return err
+	})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ev, _, err := bus.DecodeEvent[map[string]any](m.Data())
+		if err != nil {
+			t.Errorf("undecodable event on %s: %v", m.Subject(), err)
+			return
+		}
+		l.mu.Lock()
+		l.events = append(l.events, seenEvent{Type: ev.Type(), Subject: m.Subject(), Data: ev.Data()})
+		l.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return l
+}
+
+// find returns the data of every event of a type, decoded as T.
+func find[T any](t *testing.T, l *eventLog, typ string) []T {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []T
+	for _, e := range l.events {
+		if e.Type != typ {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(e.Data, &v); err != nil {
+			t.Fatalf("event %s: %v", typ, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func writeFile(t *testing.T, root, rel, body string, mode os.FileMode) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // WriteFile keeps the mode of an existing file
+		t.Fatal(err)
+	}
+}
+
+func scan(t *testing.T, dir string) *tree.Manifest {
+	t.Helper()
+	m, err := tree.Scan(t.Context(), dir)
+	if err != nil {
+		t.Fatalf("scan %s: %v", dir, err)
+	}
+	return m
+}
+
+// waitRuns waits until every listed site has a finished run of the trigger
+// and returns them by site.
+func waitRuns(t *testing.T, c *inventoryapi.Client, triggerID string, sites ...string) map[string]inventoryapi.Run {
+	t.Helper()
+	got := map[string]inventoryapi.Run{}
+	poll.Until(t, 60*time.Second, func() error {
+		runs, err := c.Runs(t.Context(), "demo", "")
+		if err != nil {
+			return err
+		}
+		clear(got)
+		for _, r := range runs {
+			if r.TriggerID == triggerID && r.State == inventoryapi.RunDone {
+				got[r.Site] = r
+			}
+		}
+		for _, s := range sites {
+			if _, ok := got[s]; !ok {
+				return fmt.Errorf("no finished run of %s yet (have %v)", s, keys(got))
+			}
+		}
+		return nil
+	})
+	return got
+}
+
+func keys[M ~map[string]V, V any](m M) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestEndToEnd runs the whole flow with the four services as separate
+// components wired only by an embedded JetStream and the inventory's REST
+// API, on the machine's PostgreSQL: a tree travels from an origin to two
+// sites, changes, travels again, and a run without change is UP_TO_DATE.
+func TestEndToEnd(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "origin-tree")
+	writeFile(t, src, "README.txt", "hello\n", 0o644)
+	writeFile(t, src, "bin/run.sh", "#!/bin/sh\necho run\n", 0o755)
+	writeFile(t, src, "data/a.bin", string(make([]byte, 100_000)), 0o644)
+	writeFile(t, src, "data/same-as-readme.txt", "hello\n", 0o644)
+	writeFile(t, src, "old/gone.txt", "to be deleted\n", 0o644)
+	if err := os.Symlink("README.txt", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	st, err := devstack.New(ctx, devstack.Options{
+		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, DatabaseURL: dbURL, APIAddr: "127.0.0.1:0",
+		Sites: []string{"origin", "site-a", "site-b"}, DeltaCaches: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- st.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("stack stopped with %v", err)
+		}
+	})
+	events := subscribeEvents(t, st.NATSURL)
+	poll.Until(t, 30*time.Second, func() error {
+		resp, err := http.Get(st.APIURL + "/readyz") //nolint:noctx // test poll
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+
+	c := inventoryapi.NewClient(st.APIURL, nil)
+	for _, s := range []string{"origin", "site-a", "site-b", "site-c"} {
+		if _, err := c.CreateSite(ctx, inventoryapi.Site{Name: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: "demo", OriginSite: "origin", Source: src, Keep: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []inventoryapi.Subscription{{Site: "site-a", Tree: "demo"}, {Site: "site-b", Tree: "demo"}, {Site: "site-c", Tree: "demo", Paused: true}} {
+		if _, err := c.Subscribe(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sync := func(want bus.Result) (string, map[string]inventoryapi.Run) {
+		t.Helper()
+		acc, err := c.Sync(ctx, "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := waitRuns(t, c, acc.TriggerID, "origin", "site-a", "site-b", "site-c")
+		for _, s := range []string{"site-a", "site-b"} {
+			if r := runs[s]; r.Result != string(want) {
+				t.Fatalf("%s: result %s (%s), want %s", s, r.Result, r.Error, want)
+			}
+		}
+		if r := runs["site-c"]; r.Result != string(bus.ResultDisabled) {
+			t.Fatalf("paused site-c: result %s, want DISABLED", r.Result)
+		}
+		return acc.TriggerID, runs
+	}
+	assertConverged := func() string {
+		t.Helper()
+		want := scan(t, src)
+		for _, s := range []string{"site-a", "site-b"} {
+			got := scan(t, filepath.Join(st.SiteDir(s), "trees", "demo", "current"))
+			if !reflect.DeepEqual(got.Entries, want.Entries) {
+				t.Fatalf("%s differs from the origin:\n got %+v\nwant %+v", s, got.Entries, want.Entries)
+			}
+		}
+		return want.Root()
+	}
+
+	// Run 1: both sites start empty.
+	_, runs := sync(bus.ResultCompleted)
+	v1 := assertConverged()
+	if runs["origin"].Result != string(bus.ResultCompleted) || runs["origin"].To != v1 {
+		t.Fatalf("origin run %+v, want COMPLETED at %s", runs["origin"], v1)
+	}
+
+	// Change everything a tree can change, then run 2.
+	writeFile(t, src, "README.txt", "hello, world\n", 0o644)        // modified
+	writeFile(t, src, "new/dir/file.txt", "brand new\n", 0o600)     // added in new dirs
+	writeFile(t, src, "bin/run.sh", "#!/bin/sh\necho run\n", 0o700) // mode only
+	if err := os.RemoveAll(filepath.Join(src, "old")); err != nil { // deleted
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("bin/run.sh", filepath.Join(src, "link")); err != nil { // retargeted
+		t.Fatal(err)
+	}
+	_, runs = sync(bus.ResultCompleted)
+	v2 := assertConverged()
+	if v2 == v1 {
+		t.Fatal("the version did not change")
+	}
+	if runs["site-a"].Bytes == 0 || runs["site-a"].From != v1 {
+		t.Fatalf("site-a run 2 %+v: want a pack from %s", runs["site-a"], v1)
+	}
+
+	// Run 3: nothing changed; nothing is computed or transferred.
+	packsBefore := countObjects(t, st.NATSURL, bus.BucketDeltas)
+	trig3, runs := sync(bus.ResultUpToDate)
+	for s, r := range runs {
+		if s != "site-c" && r.Bytes != 0 {
+			t.Errorf("%s transferred %d bytes on a run without change", s, r.Bytes)
+		}
+	}
+	if runs["origin"].Result != string(bus.ResultUpToDate) {
+		t.Errorf("origin run 3: %s, want UP_TO_DATE", runs["origin"].Result)
+	}
+	for _, r := range find[bus.DeltaRequest](t, events, "dev.pulpdist.delta.requested") {
+		if r.TriggerID == trig3 {
+			t.Errorf("run 3 requested a delta %+v", r)
+		}
+	}
+	if n := countObjects(t, st.NATSURL, bus.BucketDeltas); n != packsBefore {
+		t.Errorf("packs stored: %d before run 3, %d after", packsBefore, n)
+	}
+
+	// Each (from, to) pair was computed exactly once although two sites
+	// needed it and two delta-cache instances were serving.
+	computed := map[string]int{}
+	for _, d := range find[bus.DeltaComputed](t, events, "dev.pulpdist.delta.computed") {
+		computed[d.From+"→"+d.To]++
+	}
+	if want := map[string]int{"→" + v1: 1, v1 + "→" + v2: 1}; !reflect.DeepEqual(computed, want) {
+		t.Fatalf("deltas computed %v, want each pair once: %v", computed, want)
+	}
+
+	// Asking again for a stored pair — through the bus, served by either
+	// instance — is answered from the store.
+	nc, js, err := bus.Connect(ctx, st.NATSURL, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	again := bus.DeltaRequest{V: 1, TriggerID: "again", Tree: "demo", From: v1, To: v2}
+	if err := bus.Publish(ctx, js, bus.DeltaRequestSubject("demo"), "again", again); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		for _, r := range readyMessages(t, js) {
+			if r.TriggerID == "again" {
+				if r.Computed {
+					return errors.New("the stored pair was computed again")
+				}
+				return nil
+			}
+		}
+		return errors.New("no answer to the repeated request yet")
+	})
+	if n := len(find[bus.DeltaComputed](t, events, "dev.pulpdist.delta.computed")); n != 2 {
+		t.Fatalf("%d deltas computed after the repeated request, want still 2", n)
+	}
+
+	// The overview shows every site × tree, converged.
+	rows, err := c.Overview(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySite := map[string]inventoryapi.OverviewRow{}
+	for _, r := range rows {
+		bySite[r.Site] = r
+	}
+	for _, s := range []string{"site-a", "site-b"} {
+		r := bySite[s]
+		if r.Role != "replica" || r.Version != v2 || r.LatestVersion != v2 || r.State != string(bus.ResultUpToDate) || r.LagSeconds != 0 {
+			t.Errorf("overview %s: %+v", s, r)
+		}
+	}
+	if r := bySite["origin"]; r.Role != "origin" || r.Version != v2 {
+		t.Errorf("overview origin: %+v", r)
+	}
+	if r := bySite["site-c"]; r.State != string(bus.ResultDisabled) || r.Version != "" {
+		t.Errorf("overview site-c: %+v", r)
+	}
+
+	// Every step was published as an event an outside tool could see.
+	for _, typ := range []string{
+		"tree.created", "site.created", "subscription.created", "sync.requested", "sync.started",
+		"snapshot.published", "delta.requested", "delta.computed", "sync.finished",
+	} {
+		if len(find[map[string]any](t, events, bus.EventTypePrefix+typ)) == 0 {
+			t.Errorf("no %s event seen", typ)
+		}
+	}
+}
+
+func countObjects(t *testing.T, url, bucket string) int {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os, err := js.ObjectStore(t.Context(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := os.List(t.Context())
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list)
+}
+
+func readyMessages(t *testing.T, js jetstream.JetStream) []bus.DeltaReady {
+	t.Helper()
+	cons, err := js.OrderedConsumer(t.Context(), bus.StreamDeltaReady, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []bus.DeltaReady
+	batch, err := cons.FetchNoWait(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		r, err := bus.Decode[bus.DeltaReady](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+// Package devstack runs the whole of pulpdist in one process: optionally an
+// embedded NATS server, the inventory, the scheduler, delta-cache instances
+// and site-agents. Each service gets its own NATS connection and talks to
+// the others only over the bus and the inventory's REST API, exactly as
+// separate processes would. `pulpdist dev` and the end-to-end tests use it.
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/natsembed"
+	"github.com/pulpdist/pulpdist/services/deltacache"
+	"github.com/pulpdist/pulpdist/services/inventory"
+	"github.com/pulpdist/pulpdist/services/scheduler"
+	"github.com/pulpdist/pulpdist/services/siteagent"
+)
+
+// Options choose what the stack runs and where.
+type Options struct {
+	// DataDir holds the embedded NATS store, the SQLite database and the
+	// sites' trees.
+	DataDir string
+	// NATSURL uses an external NATS server; empty starts an embedded one on
+	// NATSHost:NATSPort (-1 = random port).
+	NATSURL  string
+	NATSHost string
+	NATSPort int
+	// DatabaseURL of the inventory; empty means SQLite in DataDir.
+	DatabaseURL string
+	// APIAddr is where the inventory listens (host:port, port 0 = random).
+	APIAddr string
+	// Sites are the site-agents to run; each stores its trees in
+	// DataDir/sites/<name>.
+	Sites []string
+	// DeltaCaches is the number of delta-cache instances (at least 1).
+	DeltaCaches int
+	// ScheduleTick is how often cron schedules are checked (default 1s).
+	ScheduleTick time.Duration
+	Log          *slog.Logger
+}
+
+// Stack is a built set of services, ready to Run.
+type Stack struct {
+	// NATSURL is the client URL of the bus.
+	NATSURL string
+	// APIURL is the inventory's base URL.
+	APIURL string
+	// DataDir is the absolute data directory.
+	DataDir string
+
+	nats *server.Server
+	runs []func(context.Context) error
+}
+
+// SiteDir is where the site-agent of site keeps its trees.
+func (s *Stack) SiteDir(site string) string { return filepath.Join(s.DataDir, "sites", site) }
+
+// New builds every service: it connects them to the bus, opens and
+// migrates the database and binds the API. Nothing runs until Run.
+func New(ctx context.Context, o Options) (_ *Stack, err error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.DeltaCaches < 1 {
+		o.DeltaCaches = 1
+	}
+	if o.ScheduleTick <= 0 {
+		o.ScheduleTick = time.Second
+	}
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st := &Stack{DataDir: dir, NATSURL: o.NATSURL}
+	defer func() {
+		if err != nil {
+			st.stopNATS()
+		}
+	}()
+	if st.NATSURL == "" {
+		st.nats, err = natsembed.Start(natsembed.Options{Host: o.NATSHost, Port: o.NATSPort, StoreDir: filepath.Join(dir, "nats")})
+		if err != nil {
+			return nil, err
+		}
+		st.NATSURL = st.nats.ClientURL()
+	}
+	dbURL := o.DatabaseURL
+	if dbURL == "" {
+		dbURL = "sqlite://" + filepath.Join(dir, "inventory.db")
+	}
+
+	// Every other service reports into a probe that the inventory's /readyz
+	// shows, so one URL says when the whole system is ready.
+	schedProbe := health.NewProbe("scheduler")
+	dcProbes := make([]*health.Probe, o.DeltaCaches)
+	for i := range dcProbes {
+		dcProbes[i] = health.NewProbe("deltacache-" + strconv.Itoa(i+1))
+	}
+	agentProbes := make([]*health.Probe, len(o.Sites))
+	for i, site := range o.Sites {
+		agentProbes[i] = health.NewProbe("siteagent-" + site)
+	}
+	extra := append(append([]*health.Probe{schedProbe}, dcProbes...), agentProbes...)
+
+	inv, err := inventory.New(ctx, inventory.Config{
+		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra,
+	}, o.Log.With("service", "inventory"))
+	if err != nil {
+		return nil, err
+	}
+	st.APIURL = inv.URL()
+	st.runs = append(st.runs, inv.Run)
+
+	sched, err := scheduler.New(ctx, scheduler.Config{
+		NATSURL: st.NATSURL, InventoryURL: st.APIURL, RefreshInterval: 10 * time.Second,
+		TickInterval: o.ScheduleTick, Probe: schedProbe,
+	}, o.Log.With("service", "scheduler"))
+	if err != nil {
+		return nil, err
+	}
+	st.runs = append(st.runs, sched.Run)
+
+	for i, p := range dcProbes {
+		name := "dev-" + strconv.Itoa(i+1)
+		dc, err := deltacache.New(ctx, deltacache.Config{
+			NATSURL: st.NATSURL, Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), Probe: p,
+		}, o.Log.With("service", "deltacache", "instance", name))
+		if err != nil {
+			return nil, err
+		}
+		st.runs = append(st.runs, dc.Run)
+	}
+	for i, site := range o.Sites {
+		ag, err := siteagent.New(ctx, siteagent.Config{
+			NATSURL: st.NATSURL, Site: site, DataDir: st.SiteDir(site), Probe: agentProbes[i],
+		}, o.Log.With("service", "siteagent"))
+		if err != nil {
+			return nil, err
+		}
+		st.runs = append(st.runs, ag.Run)
+	}
+	return st, nil
+}
+
+// Run runs every service until ctx ends or one fails, then stops them all
+// and the embedded NATS server.
+func (s *Stack) Run(ctx context.Context) error {
+	defer s.stopNATS()
+	g, ctx := errgroup.WithContext(ctx)
+	for _, run := range s.runs {
+		g.Go(func() error { return run(ctx) })
+	}
+	return g.Wait()
+}
+
+func (s *Stack) stopNATS() {
+	if s.nats != nil {
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
+		s.nats = nil
+	}
+}

@@ -1,0 +1,621 @@
+package replica
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// inode is a set of manifest files with the same content, mode and mtime:
+// one file on disk, hard-linked under every path.
+type inode struct {
+	hash  string
+	size  int64
+	mode  uint32
+	mtime int64
+	paths []string // manifest order; paths[0] is created, the others linked
+	// Where the content comes from; exactly one is set.
+	linkBase string // path in the base version with the same hash, mode, mtime
+	copyBase string // path in the base version with the same hash
+	fromPack bool   // the first inode of its hash in the pack; others copy from it
+	// copies are paths that got a copy instead of a link (EMLINK).
+	copies []string
+}
+
+// plan decides where every file of the target comes from.
+type plan struct {
+	inodes []*inode
+	// byPart lists, for each part hash, the inodes built from it: the
+	// first is written from the pack, the others copied from the first.
+	byPart map[string][]*inode
+}
+
+// makePlan groups the target's files into inodes and finds their content:
+// a hard link to the base version when hash, mode and mtime match (an
+// unchanged file), else the pack, else a copy of a base file with the same
+// content. A file found nowhere is an error.
+func makePlan(h pack.Header, base *tree.Manifest) (*plan, error) {
+	type key struct {
+		hash  string
+		mode  uint32
+		mtime int64
+	}
+	inBase := make(map[key]string)
+	baseByHash := make(map[string]string)
+	if base != nil {
+		for _, e := range base.Entries {
+			if e.Kind != tree.KindFile {
+				continue
+			}
+			k := key{e.Hash, e.Mode, e.MTime}
+			if _, ok := inBase[k]; !ok {
+				inBase[k] = e.Path
+			}
+			if _, ok := baseByHash[e.Hash]; !ok {
+				baseByHash[e.Hash] = e.Path
+			}
+		}
+	}
+	inPack := make(map[string]bool, len(h.Parts))
+	for _, p := range h.Parts {
+		inPack[p.Hash] = true
+	}
+	p := &plan{byPart: make(map[string][]*inode)}
+	byKey := make(map[key]*inode)
+	for _, e := range h.Manifest.Entries {
+		if e.Kind != tree.KindFile {
+			continue
+		}
+		k := key{e.Hash, e.Mode, e.MTime}
+		if in, ok := byKey[k]; ok {
+			in.paths = append(in.paths, e.Path)
+			continue
+		}
+		in := &inode{hash: e.Hash, size: e.Size, mode: e.Mode, mtime: e.MTime, paths: []string{e.Path}}
+		switch {
+		case inBase[k] != "":
+			in.linkBase = inBase[k]
+		case inPack[e.Hash]:
+			in.fromPack = true
+			p.byPart[e.Hash] = append(p.byPart[e.Hash], in)
+		case baseByHash[e.Hash] != "":
+			in.copyBase = baseByHash[e.Hash]
+		default:
+			return nil, fmt.Errorf("%w: %w: file %q (hash %s) is neither in the pack nor in base %q",
+				ErrMissingContent, pack.ErrFormat, e.Path, e.Hash, h.From)
+		}
+		byKey[k] = in
+		p.inodes = append(p.inodes, in)
+	}
+	return p, nil
+}
+
+// Apply builds the version header.To from the pack and switches `current`
+// to it. If header.From is not "" it must be the current version
+// (ErrBaseMismatch). The tree is built in staging/<to>.<random>/ through an
+// os.Root, so that no write escapes it: directories first, symlinks created
+// and never followed, unchanged files (same hash, mode and mtime as a base
+// file) hard-linked from versions/<from>, other files written from the pack
+// or copied, each content written once and hard-linked for identical files;
+// file modes and mtimes are set from the manifest, directory modes last,
+// deepest first. The staging tree is then scanned and its root compared to
+// header.To (ErrVerify), synced to disk, renamed to versions/<to>, its
+// manifest written (temp + rename), and `current` switched by renaming a
+// new symlink over it. Finally versions beyond keep are pruned (never the
+// current one); a prune failure is logged and retried by the next Apply.
+//
+// If To is already current, Apply returns zero Stats without reading the
+// pack or touching anything. On any error `current` and versions/ are as
+// before and staging/ holds nothing of this call.
+func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := pr.Header()
+	if err := h.Validate(); err != nil {
+		return Stats{}, fmt.Errorf("apply: %w", err)
+	}
+	cur, err := r.Current()
+	if err != nil {
+		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
+	}
+	if h.To == cur {
+		return Stats{}, nil
+	}
+	if h.From != "" && h.From != cur {
+		return Stats{}, fmt.Errorf("apply %s: %w: pack from %s, current is %q", h.To, ErrBaseMismatch, h.From, cur)
+	}
+	var base *tree.Manifest
+	if h.From != "" {
+		if base, err = r.Manifest(h.From); err != nil {
+			return Stats{}, fmt.Errorf("apply %s: base: %w", h.To, err)
+		}
+	}
+	p, err := makePlan(h, base)
+	if err != nil {
+		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
+	}
+
+	staging, err := os.MkdirTemp(r.path(stagingDir), h.To+".")
+	if err != nil {
+		return Stats{}, fmt.Errorf("apply %s: create staging: %w", h.To, err)
+	}
+	installed := false
+	defer func() {
+		if !installed {
+			// The error being returned matters more than a failed
+			// cleanup, which Open retries.
+			_ = removeAll(staging) // see above
+		}
+	}()
+	st, err := r.build(ctx, pr, h, p, staging)
+	if err != nil {
+		return Stats{}, fmt.Errorf("apply %s: build: %w", h.To, err)
+	}
+	if err := verify(ctx, staging, h.Manifest); err != nil {
+		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
+	}
+	if err := syncTree(ctx, staging, h.Manifest, p); err != nil {
+		return Stats{}, fmt.Errorf("apply %s: sync: %w", h.To, err)
+	}
+	if err := r.install(staging, h.To, h.Manifest); err != nil {
+		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
+	}
+	installed = true
+	if err := r.prune(h.To, cur); err != nil {
+		r.log.Warn("prune old versions", "dir", r.dir, "version", h.To, "error", err)
+	}
+	return st, nil
+}
+
+// build creates the target tree under staging from the plan and the pack.
+func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *plan, staging string) (Stats, error) {
+	var st Stats
+	sr, err := os.OpenRoot(staging)
+	if err != nil {
+		return st, err
+	}
+	defer sr.Close()
+	rr, err := os.OpenRoot(r.dir)
+	if err != nil {
+		return st, err
+	}
+	defer rr.Close()
+	stagingRel := filepath.Join(stagingDir, filepath.Base(staging))
+	baseRel := filepath.Join(versionsDir, h.From)
+
+	for _, e := range h.Manifest.Entries {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		// Validate checked every path; checking again here keeps the
+		// guarantee local to the code that writes.
+		if err := tree.ValidatePath(e.Path); err != nil {
+			return st, err
+		}
+		switch e.Kind {
+		case tree.KindDir:
+			// Owner-writable while it fills; its mode is set at the end.
+			if err := sr.Mkdir(e.Path, 0o700); err != nil {
+				return st, fmt.Errorf("mkdir: %w", err)
+			}
+		case tree.KindSymlink:
+			if err := sr.Symlink(e.Target, e.Path); err != nil {
+				return st, fmt.Errorf("symlink: %w", err)
+			}
+		}
+	}
+
+	// Files whose content is already on disk.
+	for _, in := range p.inodes {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		switch {
+		case in.linkBase != "":
+			err := rr.Link(filepath.Join(baseRel, in.linkBase), filepath.Join(stagingRel, in.paths[0]))
+			if err == nil {
+				st.FilesLinked++
+				break
+			}
+			if !errors.Is(err, syscall.EMLINK) {
+				return st, fmt.Errorf("link unchanged file: %w", err)
+			}
+			// The inode has as many links as the filesystem allows: copy,
+			// and set mode and mtime like any written file.
+			in.copyBase, in.linkBase = in.linkBase, ""
+			fallthrough
+		case in.copyBase != "":
+			n, err := copyFile(ctx, rr, filepath.Join(baseRel, in.copyBase), sr, in.paths[0])
+			if err != nil {
+				return st, fmt.Errorf("copy from base: %w", err)
+			}
+			st.FilesWritten++
+			st.BytesWritten += n
+		}
+	}
+
+	// Files whose content is in the pack.
+	for {
+		part, content, err := pr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("read pack: %w", err)
+		}
+		inodes := p.byPart[part.Hash]
+		if len(inodes) == 0 {
+			continue // every file with this content is linked from the base
+		}
+		n, err := writeFile(ctx, sr, inodes[0].paths[0], content)
+		if err != nil {
+			return st, fmt.Errorf("write part %s: %w", part.Hash, err)
+		}
+		st.FilesWritten++
+		st.BytesWritten += n
+		for _, in := range inodes[1:] {
+			// Same content, other mode or mtime: a copy, not a link.
+			n, err := copyFile(ctx, sr, inodes[0].paths[0], sr, in.paths[0])
+			if err != nil {
+				return st, fmt.Errorf("copy part %s: %w", part.Hash, err)
+			}
+			st.FilesWritten++
+			st.BytesWritten += n
+		}
+		delete(p.byPart, part.Hash)
+	}
+	if len(p.byPart) > 0 {
+		// Cannot happen with a validated header: the parts listed are the
+		// parts the reader returns.
+		missing := slices.Sorted(maps.Keys(p.byPart))
+		return st, fmt.Errorf("%w: %w: the pack ended without part %s for %q",
+			ErrMissingContent, pack.ErrFormat, missing[0], p.byPart[missing[0]][0].paths[0])
+	}
+
+	// Modes and mtimes, then identical files as hard links. A base link
+	// shares its inode with the served version and already has both.
+	for _, in := range p.inodes {
+		if in.linkBase == "" {
+			if err := setMeta(sr, in.paths[0], in); err != nil {
+				return st, err
+			}
+		}
+		for _, other := range in.paths[1:] {
+			err := sr.Link(in.paths[0], other)
+			if err == nil {
+				st.FilesLinked++
+				continue
+			}
+			if !errors.Is(err, syscall.EMLINK) {
+				return st, fmt.Errorf("link identical file: %w", err)
+			}
+			// Too many links to one inode: a copy with the same metadata.
+			n, err := copyFile(ctx, sr, in.paths[0], sr, other)
+			if err != nil {
+				return st, fmt.Errorf("copy identical file: %w", err)
+			}
+			if err := setMeta(sr, other, in); err != nil {
+				return st, err
+			}
+			in.copies = append(in.copies, other)
+			st.FilesWritten++
+			st.BytesWritten += n
+		}
+	}
+
+	// Directory modes last, children before parents.
+	for _, e := range slices.Backward(h.Manifest.Entries) {
+		if e.Kind == tree.KindDir {
+			if err := sr.Chmod(e.Path, fs.FileMode(e.Mode)); err != nil {
+				return st, err
+			}
+		}
+	}
+	if err := os.Chmod(staging, 0o755); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// setMeta sets the mode and mtime of the file name to those of in.
+func setMeta(root *os.Root, name string, in *inode) error {
+	if err := root.Chmod(name, fs.FileMode(in.mode)); err != nil {
+		return err
+	}
+	t := time.Unix(0, in.mtime)
+	return root.Chtimes(name, t, t)
+}
+
+// writeFile creates name in root with the content of r.
+func writeFile(ctx context.Context, root *os.Root, name string, r io.Reader) (int64, error) {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	if err != nil {
+		f.Close()
+		return n, err
+	}
+	if err := f.Close(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// copyFile copies the file src of srcRoot to the new file dst of dstRoot.
+func copyFile(ctx context.Context, srcRoot *os.Root, src string, dstRoot *os.Root, dst string) (int64, error) {
+	in, err := srcRoot.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	return writeFile(ctx, dstRoot, dst, in)
+}
+
+// ctxReader fails reads once ctx is done, so a long copy stops promptly.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// verify scans the built tree and compares it to the target manifest.
+func verify(ctx context.Context, dir string, want *tree.Manifest) error {
+	got, err := tree.Scan(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("%w: scan: %w", ErrVerify, err)
+	}
+	if got.Root() == want.Root() {
+		return nil
+	}
+	return fmt.Errorf("%w: root %s, want %s (%s)", ErrVerify, got.Root(), want.Root(), firstDifference(got, want))
+}
+
+// firstDifference describes the first entry where two manifests differ.
+func firstDifference(got, want *tree.Manifest) string {
+	for i := range max(len(got.Entries), len(want.Entries)) {
+		switch {
+		case i >= len(got.Entries):
+			return fmt.Sprintf("missing %q", want.Entries[i].Path)
+		case i >= len(want.Entries):
+			return fmt.Sprintf("unexpected %q", got.Entries[i].Path)
+		case got.Entries[i] != want.Entries[i]:
+			return fmt.Sprintf("entry %+v, want %+v", got.Entries[i], want.Entries[i])
+		}
+	}
+	return "no entry differs"
+}
+
+// syncTree fsyncs the files written for this version (linked base files are
+// durable already) and every directory, in parallel.
+func syncTree(ctx context.Context, dir string, m *tree.Manifest, p *plan) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	syncOne := func(name string) {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			f, err := root.Open(name)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("fsync %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	for _, in := range p.inodes {
+		if in.linkBase == "" {
+			syncOne(in.paths[0])
+		}
+		for _, c := range in.copies {
+			syncOne(c)
+		}
+	}
+	for _, e := range m.Entries {
+		if e.Kind == tree.KindDir {
+			syncOne(e.Path)
+		}
+	}
+	syncOne(".")
+	return g.Wait()
+}
+
+// install renames the verified staging tree to versions/<to>, writes its
+// manifest and switches `current` to it. On error it undoes what it did.
+func (r *Replica) install(staging, to string, m *tree.Manifest) (err error) {
+	final := r.path(versionsDir, to)
+	// A held (not current) copy of the same version is replaced by the
+	// fresh, verified one: move it aside first, put it back on error.
+	aside := ""
+	if _, statErr := os.Lstat(final); statErr == nil {
+		aside = r.path(stagingDir, to+".old."+randomSuffix())
+		if err := os.Rename(final, aside); err != nil {
+			return fmt.Errorf("move held copy aside: %w", err)
+		}
+	}
+	renamed, manifestWritten := false, false
+	defer func() {
+		if err == nil {
+			if aside != "" {
+				_ = removeAll(aside) // leftovers in staging/ are removed by Open
+			}
+			return
+		}
+		if manifestWritten && aside == "" {
+			_ = os.Remove(r.path(manifestsDir, to+".json")) // best effort undo; Open removes orphans
+		}
+		if renamed {
+			_ = os.Rename(final, staging) // best effort undo; the caller removes staging
+		}
+		if aside != "" {
+			_ = os.Rename(aside, final) // best effort undo
+		}
+	}()
+	if err := os.Rename(staging, final); err != nil {
+		return fmt.Errorf("rename staging to %s: %w", final, err)
+	}
+	renamed = true
+	if err := syncDir(r.path(versionsDir)); err != nil {
+		return err
+	}
+	if err := r.writeManifest(to, m); err != nil {
+		return err
+	}
+	manifestWritten = true
+	if err := r.switchCurrent(to); err != nil {
+		return err
+	}
+	return nil
+}
+
+// writeManifest writes manifests/<root>.json atomically.
+func (r *Replica) writeManifest(root string, m *tree.Manifest) error {
+	dir := r.path(manifestsDir)
+	f, err := os.CreateTemp(dir, "."+root+".json.tmp*")
+	if err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			_ = os.Remove(tmp) // best effort; Open removes leftovers
+		}
+	}()
+	if err := tree.Encode(f, m); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, root+".json")); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+// switchCurrent points `current` at versions/<root> atomically: a new
+// symlink renamed over the old one.
+func (r *Replica) switchCurrent(root string) error {
+	tmp := r.path(currentTmp)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("switch current: %w", err)
+	}
+	if err := os.Symlink(versionsDir+"/"+root, tmp); err != nil {
+		return fmt.Errorf("switch current: %w", err)
+	}
+	if err := os.Rename(tmp, r.path(currentLink)); err != nil {
+		_ = os.Remove(tmp) // best effort; Open removes leftovers
+		return fmt.Errorf("switch current: %w", err)
+	}
+	return syncDir(r.dir)
+}
+
+// syncDir fsyncs a directory so that renames in it are durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// prune removes held versions beyond keep, never current. previous (the
+// version current served before, if any) is kept first, then the most
+// recently installed ones by manifest time.
+func (r *Replica) prune(current, previous string) error {
+	roots, err := r.versions()
+	if err != nil {
+		return err
+	}
+	type held struct {
+		root string
+		at   time.Time
+	}
+	var old []held
+	for _, v := range roots {
+		if v == current {
+			continue
+		}
+		var at time.Time
+		if info, err := os.Stat(r.path(manifestsDir, v+".json")); err == nil {
+			at = info.ModTime()
+		}
+		old = append(old, held{v, at})
+	}
+	slices.SortFunc(old, func(a, b held) int {
+		switch {
+		case a.root == previous:
+			return -1
+		case b.root == previous:
+			return 1
+		}
+		return cmp.Or(b.at.Compare(a.at), cmp.Compare(a.root, b.root))
+	})
+	var errs []error
+	for _, h := range old[min(r.keep, len(old)):] {
+		// Rename out of versions/ first so that the version disappears at
+		// once; the slow removal happens in staging/.
+		trash := r.path(stagingDir, h.root+".prune."+randomSuffix())
+		if err := os.Rename(r.path(versionsDir, h.root), trash); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(r.path(manifestsDir, h.root+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		if err := removeAll(trash); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// randomSuffix returns 8 random hex characters for unique work names.
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,244 @@
+// Package replica keeps one tree at one site on disk and switches it from
+// version to version atomically.
+//
+// Layout under the replica directory:
+//
+//	versions/<root>/       complete trees, one per held version
+//	manifests/<root>.json  the manifest of each held version
+//	current -> versions/<root>  relative symlink to the served version
+//	staging/               work area; emptied by Open
+//
+// Readers use CurrentPath (or resolve the symlink once and keep the
+// resolved directory for a consistent view). A version is built beside the
+// served one, verified, made durable, and only then does `current` move, by
+// renaming a new symlink over it, so that a reader sees either the old tree
+// or the new one, never a mix, and a crash at any point leaves a served tree.
+// One process at a time may use a replica directory.
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// Names inside the replica directory.
+const (
+	versionsDir  = "versions"
+	manifestsDir = "manifests"
+	stagingDir   = "staging"
+	currentLink  = "current"
+	currentTmp   = "current.tmp"
+)
+
+// Sentinel errors; returned errors wrap them.
+var (
+	// ErrBaseMismatch marks a pack whose From is not the current version.
+	ErrBaseMismatch = errors.New("pack base is not the current version")
+	// ErrVerify marks a built tree whose scanned root is not the pack's To.
+	ErrVerify = errors.New("built tree does not match its manifest")
+	// ErrMissingContent marks a file whose content is neither in the pack
+	// nor in the base version. It comes wrapped together with
+	// pack.ErrFormat.
+	ErrMissingContent = errors.New("missing content")
+)
+
+// Stats counts what Apply did.
+type Stats struct {
+	// FilesWritten counts files whose content was written: from the pack,
+	// or copied where a hard link could not be used.
+	FilesWritten int64
+	// FilesLinked counts files hard-linked to an existing identical file.
+	FilesLinked int64
+	// BytesWritten is the content written to disk.
+	BytesWritten int64
+}
+
+// Replica is one tree at one site on disk. Its methods are safe for
+// concurrent use; Apply calls run one at a time.
+type Replica struct {
+	dir  string
+	keep int
+	mu   sync.Mutex // serialises Apply and prune
+	log  *slog.Logger
+}
+
+// Open opens the replica in dir, creating the layout if needed, and
+// recovers from a crashed run: it empties staging/, removes a stale
+// current.tmp, and removes versions without a manifest and manifests without
+// a version (never the current one). keep is the number of previous versions
+// held besides the current one; values below 1 mean 1.
+func Open(dir string, keep int) (*Replica, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open replica %s: %w", dir, err)
+	}
+	r := &Replica{dir: abs, keep: max(keep, 1), log: slog.Default()}
+	for _, d := range []string{abs, r.path(versionsDir), r.path(manifestsDir), r.path(stagingDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("open replica %s: %w", abs, err)
+		}
+	}
+	if err := r.cleanup(); err != nil {
+		return nil, fmt.Errorf("open replica %s: recover: %w", abs, err)
+	}
+	return r, nil
+}
+
+// SetLogger sets where the replica logs what it cannot return as an error
+// (a failed prune after a successful switch). The default is slog.Default().
+func (r *Replica) SetLogger(l *slog.Logger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.log = l
+}
+
+// path joins names under the replica directory.
+func (r *Replica) path(names ...string) string {
+	return filepath.Join(append([]string{r.dir}, names...)...)
+}
+
+// cleanup removes what a crashed Apply may have left.
+func (r *Replica) cleanup() error {
+	entries, err := os.ReadDir(r.path(stagingDir))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := removeAll(r.path(stagingDir, e.Name())); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(r.path(currentTmp)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	cur, err := r.Current()
+	if err != nil {
+		return err
+	}
+	if cur != "" {
+		if _, err := os.Stat(r.path(versionsDir, cur)); err != nil {
+			return fmt.Errorf("current version: %w", err)
+		}
+	}
+	versions, err := r.versions()
+	if err != nil {
+		return err
+	}
+	manifests, err := os.ReadDir(r.path(manifestsDir))
+	if err != nil {
+		return err
+	}
+	held := make(map[string]bool)
+	for _, m := range manifests {
+		name := m.Name()
+		root, ok := strings.CutSuffix(name, ".json")
+		switch {
+		case ok && tree.IsHash(root):
+			held[root] = true
+			if root != cur && !slices.Contains(versions, root) {
+				if err := os.Remove(r.path(manifestsDir, name)); err != nil {
+					return err
+				}
+			}
+		case strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp"):
+			// A manifest write that never got renamed into place.
+			if err := os.Remove(r.path(manifestsDir, name)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, v := range versions {
+		if v != cur && !held[v] {
+			if err := removeAll(r.path(versionsDir, v)); err != nil {
+				return err
+			}
+		}
+	}
+	return r.prune(cur, "")
+}
+
+// versions lists the roots under versions/.
+func (r *Replica) versions() ([]string, error) {
+	entries, err := os.ReadDir(r.path(versionsDir))
+	if err != nil {
+		return nil, err
+	}
+	var roots []string
+	for _, e := range entries {
+		if e.IsDir() && tree.IsHash(e.Name()) {
+			roots = append(roots, e.Name())
+		}
+	}
+	return roots, nil
+}
+
+// CurrentPath returns <dir>/current, the path that serves the current
+// version.
+func (r *Replica) CurrentPath() string { return r.path(currentLink) }
+
+// Current returns the root of the version `current` serves, or "" if none.
+func (r *Replica) Current() (string, error) {
+	target, err := os.Readlink(r.path(currentLink))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read current: %w", err)
+	}
+	root, ok := strings.CutPrefix(target, versionsDir+"/")
+	if !ok || !tree.IsHash(root) {
+		return "", fmt.Errorf("read current: unexpected link target %q", target)
+	}
+	return root, nil
+}
+
+// Manifest returns the stored manifest of a held version, checked against
+// its root.
+func (r *Replica) Manifest(root string) (*tree.Manifest, error) {
+	if !tree.IsHash(root) {
+		return nil, fmt.Errorf("manifest %q: not a root", root)
+	}
+	f, err := os.Open(r.path(manifestsDir, root+".json"))
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", root, err)
+	}
+	defer f.Close()
+	m, err := tree.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", root, err)
+	}
+	if got := m.Root(); got != root {
+		return nil, fmt.Errorf("manifest %s: stored manifest has root %s", root, got)
+	}
+	return m, nil
+}
+
+// removeAll removes p and everything below it, first making directories
+// writable if a read-only one is in the way.
+func removeAll(p string) error {
+	err := os.RemoveAll(p)
+	if err == nil {
+		return nil
+	}
+	// Walking does not follow symlinks; Chmod is only called on entries
+	// seen as directories.
+	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error { // best effort; RemoveAll below reports
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(q, 0o700) // best effort; RemoveAll below reports
+		}
+		return nil
+	})
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/pulpdist/pulpdist/migrations
+
+go 1.26.0

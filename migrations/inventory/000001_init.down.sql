@@ -1,0 +1,7 @@
+DROP TABLE IF EXISTS processed_events;
+DROP TABLE IF EXISTS site_versions;
+DROP TABLE IF EXISTS runs;
+DROP TABLE IF EXISTS versions;
+DROP TABLE IF EXISTS subscriptions;
+DROP TABLE IF EXISTS trees;
+DROP TABLE IF EXISTS sites;

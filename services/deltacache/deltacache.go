@@ -1,0 +1,301 @@
+// Package deltacache computes each delta (tree, from, to) exactly once
+// across all its instances, stores the pack in the deltas object store and
+// announces it. A request for a pack already stored is answered from the
+// store; two instances never build the same pack at once, because each
+// first claims the delta in a KV bucket (create-only key with a TTL).
+package deltacache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/httpserve"
+	"github.com/pulpdist/pulpdist/libs/tree"
+	"github.com/pulpdist/pulpdist/services/deltacache/internal/build"
+)
+
+// PackHashMeta is the object metadata key holding a pack's hex BLAKE3.
+const PackHashMeta = "pulpdist-blake3"
+
+// Config is the delta-cache's configuration.
+type Config struct {
+	NATSURL string
+	// HTTPAddr serves /healthz and /readyz; empty disables the server.
+	HTTPAddr  string
+	LogFormat string
+	LogLevel  string
+	// Probe, when set, is the readiness the service reports into (not from
+	// flags: `pulpdist dev` shows every service's readiness on one /readyz).
+	Probe *health.Probe
+	// Instance names this instance in events and claims.
+	Instance string
+	// WorkDir holds packs while they are written.
+	WorkDir string
+}
+
+// Bind registers the configuration's flags and environment variables.
+func (c *Config) Bind(s *config.Set) {
+	host, _ := os.Hostname() // a default only; an empty name is replaced below
+	if host == "" {
+		host = "deltacache"
+	}
+	s.String(&c.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7402", "address for /healthz and /readyz (empty: none)")
+	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
+	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.String(&c.Instance, "instance", "PULPDIST_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this instance")
+	s.String(&c.WorkDir, "work-dir", "PULPDIST_WORK_DIR", os.TempDir(), "directory for packs being built")
+}
+
+// Logging returns the log format and level.
+func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("nats url required"))
+	}
+	if c.Instance == "" {
+		errs = append(errs, errors.New("instance name required"))
+	}
+	if c.WorkDir == "" {
+		errs = append(errs, errors.New("work dir required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Service is a running delta-cache instance.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	layout *bus.Layout
+	events *bus.Events
+	probe  *health.Probe
+	http   *httpserve.Server
+}
+
+// New connects to NATS, declares the streams and binds the health server.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("deltacache config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
+		return nil, fmt.Errorf("deltacache work dir: %w", err)
+	}
+	nc, js, err := bus.Connect(ctx, cfg.NATSURL, "pulpdist-deltacache-"+cfg.Instance, log)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := bus.Ensure(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, log: log.With("instance", cfg.Instance), nc: nc, js: js, layout: layout,
+		events: bus.NewEvents(js, "/pulpdist/deltacache/"+cfg.Instance), probe: health.Or(cfg.Probe, "deltacache-"+cfg.Instance),
+	}
+	if cfg.HTTPAddr != "" {
+		mux := http.NewServeMux()
+		health.Register(mux, s.probe)
+		if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Probe is the instance's readiness.
+func (s *Service) Probe() *health.Probe { return s.probe }
+
+// ConsumerName is the durable work-queue consumer every instance shares.
+const ConsumerName = "deltacache"
+
+// maxDeliver bounds redelivery: a delta claimed by another instance is
+// retried with backoff while that instance builds it.
+const maxDeliver = 30
+
+// Run serves delta requests until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.nc.Close()
+	cc := bus.ConsumerConfig(ConsumerName, "pulpdist.delta.req.>")
+	cc.MaxDeliver = maxDeliver
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, bus.StreamDeltaReq, cc)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", ConsumerName, err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return bus.Consume(ctx, cons, s.log, s.handle) })
+	if s.http != nil {
+		g.Go(func() error { return s.http.Serve(ctx) })
+	}
+	s.probe.SetReady(true)
+	s.log.Info("deltacache ready")
+	err = g.Wait()
+	s.probe.SetReady(false)
+	if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+		err = errors.Join(err, derr)
+	}
+	return err
+}
+
+// errClaimed means another instance is building the delta right now.
+var errClaimed = errors.New("delta claimed by another instance")
+
+func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
+	req, err := bus.Decode[bus.DeltaRequest](m.Data())
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	stop := keepAlive(ctx, m)
+	defer stop()
+	return s.Serve(ctx, req)
+}
+
+// Serve answers one delta request: from the store if the pack exists,
+// otherwise by building it under a claim.
+func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
+	id := bus.DeltaID(req.Tree, req.From, req.To)
+	log := s.log.With("tree", req.Tree, "from", req.From, "to", req.To)
+	if info, err := s.layout.Deltas.GetInfo(ctx, id); err == nil {
+		log.Debug("delta served from store")
+		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("look up pack %s: %w", id, err)
+	}
+	claim := bus.DeltaClaimKey(req.Tree, req.From, req.To)
+	if _, err := s.layout.DeltaClaims.Create(ctx, claim, []byte(s.cfg.Instance)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("%s: %w", id, errClaimed)
+		}
+		return fmt.Errorf("claim %s: %w", id, err)
+	}
+	defer func() {
+		// The claim only guards the build; the stored pack answers from now on.
+		if err := s.layout.DeltaClaims.Delete(context.WithoutCancel(ctx), claim); err != nil {
+			log.Warn("release claim", "err", err)
+		}
+	}()
+	start := time.Now()
+	res, err := s.build(ctx, req, id)
+	if err != nil {
+		return err
+	}
+	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "took", time.Since(start))
+	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionComputed, req.Tree, id, bus.DeltaComputed{
+		Tree: req.Tree, From: req.From, To: req.To, Pack: id, Size: res.Size, Parts: res.Parts,
+		Instance: s.cfg.Instance, DurationMS: time.Since(start).Milliseconds(),
+	}); err != nil {
+		return err
+	}
+	return s.ready(ctx, req, id, uint64(res.Size), res.Hash, true)
+}
+
+func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string) (build.Result, error) {
+	to, err := s.manifest(ctx, req.Tree, req.To)
+	if err != nil {
+		return build.Result{}, err
+	}
+	var from *tree.Manifest
+	if req.From != "" {
+		if from, err = s.manifest(ctx, req.Tree, req.From); err != nil {
+			return build.Result{}, err
+		}
+	}
+	f, err := os.CreateTemp(s.cfg.WorkDir, "pack-*")
+	if err != nil {
+		return build.Result{}, fmt.Errorf("build %s: %w", id, err)
+	}
+	defer func() {
+		_ = f.Close()           // already closed on success; the error is of no use here
+		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
+	}()
+	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob)
+	if err != nil {
+		return res, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return res, fmt.Errorf("build %s: %w", id, err)
+	}
+	meta := jetstream.ObjectMeta{Name: id, Metadata: map[string]string{PackHashMeta: res.Hash}}
+	if _, err := s.layout.Deltas.Put(ctx, meta, f); err != nil {
+		return res, fmt.Errorf("store pack %s: %w", id, err)
+	}
+	return res, nil
+}
+
+func (s *Service) manifest(ctx context.Context, treeName, root string) (*tree.Manifest, error) {
+	name := bus.ManifestObject(treeName, root)
+	r, err := s.layout.Manifests.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, bus.Permanent(fmt.Errorf("manifest %s not published", name))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get manifest %s: %w", name, err)
+	}
+	defer r.Close()
+	m, err := tree.Decode(r)
+	if err != nil {
+		return nil, bus.Permanent(fmt.Errorf("manifest %s: %w", name, err))
+	}
+	if m.Root() != root {
+		return nil, bus.Permanent(fmt.Errorf("manifest %s: root is %s", name, m.Root()))
+	}
+	return m, nil
+}
+
+func (s *Service) openBlob(ctx context.Context, hash string) (io.ReadCloser, error) {
+	r, err := s.layout.Blobs.Get(ctx, hash)
+	if err != nil {
+		return nil, fmt.Errorf("get blob %s: %w", hash, err)
+	}
+	return r, nil
+}
+
+func (s *Service) ready(ctx context.Context, req bus.DeltaRequest, id string, size uint64, hash string, computed bool) error {
+	msg := bus.DeltaReady{
+		V: bus.MessageVersion, TriggerID: req.TriggerID, Tree: req.Tree, From: req.From, To: req.To,
+		Pack: id, PackHash: hash, Size: int64(size), Computed: computed,
+	}
+	// One announcement per request: a redelivered request is stored once, a
+	// later request for the same pair is answered again.
+	return bus.Publish(ctx, s.js, bus.DeltaReadySubject(req.Tree), "ready/"+id+"/"+req.TriggerID, msg)
+}
+
+// keepAlive tells JetStream the message is still being worked on, so a long
+// build is not redelivered to another instance.
+func keepAlive(ctx context.Context, m jetstream.Msg) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(bus.DefaultAckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = m.InProgress() // best effort; a missed one costs a redelivery, which the claim absorbs
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

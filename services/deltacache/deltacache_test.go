@@ -1,0 +1,188 @@
+package deltacache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/natstest"
+	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// publish scans dir and stores its content and manifest as an origin
+// would, returning the manifest.
+func publish(t *testing.T, l *bus.Layout, treeName, dir string) *tree.Manifest {
+	t.Helper()
+	m, err := tree.Scan(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range m.Entries {
+		if e.Kind != tree.KindFile {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Blobs.PutBytes(t.Context(), e.Hash, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := tree.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Manifests.PutBytes(t.Context(), bus.ManifestObject(treeName, m.Root()), buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func write(t *testing.T, dir, rel, body string) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type harness struct {
+	js        jetstream.JetStream
+	layout    *bus.Layout
+	instances []*Service
+}
+
+func start(t *testing.T, n int) *harness {
+	t.Helper()
+	url := natstest.Start(t)
+	log := slog.New(slog.DiscardHandler)
+	h := &harness{}
+	for i := range n {
+		s, err := New(t.Context(), Config{NATSURL: url, Instance: string(rune('a' + i)), WorkDir: t.TempDir()}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.nc.Close() })
+		h.instances = append(h.instances, s)
+	}
+	h.js, h.layout = h.instances[0].js, h.instances[0].layout
+	return h
+}
+
+func (h *harness) computedEvents(t *testing.T) int {
+	t.Helper()
+	s, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(bus.EventSubject(bus.EntityDelta, bus.ActionComputed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(info.State.Msgs)
+}
+
+// TestDeltaIsComputedOnceAcrossInstances has two instances serve the same
+// request at once and again later: one pack is built, every answer after it
+// comes from the store, and the pack carries only what the base lacks.
+func TestDeltaIsComputedOnceAcrossInstances(t *testing.T) {
+	h := start(t, 2)
+	dir := t.TempDir()
+	write(t, dir, "keep.txt", "unchanged")
+	write(t, dir, "edit.txt", "version one")
+	v1 := publish(t, h.layout, "demo", dir)
+	write(t, dir, "edit.txt", "version two")
+	write(t, dir, "new/file.txt", "added")
+	write(t, dir, "copy.txt", "unchanged") // content the base already holds
+	v2 := publish(t, h.layout, "demo", dir)
+
+	req := bus.DeltaRequest{V: 1, TriggerID: "t", Tree: "demo", From: v1.Root(), To: v2.Root()}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range h.instances {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Serve(t.Context(), req) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, errClaimed) {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+	// Whoever lost the race (or came second) is answered from the store.
+	for _, s := range h.instances {
+		if err := s.Serve(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.computedEvents(t); n != 1 {
+		t.Fatalf("delta computed %d times, want once", n)
+	}
+
+	obj, err := h.layout.Deltas.Get(t.Context(), bus.DeltaID("demo", v1.Root(), v2.Root()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	pr, err := pack.NewReader(obj, pack.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd := pr.Header()
+	if hd.From != v1.Root() || hd.To != v2.Root() || hd.Tree != "demo" {
+		t.Fatalf("pack header %s %s→%s", hd.Tree, hd.From, hd.To)
+	}
+	if len(hd.Parts) != 2 { // "version two" and "added"; not keep.txt nor copy.txt
+		t.Fatalf("pack has %d parts, want 2: %+v", len(hd.Parts), hd.Parts)
+	}
+}
+
+// TestBadRequestsAreRefused: a request naming a version nobody published,
+// or a manifest that does not hash to its name, is a permanent error and
+// stores nothing.
+func TestBadRequestsAreRefused(t *testing.T) {
+	h := start(t, 1)
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "a")
+	m := publish(t, h.layout, "demo", dir)
+	missing := bus.DeltaRequest{V: 1, TriggerID: "t", Tree: "demo", From: "", To: string(bytes.Repeat([]byte("0"), 64))}
+	if err := h.instances[0].Serve(t.Context(), missing); !bus.IsPermanent(err) {
+		t.Fatalf("unpublished version: %v, want a permanent error", err)
+	}
+	// A manifest stored under another root's name.
+	other := string(bytes.Repeat([]byte("1"), 64))
+	var buf bytes.Buffer
+	if err := tree.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.layout.Manifests.PutBytes(t.Context(), bus.ManifestObject("demo", other), buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	lying := bus.DeltaRequest{V: 1, TriggerID: "t", Tree: "demo", To: other}
+	if err := h.instances[0].Serve(t.Context(), lying); !bus.IsPermanent(err) {
+		t.Fatalf("manifest under a wrong name: %v, want a permanent error", err)
+	}
+	if _, err := h.layout.Manifests.PutBytes(t.Context(), bus.ManifestObject("demo", string(bytes.Repeat([]byte("2"), 64))), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	garbage := bus.DeltaRequest{V: 1, TriggerID: "t", Tree: "demo", To: string(bytes.Repeat([]byte("2"), 64))}
+	if err := h.instances[0].Serve(t.Context(), garbage); !bus.IsPermanent(err) {
+		t.Fatalf("garbage manifest: %v, want a permanent error", err)
+	}
+	if _, err := h.layout.Deltas.List(context.WithoutCancel(t.Context())); !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		t.Fatalf("deltas store not empty after refused requests: %v", err)
+	}
+}

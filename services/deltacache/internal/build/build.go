@@ -1,0 +1,60 @@
+// Package build computes a delta pack from two manifests: which content the
+// target needs that the base does not hold, written as a pack.
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// Parts lists the content the target needs that the base lacks: each file
+// hash of to that no file of from has, once, in path order. A nil base
+// means the empty tree.
+func Parts(from, to *tree.Manifest) []pack.Part {
+	have := map[string]bool{}
+	if from != nil {
+		for _, e := range from.Entries {
+			if e.Kind == tree.KindFile {
+				have[e.Hash] = true
+			}
+		}
+	}
+	var parts []pack.Part
+	for _, e := range to.Entries {
+		if e.Kind != tree.KindFile || have[e.Hash] {
+			continue
+		}
+		have[e.Hash] = true
+		parts = append(parts, pack.Part{Hash: e.Hash, Size: e.Size})
+	}
+	return parts
+}
+
+// Result describes a written pack.
+type Result struct {
+	Size  int64
+	Hash  string // hex BLAKE3 of the whole pack
+	Parts int
+}
+
+// Write writes the pack turning from (root fromRoot, "" for none) into to,
+// fetching content with open, and returns its size and hash.
+func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to *tree.Manifest,
+	open func(ctx context.Context, hash string) (io.ReadCloser, error)) (Result, error) {
+	h := pack.Header{
+		Format: pack.FormatVersion, Tree: treeName, From: fromRoot, To: to.Root(),
+		Manifest: to, Parts: Parts(from, to),
+	}
+	hasher := blake3.New()
+	n, err := pack.Write(ctx, io.MultiWriter(w, hasher), h, open)
+	if err != nil {
+		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, h.To, err)
+	}
+	return Result{Size: n, Hash: fmt.Sprintf("%x", hasher.Sum(nil)), Parts: len(h.Parts)}, nil
+}

@@ -1,0 +1,89 @@
+package inventory_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/services/inventory"
+)
+
+func parse(t *testing.T, env map[string]string, args ...string) (inventory.Config, error) {
+	t.Helper()
+	var cfg inventory.Config
+	s := config.New("inventory", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg.Bind(s)
+	err := s.Parse(args)
+	return cfg, err
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := inventory.Config{NATSURL: "nats://127.0.0.1:4222", DatabaseURL: "sqlite://pulpdist-inventory.db",
+		HTTPAddr: "127.0.0.1:7400", LogFormat: "text", LogLevel: "info"}
+	if cfg.NATSURL != want.NATSURL || cfg.DatabaseURL != want.DatabaseURL || cfg.HTTPAddr != want.HTTPAddr ||
+		cfg.LogFormat != want.LogFormat || cfg.LogLevel != want.LogLevel {
+		t.Fatalf("defaults = %+v, want %+v", cfg, want)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	env := map[string]string{
+		"PULPDIST_NATS_URL":     "nats://bus:4222",
+		"PULPDIST_DATABASE_URL": "postgresql://inv@db/inventory",
+		"PULPDIST_HTTP_ADDR":    ":8080",
+		"PULPDIST_LOG_FORMAT":   "json",
+		"PULPDIST_LOG_LEVEL":    "debug",
+	}
+	cfg, err := parse(t, env, "-database-url", "sqlite:///var/lib/pulpdist/inventory.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATSURL != "nats://bus:4222" || cfg.DatabaseURL != "sqlite:///var/lib/pulpdist/inventory.db" ||
+		cfg.HTTPAddr != ":8080" || cfg.LogFormat != "json" || cfg.LogLevel != "debug" {
+		t.Fatalf("config = %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	s := config.New("inventory", func(string) (string, bool) { return "", false })
+	cfg.Bind(s)
+	names = s.EnvVars()
+	if got := strings.Join(names, ","); got != "PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_NATS_URL" {
+		t.Fatalf("env vars = %s", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := inventory.Config{NATSURL: "nats://x:4222", DatabaseURL: "sqlite://x.db", HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info"}
+	for _, tc := range []struct {
+		name string
+		edit func(*inventory.Config)
+		want string
+	}{
+		{"no nats", func(c *inventory.Config) { c.NATSURL = "" }, "nats url required"},
+		{"mysql", func(c *inventory.Config) { c.DatabaseURL = "mysql://x/y" }, `scheme "mysql"`},
+		{"no database", func(c *inventory.Config) { c.DatabaseURL = "" }, "database url"},
+		{"no port", func(c *inventory.Config) { c.HTTPAddr = "localhost" }, "want host:port"},
+		{"log format", func(c *inventory.Config) { c.LogFormat = "xml" }, "log format"},
+		{"log level", func(c *inventory.Config) { c.LogLevel = "loud" }, "log level"},
+		{"nil probe", func(c *inventory.Config) { c.ExtraProbes = []*health.Probe{nil} }, "probe 0 is nil"},
+	} {
+		cfg := good
+		tc.edit(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := parse(t, map[string]string{"PULPDIST_LOG_LEVEL": "x"}, "-no-such-flag"); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}

@@ -1,0 +1,157 @@
+// Package catalog is the inventory's domain: sites, trees, subscriptions,
+// the versions the origins publish and the runs that move sites between
+// them. Its Service holds the rules (names, paths, schedules, who may
+// subscribe to what) and knows nothing of HTTP, SQL or NATS: it reaches
+// storage through a Repository and the bus through a Notifier, both
+// declared here where they are used.
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Domain errors. Transports map them to their own status codes in one place.
+var (
+	// ErrInvalid marks input that breaks a rule; the message says which.
+	ErrInvalid = errors.New("invalid")
+	// ErrAlreadyExists is returned when creating something that exists.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrNotFound is wrapped by every "X not found" error below.
+	ErrNotFound = errors.New("not found")
+
+	ErrSiteNotFound         = fmt.Errorf("site %w", ErrNotFound)
+	ErrTreeNotFound         = fmt.Errorf("tree %w", ErrNotFound)
+	ErrRunNotFound          = fmt.Errorf("run %w", ErrNotFound)
+	ErrSubscriptionNotFound = fmt.Errorf("subscription %w", ErrNotFound)
+)
+
+// Run states.
+const (
+	RunRunning = "RUNNING"
+	RunDone    = "DONE"
+)
+
+// Overview roles and the states that are not run results.
+const (
+	RoleOrigin  = "origin"
+	RoleReplica = "replica"
+
+	StateNeverSynced = "NEVER_SYNCED"
+	StateDisabled    = "DISABLED"
+)
+
+// Tree keep limits: how many previous versions a site keeps as delta bases.
+const (
+	DefaultKeep = 2
+	MinKeep     = 1
+	MaxKeep     = 100
+)
+
+// Run list limits.
+const (
+	DefaultRunLimit = 100
+	MaxRunLimit     = 1000
+)
+
+// Site is a place that holds trees, run by one site-agent.
+type Site struct {
+	Name        string
+	Description string
+	CreatedAt   time.Time
+}
+
+// Tree is a named directory that its origin site publishes.
+type Tree struct {
+	Name       string
+	OriginSite string
+	// Source is the absolute directory on the origin site.
+	Source string
+	// Schedule is a five-field cron expression; empty means manual only.
+	Schedule  string
+	Keep      int
+	CreatedAt time.Time
+}
+
+// Subscription says that a site holds a replica of a tree.
+type Subscription struct {
+	Site      string
+	Tree      string
+	Paused    bool
+	CreatedAt time.Time
+}
+
+// SubscriptionFilter selects subscriptions; empty fields match all.
+type SubscriptionFilter struct {
+	Site string
+	Tree string
+}
+
+// Version is a snapshot of a tree published by its origin.
+type Version struct {
+	Tree        string
+	Root        string
+	Site        string
+	Files       int64
+	Bytes       int64
+	PublishedAt time.Time
+}
+
+// SiteVersion is the version of a tree that a site serves.
+type SiteVersion struct {
+	Site      string
+	Tree      string
+	Root      string
+	UpdatedAt time.Time
+}
+
+// Run is one site moving one tree to a version (or, at the origin, a scan).
+type Run struct {
+	ID         string
+	TriggerID  string
+	Site       string
+	Tree       string
+	Kind       string
+	From       string
+	To         string
+	State      string
+	Result     string
+	Error      string
+	Files      int64
+	Bytes      int64
+	DurationMS int64
+	StartedAt  time.Time
+	FinishedAt *time.Time
+}
+
+// RunFilter selects runs, newest first; empty fields match all.
+type RunFilter struct {
+	Site  string
+	Tree  string
+	Limit int
+}
+
+// OverviewRow is one site × tree: what it serves, how far behind it is.
+type OverviewRow struct {
+	Site          string
+	Tree          string
+	Role          string
+	Paused        bool
+	Version       string
+	LatestVersion string
+	State         string
+	LastRunAt     *time.Time
+	LagSeconds    int64
+}
+
+// OverviewData is what the overview is computed from, read at once.
+type OverviewData struct {
+	Trees         []Tree
+	Subscriptions []Subscription
+	// Versions of every tree, in any order.
+	Versions     []Version
+	SiteVersions []SiteVersion
+	// LatestRuns holds the newest run of each site × tree that has one.
+	LatestRuns []Run
+}

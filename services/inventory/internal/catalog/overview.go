@@ -1,0 +1,95 @@
+package catalog
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// buildOverview computes one row per subscription (replica) and one per
+// tree at its origin. A site's lag is 0 when it serves the latest version,
+// otherwise the time since the oldest version it lacks was published: the
+// first version published after the one it serves, or the tree's first
+// version when it serves none (or one the inventory does not know).
+func buildOverview(d OverviewData, now time.Time) []OverviewRow {
+	type key struct{ site, tree string }
+	versions := map[string][]Version{}
+	for _, v := range d.Versions {
+		versions[v.Tree] = append(versions[v.Tree], v)
+	}
+	for _, vs := range versions {
+		slices.SortFunc(vs, func(a, b Version) int {
+			return cmp.Or(a.PublishedAt.Compare(b.PublishedAt), cmp.Compare(a.Root, b.Root))
+		})
+	}
+	serves := map[key]string{}
+	for _, sv := range d.SiteVersions {
+		serves[key{sv.Site, sv.Tree}] = sv.Root
+	}
+	runs := map[key]Run{}
+	for _, r := range d.LatestRuns {
+		runs[key{r.Site, r.Tree}] = r
+	}
+
+	row := func(site, tree, role string, paused bool, version string) OverviewRow {
+		vs := versions[tree]
+		o := OverviewRow{Site: site, Tree: tree, Role: role, Paused: paused, Version: version, State: StateNeverSynced}
+		if paused {
+			o.State = StateDisabled
+		}
+		if len(vs) > 0 {
+			o.LatestVersion = vs[len(vs)-1].Root
+		}
+		if r, ok := runs[key{site, tree}]; ok {
+			switch {
+			case r.State == RunRunning:
+				o.State = RunRunning
+			case r.Result != "":
+				o.State = r.Result
+			}
+			last := r.StartedAt
+			if r.FinishedAt != nil {
+				last = *r.FinishedAt
+			}
+			o.LastRunAt = &last
+		}
+		if o.Version != o.LatestVersion && len(vs) > 0 {
+			missing := vs[0] // the first version, when the site serves none we know
+			for i, v := range vs {
+				if v.Root == o.Version && i+1 < len(vs) {
+					missing = vs[i+1]
+					break
+				}
+			}
+			o.LagSeconds = max(0, int64(now.Sub(missing.PublishedAt)/time.Second))
+		}
+		return o
+	}
+
+	var out []OverviewRow
+	for _, t := range d.Trees {
+		latest := ""
+		if vs := versions[t.Name]; len(vs) > 0 {
+			latest = vs[len(vs)-1].Root
+		}
+		out = append(out, row(t.OriginSite, t.Name, RoleOrigin, false, latest))
+	}
+	for _, s := range d.Subscriptions {
+		out = append(out, row(s.Site, s.Tree, RoleReplica, s.Paused, serves[key{s.Site, s.Tree}]))
+	}
+	slices.SortFunc(out, func(a, b OverviewRow) int {
+		return cmp.Or(
+			cmp.Compare(a.Tree, b.Tree),
+			cmp.Compare(roleOrder(a.Role), roleOrder(b.Role)),
+			cmp.Compare(a.Site, b.Site),
+		)
+	})
+	return out
+}
+
+func roleOrder(role string) int {
+	if role == RoleOrigin {
+		return 0
+	}
+	return 1
+}

@@ -1,0 +1,320 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/adhocore/gronx"
+	"github.com/google/uuid"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+)
+
+// Repository stores the catalog. Every method is one transaction.
+type Repository interface {
+	// CreateSite fails with ErrAlreadyExists for a taken name.
+	CreateSite(ctx context.Context, s Site) error
+	Site(ctx context.Context, name string) (Site, error)
+	Sites(ctx context.Context) ([]Site, error)
+	// CreateTree fails with ErrSiteNotFound for an unknown origin site
+	// and ErrAlreadyExists for a taken name.
+	CreateTree(ctx context.Context, t Tree) error
+	Tree(ctx context.Context, name string) (Tree, error)
+	Trees(ctx context.Context) ([]Tree, error)
+	// CreateSubscription fails with ErrSiteNotFound or ErrTreeNotFound
+	// for an unknown site or tree and ErrAlreadyExists for a repeat.
+	CreateSubscription(ctx context.Context, s Subscription) error
+	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, error)
+	// Versions lists a tree's versions, newest first.
+	Versions(ctx context.Context, tree string) ([]Version, error)
+	Run(ctx context.Context, id string) (Run, error)
+	// Runs lists runs newest first, at most f.Limit of them.
+	Runs(ctx context.Context, f RunFilter) ([]Run, error)
+	OverviewData(ctx context.Context) (OverviewData, error)
+	// RecordEvent applies the change one bus event carries together with
+	// the event id, in one transaction. It returns false and changes
+	// nothing when the id was recorded before.
+	RecordEvent(ctx context.Context, eventID string, c Change) (bool, error)
+}
+
+// Change is what one bus event does to the catalog; nil fields do nothing.
+type Change struct {
+	// Version is inserted; a version already known keeps its first
+	// publication time.
+	Version *Version
+	// RunStarted is inserted or updated as RUNNING, unless the run is
+	// already DONE (events may arrive out of order).
+	RunStarted *Run
+	// RunFinished is inserted or updated as DONE; a run first seen here
+	// keeps the StartedAt given.
+	RunFinished *Run
+	// SiteVersion replaces the site's version of the tree unless the one
+	// recorded is newer.
+	SiteVersion *SiteVersion
+}
+
+// Notifier tells the rest of the system what the catalog did.
+type Notifier interface {
+	SiteCreated(ctx context.Context, s Site) error
+	TreeCreated(ctx context.Context, t Tree) error
+	SubscriptionCreated(ctx context.Context, s Subscription) error
+	// SyncRequested sends the trigger to the scheduler; when it returns
+	// nil the trigger is stored on the bus.
+	SyncRequested(ctx context.Context, t bus.Trigger) error
+}
+
+// Service applies the catalog's rules.
+type Service struct {
+	repo   Repository
+	notify Notifier
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a service storing in repo and announcing through n.
+func New(repo Repository, n Notifier, log *slog.Logger) *Service {
+	return &Service{repo: repo, notify: n, log: log, now: time.Now}
+}
+
+// timestamp is now as stored: UTC, microseconds (what PostgreSQL keeps).
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Limits on free-text input.
+const (
+	maxDescription = 1024
+	maxSource      = 4096
+	maxRunID       = 128
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+func checkName(kind, name string) error {
+	if err := bus.ValidateName(kind, name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// CreateSite declares a site.
+func (s *Service) CreateSite(ctx context.Context, site Site) (Site, error) {
+	if err := checkName("site", site.Name); err != nil {
+		return Site{}, err
+	}
+	if len(site.Description) > maxDescription || !utf8.ValidString(site.Description) {
+		return Site{}, invalidf("description must be UTF-8 text of at most %d bytes", maxDescription)
+	}
+	site.CreatedAt = s.timestamp()
+	if err := s.repo.CreateSite(ctx, site); err != nil {
+		return Site{}, fmt.Errorf("create site %s: %w", site.Name, err)
+	}
+	if err := s.notify.SiteCreated(ctx, site); err != nil {
+		// The site is stored; the event is informational and a failure
+		// to send it must not turn a success into an error.
+		s.log.Warn("site.created event not sent", "site", site.Name, "err", err)
+	}
+	return site, nil
+}
+
+// Site returns one site.
+func (s *Service) Site(ctx context.Context, name string) (Site, error) {
+	if err := checkName("site", name); err != nil {
+		return Site{}, err
+	}
+	return s.repo.Site(ctx, name)
+}
+
+// Sites lists every site by name.
+func (s *Service) Sites(ctx context.Context) ([]Site, error) { return s.repo.Sites(ctx) }
+
+// ValidateSource checks a tree's source: an absolute, clean path.
+func ValidateSource(src string) error {
+	switch {
+	case src == "":
+		return invalidf("source is required")
+	case len(src) > maxSource || !utf8.ValidString(src) || strings.ContainsRune(src, 0):
+		return invalidf("source must be UTF-8 text of at most %d bytes without NUL", maxSource)
+	case !path.IsAbs(src):
+		return invalidf("source %q must be an absolute path", src)
+	case path.Clean(src) != src:
+		return invalidf("source %q must be a clean path (want %q)", src, path.Clean(src))
+	}
+	return nil
+}
+
+// ValidateSchedule checks a five-field cron expression ("" is accepted:
+// manual only).
+func ValidateSchedule(expr string) error {
+	if expr == "" {
+		return nil
+	}
+	if n := len(strings.Fields(expr)); n != 5 {
+		return invalidf("schedule %q has %d fields, want 5 (minute hour day-of-month month day-of-week)", expr, n)
+	}
+	if !gronx.New().IsValid(expr) {
+		return invalidf("schedule %q is not a valid cron expression", expr)
+	}
+	return nil
+}
+
+// CreateTree declares a tree. Keep 0 means DefaultKeep.
+func (s *Service) CreateTree(ctx context.Context, t Tree) (Tree, error) {
+	if err := checkName("tree", t.Name); err != nil {
+		return Tree{}, err
+	}
+	if err := checkName("origin site", t.OriginSite); err != nil {
+		return Tree{}, err
+	}
+	if err := ValidateSource(t.Source); err != nil {
+		return Tree{}, err
+	}
+	t.Schedule = strings.Join(strings.Fields(t.Schedule), " ")
+	if err := ValidateSchedule(t.Schedule); err != nil {
+		return Tree{}, err
+	}
+	if t.Keep == 0 {
+		t.Keep = DefaultKeep
+	}
+	if t.Keep < MinKeep || t.Keep > MaxKeep {
+		return Tree{}, invalidf("keep %d out of range %d..%d", t.Keep, MinKeep, MaxKeep)
+	}
+	t.CreatedAt = s.timestamp()
+	if err := s.repo.CreateTree(ctx, t); err != nil {
+		return Tree{}, fmt.Errorf("create tree %s: %w", t.Name, err)
+	}
+	if err := s.notify.TreeCreated(ctx, t); err != nil {
+		s.log.Warn("tree.created event not sent", "tree", t.Name, "err", err)
+	}
+	return t, nil
+}
+
+// Tree returns one tree.
+func (s *Service) Tree(ctx context.Context, name string) (Tree, error) {
+	if err := checkName("tree", name); err != nil {
+		return Tree{}, err
+	}
+	return s.repo.Tree(ctx, name)
+}
+
+// Trees lists every tree by name.
+func (s *Service) Trees(ctx context.Context) ([]Tree, error) { return s.repo.Trees(ctx) }
+
+// Subscribe makes a site a replica of a tree. The origin site of a tree
+// cannot subscribe to it.
+func (s *Service) Subscribe(ctx context.Context, sub Subscription) (Subscription, error) {
+	if err := checkName("site", sub.Site); err != nil {
+		return Subscription{}, err
+	}
+	if err := checkName("tree", sub.Tree); err != nil {
+		return Subscription{}, err
+	}
+	t, err := s.repo.Tree(ctx, sub.Tree)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("subscribe %s to %s: %w", sub.Site, sub.Tree, err)
+	}
+	if t.OriginSite == sub.Site {
+		return Subscription{}, invalidf("site %q is the origin of tree %q and cannot subscribe to it", sub.Site, sub.Tree)
+	}
+	sub.CreatedAt = s.timestamp()
+	if err := s.repo.CreateSubscription(ctx, sub); err != nil {
+		return Subscription{}, fmt.Errorf("subscribe %s to %s: %w", sub.Site, sub.Tree, err)
+	}
+	if err := s.notify.SubscriptionCreated(ctx, sub); err != nil {
+		s.log.Warn("subscription.created event not sent", "site", sub.Site, "tree", sub.Tree, "err", err)
+	}
+	return sub, nil
+}
+
+// Subscriptions lists subscriptions matching f.
+func (s *Service) Subscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, error) {
+	if f.Site != "" {
+		if err := checkName("site", f.Site); err != nil {
+			return nil, err
+		}
+	}
+	if f.Tree != "" {
+		if err := checkName("tree", f.Tree); err != nil {
+			return nil, err
+		}
+	}
+	return s.repo.Subscriptions(ctx, f)
+}
+
+// TreeSubscriptions lists the subscriptions to a tree that must exist.
+func (s *Service) TreeSubscriptions(ctx context.Context, tree string) ([]Subscription, error) {
+	if _, err := s.Tree(ctx, tree); err != nil {
+		return nil, err
+	}
+	return s.repo.Subscriptions(ctx, SubscriptionFilter{Tree: tree})
+}
+
+// RequestSync asks the scheduler to sync a tree now and returns the
+// trigger id.
+func (s *Service) RequestSync(ctx context.Context, tree string) (string, error) {
+	if _, err := s.Tree(ctx, tree); err != nil {
+		return "", err
+	}
+	t := bus.Trigger{
+		V:           bus.MessageVersion,
+		TriggerID:   uuid.NewString(),
+		Tree:        tree,
+		Reason:      "manual",
+		RequestedAt: s.timestamp(),
+	}
+	if err := s.notify.SyncRequested(ctx, t); err != nil {
+		return "", fmt.Errorf("request sync of %s: %w", tree, err)
+	}
+	return t.TriggerID, nil
+}
+
+// Versions lists the versions of a tree that must exist, newest first.
+func (s *Service) Versions(ctx context.Context, tree string) ([]Version, error) {
+	if _, err := s.Tree(ctx, tree); err != nil {
+		return nil, err
+	}
+	return s.repo.Versions(ctx, tree)
+}
+
+// Run returns one run.
+func (s *Service) Run(ctx context.Context, id string) (Run, error) {
+	if id == "" || len(id) > maxRunID {
+		return Run{}, invalidf("run id must be 1 to %d bytes", maxRunID)
+	}
+	return s.repo.Run(ctx, id)
+}
+
+// Runs lists runs newest first. Limit 0 means DefaultRunLimit.
+func (s *Service) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	if f.Site != "" {
+		if err := checkName("site", f.Site); err != nil {
+			return nil, err
+		}
+	}
+	if f.Tree != "" {
+		if err := checkName("tree", f.Tree); err != nil {
+			return nil, err
+		}
+	}
+	if f.Limit == 0 {
+		f.Limit = DefaultRunLimit
+	}
+	if f.Limit < 1 || f.Limit > MaxRunLimit {
+		return nil, invalidf("limit %d out of range 1..%d", f.Limit, MaxRunLimit)
+	}
+	return s.repo.Runs(ctx, f)
+}
+
+// Overview returns one row per subscription and one per tree origin.
+func (s *Service) Overview(ctx context.Context) ([]OverviewRow, error) {
+	d, err := s.repo.OverviewData(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("overview: %w", err)
+	}
+	return buildOverview(d, s.now()), nil
+}

@@ -1,0 +1,134 @@
+// Package httpapi is the inventory's REST transport: go-kit endpoints that
+// adapt the catalog to request and response values, and the HTTP routes
+// under /api/v1 that decode requests, encode the libs/inventoryapi wire
+// types and map domain errors to status codes and problem+json.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-kit/kit/endpoint"
+
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/wire"
+)
+
+// Catalog is what the API offers: the catalog service.
+type Catalog interface {
+	CreateSite(ctx context.Context, s catalog.Site) (catalog.Site, error)
+	Site(ctx context.Context, name string) (catalog.Site, error)
+	Sites(ctx context.Context) ([]catalog.Site, error)
+	CreateTree(ctx context.Context, t catalog.Tree) (catalog.Tree, error)
+	Tree(ctx context.Context, name string) (catalog.Tree, error)
+	Trees(ctx context.Context) ([]catalog.Tree, error)
+	Subscribe(ctx context.Context, s catalog.Subscription) (catalog.Subscription, error)
+	Subscriptions(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Subscription, error)
+	TreeSubscriptions(ctx context.Context, tree string) ([]catalog.Subscription, error)
+	RequestSync(ctx context.Context, tree string) (string, error)
+	Versions(ctx context.Context, tree string) ([]catalog.Version, error)
+	Run(ctx context.Context, id string) (catalog.Run, error)
+	Runs(ctx context.Context, f catalog.RunFilter) ([]catalog.Run, error)
+	Overview(ctx context.Context) ([]catalog.OverviewRow, error)
+}
+
+// Endpoints are the API's operations. Requests are domain values (a name,
+// a filter, a site to create); responses are inventoryapi wire values.
+type Endpoints struct {
+	CreateSite         endpoint.Endpoint
+	ListSites          endpoint.Endpoint
+	GetSite            endpoint.Endpoint
+	CreateTree         endpoint.Endpoint
+	ListTrees          endpoint.Endpoint
+	GetTree            endpoint.Endpoint
+	CreateSubscription endpoint.Endpoint
+	ListSubscriptions  endpoint.Endpoint
+	TreeSubscriptions  endpoint.Endpoint
+	RequestSync        endpoint.Endpoint
+	TreeVersions       endpoint.Endpoint
+	ListRuns           endpoint.Endpoint
+	GetRun             endpoint.Endpoint
+	Overview           endpoint.Endpoint
+}
+
+// noRequest is the request of operations that take none.
+type noRequest struct{}
+
+// MakeEndpoints adapts c.
+func MakeEndpoints(c Catalog) Endpoints {
+	return Endpoints{
+		CreateSite: typed(func(ctx context.Context, s catalog.Site) (inventoryapi.Site, error) {
+			s, err := c.CreateSite(ctx, s)
+			return wire.Site(s), err
+		}),
+		ListSites: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Site, error) {
+			ss, err := c.Sites(ctx)
+			return wire.List(ss, wire.Site), err
+		}),
+		GetSite: typed(func(ctx context.Context, name string) (inventoryapi.Site, error) {
+			s, err := c.Site(ctx, name)
+			return wire.Site(s), err
+		}),
+		CreateTree: typed(func(ctx context.Context, t catalog.Tree) (inventoryapi.Tree, error) {
+			t, err := c.CreateTree(ctx, t)
+			return wire.Tree(t), err
+		}),
+		ListTrees: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Tree, error) {
+			ts, err := c.Trees(ctx)
+			return wire.List(ts, wire.Tree), err
+		}),
+		GetTree: typed(func(ctx context.Context, name string) (inventoryapi.Tree, error) {
+			t, err := c.Tree(ctx, name)
+			return wire.Tree(t), err
+		}),
+		CreateSubscription: typed(func(ctx context.Context, s catalog.Subscription) (inventoryapi.Subscription, error) {
+			s, err := c.Subscribe(ctx, s)
+			return wire.Subscription(s), err
+		}),
+		ListSubscriptions: typed(func(ctx context.Context, f catalog.SubscriptionFilter) ([]inventoryapi.Subscription, error) {
+			ss, err := c.Subscriptions(ctx, f)
+			return wire.List(ss, wire.Subscription), err
+		}),
+		TreeSubscriptions: typed(func(ctx context.Context, tree string) ([]inventoryapi.Subscription, error) {
+			ss, err := c.TreeSubscriptions(ctx, tree)
+			return wire.List(ss, wire.Subscription), err
+		}),
+		RequestSync: typed(func(ctx context.Context, tree string) (inventoryapi.SyncAccepted, error) {
+			id, err := c.RequestSync(ctx, tree)
+			return inventoryapi.SyncAccepted{TriggerID: id, Tree: tree}, err
+		}),
+		TreeVersions: typed(func(ctx context.Context, tree string) ([]inventoryapi.Version, error) {
+			vs, err := c.Versions(ctx, tree)
+			return wire.List(vs, wire.Version), err
+		}),
+		ListRuns: typed(func(ctx context.Context, f catalog.RunFilter) ([]inventoryapi.Run, error) {
+			rs, err := c.Runs(ctx, f)
+			return wire.List(rs, wire.Run), err
+		}),
+		GetRun: typed(func(ctx context.Context, id string) (inventoryapi.Run, error) {
+			r, err := c.Run(ctx, id)
+			return wire.Run(r), err
+		}),
+		Overview: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.OverviewRow, error) {
+			rows, err := c.Overview(ctx)
+			return wire.List(rows, wire.OverviewRow), err
+		}),
+	}
+}
+
+// typed turns a typed operation into a go-kit endpoint. A failed
+// operation has no response: errors travel alone.
+func typed[Req, Resp any](f func(context.Context, Req) (Resp, error)) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req, ok := request.(Req)
+		if !ok {
+			return nil, fmt.Errorf("endpoint: request is %T, want %T", request, *new(Req))
+		}
+		resp, err := f(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+}

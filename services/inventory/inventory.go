@@ -1,0 +1,224 @@
+// Package inventory is pulpdist's source of truth: the sites, the trees,
+// who subscribes to what, the versions the origins published and the runs
+// that moved sites between them. It is the only owner of its database
+// (PostgreSQL or SQLite), serves the REST API under /api/v1, announces what
+// it creates on the bus, turns POST …/sync into a trigger for the
+// scheduler, and records the sync and snapshot events the other services
+// publish.
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/httpserve"
+	"github.com/pulpdist/pulpdist/libs/telemetry"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/events"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/httpapi"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/store"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/wire"
+)
+
+// EventSource is the CloudEvents source of the inventory's events.
+const EventSource = "/pulpdist/inventory"
+
+// drainBudget bounds how long Run waits for NATS to drain at shutdown.
+const drainBudget = 10 * time.Second
+
+// Config is the inventory's configuration.
+type Config struct {
+	NATSURL string
+	// DatabaseURL is postgres://…, postgresql://… or sqlite://<path>.
+	DatabaseURL string
+	HTTPAddr    string
+	LogFormat   string
+	LogLevel    string
+	// ExtraProbes are not read from the environment: `pulpdist dev` runs
+	// every service in one process and adds the others' readiness to this
+	// service's /readyz.
+	ExtraProbes []*health.Probe
+}
+
+// Bind registers the configuration's flags and environment variables.
+func (c *Config) Bind(s *config.Set) {
+	s.String(&c.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	s.String(&c.DatabaseURL, "database-url", "PULPDIST_DATABASE_URL", "sqlite://pulpdist-inventory.db",
+		"database: postgres://…, postgresql://… or sqlite://<path>")
+	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7400", "address of the REST API, /healthz and /readyz (port 0: any free port)")
+	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
+	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+}
+
+// Logging returns the log format and level.
+func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
+// Validate checks the configuration, reporting every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("nats url required"))
+	}
+	if _, _, err := store.ParseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("database url: %w", err))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http addr %q: want host:port: %w", c.HTTPAddr, err))
+	}
+	if _, err := telemetry.NewLogger(nil, c.LogFormat, c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	for i, p := range c.ExtraProbes {
+		if p == nil {
+			errs = append(errs, fmt.Errorf("extra probe %d is nil", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Service is an inventory ready to run: connected, migrated and bound.
+type Service struct {
+	log      *slog.Logger
+	nc       *nats.Conn
+	store    *store.Store
+	consumer jetstream.Consumer
+	catalog  *catalog.Service
+	http     *httpserve.Server
+	probe    *health.Probe
+	close    sync.Once
+	closeErr error
+}
+
+// New connects to NATS and declares the streams, opens and migrates the
+// database and binds the HTTP listener. Run (or Close) releases them.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("inventory config: %w", err)
+	}
+	nc, js, err := bus.Connect(ctx, cfg.NATSURL, "pulpdist-inventory", log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory")}
+	if err := s.build(ctx, cfg, js); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream) error {
+	if _, err := bus.Ensure(ctx, js); err != nil {
+		return err
+	}
+	var err error
+	if s.consumer, err = js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, bus.ConsumerConfig(events.Durable, events.Filter)); err != nil {
+		return fmt.Errorf("consumer %s: %w", events.Durable, err)
+	}
+	if s.store, err = store.Open(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	n := &notifier{js: js, events: bus.NewEvents(js, EventSource), log: s.log}
+	s.catalog = catalog.New(s.store, n, s.log)
+	mux := http.NewServeMux()
+	health.Register(mux, append([]*health.Probe{s.probe}, cfg.ExtraProbes...)...)
+	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), s.log)
+	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
+		return err
+	}
+	return nil
+}
+
+// URL is the base URL of the bound REST API, http://host:port.
+func (s *Service) URL() string { return s.http.URL() }
+
+// Probe is the inventory's own readiness.
+func (s *Service) Probe() *health.Probe { return s.probe }
+
+// Run serves the REST API and records events until ctx ends, then shuts
+// down: HTTP first, then the consumer, then NATS is drained and the
+// database closed.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.http.Serve(gctx) })
+	g.Go(func() error {
+		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog))
+	})
+	s.probe.SetReady(true)
+	s.log.Info("inventory ready", "url", s.URL())
+	err := g.Wait()
+	s.probe.SetReady(false)
+	return errors.Join(err, s.Close())
+}
+
+// Close releases what New acquired, for a service that will not Run. It
+// is safe to call more than once.
+func (s *Service) Close() error {
+	s.close.Do(func() {
+		var errs []error
+		closed := make(chan struct{})
+		s.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("drain nats: %w", err))
+		} else if err == nil {
+			select {
+			case <-closed:
+			case <-time.After(drainBudget):
+				s.nc.Close()
+				errs = append(errs, fmt.Errorf("drain nats: not done after %s", drainBudget))
+			}
+		}
+		if s.store != nil {
+			if err := s.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close database: %w", err))
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// notifier announces the catalog's changes on the bus.
+type notifier struct {
+	js     jetstream.JetStream
+	events *bus.Events
+	log    *slog.Logger
+}
+
+func (n *notifier) SiteCreated(ctx context.Context, s catalog.Site) error {
+	return n.events.Publish(ctx, bus.EntitySite, bus.ActionCreated, s.Name, wire.Site(s))
+}
+
+func (n *notifier) TreeCreated(ctx context.Context, t catalog.Tree) error {
+	return n.events.Publish(ctx, bus.EntityTree, bus.ActionCreated, t.Name, wire.Tree(t))
+}
+
+func (n *notifier) SubscriptionCreated(ctx context.Context, s catalog.Subscription) error {
+	return n.events.Publish(ctx, bus.EntitySubscription, bus.ActionCreated, s.Site+"/"+s.Tree, wire.Subscription(s))
+}
+
+// SyncRequested publishes the trigger (deduplicated by its id), then the
+// sync.requested event. Once the trigger is stored the request has
+// succeeded, so a failure to send the event is only logged.
+func (n *notifier) SyncRequested(ctx context.Context, t bus.Trigger) error {
+	if err := bus.Publish(ctx, n.js, bus.TriggerSubject(t.Tree), t.TriggerID, t); err != nil {
+		return err
+	}
+	if err := n.events.Publish(ctx, bus.EntitySync, bus.ActionRequested, t.Tree,
+		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason}); err != nil {
+		n.log.Warn("sync.requested event not sent", "tree", t.Tree, "trigger_id", t.TriggerID, "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package siteagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/replica"
+)
+
+// ErrPackHash means the fetched pack does not hash to what was announced.
+var ErrPackHash = errors.New("pack hash mismatch")
+
+// apply moves this site's replica of a tree to cmd.To.
+func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
+	keep := cmd.Keep
+	if keep < 1 {
+		keep = 1
+	}
+	rep, err := replica.Open(filepath.Join(treesDir(s.cfg.DataDir), cmd.Tree), keep)
+	if err != nil {
+		return outcome{}, fmt.Errorf("open replica %s: %w", cmd.Tree, err)
+	}
+	cur, err := rep.Current()
+	if err != nil {
+		return outcome{}, fmt.Errorf("replica %s: %w", cmd.Tree, err)
+	}
+	if cur == cmd.To {
+		if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, cur); err != nil {
+			return outcome{}, err
+		}
+		return outcome{result: bus.ResultUpToDate, to: cur}, nil
+	}
+	if cmd.Pack == "" {
+		return outcome{}, bus.Permanent(fmt.Errorf("site serves %q, not %s, and no pack was sent", cur, cmd.To))
+	}
+	if cur != cmd.From {
+		return outcome{}, bus.Permanent(fmt.Errorf("%w: site serves %q, pack applies to %q", replica.ErrBaseMismatch, cur, cmd.From))
+	}
+	path, size, err := s.fetch(ctx, cmd)
+	if err != nil {
+		return outcome{}, err
+	}
+	defer func() {
+		_ = os.Remove(path) // a fetched pack is scratch; a leftover is cleaned at the next start
+	}()
+	st, err := applyFile(ctx, rep, path, cmd)
+	if err != nil {
+		return outcome{}, err
+	}
+	if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, cmd.To); err != nil {
+		return outcome{}, err
+	}
+	return outcome{result: bus.ResultCompleted, to: cmd.To, files: st.FilesWritten, bytes: size}, nil
+}
+
+// applyFile applies a fetched pack after checking it is the one commanded.
+func applyFile(ctx context.Context, rep *replica.Replica, path string, cmd bus.SyncCommand) (replica.Stats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return replica.Stats{}, fmt.Errorf("open pack: %w", err)
+	}
+	defer f.Close()
+	pr, err := pack.NewReader(f, pack.Limits{})
+	if err != nil {
+		return replica.Stats{}, bus.Permanent(fmt.Errorf("pack %s: %w", cmd.Pack, err))
+	}
+	h := pr.Header()
+	if h.Tree != cmd.Tree || h.From != cmd.From || h.To != cmd.To {
+		return replica.Stats{}, bus.Permanent(fmt.Errorf("pack %s is %s %q→%s, not the commanded %s %q→%s",
+			cmd.Pack, h.Tree, h.From, h.To, cmd.Tree, cmd.From, cmd.To))
+	}
+	st, err := rep.Apply(ctx, pr)
+	if err != nil {
+		if errors.Is(err, pack.ErrHashMismatch) || errors.Is(err, pack.ErrFormat) || errors.Is(err, pack.ErrTooLarge) ||
+			errors.Is(err, replica.ErrVerify) || errors.Is(err, replica.ErrBaseMismatch) {
+			return st, bus.Permanent(fmt.Errorf("apply %s: %w", cmd.Pack, err))
+		}
+		return st, fmt.Errorf("apply %s: %w", cmd.Pack, err)
+	}
+	return st, nil
+}
+
+// fetch downloads the pack into the agent's scratch directory, checking
+// its BLAKE3 against the announced hash, and returns its path and size.
+func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (string, int64, error) {
+	obj, err := s.layout.Deltas.Get(ctx, cmd.Pack)
+	if err != nil {
+		return "", 0, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	defer obj.Close()
+	f, err := os.CreateTemp(tmpDir(s.cfg.DataDir), "pack-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	h := blake3.New()
+	n, err := io.Copy(io.MultiWriter(f, h), obj)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name()) // partial download; nothing refers to it
+		return "", 0, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != cmd.PackHash {
+		_ = os.Remove(f.Name()) // refused download; nothing refers to it
+		return "", 0, bus.Permanent(fmt.Errorf("%w: %s is %s, announced %s", ErrPackHash, cmd.Pack, got, cmd.PackHash))
+	}
+	return f.Name(), n, nil
+}

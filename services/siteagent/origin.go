@@ -1,0 +1,151 @@
+package siteagent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// ErrChanged means a file changed between the scan and its upload.
+var ErrChanged = errors.New("file changed during scan")
+
+// uploadWorkers bounds concurrent blob uploads.
+const uploadWorkers = 4
+
+// snapshot scans the source of a tree at its origin and publishes it.
+func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
+	if !filepath.IsAbs(cmd.Source) || filepath.Clean(cmd.Source) != cmd.Source {
+		return outcome{}, bus.Permanent(fmt.Errorf("source %q must be a clean absolute path", cmd.Source))
+	}
+	m, err := tree.Scan(ctx, cmd.Source)
+	if err != nil {
+		if errors.Is(err, tree.ErrUnsupportedFile) || errors.Is(err, tree.ErrUnsafePath) || errors.Is(err, fs.ErrNotExist) {
+			return outcome{}, bus.Permanent(fmt.Errorf("scan %s: %w", cmd.Source, err))
+		}
+		return outcome{}, fmt.Errorf("scan %s: %w", cmd.Source, err)
+	}
+	root := m.Root()
+	files, nbytes, err := s.upload(ctx, cmd.Source, m)
+	if err != nil {
+		return outcome{}, err
+	}
+	if err := s.putManifest(ctx, cmd.Tree, root, m); err != nil {
+		return outcome{}, err
+	}
+	prev, err := bus.GetSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree)
+	if err != nil {
+		return outcome{}, err
+	}
+	if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, root); err != nil {
+		return outcome{}, err
+	}
+	allFiles, allBytes := m.Totals()
+	snap := bus.Snapshot{
+		V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Site: s.cfg.Site, Root: root,
+		Files: allFiles, Bytes: allBytes, PublishedAt: time.Now().UTC(),
+	}
+	if err := s.events.PublishKeyed(ctx, bus.EntitySnapshot, bus.ActionPublished, cmd.Tree, cmd.RunID, snap); err != nil {
+		return outcome{}, err
+	}
+	if err := bus.Publish(ctx, s.js, bus.SnapshotSubject(cmd.Tree), "snapshot/"+cmd.RunID, snap); err != nil {
+		return outcome{}, err
+	}
+	res := bus.ResultCompleted
+	if prev == root {
+		res = bus.ResultUpToDate
+	}
+	return outcome{result: res, to: root, files: files, bytes: nbytes}, nil
+}
+
+// upload puts every file content the blob store lacks, named by its hash,
+// and returns how many files and bytes it sent.
+func (s *Service) upload(ctx context.Context, dir string, m *tree.Manifest) (files, nbytes int64, err error) {
+	src, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("open source %s: %w", dir, err)
+	}
+	defer src.Close()
+	seen := map[string]bool{}
+	type sent struct{ n int64 }
+	results := make([]sent, len(m.Entries))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(uploadWorkers)
+	for i, e := range m.Entries {
+		if e.Kind != tree.KindFile || seen[e.Hash] {
+			continue
+		}
+		seen[e.Hash] = true
+		g.Go(func() error {
+			n, err := s.uploadOne(gctx, src, e)
+			results[i] = sent{n}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	for _, r := range results {
+		if r.n > 0 {
+			files++
+			nbytes += r.n
+		}
+	}
+	return files, nbytes, nil
+}
+
+// uploadOne stores one file's content unless the store has it; it returns
+// the bytes sent (0 when already stored).
+func (s *Service) uploadOne(ctx context.Context, src *os.Root, e tree.Entry) (int64, error) {
+	if _, err := s.layout.Blobs.GetInfo(ctx, e.Hash); err == nil {
+		return 0, nil
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return 0, fmt.Errorf("look up blob %s: %w", e.Hash, err)
+	}
+	f, err := src.Open(filepath.FromSlash(e.Path))
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
+	}
+	defer f.Close()
+	h := blake3.New()
+	info, err := s.layout.Blobs.Put(ctx, jetstream.ObjectMeta{Name: e.Hash}, io.TeeReader(f, h))
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
+	}
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != e.Hash || int64(info.Size) != e.Size {
+		if derr := s.layout.Blobs.Delete(context.WithoutCancel(ctx), e.Hash); derr != nil {
+			return 0, fmt.Errorf("upload %s: %w; and removing it: %w", e.Path, ErrChanged, derr)
+		}
+		return 0, fmt.Errorf("upload %s: %w", e.Path, ErrChanged)
+	}
+	return int64(info.Size), nil
+}
+
+func (s *Service) putManifest(ctx context.Context, treeName, root string, m *tree.Manifest) error {
+	name := bus.ManifestObject(treeName, root)
+	if _, err := s.layout.Manifests.GetInfo(ctx, name); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("look up manifest %s: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if err := tree.Encode(&buf, m); err != nil {
+		return fmt.Errorf("encode manifest %s: %w", name, err)
+	}
+	if _, err := s.layout.Manifests.Put(ctx, jetstream.ObjectMeta{Name: name}, &buf); err != nil {
+		return fmt.Errorf("store manifest %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+// Package siteagent runs one site's trees on disk. At the origin of a tree
+// it scans the source, uploads content the blob store lacks, stores the
+// manifest and publishes the snapshot. At a replica it fetches the delta
+// pack, verifies it, applies it beside the served version and switches
+// atomically. Either way it reports the run's result as an event.
+package siteagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/httpserve"
+	"github.com/pulpdist/pulpdist/libs/replica"
+)
+
+// Config is a site-agent's configuration.
+type Config struct {
+	NATSURL string
+	// Site is the name of the site this agent runs.
+	Site string
+	// DataDir holds the replicas: <DataDir>/trees/<tree>/{current,versions,…}.
+	DataDir string
+	// HTTPAddr serves /healthz and /readyz; empty disables the server.
+	HTTPAddr  string
+	LogFormat string
+	LogLevel  string
+	// Probe, when set, is the readiness the service reports into (not from
+	// flags: `pulpdist dev` shows every service's readiness on one /readyz).
+	Probe *health.Probe
+}
+
+// Bind registers the configuration's flags and environment variables.
+func (c *Config) Bind(s *config.Set) {
+	s.String(&c.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	s.String(&c.Site, "site", "PULPDIST_SITE", "", "name of this site (required)")
+	s.String(&c.DataDir, "data-dir", "PULPDIST_DATA_DIR", "/var/lib/pulpdist", "directory holding this site's trees")
+	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7403", "address for /healthz and /readyz (empty: none)")
+	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
+	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+}
+
+// Logging returns the log format and level.
+func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("nats url required"))
+	}
+	if err := bus.ValidateName("site", c.Site); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		errs = append(errs, fmt.Errorf("data dir %q must be an absolute path", c.DataDir))
+	}
+	return errors.Join(errs...)
+}
+
+// Service is a running site-agent.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	layout *bus.Layout
+	events *bus.Events
+	probe  *health.Probe
+	http   *httpserve.Server
+}
+
+// New connects to NATS, prepares the data directory and binds the health
+// server.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("siteagent config: %w", err)
+	}
+	for _, d := range []string{treesDir(cfg.DataDir), tmpDir(cfg.DataDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("siteagent data dir: %w", err)
+		}
+	}
+	nc, js, err := bus.Connect(ctx, cfg.NATSURL, "pulpdist-siteagent-"+cfg.Site, log)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := bus.Ensure(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s := &Service{
+		cfg: cfg, log: log.With("site", cfg.Site), nc: nc, js: js, layout: layout,
+		events: bus.NewEvents(js, "/pulpdist/siteagent/"+cfg.Site), probe: health.Or(cfg.Probe, "siteagent-"+cfg.Site),
+	}
+	if cfg.HTTPAddr != "" {
+		mux := http.NewServeMux()
+		health.Register(mux, s.probe)
+		if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Probe is the agent's readiness.
+func (s *Service) Probe() *health.Probe { return s.probe }
+
+// ConsumerName is the durable consumer of a site's commands.
+func ConsumerName(site string) string { return "siteagent-" + site }
+
+// Run announces the versions on disk, then executes commands until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.nc.Close()
+	if err := s.announce(ctx); err != nil {
+		return err
+	}
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, bus.StreamSync, bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)))
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", ConsumerName(s.cfg.Site), err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return bus.Consume(ctx, cons, s.log, s.handle) })
+	if s.http != nil {
+		g.Go(func() error { return s.http.Serve(ctx) })
+	}
+	s.probe.SetReady(true)
+	s.log.Info("siteagent ready", "data", s.cfg.DataDir)
+	err = g.Wait()
+	s.probe.SetReady(false)
+	if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
+		err = errors.Join(err, derr)
+	}
+	return err
+}
+
+// announce records in the sites bucket the version of every replica on
+// disk, so the scheduler sends the right deltas after a restart.
+func (s *Service) announce(ctx context.Context) error {
+	ents, err := os.ReadDir(treesDir(s.cfg.DataDir))
+	if err != nil {
+		return fmt.Errorf("read trees: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || bus.ValidateName("tree", e.Name()) != nil {
+			continue
+		}
+		rep, err := replica.Open(filepath.Join(treesDir(s.cfg.DataDir), e.Name()), 1)
+		if err != nil {
+			return fmt.Errorf("open replica %s: %w", e.Name(), err)
+		}
+		cur, err := rep.Current()
+		if err != nil {
+			return fmt.Errorf("replica %s: %w", e.Name(), err)
+		}
+		if cur == "" {
+			continue
+		}
+		if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, e.Name(), cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
+	cmd, err := bus.Decode[bus.SyncCommand](m.Data())
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if cmd.Site != s.cfg.Site {
+		return bus.Permanent(fmt.Errorf("command for site %q delivered to %q", cmd.Site, s.cfg.Site))
+	}
+	last := true
+	if meta, err := m.Metadata(); err == nil {
+		last = int(meta.NumDelivered) >= bus.DefaultMaxDeliver
+	}
+	start := time.Now()
+	log := s.log.With("tree", cmd.Tree, "run", cmd.RunID, "kind", cmd.Kind)
+	var out outcome
+	switch cmd.Kind {
+	case bus.CommandSnapshot:
+		out, err = s.snapshot(ctx, cmd)
+	case bus.CommandApply:
+		out, err = s.apply(ctx, cmd)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return err // shutting down: the command is redelivered
+		}
+		if !bus.IsPermanent(err) && !last {
+			return err // transient: retried with backoff
+		}
+		log.Error("run failed", "err", err)
+		out = outcome{result: bus.ResultFailed, err: err.Error()}
+	}
+	fin := bus.SyncFinished{
+		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: cmd.Site, Tree: cmd.Tree, Kind: cmd.Kind,
+		From: cmd.From, To: out.to, Result: out.result, Error: out.err, Files: out.files, Bytes: out.bytes,
+		DurationMS: time.Since(start).Milliseconds(), FinishedAt: time.Now().UTC(),
+	}
+	if fin.To == "" {
+		fin.To = cmd.To
+	}
+	if err := s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionFinished, cmd.Site+"/"+cmd.Tree, cmd.RunID, fin); err != nil {
+		return err
+	}
+	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)
+	return nil
+}
+
+// outcome is what a run reports.
+type outcome struct {
+	result       bus.Result
+	to           string
+	files, bytes int64
+	err          string
+}
+
+func treesDir(data string) string { return filepath.Join(data, "trees") }
+func tmpDir(data string) string   { return filepath.Join(data, "tmp") }

@@ -1,0 +1,281 @@
+package siteagent_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zeebo/blake3"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/natstest"
+	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/poll"
+	"github.com/pulpdist/pulpdist/libs/tree"
+	"github.com/pulpdist/pulpdist/services/siteagent"
+)
+
+type harness struct {
+	js      jetstream.JetStream
+	layout  *bus.Layout
+	dataDir string
+	mu      sync.Mutex
+	done    map[string]bus.SyncFinished
+}
+
+// start runs a site-agent for site on an embedded JetStream and records
+// every sync.finished event.
+func start(t *testing.T, site string) *harness {
+	t.Helper()
+	url := natstest.Start(t)
+	log := slog.New(slog.DiscardHandler)
+	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}}
+	ctx, cancel := context.WithCancel(t.Context())
+	svc, err := siteagent.New(ctx, siteagent.Config{NATSURL: url, Site: site, DataDir: h.dataDir}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			t.Errorf("agent stopped with %v", err)
+		}
+	})
+	nc, js, err := bus.Connect(t.Context(), url, "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	h.js = js
+	if h.layout, err = bus.Ensure(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.EventSubject(bus.EntitySync, bus.ActionFinished)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_, fin, err := bus.DecodeEvent[bus.SyncFinished](m.Data())
+		if err != nil {
+			t.Errorf("bad event: %v", err)
+			return
+		}
+		h.mu.Lock()
+		h.done[fin.RunID] = fin
+		h.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return h
+}
+
+// run sends a command and waits for its result.
+func (h *harness) run(t *testing.T, cmd bus.SyncCommand) bus.SyncFinished {
+	t.Helper()
+	cmd.V = bus.MessageVersion
+	if err := bus.Publish(t.Context(), h.js, bus.SyncSubject(cmd.Site, cmd.Tree), cmd.RunID, cmd); err != nil {
+		t.Fatal(err)
+	}
+	var fin bus.SyncFinished
+	poll.Until(t, 20*time.Second, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		var ok bool
+		if fin, ok = h.done[cmd.RunID]; !ok {
+			return fmt.Errorf("run %s not finished", cmd.RunID)
+		}
+		return nil
+	})
+	return fin
+}
+
+func write(t *testing.T, dir, rel, body string) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storePack writes a full pack of the tree in dir (from the empty base)
+// into the deltas store, optionally corrupting its bytes, and returns its
+// name and BLAKE3.
+func (h *harness) storePack(t *testing.T, treeName, dir string, corrupt func([]byte)) (name, hash, root string) {
+	t.Helper()
+	m, err := tree.Scan(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []pack.Part
+	seen := map[string]bool{}
+	for _, e := range m.Entries {
+		if e.Kind == tree.KindFile && !seen[e.Hash] {
+			seen[e.Hash] = true
+			parts = append(parts, pack.Part{Hash: e.Hash, Size: e.Size})
+		}
+	}
+	byHash := map[string]string{}
+	for _, e := range m.Entries {
+		byHash[e.Hash] = filepath.Join(dir, filepath.FromSlash(e.Path))
+	}
+	var buf bytes.Buffer
+	hd := pack.Header{Format: pack.FormatVersion, Tree: treeName, To: m.Root(), Manifest: m, Parts: parts}
+	if _, err := pack.Write(t.Context(), &buf, hd, func(_ context.Context, hash string) (io.ReadCloser, error) {
+		return os.Open(byHash[hash])
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if corrupt != nil {
+		corrupt(b)
+	}
+	name = bus.DeltaID(treeName, "", m.Root())
+	if _, err := h.layout.Deltas.PutBytes(t.Context(), name, b); err != nil {
+		t.Fatal(err)
+	}
+	return name, fmt.Sprintf("%x", blake3.Sum256(b)), m.Root()
+}
+
+func current(t *testing.T, h *harness, treeName string) string {
+	t.Helper()
+	target, err := os.Readlink(filepath.Join(h.dataDir, "trees", treeName, "current"))
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(target)
+}
+
+func TestOriginSnapshotPublishesContentAndManifest(t *testing.T) {
+	h := start(t, "origin")
+	src := t.TempDir()
+	write(t, src, "a.txt", "alpha")
+	write(t, src, "dir/b.txt", "beta")
+	write(t, src, "dir/a-again.txt", "alpha")
+	fin := h.run(t, bus.SyncCommand{RunID: "r1", TriggerID: "t1", Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src})
+	if fin.Result != bus.ResultCompleted || fin.Files != 2 || fin.Bytes != int64(len("alpha")+len("beta")) {
+		t.Fatalf("snapshot run %+v: want COMPLETED uploading 2 contents, 9 bytes", fin)
+	}
+	m, err := tree.Scan(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.To != m.Root() {
+		t.Fatalf("snapshot root %s, scan says %s", fin.To, m.Root())
+	}
+	if _, err := h.layout.Manifests.GetInfo(t.Context(), bus.ManifestObject("demo", m.Root())); err != nil {
+		t.Fatalf("manifest not stored: %v", err)
+	}
+	if v, err := bus.GetSiteVersion(t.Context(), h.layout.Sites, "origin", "demo"); err != nil || v != m.Root() {
+		t.Fatalf("site version %q, %v", v, err)
+	}
+	// Unchanged: UP_TO_DATE, nothing uploaded.
+	fin = h.run(t, bus.SyncCommand{RunID: "r2", TriggerID: "t2", Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src})
+	if fin.Result != bus.ResultUpToDate || fin.Bytes != 0 {
+		t.Fatalf("second snapshot %+v: want UP_TO_DATE, 0 bytes", fin)
+	}
+}
+
+func TestSnapshotOfABadSourceFails(t *testing.T) {
+	h := start(t, "origin")
+	for i, src := range []string{"relative/path", "/nonexistent/pulpdist-test", "/tmp/../etc"} {
+		fin := h.run(t, bus.SyncCommand{RunID: fmt.Sprint("bad-", i), TriggerID: "t", Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src})
+		if fin.Result != bus.ResultFailed || fin.Error == "" {
+			t.Errorf("source %q: %+v, want FAILED with a reason", src, fin)
+		}
+	}
+}
+
+func TestReplicaAppliesAndRefusesBadPacks(t *testing.T) {
+	h := start(t, "site-a")
+	src := t.TempDir()
+	write(t, src, "a.txt", "alpha")
+	write(t, src, "dir/b.txt", "beta")
+	name, hash, root := h.storePack(t, "demo", src, nil)
+
+	// A pack whose bytes do not hash to the announced hash is refused
+	// before anything is written.
+	fin := h.run(t, bus.SyncCommand{RunID: "wrong-hash", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", To: root, Pack: name, PackHash: strings.Repeat("0", 64)})
+	if fin.Result != bus.ResultFailed || !strings.Contains(fin.Error, "pack hash mismatch") {
+		t.Fatalf("wrong hash: %+v", fin)
+	}
+	if cur := current(t, h, "demo"); cur != "" {
+		t.Fatalf("a refused pack switched the tree to %s", cur)
+	}
+	// A base the site does not hold.
+	fin = h.run(t, bus.SyncCommand{RunID: "wrong-base", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", From: strings.Repeat("9", 64), To: root, Pack: name, PackHash: hash})
+	if fin.Result != bus.ResultFailed || !strings.Contains(fin.Error, "base") {
+		t.Fatalf("wrong base: %+v", fin)
+	}
+
+	fin = h.run(t, bus.SyncCommand{RunID: "good", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", To: root, Pack: name, PackHash: hash})
+	if fin.Result != bus.ResultCompleted || fin.To != root {
+		t.Fatalf("apply: %+v", fin)
+	}
+	got, err := tree.Scan(t.Context(), filepath.Join(h.dataDir, "trees", "demo", "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Root() != root {
+		t.Fatalf("served root %s, want %s", got.Root(), root)
+	}
+	// The same command again: UP_TO_DATE, no transfer.
+	fin = h.run(t, bus.SyncCommand{RunID: "again", TriggerID: "t2", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", From: root, To: root})
+	if fin.Result != bus.ResultUpToDate || fin.Bytes != 0 {
+		t.Fatalf("again: %+v", fin)
+	}
+
+	// A pack whose content was altered (its announced hash matches the
+	// altered bytes) fails verification and leaves the served tree alone.
+	write(t, src, "dir/b.txt", "beta, changed")
+	name2, hash2, root2 := h.storePack(t, "demo", src, func(b []byte) {
+		b[len(b)-5] ^= 0xff
+	})
+	fin = h.run(t, bus.SyncCommand{RunID: "corrupt", TriggerID: "t3", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", To: root2, Pack: name2, PackHash: hash2})
+	if fin.Result != bus.ResultFailed {
+		t.Fatalf("corrupt pack: %+v", fin)
+	}
+	if cur := current(t, h, "demo"); cur != root {
+		t.Fatalf("after a corrupt pack the site serves %s, want %s", cur, root)
+	}
+	staging, err := os.ReadDir(filepath.Join(h.dataDir, "trees", "demo", "staging"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if len(staging) != 0 {
+		t.Fatalf("staging left behind: %v", staging)
+	}
+}
+
+func TestConfigIsValidated(t *testing.T) {
+	for _, cfg := range []siteagent.Config{
+		{NATSURL: "nats://x", Site: "Bad.Site", DataDir: "/tmp"},
+		{NATSURL: "nats://x", Site: "ok", DataDir: "relative"},
+		{NATSURL: "", Site: "ok", DataDir: "/tmp"},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}
