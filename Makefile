@@ -12,7 +12,8 @@ GOTEST_FLAGS ?= -race -count=1 -shuffle=on -timeout=15m
 
 ## run: the whole system in one process (embedded NATS, SQLite, all services, demo)
 run:
-	$(GO) run ./cmd/pulpdist dev
+	@$(GO) build -o $(BIN)/pulpdist ./cmd/pulpdist
+	@exec $(BIN)/pulpdist dev
 
 ## test: vet, gofmt, golangci-lint and go test -race across every module
 test: fmt-check vet lint gotest

@@ -86,7 +86,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		if err := waitReady(gctx, st.APIURL); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Ready: every service answers; try: curl %s/api/v1/overview\n", st.APIURL)
+		fmt.Fprintf(stdout, "Dashboard: %s/\nReady: every service answers; try: curl %s/api/v1/overview\n", st.APIURL, st.APIURL)
 		if o.noDemo {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,25 @@ func TestDevRunsTheDemo(t *testing.T) {
 		}
 		return nil
 	})
+	// The dashboard shows the same.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimPrefix(head[0], "API: ")+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("dashboard: %d %s %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+	}
+	for _, want := range append([]string{demo.Origin, string(bus.ResultCompleted)}, demo.Replicas...) {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -27,6 +27,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/httpserve"
 	"github.com/pulpdist/pulpdist/libs/telemetry"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/dashboard"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/events"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/httpapi"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/store"
@@ -135,6 +136,7 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	mux := http.NewServeMux()
 	health.Register(mux, append([]*health.Probe{s.probe}, cfg.ExtraProbes...)...)
 	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), s.log)
+	mux.Handle("GET /{$}", dashboard.Handler(s.catalog, s.log))
 	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
 		return err
 	}

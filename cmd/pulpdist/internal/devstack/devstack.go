@@ -137,7 +137,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		name := "dev-" + strconv.Itoa(i+1)
 		dc, err := deltacache.New(ctx, deltacache.Config{
 			NATSURL: st.NATSURL, Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), Probe: p,
-		}, o.Log.With("service", "deltacache", "instance", name))
+		}, o.Log.With("service", "deltacache"))
 		if err != nil {
 			return nil, err
 		}
