@@ -11,18 +11,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
-	"github.com/pulpdist/pulpdist/libs/httpserve"
 	"github.com/pulpdist/pulpdist/libs/tree"
 	"github.com/pulpdist/pulpdist/services/deltacache/internal/build"
 )
@@ -32,14 +29,7 @@ const PackHashMeta = "pulpdist-blake3"
 
 // Config is the delta-cache's configuration.
 type Config struct {
-	NATSURL string
-	// HTTPAddr serves /healthz and /readyz; empty disables the server.
-	HTTPAddr  string
-	LogFormat string
-	LogLevel  string
-	// Probe, when set, is the readiness the service reports into (not from
-	// flags: `pulpdist dev` shows every service's readiness on one /readyz).
-	Probe *health.Probe
+	daemon.Options
 	// Instance names this instance in events and claims.
 	Instance string
 	// WorkDir holds packs while they are written.
@@ -52,23 +42,14 @@ func (c *Config) Bind(s *config.Set) {
 	if host == "" {
 		host = "deltacache"
 	}
-	s.String(&c.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
-	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7402", "address for /healthz and /readyz (empty: none)")
-	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
-	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	c.Options.Bind(s, "127.0.0.1:7402")
 	s.String(&c.Instance, "instance", "PULPDIST_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this instance")
 	s.String(&c.WorkDir, "work-dir", "PULPDIST_WORK_DIR", os.TempDir(), "directory for packs being built")
 }
 
-// Logging returns the log format and level.
-func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
-
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	var errs []error
-	if c.NATSURL == "" {
-		errs = append(errs, errors.New("nats url required"))
-	}
+	errs := []error{c.Options.Validate()}
 	if c.Instance == "" {
 		errs = append(errs, errors.New("instance name required"))
 	}
@@ -78,16 +59,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Service is a running delta-cache instance.
+// Service is a delta-cache instance connected to the bus.
 type Service struct {
 	cfg    Config
+	d      *daemon.Daemon
 	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
 	layout *bus.Layout
+	js     jetstream.JetStream
 	events *bus.Events
-	probe  *health.Probe
-	http   *httpserve.Server
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -98,32 +77,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
 		return nil, fmt.Errorf("deltacache work dir: %w", err)
 	}
-	nc, js, err := bus.Connect(ctx, cfg.NATSURL, "pulpdist-deltacache-"+cfg.Instance, log)
+	log = log.With("instance", cfg.Instance)
+	d, err := daemon.New(ctx, "deltacache-"+cfg.Instance, cfg.Options, log)
 	if err != nil {
 		return nil, err
 	}
-	layout, err := bus.Ensure(ctx, js)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	s := &Service{
-		cfg: cfg, log: log.With("instance", cfg.Instance), nc: nc, js: js, layout: layout,
-		events: bus.NewEvents(js, "/pulpdist/deltacache/"+cfg.Instance), probe: health.Or(cfg.Probe, "deltacache-"+cfg.Instance),
-	}
-	if cfg.HTTPAddr != "" {
-		mux := http.NewServeMux()
-		health.Register(mux, s.probe)
-		if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
-			nc.Close()
-			return nil, err
-		}
-	}
-	return s, nil
+	return &Service{
+		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS,
+		events: bus.NewEvents(d.JS, "/pulpdist/deltacache/"+cfg.Instance),
+	}, nil
 }
 
 // Probe is the instance's readiness.
-func (s *Service) Probe() *health.Probe { return s.probe }
+func (s *Service) Probe() *health.Probe { return s.d.Probe }
 
 // ConsumerName is the durable work-queue consumer every instance shares.
 const ConsumerName = "deltacache"
@@ -134,26 +100,9 @@ const maxDeliver = 30
 
 // Run serves delta requests until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.nc.Close()
 	cc := bus.ConsumerConfig(ConsumerName, "pulpdist.delta.req.>")
 	cc.MaxDeliver = maxDeliver
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, bus.StreamDeltaReq, cc)
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", ConsumerName, err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return bus.Consume(ctx, cons, s.log, s.handle) })
-	if s.http != nil {
-		g.Go(func() error { return s.http.Serve(ctx) })
-	}
-	s.probe.SetReady(true)
-	s.log.Info("deltacache ready")
-	err = g.Wait()
-	s.probe.SetReady(false)
-	if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
-		err = errors.Join(err, derr)
-	}
-	return err
+	return s.d.Run(ctx, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}})
 }
 
 // errClaimed means another instance is building the delta right now.

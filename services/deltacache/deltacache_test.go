@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/tree"
@@ -71,11 +72,11 @@ func start(t *testing.T, n int) *harness {
 	log := slog.New(slog.DiscardHandler)
 	h := &harness{}
 	for i := range n {
-		s, err := New(t.Context(), Config{NATSURL: url, Instance: string(rune('a' + i)), WorkDir: t.TempDir()}, log)
+		s, err := New(t.Context(), Config{Options: daemon.Options{NATSURL: url}, Instance: string(rune('a' + i)), WorkDir: t.TempDir()}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.nc.Close() })
+		t.Cleanup(s.d.Close)
 		h.instances = append(h.instances, s)
 	}
 	h.js, h.layout = h.instances[0].js, h.instances[0].layout

@@ -10,57 +10,38 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
-	"github.com/pulpdist/pulpdist/libs/httpserve"
 	"github.com/pulpdist/pulpdist/libs/replica"
 )
 
 // Config is a site-agent's configuration.
 type Config struct {
-	NATSURL string
+	daemon.Options
 	// Site is the name of the site this agent runs.
 	Site string
 	// DataDir holds the replicas: <DataDir>/trees/<tree>/{current,versions,…}.
 	DataDir string
-	// HTTPAddr serves /healthz and /readyz; empty disables the server.
-	HTTPAddr  string
-	LogFormat string
-	LogLevel  string
-	// Probe, when set, is the readiness the service reports into (not from
-	// flags: `pulpdist dev` shows every service's readiness on one /readyz).
-	Probe *health.Probe
 }
 
 // Bind registers the configuration's flags and environment variables.
 func (c *Config) Bind(s *config.Set) {
-	s.String(&c.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	c.Options.Bind(s, "127.0.0.1:7403")
 	s.String(&c.Site, "site", "PULPDIST_SITE", "", "name of this site (required)")
 	s.String(&c.DataDir, "data-dir", "PULPDIST_DATA_DIR", "/var/lib/pulpdist", "directory holding this site's trees")
-	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7403", "address for /healthz and /readyz (empty: none)")
-	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
-	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 }
-
-// Logging returns the log format and level.
-func (c *Config) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	var errs []error
-	if c.NATSURL == "" {
-		errs = append(errs, errors.New("nats url required"))
-	}
+	errs := []error{c.Options.Validate()}
 	if err := bus.ValidateName("site", c.Site); err != nil {
 		errs = append(errs, err)
 	}
@@ -70,16 +51,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Service is a running site-agent.
+// Service is a site-agent connected to the bus.
 type Service struct {
 	cfg    Config
+	d      *daemon.Daemon
 	log    *slog.Logger
-	nc     *nats.Conn
 	js     jetstream.JetStream
 	layout *bus.Layout
 	events *bus.Events
-	probe  *health.Probe
-	http   *httpserve.Server
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -93,59 +72,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 			return nil, fmt.Errorf("siteagent data dir: %w", err)
 		}
 	}
-	nc, js, err := bus.Connect(ctx, cfg.NATSURL, "pulpdist-siteagent-"+cfg.Site, log)
+	log = log.With("site", cfg.Site)
+	d, err := daemon.New(ctx, "siteagent-"+cfg.Site, cfg.Options, log)
 	if err != nil {
 		return nil, err
 	}
-	layout, err := bus.Ensure(ctx, js)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	s := &Service{
-		cfg: cfg, log: log.With("site", cfg.Site), nc: nc, js: js, layout: layout,
-		events: bus.NewEvents(js, "/pulpdist/siteagent/"+cfg.Site), probe: health.Or(cfg.Probe, "siteagent-"+cfg.Site),
-	}
-	if cfg.HTTPAddr != "" {
-		mux := http.NewServeMux()
-		health.Register(mux, s.probe)
-		if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
-			nc.Close()
-			return nil, err
-		}
-	}
-	return s, nil
+	return &Service{
+		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout,
+		events: bus.NewEvents(d.JS, "/pulpdist/siteagent/"+cfg.Site),
+	}, nil
 }
 
 // Probe is the agent's readiness.
-func (s *Service) Probe() *health.Probe { return s.probe }
+func (s *Service) Probe() *health.Probe { return s.d.Probe }
 
 // ConsumerName is the durable consumer of a site's commands.
 func ConsumerName(site string) string { return "siteagent-" + site }
 
 // Run announces the versions on disk, then executes commands until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.nc.Close()
 	if err := s.announce(ctx); err != nil {
+		s.d.Close()
 		return err
 	}
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, bus.StreamSync, bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)))
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", ConsumerName(s.cfg.Site), err)
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return bus.Consume(ctx, cons, s.log, s.handle) })
-	if s.http != nil {
-		g.Go(func() error { return s.http.Serve(ctx) })
-	}
-	s.probe.SetReady(true)
-	s.log.Info("siteagent ready", "data", s.cfg.DataDir)
-	err = g.Wait()
-	s.probe.SetReady(false)
-	if derr := s.nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
-		err = errors.Join(err, derr)
-	}
-	return err
+	return s.d.Run(ctx, []daemon.Consumer{{
+		Stream: bus.StreamSync,
+		Config: bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)),
+		Handle: s.handle,
+	}})
 }
 
 // announce records in the sites bucket the version of every replica on

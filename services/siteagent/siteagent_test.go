@@ -18,6 +18,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/poll"
@@ -41,7 +42,7 @@ func start(t *testing.T, site string) *harness {
 	log := slog.New(slog.DiscardHandler)
 	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}}
 	ctx, cancel := context.WithCancel(t.Context())
-	svc, err := siteagent.New(ctx, siteagent.Config{NATSURL: url, Site: site, DataDir: h.dataDir}, log)
+	svc, err := siteagent.New(ctx, siteagent.Config{Options: daemon.Options{NATSURL: url}, Site: site, DataDir: h.dataDir}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +271,9 @@ func TestReplicaAppliesAndRefusesBadPacks(t *testing.T) {
 
 func TestConfigIsValidated(t *testing.T) {
 	for _, cfg := range []siteagent.Config{
-		{NATSURL: "nats://x", Site: "Bad.Site", DataDir: "/tmp"},
-		{NATSURL: "nats://x", Site: "ok", DataDir: "relative"},
-		{NATSURL: "", Site: "ok", DataDir: "/tmp"},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "Bad.Site", DataDir: "/tmp"},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "relative"},
+		{Site: "ok", DataDir: "/tmp"},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/natsembed"
 	"github.com/pulpdist/pulpdist/services/deltacache"
@@ -125,8 +126,8 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	st.runs = append(st.runs, inv.Run)
 
 	sched, err := scheduler.New(ctx, scheduler.Config{
-		NATSURL: st.NATSURL, InventoryURL: st.APIURL, RefreshInterval: 10 * time.Second,
-		TickInterval: o.ScheduleTick, Probe: schedProbe,
+		Options:      daemon.Options{NATSURL: st.NATSURL, Probe: schedProbe},
+		InventoryURL: st.APIURL, RefreshInterval: 10 * time.Second, TickInterval: o.ScheduleTick,
 	}, o.Log.With("service", "scheduler"))
 	if err != nil {
 		return nil, err
@@ -136,7 +137,8 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	for i, p := range dcProbes {
 		name := "dev-" + strconv.Itoa(i+1)
 		dc, err := deltacache.New(ctx, deltacache.Config{
-			NATSURL: st.NATSURL, Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), Probe: p,
+			Options:  daemon.Options{NATSURL: st.NATSURL, Probe: p},
+			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name),
 		}, o.Log.With("service", "deltacache"))
 		if err != nil {
 			return nil, err
@@ -145,7 +147,8 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	for i, site := range o.Sites {
 		ag, err := siteagent.New(ctx, siteagent.Config{
-			NATSURL: st.NATSURL, Site: site, DataDir: st.SiteDir(site), Probe: agentProbes[i],
+			Options: daemon.Options{NATSURL: st.NATSURL, Probe: agentProbes[i]},
+			Site:    site, DataDir: st.SiteDir(site),
 		}, o.Log.With("service", "siteagent"))
 		if err != nil {
 			return nil, err

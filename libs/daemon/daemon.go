@@ -1,0 +1,150 @@
+// Package daemon is the common skeleton of a pulpdist service that works
+// off the bus: the options every such service reads (NATS URL, health
+// address, logging), the connection with its streams declared, the
+// /healthz and /readyz server, and a Run that keeps the service's parts
+// going until the context ends, then drains NATS.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/httpserve"
+)
+
+// Options are what every bus service reads.
+type Options struct {
+	NATSURL string
+	// HTTPAddr serves /healthz and /readyz; empty disables the server.
+	HTTPAddr  string
+	LogFormat string
+	LogLevel  string
+	// Probe, when set, is the readiness the service reports into (not from
+	// flags: `pulpdist dev` shows every service's readiness on one /readyz).
+	Probe *health.Probe
+}
+
+// Bind registers the common flags and environment variables; httpAddr is
+// the service's default health address.
+func (o *Options) Bind(s *config.Set, httpAddr string) {
+	s.String(&o.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	s.String(&o.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", httpAddr, "address for /healthz and /readyz (empty: none)")
+	s.String(&o.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
+	s.String(&o.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+}
+
+// Logging returns the log format and level.
+func (o *Options) Logging() (format, level string) { return o.LogFormat, o.LogLevel }
+
+// Validate checks the common options.
+func (o Options) Validate() error {
+	if o.NATSURL == "" {
+		return errors.New("nats url required")
+	}
+	return nil
+}
+
+// Daemon is a service connected to the bus, not yet running.
+type Daemon struct {
+	Name   string
+	Log    *slog.Logger
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Layout *bus.Layout
+	Probe  *health.Probe
+
+	http *httpserve.Server
+}
+
+// New connects to NATS as pulpdist-<name>, declares the streams, buckets
+// and stores, and binds the health server.
+func New(ctx context.Context, name string, o Options, log *slog.Logger) (*Daemon, error) {
+	nc, js, err := bus.Connect(ctx, o.NATSURL, "pulpdist-"+name, log)
+	if err != nil {
+		return nil, err
+	}
+	layout, err := bus.Ensure(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	d := &Daemon{Name: name, Log: log, NC: nc, JS: js, Layout: layout, Probe: health.Or(o.Probe, name)}
+	if o.HTTPAddr != "" {
+		mux := http.NewServeMux()
+		health.Register(mux, d.Probe)
+		if d.http, err = httpserve.Listen(ctx, o.HTTPAddr, mux); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Close releases the connection of a daemon that will not Run.
+func (d *Daemon) Close() { d.NC.Close() }
+
+// Consumer is one durable consumer a daemon runs.
+type Consumer struct {
+	Stream string
+	Config jetstream.ConsumerConfig
+	Handle bus.Handler
+}
+
+// Run creates the consumers, then runs them, the health server and the
+// extra parts until ctx ends or one fails. The probe is ready while they
+// run. At the end NATS is drained.
+func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(context.Context) error) error {
+	defer d.NC.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range consumers {
+		cons, err := d.JS.CreateOrUpdateConsumer(ctx, c.Stream, c.Config)
+		if err != nil {
+			return fmt.Errorf("consumer %s: %w", c.Config.Durable, err)
+		}
+		log := d.Log.With("consumer", c.Config.Durable)
+		g.Go(func() error { return bus.Consume(gctx, cons, log, c.Handle) })
+	}
+	for _, p := range parts {
+		g.Go(func() error { return p(gctx) })
+	}
+	if d.http != nil {
+		g.Go(func() error { return d.http.Serve(gctx) })
+	}
+	d.Probe.SetReady(true)
+	d.Log.Info(d.Name + " ready")
+	err := g.Wait()
+	d.Probe.SetReady(false)
+	return errors.Join(err, d.drain())
+}
+
+// drainBudget bounds how long Run waits for NATS to drain at the end.
+const drainBudget = 10 * time.Second
+
+// drain lets in-flight publishes and acks finish, then closes.
+func (d *Daemon) drain() error {
+	closed := make(chan struct{})
+	d.NC.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := d.NC.Drain(); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(drainBudget):
+		return fmt.Errorf("drain nats: not done after %s", drainBudget)
+	}
+}
