@@ -35,9 +35,11 @@ func IsPermanent(err error) bool {
 // the message is then acked. It must be idempotent: JetStream redelivers.
 type Handler func(ctx context.Context, msg jetstream.Msg) error
 
-// ConsumerDefaults are applied by ConsumerConfig.
+// ConsumerDefaults are applied by ConsumerConfig: with Backoff, ten
+// deliveries span about two minutes, enough to ride out a restarting
+// dependency without retrying a hopeless message for ever.
 const (
-	DefaultMaxDeliver = 5
+	DefaultMaxDeliver = 10
 	DefaultAckWait    = 2 * time.Minute
 )
 
@@ -68,11 +70,16 @@ func Backoff(n uint64) time.Duration {
 // NakWithDelay with backoff, and Term once MaxDeliver is reached.
 func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Handler) error {
 	info := c.CachedInfo()
-	maxDeliver := DefaultMaxDeliver
+	maxDeliver, ackWait := DefaultMaxDeliver, DefaultAckWait
 	if info != nil && info.Config.MaxDeliver > 0 {
 		maxDeliver = info.Config.MaxDeliver
 	}
+	if info != nil && info.Config.AckWait > 0 {
+		ackWait = info.Config.AckWait
+	}
 	cc, err := c.Consume(func(m jetstream.Msg) {
+		stop := keepAlive(ctx, m, ackWait/3)
+		defer stop()
 		handle(ctx, m, log, h, maxDeliver)
 	})
 	if err != nil {
@@ -115,6 +122,27 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 		log.Warn("message failed, will retry", "subject", m.Subject(), "deliveries", delivered, "err", err)
 		_ = m.NakWithDelay(Backoff(delivered)) // best effort: AckWait redelivers anyway
 	}
+}
+
+// keepAlive tells JetStream every interval that the message is still being
+// worked on, so a long scan, build or apply is not redelivered elsewhere.
+func keepAlive(ctx context.Context, m jetstream.Msg, interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = m.InProgress() // best effort: a missed one costs a redelivery, which handlers absorb
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func safeHandle(ctx context.Context, m jetstream.Msg, h Handler) (err error) {

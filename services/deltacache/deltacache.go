@@ -113,8 +113,6 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	stop := keepAlive(ctx, m)
-	defer stop()
 	return s.Serve(ctx, req)
 }
 
@@ -226,25 +224,4 @@ func (s *Service) ready(ctx context.Context, req bus.DeltaRequest, id string, si
 	// One announcement per request: a redelivered request is stored once, a
 	// later request for the same pair is answered again.
 	return bus.Publish(ctx, s.js, bus.DeltaReadySubject(req.Tree), "ready/"+id+"/"+req.TriggerID, msg)
-}
-
-// keepAlive tells JetStream the message is still being worked on, so a long
-// build is not redelivered to another instance.
-func keepAlive(ctx context.Context, m jetstream.Msg) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(bus.DefaultAckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = m.InProgress() // best effort; a missed one costs a redelivery, which the claim absorbs
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
 }
