@@ -42,7 +42,15 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 		return outcome{}, bus.Permanent(fmt.Errorf("site serves %q, not %s, and no pack was sent", cur, cmd.To))
 	}
 	if cur != cmd.From {
-		return outcome{}, bus.Permanent(fmt.Errorf("%w: site serves %q, pack applies to %q", replica.ErrBaseMismatch, cur, cmd.From))
+		// The site moved (or lost its tree) since the command was planned,
+		// for instance while it was offline. Ask for the delta it can use;
+		// the scheduler sends it here when it is ready.
+		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, From: cur, To: cmd.To}
+		if err := bus.Publish(ctx, s.js, bus.DeltaRequestSubject(cmd.Tree), bus.DeltaID(cmd.Tree, cur, cmd.To)+"/"+cmd.TriggerID, req); err != nil {
+			return outcome{}, err
+		}
+		return outcome{}, bus.Permanent(fmt.Errorf("%w: site serves %q, pack applies to %q; requested the delta from %q",
+			replica.ErrBaseMismatch, cur, cmd.From, cur))
 	}
 	path, size, err := s.fetch(ctx, cmd)
 	if err != nil {

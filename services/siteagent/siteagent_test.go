@@ -229,6 +229,18 @@ func TestReplicaAppliesAndRefusesBadPacks(t *testing.T) {
 	if fin.Result != bus.ResultFailed || !strings.Contains(fin.Error, "base") {
 		t.Fatalf("wrong base: %+v", fin)
 	}
+	// ... and asks for the delta from what it does serve (nothing yet).
+	reqs, err := h.js.Stream(t.Context(), bus.StreamDeltaReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := reqs.GetLastMsgForSubject(t.Context(), bus.DeltaRequestSubject("demo"))
+	if err != nil {
+		t.Fatalf("no delta requested after a base mismatch: %v", err)
+	}
+	if req, err := bus.Decode[bus.DeltaRequest](raw.Data); err != nil || req.From != "" || req.To != root {
+		t.Fatalf("requested %+v (%v), want the delta from no version to %s", req, err, root)
+	}
 
 	fin = h.run(t, bus.SyncCommand{RunID: "good", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", To: root, Pack: name, PackHash: hash})
 	if fin.Result != bus.ResultCompleted || fin.To != root {
