@@ -173,6 +173,7 @@ func TestAsyncAPISubjects(t *testing.T) {
 		{bus.DeltaRequestSubject("{tree}"), bus.StreamDeltaReq, "DeltaRequest"},
 		{bus.DeltaReadySubject("{tree}"), bus.StreamDeltaReady, "DeltaReady"},
 		{bus.EventSubject("{entity}", "{action}"), bus.StreamEvents, ""},
+		{bus.DeadLetterSubject("{stream}"), bus.StreamDead, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.subject, func(t *testing.T) {
@@ -312,7 +313,7 @@ func TestAsyncAPIResources(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	wantStreams := []string{bus.StreamTriggers, bus.StreamSync, bus.StreamSnapshots, bus.StreamDeltaReq, bus.StreamDeltaReady, bus.StreamEvents}
+	wantStreams := []string{bus.StreamTriggers, bus.StreamSync, bus.StreamSnapshots, bus.StreamDeltaReq, bus.StreamDeltaReady, bus.StreamEvents, bus.StreamDead}
 	wantKV := []string{bus.BucketSites, bus.BucketDeltaClaims}
 	wantObj := []string{bus.BucketBlobs, bus.BucketManifests, bus.BucketDeltas}
 	for _, w := range [][]string{wantStreams, wantKV, wantObj} {

@@ -177,7 +177,7 @@ func TestConsumeAcksByErrorClass(t *testing.T) {
 		return nil
 	}
 	consumeErr := make(chan error, 1)
-	go func() { consumeErr <- bus.Consume(ctx, cons, slog.New(slog.DiscardHandler), h) }()
+	go func() { consumeErr <- bus.Consume(ctx, cons, slog.New(slog.DiscardHandler), h, bus.WithDeadLetter(js)) }()
 
 	for _, tree := range []string{"good", "flaky"} {
 		tr := bus.Trigger{V: 1, TriggerID: tree, Tree: tree, Reason: "manual"}
@@ -209,6 +209,22 @@ func TestConsumeAcksByErrorClass(t *testing.T) {
 		}
 		return nil
 	})
+	// The refused message was kept as a dead letter, with the reason.
+	dead, err := js.Stream(ctx, bus.StreamDead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := dead.GetLastMsgForSubject(ctx, bus.DeadLetterSubject(bus.StreamTriggers))
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if string(dl.Data) != "not json" || dl.Header.Get(bus.HeaderDeadSubject) != bus.TriggerSubject("junk") ||
+		!strings.Contains(dl.Header.Get(bus.HeaderDeadReason), "refused") {
+		t.Fatalf("dead letter %q with headers %v", dl.Data, dl.Header)
+	}
+	if info, err := dead.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("dead letters: %v, %v; want exactly the refused one", info, err)
+	}
 	mu.Lock()
 	if deliveries["good"] != 1 || deliveries["flaky"] != 3 {
 		t.Errorf("deliveries = %v, want good:1 flaky:3", deliveries)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -35,11 +37,13 @@ func IsPermanent(err error) bool {
 // the message is then acked. It must be idempotent: JetStream redelivers.
 type Handler func(ctx context.Context, msg jetstream.Msg) error
 
-// ConsumerDefaults are applied by ConsumerConfig: with Backoff, ten
-// deliveries span about two minutes, enough to ride out a restarting
-// dependency without retrying a hopeless message for ever.
+// ConsumerDefaults are applied by ConsumerConfig: with Backoff, fifty
+// deliveries span about 23 minutes, enough to ride out a restarting
+// dependency (the inventory, the database, the object store) without
+// retrying a hopeless message for ever; what is given up goes to the
+// dead-letter stream.
 const (
-	DefaultMaxDeliver = 10
+	DefaultMaxDeliver = 50
 	DefaultAckWait    = 2 * time.Minute
 )
 
@@ -65,10 +69,30 @@ func Backoff(n uint64) time.Duration {
 	return d
 }
 
+// ConsumeOption adjusts Consume.
+type ConsumeOption func(*consumeOptions)
+
+type consumeOptions struct {
+	dead jetstream.JetStream
+}
+
+// WithDeadLetter makes Consume copy every message it gives up on (refused
+// as permanent, or out of deliveries) to DeadLetterSubject(stream) with the
+// reason in its headers, before terminating it.
+func WithDeadLetter(js jetstream.JetStream) ConsumeOption {
+	return func(o *consumeOptions) { o.dead = js }
+}
+
 // Consume runs h for every message of c until ctx ends, then drains. The
 // ack is chosen in this one place: nil → Ack; Permanent → Term; otherwise
-// NakWithDelay with backoff, and Term once MaxDeliver is reached.
-func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Handler) error {
+// NakWithDelay with backoff, and Term once MaxDeliver is reached. Messages
+// are pulled one at a time, so one waiting behind a long handler is not
+// counted as delivered (and redelivered) while it waits.
+func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Handler, opts ...ConsumeOption) error {
+	var o consumeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	info := c.CachedInfo()
 	maxDeliver, ackWait := DefaultMaxDeliver, DefaultAckWait
 	if info != nil && info.Config.MaxDeliver > 0 {
@@ -80,8 +104,10 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 	cc, err := c.Consume(func(m jetstream.Msg) {
 		stop := keepAlive(ctx, m, ackWait/3)
 		defer stop()
-		handle(ctx, m, log, h, maxDeliver)
-	})
+		handle(ctx, m, log, h, maxDeliver, o.dead)
+	}, jetstream.PullMaxMessages(1), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		log.Warn("consumer error", "err", err)
+	}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -95,7 +121,7 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 	return nil
 }
 
-func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, maxDeliver int) {
+func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, maxDeliver int, dead jetstream.JetStream) {
 	meta, _ := m.Metadata() // nil only for non-JetStream messages, which Consume never delivers
 	var delivered uint64 = 1
 	if meta != nil {
@@ -109,6 +135,7 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 		}
 	case IsPermanent(err):
 		log.Error("message refused", "subject", m.Subject(), "err", err)
+		deadLetter(ctx, dead, m, meta, "refused: "+err.Error(), log)
 		if terr := m.TermWithReason(err.Error()); terr != nil {
 			log.Warn("term failed", "subject", m.Subject(), "err", terr)
 		}
@@ -117,10 +144,39 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 		_ = m.Nak() // best effort; AckWait redelivers anyway
 	case int(delivered) >= maxDeliver:
 		log.Error("message failed, giving up", "subject", m.Subject(), "deliveries", delivered, "err", err)
+		deadLetter(ctx, dead, m, meta, fmt.Sprintf("gave up after %d deliveries: %v", delivered, err), log)
 		_ = m.TermWithReason("max deliveries: " + err.Error()) // best effort: MaxDeliver stops it anyway
 	default:
 		log.Warn("message failed, will retry", "subject", m.Subject(), "deliveries", delivered, "err", err)
 		_ = m.NakWithDelay(Backoff(delivered)) // best effort: AckWait redelivers anyway
+	}
+}
+
+// Headers of a dead letter.
+const (
+	HeaderDeadReason   = "Pulpdist-Dead-Reason"
+	HeaderDeadSubject  = "Pulpdist-Dead-Subject"
+	HeaderDeadStream   = "Pulpdist-Dead-Stream"
+	HeaderDeadSequence = "Pulpdist-Dead-Sequence"
+	HeaderDeadConsumer = "Pulpdist-Dead-Consumer"
+)
+
+// deadLetter copies a message given up on to the dead-letter stream. It is
+// best effort: the message is terminated either way, and the log says so.
+func deadLetter(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log *slog.Logger) {
+	if js == nil || meta == nil {
+		return
+	}
+	dl := nats.NewMsg(DeadLetterSubject(meta.Stream))
+	dl.Data = m.Data()
+	dl.Header.Set(HeaderDeadReason, reason)
+	dl.Header.Set(HeaderDeadSubject, m.Subject())
+	dl.Header.Set(HeaderDeadStream, meta.Stream)
+	dl.Header.Set(HeaderDeadSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Header.Set(HeaderDeadConsumer, meta.Consumer)
+	id := meta.Stream + "/" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	if _, err := js.PublishMsg(context.WithoutCancel(ctx), dl, jetstream.WithMsgID(id)); err != nil {
+		log.Error("dead letter not stored", "subject", m.Subject(), "err", err)
 	}
 }
 

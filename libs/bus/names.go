@@ -56,6 +56,7 @@ const (
 	StreamDeltaReq   = "PULPDIST_DELTA_REQ"
 	StreamDeltaReady = "PULPDIST_DELTA_READY"
 	StreamEvents     = "PULPDIST_EVENTS"
+	StreamDead       = "PULPDIST_DEAD"
 
 	BucketSites       = "pulpdist-sites"
 	BucketDeltaClaims = "pulpdist-delta-claims"
@@ -84,6 +85,9 @@ func DeltaRequestSubject(tree string) string { return "pulpdist.delta.req." + tr
 
 // DeltaReadySubject is where a stored delta pack is announced.
 func DeltaReadySubject(tree string) string { return "pulpdist.delta.ready." + tree }
+
+// DeadLetterSubject is where a consumer of stream puts what it gave up on.
+func DeadLetterSubject(stream string) string { return "pulpdist.dead." + stream }
 
 // EventSubject is the subject of an engineering-bus event.
 func EventSubject(entity, action string) string {

@@ -26,6 +26,9 @@ const DuplicateWindow = 10 * time.Minute
 // compute one delta; a crashed instance's claim expires after it.
 const DeltaClaimTTL = 10 * time.Minute
 
+// CommandRetention is how long a sync command waits for its site-agent.
+const CommandRetention = 7 * 24 * time.Hour
+
 // EventRetention is how long engineering-bus events are replayable.
 const EventRetention = 30 * 24 * time.Hour
 
@@ -33,11 +36,14 @@ const EventRetention = 30 * 24 * time.Hour
 func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 	streams := []jetstream.StreamConfig{
 		{Name: StreamTriggers, Subjects: []string{"pulpdist.trigger.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
-		{Name: StreamSync, Subjects: []string{"pulpdist.sync.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
+		// A command older than a week is stale: the site is re-planned by
+		// the next trigger from whatever version it then serves.
+		{Name: StreamSync, Subjects: []string{"pulpdist.sync.>"}, Retention: jetstream.WorkQueuePolicy, MaxAge: CommandRetention, Duplicates: DuplicateWindow},
 		{Name: StreamSnapshots, Subjects: []string{"pulpdist.snapshot.>"}, MaxMsgsPerSubject: 100, Duplicates: DuplicateWindow},
 		{Name: StreamDeltaReq, Subjects: []string{"pulpdist.delta.req.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
 		{Name: StreamDeltaReady, Subjects: []string{"pulpdist.delta.ready.>"}, MaxAge: 7 * 24 * time.Hour, Duplicates: DuplicateWindow},
 		{Name: StreamEvents, Subjects: []string{EventsPrefix + ".>"}, MaxAge: EventRetention, Duplicates: DuplicateWindow},
+		{Name: StreamDead, Subjects: []string{"pulpdist.dead.>"}, MaxAge: EventRetention, Duplicates: DuplicateWindow},
 	}
 	for _, cfg := range streams {
 		cfg.Storage = jetstream.FileStorage

@@ -106,14 +106,17 @@ type Consumer struct {
 // run. At the end NATS is drained.
 func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(context.Context) error) error {
 	defer d.NC.Close()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, c := range consumers {
-		cons, err := d.JS.CreateOrUpdateConsumer(ctx, c.Stream, c.Config)
-		if err != nil {
+	conss := make([]jetstream.Consumer, len(consumers))
+	for i, c := range consumers {
+		var err error
+		if conss[i], err = d.JS.CreateOrUpdateConsumer(ctx, c.Stream, c.Config); err != nil {
 			return fmt.Errorf("consumer %s: %w", c.Config.Durable, err)
 		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, c := range consumers {
 		log := d.Log.With("consumer", c.Config.Durable)
-		g.Go(func() error { return bus.Consume(gctx, cons, log, c.Handle) })
+		g.Go(func() error { return bus.Consume(gctx, conss[i], log, c.Handle, bus.WithDeadLetter(d.JS)) })
 	}
 	for _, p := range parts {
 		g.Go(func() error { return p(gctx) })

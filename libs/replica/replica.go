@@ -74,8 +74,9 @@ type Replica struct {
 // Open opens the replica in dir, creating the layout if needed, and
 // recovers from a crashed run: it empties staging/, removes a stale
 // current.tmp, and removes versions without a manifest and manifests without
-// a version (never the current one). keep is the number of previous versions
-// held besides the current one; values below 1 mean 1.
+// a version (never the current one). It never prunes complete versions.
+// keep is the number of previous versions Apply holds besides the current
+// one; values below 1 mean 1.
 func Open(dir string, keep int) (*Replica, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -163,7 +164,10 @@ func (r *Replica) cleanup() error {
 			}
 		}
 	}
-	return r.prune(cur, "")
+	// No pruning here: Open is also how a restarted agent reads what it
+	// holds, possibly with another keep than the tree's; old versions are
+	// pruned after each Apply, with the tree's own keep.
+	return nil
 }
 
 // versions lists the roots under versions/.

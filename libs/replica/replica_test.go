@@ -541,3 +541,33 @@ func TestOpenAndManifestErrors(t *testing.T) {
 		t.Fatalf("Manifest of an unknown root: %v", err)
 	}
 }
+
+// TestReopenKeepsOldVersions: opening a replica (as a restarted agent does
+// to read what it serves) with a smaller keep prunes nothing.
+func TestReopenKeepsOldVersions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r, err := Open(dir, 3)
+	mustDo(t, err)
+	var prev *tree.Manifest
+	for i := range 4 {
+		src := filepath.Join(t.TempDir(), "src")
+		writeFiles(t, src, map[string][]byte{"version": fmt.Appendf(nil, "version %d", i)})
+		data, m := packBytes(t, src, prev)
+		_, err := r.Apply(ctx, reader(t, data))
+		mustDo(t, err)
+		prev = m
+	}
+	before, err := r.versions()
+	mustDo(t, err)
+	if len(before) != 4 {
+		t.Fatalf("held %d versions, want 4 (current + keep 3)", len(before))
+	}
+	again, err := Open(dir, 1)
+	mustDo(t, err)
+	after, err := again.versions()
+	mustDo(t, err)
+	if !slices.Equal(after, before) {
+		t.Fatalf("reopening with keep 1 changed the held versions: %v → %v", before, after)
+	}
+}

@@ -94,14 +94,11 @@ func (s *Service) Probe() *health.Probe { return s.d.Probe }
 // ConsumerName is the durable work-queue consumer every instance shares.
 const ConsumerName = "deltacache"
 
-// maxDeliver bounds redelivery: a delta claimed by another instance is
-// retried with backoff while that instance builds it.
-const maxDeliver = 30
-
 // Run serves delta requests until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	// A request for a delta another instance is building is retried with
+	// backoff until the pack is stored (bus.DefaultMaxDeliver bounds it).
 	cc := bus.ConsumerConfig(ConsumerName, "pulpdist.delta.req.>")
-	cc.MaxDeliver = maxDeliver
 	return s.d.Run(ctx, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}})
 }
 

@@ -92,6 +92,7 @@ func (c Config) Validate() error {
 
 // Service is an inventory ready to run: connected, migrated and bound.
 type Service struct {
+	js       jetstream.JetStream
 	log      *slog.Logger
 	nc       *nats.Conn
 	store    *store.Store
@@ -121,6 +122,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 }
 
 func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream) error {
+	s.js = js
 	if _, err := bus.Ensure(ctx, js); err != nil {
 		return err
 	}
@@ -156,7 +158,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.http.Serve(gctx) })
 	g.Go(func() error {
-		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog))
+		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog), bus.WithDeadLetter(s.js))
 	})
 	s.probe.SetReady(true)
 	s.log.Info("inventory ready", "url", s.URL())

@@ -28,6 +28,7 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 	if err != nil {
 		return outcome{}, fmt.Errorf("open replica %s: %w", cmd.Tree, err)
 	}
+	rep.SetLogger(s.log.With("tree", cmd.Tree))
 	cur, err := rep.Current()
 	if err != nil {
 		return outcome{}, fmt.Errorf("replica %s: %w", cmd.Tree, err)
@@ -57,7 +58,7 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 		return outcome{}, err
 	}
 	defer func() {
-		_ = os.Remove(path) // a fetched pack is scratch; a leftover is cleaned at the next start
+		_ = os.Remove(path) // a fetched pack is scratch; a leftover is removed at the next start
 	}()
 	st, err := applyFile(ctx, rep, path, cmd)
 	if err != nil {

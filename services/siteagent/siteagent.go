@@ -67,6 +67,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("siteagent config: %w", err)
 	}
+	// tmp/ holds packs being fetched; what a stopped agent left there is
+	// of no use.
+	if err := os.RemoveAll(tmpDir(cfg.DataDir)); err != nil {
+		return nil, fmt.Errorf("siteagent data dir: %w", err)
+	}
 	for _, d := range []string{treesDir(cfg.DataDir), tmpDir(cfg.DataDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("siteagent data dir: %w", err)
