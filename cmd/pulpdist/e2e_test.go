@@ -325,6 +325,35 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("%d deltas computed after the repeated request, want still 2", n)
 	}
 
+	// Two triggers at once need a pair nobody has computed (a new site
+	// joining at no version): the two instances may each take one request,
+	// and the claim keeps the build to one of them.
+	for _, trig := range []string{"race-1", "race-2"} {
+		req := bus.DeltaRequest{V: 1, TriggerID: trig, Tree: "demo", To: v2}
+		if err := bus.Publish(ctx, js, bus.DeltaRequestSubject("demo"), trig, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll.Until(t, 60*time.Second, func() error {
+		answered := map[string]bool{}
+		for _, r := range readyMessages(t, js) {
+			answered[r.TriggerID] = true
+		}
+		if !answered["race-1"] || !answered["race-2"] {
+			return fmt.Errorf("answered %v", answered)
+		}
+		return nil
+	})
+	full := 0
+	for _, d := range storedEvents[bus.DeltaComputed](t, js, bus.EventSubject(bus.EntityDelta, bus.ActionComputed)) {
+		if d.From == "" && d.To == v2 {
+			full++
+		}
+	}
+	if full != 1 {
+		t.Fatalf("the pair (none → v2) was computed %d times for two concurrent requests, want once", full)
+	}
+
 	// The overview shows every site × tree, converged.
 	rows, err := c.Overview(ctx)
 	if err != nil {
@@ -381,6 +410,29 @@ func countObjects(t *testing.T, url, bucket string) int {
 		t.Fatal(err)
 	}
 	return len(list)
+}
+
+// storedEvents reads every event on subject from the events stream itself,
+// whatever a subscriber has received so far.
+func storedEvents[T any](t *testing.T, js jetstream.JetStream, subject string) []T {
+	t.Helper()
+	cons, err := js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	for m := range batch.Messages() {
+		_, data, err := bus.DecodeEvent[T](m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, data)
+	}
+	return out
 }
 
 func readyMessages(t *testing.T, js jetstream.JetStream) []bus.DeltaReady {

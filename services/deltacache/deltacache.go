@@ -125,18 +125,26 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 		return fmt.Errorf("look up pack %s: %w", id, err)
 	}
 	claim := bus.DeltaClaimKey(req.Tree, req.From, req.To)
-	if _, err := s.layout.DeltaClaims.Create(ctx, claim, []byte(s.cfg.Instance)); err != nil {
+	rev, err := s.layout.DeltaClaims.Create(ctx, claim, []byte(s.cfg.Instance))
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("%s: %w", id, errClaimed)
 		}
 		return fmt.Errorf("claim %s: %w", id, err)
 	}
+	renewed := s.holdClaim(ctx, claim, rev)
 	defer func() {
-		// The claim only guards the build; the stored pack answers from now on.
-		if err := s.layout.DeltaClaims.Delete(context.WithoutCancel(ctx), claim); err != nil {
+		// The claim only guards the build; the stored pack answers from now
+		// on. Delete it only if it is still ours.
+		if err := s.layout.DeltaClaims.Delete(context.WithoutCancel(ctx), claim, jetstream.LastRevision(renewed())); err != nil {
 			log.Warn("release claim", "err", err)
 		}
 	}()
+	// Another instance may have stored the pack and released its claim
+	// between our look-up and our claim.
+	if info, err := s.layout.Deltas.GetInfo(ctx, id); err == nil {
+		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
+	}
 	start := time.Now()
 	res, err := s.build(ctx, req, id)
 	if err != nil {
@@ -150,6 +158,33 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 		return err
 	}
 	return s.ready(ctx, req, id, uint64(res.Size), res.Hash, true)
+}
+
+// holdClaim renews the claim while a build runs, so a build longer than
+// the claim's TTL is not taken over by another instance. The returned
+// function stops the renewal and gives the claim's last revision.
+func (s *Service) holdClaim(ctx context.Context, key string, rev uint64) func() uint64 {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(bus.DeltaClaimTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				next, err := s.layout.DeltaClaims.Update(ctx, key, []byte(s.cfg.Instance), rev)
+				if err != nil {
+					s.log.Warn("renew delta claim", "key", key, "err", err)
+					continue
+				}
+				rev = next
+			}
+		}
+	}()
+	return func() uint64 { cancel(); <-done; return rev }
 }
 
 func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string) (build.Result, error) {

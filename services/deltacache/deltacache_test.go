@@ -187,3 +187,44 @@ func TestBadRequestsAreRefused(t *testing.T) {
 		t.Fatalf("deltas store not empty after refused requests: %v", err)
 	}
 }
+
+// TestClaimKeepsABuildToOneInstance: while another instance holds the claim
+// on a delta, a request for it is retried (not built a second time); once
+// that instance has stored the pack, the request is answered from the store.
+func TestClaimKeepsABuildToOneInstance(t *testing.T) {
+	h := start(t, 2)
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "alpha")
+	m := publish(t, h.layout, "demo", dir)
+	req := bus.DeltaRequest{V: 1, TriggerID: "t", Tree: "demo", To: m.Root()}
+	key := bus.DeltaClaimKey("demo", "", m.Root())
+	if _, err := h.layout.DeltaClaims.Create(t.Context(), key, []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.instances[1].Serve(t.Context(), req); !errors.Is(err, errClaimed) || bus.IsPermanent(err) {
+		t.Fatalf("Serve during another's build = %v, want a transient errClaimed", err)
+	}
+	if n := h.computedEvents(t); n != 0 {
+		t.Fatalf("%d builds while the claim was held", n)
+	}
+	// The other instance finishes: it stores the pack and releases its claim.
+	if err := h.instances[0].Serve(t.Context(), bus.DeltaRequest{V: 1, TriggerID: "first", Tree: "demo", To: m.Root()}); !errors.Is(err, errClaimed) {
+		t.Fatalf("the claim must hold for every instance: %v", err)
+	}
+	if err := h.layout.DeltaClaims.Delete(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.instances[0].Serve(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.instances[1].Serve(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.computedEvents(t); n != 1 {
+		t.Fatalf("%d builds, want 1", n)
+	}
+	// A released claim is gone, not left behind for the TTL.
+	if _, err := h.layout.DeltaClaims.Get(t.Context(), key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("claim after the build: %v, want none", err)
+	}
+}
