@@ -82,6 +82,9 @@ type SyncCommand struct {
 	PackHash string `json:"pack_hash,omitempty"`
 	// Keep is how many previous versions the site keeps as delta bases.
 	Keep int `json:"keep,omitempty"`
+	// Origin is the tree's origin site (apply only), whose version in the
+	// sites bucket is the newest one.
+	Origin string `json:"origin,omitempty"`
 }
 
 // Validate checks a decoded sync command.
@@ -104,6 +107,11 @@ func (m SyncCommand) Validate() error {
 			return fmt.Errorf("sync command: snapshot without source")
 		}
 	case CommandApply:
+		if m.Origin != "" {
+			if err := ValidateName("origin", m.Origin); err != nil {
+				return err
+			}
+		}
 		if err := ValidateVersion(m.From, true); err != nil {
 			return fmt.Errorf("sync command from: %w", err)
 		}

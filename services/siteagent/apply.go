@@ -43,15 +43,7 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 		return outcome{}, bus.Permanent(fmt.Errorf("site serves %q, not %s, and no pack was sent", cur, cmd.To))
 	}
 	if cur != cmd.From {
-		// The site moved (or lost its tree) since the command was planned,
-		// for instance while it was offline. Ask for the delta it can use;
-		// the scheduler sends it here when it is ready.
-		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, From: cur, To: cmd.To}
-		if err := bus.Publish(ctx, s.js, bus.DeltaRequestSubject(cmd.Tree), bus.DeltaID(cmd.Tree, cur, cmd.To)+"/"+cmd.TriggerID, req); err != nil {
-			return outcome{}, err
-		}
-		return outcome{}, bus.Permanent(fmt.Errorf("%w: site serves %q, pack applies to %q; requested the delta from %q",
-			replica.ErrBaseMismatch, cur, cmd.From, cur))
+		return s.mismatch(ctx, cmd, cur)
 	}
 	path, size, err := s.fetch(ctx, cmd)
 	if err != nil {
@@ -68,6 +60,39 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 		return outcome{}, err
 	}
 	return outcome{result: bus.ResultCompleted, to: cmd.To, files: st.FilesWritten, bytes: size}, nil
+}
+
+// mismatch handles a command whose pack does not apply to the version the
+// site serves: the site moved, or was offline, since the command was
+// planned. It never moves a site back to an older version.
+func (s *Service) mismatch(ctx context.Context, cmd bus.SyncCommand, cur string) (outcome, error) {
+	latest := ""
+	if cmd.Origin != "" {
+		var err error
+		if latest, err = bus.GetSiteVersion(ctx, s.layout.Sites, cmd.Origin, cmd.Tree); err != nil {
+			return outcome{}, err
+		}
+	}
+	switch {
+	case cur != "" && cur == latest:
+		// Already at the newest version: the command is stale.
+		if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, cur); err != nil {
+			return outcome{}, err
+		}
+		return outcome{result: bus.ResultUpToDate, to: cur}, nil
+	case latest == "" || latest == cmd.To:
+		// Ask for the delta from what the site serves; the scheduler sends
+		// it here when it is ready.
+		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, From: cur, To: cmd.To}
+		if err := bus.Publish(ctx, s.js, bus.DeltaRequestSubject(cmd.Tree), bus.DeltaID(cmd.Tree, cur, cmd.To)+"/"+cmd.TriggerID, req); err != nil {
+			return outcome{}, err
+		}
+		return outcome{}, bus.Permanent(fmt.Errorf("%w: site serves %q, pack applies to %q; requested the delta from %q",
+			replica.ErrBaseMismatch, cur, cmd.From, cur))
+	default:
+		return outcome{}, bus.Permanent(fmt.Errorf("%w: site serves %q, pack applies to %q, and %s is no longer the newest version",
+			replica.ErrBaseMismatch, cur, cmd.From, cmd.To))
+	}
 }
 
 // applyFile applies a fetched pack after checking it is the one commanded.

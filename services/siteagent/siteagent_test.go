@@ -225,7 +225,10 @@ func TestReplicaAppliesAndRefusesBadPacks(t *testing.T) {
 		t.Fatalf("a refused pack switched the tree to %s", cur)
 	}
 	// A base the site does not hold.
-	fin = h.run(t, bus.SyncCommand{RunID: "wrong-base", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", From: strings.Repeat("9", 64), To: root, Pack: name, PackHash: hash})
+	if err := bus.PutSiteVersion(t.Context(), h.layout.Sites, "origin", "demo", root); err != nil {
+		t.Fatal(err)
+	}
+	fin = h.run(t, bus.SyncCommand{RunID: "wrong-base", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", From: strings.Repeat("9", 64), To: root, Pack: name, PackHash: hash, Origin: "origin"})
 	if fin.Result != bus.ResultFailed || !strings.Contains(fin.Error, "base") {
 		t.Fatalf("wrong base: %+v", fin)
 	}
@@ -252,6 +255,13 @@ func TestReplicaAppliesAndRefusesBadPacks(t *testing.T) {
 	}
 	if got.Root() != root {
 		t.Fatalf("served root %s, want %s", got.Root(), root)
+	}
+	// A late command towards an older version, planned before the site
+	// moved: the site serves the newest version, so it stays there.
+	fin = h.run(t, bus.SyncCommand{RunID: "stale", TriggerID: "t0", Kind: bus.CommandApply, Site: "site-a", Tree: "demo",
+		From: strings.Repeat("8", 64), To: strings.Repeat("7", 64), Pack: name, PackHash: hash, Origin: "origin"})
+	if fin.Result != bus.ResultUpToDate || fin.To != root || current(t, h, "demo") != root {
+		t.Fatalf("stale command: %+v, serving %s; want UP_TO_DATE at %s", fin, current(t, h, "demo"), root)
 	}
 	// The same command again: UP_TO_DATE, no transfer.
 	fin = h.run(t, bus.SyncCommand{RunID: "again", TriggerID: "t2", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", From: root, To: root})

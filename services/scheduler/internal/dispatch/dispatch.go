@@ -76,10 +76,14 @@ func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
 
 // Snapshot reacts to a new version: sites already at it are told so (they
 // report UP_TO_DATE), paused subscriptions are recorded as DISABLED, and one
-// delta is requested per distinct base version that some site holds.
+// delta is requested per distinct base version that some site holds. A
+// snapshot the origin has since replaced is ignored.
 func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	tree, subs, err := d.treeAndSubs(ctx, s.Tree)
 	if err != nil {
+		return err
+	}
+	if stale, err := d.stale(ctx, tree, s.Root); err != nil || stale {
 		return err
 	}
 	bases := map[string]bool{}
@@ -105,24 +109,49 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	}
 	for base := range bases {
 		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: s.TriggerID, Tree: s.Tree, From: base, To: s.Root}
-		// One request per trigger and pair: a redelivered snapshot is
-		// deduplicated, a later trigger asks again and is answered from the
-		// delta store.
-		msgID := bus.DeltaID(s.Tree, base, s.Root) + "/" + s.TriggerID
-		if err := d.out.RequestDelta(ctx, req, msgID); err != nil {
-			return err
-		}
-		if err := d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, s.Tree, msgID, req); err != nil {
+		if err := d.requestDelta(ctx, req); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// DeltaReady sends the pack to every active site that serves its base.
+// requestDelta asks for a delta once per trigger and pair: a redelivered
+// message is deduplicated, a later trigger asks again and is answered from
+// the delta store.
+func (d *Dispatcher) requestDelta(ctx context.Context, req bus.DeltaRequest) error {
+	msgID := bus.DeltaID(req.Tree, req.From, req.To) + "/" + req.TriggerID
+	if err := d.out.RequestDelta(ctx, req, msgID); err != nil {
+		return err
+	}
+	return d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, req.Tree, msgID, req)
+}
+
+// stale reports whether the origin of tree has published a version other
+// than root since: work towards root would then move sites backwards.
+func (d *Dispatcher) stale(ctx context.Context, tree inventoryapi.Tree, root string) (bool, error) {
+	latest, err := d.ver.SiteVersion(ctx, tree.OriginSite, tree.Name)
+	if err != nil {
+		return false, fmt.Errorf("version of origin %s: %w", tree.OriginSite, err)
+	}
+	if latest != "" && latest != root {
+		d.log.Info("ignoring a replaced version", "tree", tree.Name, "version", root, "latest", latest)
+		return true, nil
+	}
+	return false, nil
+}
+
+// DeltaReady sends the pack to every active site that serves its base, and
+// asks for the delta from their own version for active sites that serve
+// neither its base nor its target (they moved since the snapshot). A pack
+// towards a version the origin has since replaced is not sent: sites never
+// go back to an older version.
 func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 	tree, subs, err := d.treeAndSubs(ctx, r.Tree)
 	if err != nil {
+		return err
+	}
+	if stale, err := d.stale(ctx, tree, r.To); err != nil || stale {
 		return err
 	}
 	for _, sub := range subs {
@@ -133,7 +162,13 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 		if err != nil {
 			return fmt.Errorf("delta ready %s: version of %s: %w", r.Tree, sub.Site, err)
 		}
+		if cur == r.To {
+			continue
+		}
 		if cur != r.From {
+			if err := d.requestDelta(ctx, bus.DeltaRequest{V: bus.MessageVersion, TriggerID: r.TriggerID, Tree: r.Tree, From: cur, To: r.To}); err != nil {
+				return err
+			}
 			continue
 		}
 		cmd := d.apply(r.TriggerID, tree, sub.Site, r.From, r.To)
@@ -160,7 +195,7 @@ func (d *Dispatcher) treeAndSubs(ctx context.Context, name string) (inventoryapi
 func (d *Dispatcher) apply(triggerID string, tree inventoryapi.Tree, site, from, to string) bus.SyncCommand {
 	return bus.SyncCommand{
 		V: bus.MessageVersion, RunID: RunID(triggerID, site, bus.CommandApply, from, to), TriggerID: triggerID,
-		Kind: bus.CommandApply, Site: site, Tree: tree.Name, From: from, To: to, Keep: tree.Keep,
+		Kind: bus.CommandApply, Site: site, Tree: tree.Name, From: from, To: to, Keep: tree.Keep, Origin: tree.OriginSite,
 	}
 }
 

@@ -180,3 +180,47 @@ func TestDeltaReadyGoesToSitesAtItsBase(t *testing.T) {
 		t.Fatalf("sent to %v, want old-a and old-b (not the paused site, not others)", sites)
 	}
 }
+
+// TestNoWorkTowardsAReplacedVersion: once the origin has published a newer
+// version, a late snapshot or pack for an older one moves no site.
+func TestNoWorkTowardsAReplacedVersion(t *testing.T) {
+	inv, ver := fixture()
+	ver["origin/demo"] = v3
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.Snapshot(t.Context(), bus.Snapshot{V: 1, TriggerID: "old", Tree: "demo", Site: "origin", Root: v2}); err != nil {
+		t.Fatal(err)
+	}
+	ready := bus.DeltaReady{V: 1, TriggerID: "old", Tree: "demo", From: v1, To: v2, Pack: bus.DeltaID("demo", v1, v2), PackHash: v2}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 0 || len(out.requests) != 0 {
+		t.Fatalf("work towards a replaced version: commands %+v, requests %+v", out.commands, out.requests)
+	}
+}
+
+// TestDeltaReadyCatchesUpSitesThatMoved: a site serving neither the pack's
+// base nor its target gets a delta of its own requested.
+func TestDeltaReadyCatchesUpSitesThatMoved(t *testing.T) {
+	inv, ver := fixture()
+	ver["origin/demo"] = v3
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	ready := bus.DeltaReady{V: 1, TriggerID: "t", Tree: "demo", From: v1, To: v3, Pack: bus.DeltaID("demo", v1, v3), PackHash: v2}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 2 { // old-a and old-b, at the pack's base
+		t.Fatalf("commands %+v", out.commands)
+	}
+	for _, c := range out.commands {
+		if c.Origin != "origin" {
+			t.Errorf("command without the origin: %+v", c)
+		}
+	}
+	// "new" serves nothing: it needs the full delta; "current" is at v3.
+	if len(out.requests) != 1 || out.requests[0].From != "" || out.requests[0].To != v3 {
+		t.Fatalf("requests %+v, want one from no version to v3", out.requests)
+	}
+}
