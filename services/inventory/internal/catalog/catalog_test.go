@@ -152,3 +152,37 @@ func TestBuildOverview(t *testing.T) {
 }
 
 func ptr(t time.Time) *time.Time { return &t }
+
+// TestOverviewAfterTheOriginWentBack: an origin that publishes an earlier
+// tree again (a → b → a) serves a; sites at a are current, sites at b are
+// not, although b was first published later.
+func TestOverviewAfterTheOriginWentBack(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	d := OverviewData{
+		Trees:         []Tree{{Name: "docs", OriginSite: "origin"}},
+		Subscriptions: []Subscription{{Site: "at-a", Tree: "docs"}, {Site: "at-b", Tree: "docs"}},
+		Versions: []Version{
+			{Tree: "docs", Root: a, PublishedAt: now.Add(-300 * time.Second)},
+			{Tree: "docs", Root: b, PublishedAt: now.Add(-200 * time.Second)},
+		},
+		SiteVersions: []SiteVersion{
+			{Site: "origin", Tree: "docs", Root: a},
+			{Site: "at-a", Tree: "docs", Root: a},
+			{Site: "at-b", Tree: "docs", Root: b},
+		},
+	}
+	rows := map[string]OverviewRow{}
+	for _, r := range buildOverview(d, now) {
+		rows[r.Site] = r
+	}
+	if r := rows["origin"]; r.Version != a || r.LatestVersion != a {
+		t.Errorf("origin %+v, want serving and latest a", r)
+	}
+	if r := rows["at-a"]; r.LatestVersion != a || r.LagSeconds != 0 {
+		t.Errorf("at-a %+v, want current", r)
+	}
+	if r := rows["at-b"]; r.LatestVersion != a || r.LagSeconds == 0 {
+		t.Errorf("at-b %+v, want behind", r)
+	}
+}

@@ -30,6 +30,18 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 	for _, r := range d.LatestRuns {
 		runs[key{r.Site, r.Tree}] = r
 	}
+	// The latest version of a tree is what its origin serves now: the
+	// version it published last, even when that one was first published
+	// long ago (an origin that went back to an earlier tree). Without it,
+	// the most recently first-published version.
+	latestOf := map[string]string{}
+	for _, t := range d.Trees {
+		if v := serves[key{t.OriginSite, t.Name}]; v != "" {
+			latestOf[t.Name] = v
+		} else if vs := versions[t.Name]; len(vs) > 0 {
+			latestOf[t.Name] = vs[len(vs)-1].Root
+		}
+	}
 
 	row := func(site, tree, role string, paused bool, version string) OverviewRow {
 		vs := versions[tree]
@@ -37,9 +49,7 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 		if paused {
 			o.State = StateDisabled
 		}
-		if len(vs) > 0 {
-			o.LatestVersion = vs[len(vs)-1].Root
-		}
+		o.LatestVersion = latestOf[tree]
 		if r, ok := runs[key{site, tree}]; ok {
 			switch {
 			case r.State == RunRunning:
@@ -68,11 +78,7 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 
 	var out []OverviewRow
 	for _, t := range d.Trees {
-		latest := ""
-		if vs := versions[t.Name]; len(vs) > 0 {
-			latest = vs[len(vs)-1].Root
-		}
-		out = append(out, row(t.OriginSite, t.Name, RoleOrigin, false, latest))
+		out = append(out, row(t.OriginSite, t.Name, RoleOrigin, false, latestOf[t.Name]))
 	}
 	for _, s := range d.Subscriptions {
 		out = append(out, row(s.Site, s.Tree, RoleReplica, s.Paused, serves[key{s.Site, s.Tree}]))
