@@ -80,6 +80,7 @@ func New(ctx context.Context, name string, o Options, log *slog.Logger) (*Daemon
 		return nil, err
 	}
 	d := &Daemon{Name: name, Log: log, NC: nc, JS: js, Layout: layout, Probe: health.Or(o.Probe, name)}
+	d.Probe.SetCheck(nc.IsConnected)
 	if o.HTTPAddr != "" {
 		mux := http.NewServeMux()
 		health.Register(mux, d.Probe)

@@ -12,6 +12,7 @@ import (
 type Probe struct {
 	name  string
 	ready atomic.Bool
+	check atomic.Pointer[func() bool]
 }
 
 // NewProbe returns a not-yet-ready probe for a component.
@@ -23,8 +24,21 @@ func (p *Probe) Name() string { return p.name }
 // SetReady marks the component ready or not.
 func (p *Probe) SetReady(ok bool) { p.ready.Store(ok) }
 
+// SetCheck adds a condition read at every readiness question, such as "the
+// NATS connection is up": a running component that lost a dependency is
+// not ready.
+func (p *Probe) SetCheck(ok func() bool) { p.check.Store(&ok) }
+
 // Ready reports whether the component is ready.
-func (p *Probe) Ready() bool { return p.ready.Load() }
+func (p *Probe) Ready() bool {
+	if !p.ready.Load() {
+		return false
+	}
+	if c := p.check.Load(); c != nil {
+		return (*c)()
+	}
+	return true
+}
 
 // Register adds /healthz (the process answers) and /readyz (every probe is
 // ready; otherwise 503 listing the ones that are not) to mux.

@@ -123,6 +123,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 
 func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream) error {
 	s.js = js
+	s.probe.SetCheck(s.nc.IsConnected)
 	if _, err := bus.Ensure(ctx, js); err != nil {
 		return err
 	}
