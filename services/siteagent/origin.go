@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,9 @@ const uploadWorkers = 4
 func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
 	if !filepath.IsAbs(cmd.Source) || filepath.Clean(cmd.Source) != cmd.Source {
 		return outcome{}, bus.Permanent(fmt.Errorf("source %q must be a clean absolute path", cmd.Source))
+	}
+	if err := s.allowedSource(cmd.Source); err != nil {
+		return outcome{}, bus.Permanent(err)
 	}
 	m, err := tree.Scan(ctx, cmd.Source)
 	if err != nil {
@@ -68,6 +72,32 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 		res = bus.ResultUpToDate
 	}
 	return outcome{result: res, to: root, files: files, bytes: nbytes}, nil
+}
+
+// ErrSourceNotAllowed refuses a source outside the site's source roots.
+var ErrSourceNotAllowed = errors.New("source not allowed")
+
+// allowedSource checks that source, with symbolic links resolved, lies
+// under one of the configured source roots (when there are any).
+func (s *Service) allowedSource(source string) error {
+	roots := s.cfg.sourceRoots()
+	if len(roots) == 0 {
+		return nil
+	}
+	real, err := filepath.EvalSymlinks(source)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", source, err)
+	}
+	for _, r := range roots {
+		rr, err := filepath.EvalSymlinks(r)
+		if err != nil {
+			continue // a root that does not exist holds no source
+		}
+		if rel, err := filepath.Rel(rr, real); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is not under %s (PULPDIST_SOURCE_ROOTS)", ErrSourceNotAllowed, source, strings.Join(roots, ", "))
 }
 
 // upload puts every file content the blob store lacks, named by its hash,

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +31,10 @@ type Config struct {
 	Site string
 	// DataDir holds the replicas: <DataDir>/trees/<tree>/{current,versions,…}.
 	DataDir string
+	// SourceRoots, when set, are the only directories (comma-separated)
+	// under which this site scans tree sources; any other source declared
+	// in the inventory is refused.
+	SourceRoots string
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -37,6 +42,18 @@ func (c *Config) Bind(s *config.Set) {
 	c.Options.Bind(s, "127.0.0.1:7403")
 	s.String(&c.Site, "site", "PULPDIST_SITE", "", "name of this site (required)")
 	s.String(&c.DataDir, "data-dir", "PULPDIST_DATA_DIR", "/var/lib/pulpdist", "directory holding this site's trees")
+	s.String(&c.SourceRoots, "source-roots", "PULPDIST_SOURCE_ROOTS", "", "comma-separated directories tree sources must be under (empty: any)")
+}
+
+// sourceRoots lists the configured source roots.
+func (c Config) sourceRoots() []string {
+	var out []string
+	for r := range strings.SplitSeq(c.SourceRoots, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Validate checks the configuration.
@@ -47,6 +64,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data dir %q must be an absolute path", c.DataDir))
+	}
+	for _, r := range c.sourceRoots() {
+		if !filepath.IsAbs(r) || filepath.Clean(r) != r {
+			errs = append(errs, fmt.Errorf("source root %q must be a clean absolute path", r))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -36,13 +36,17 @@ type harness struct {
 
 // start runs a site-agent for site on an embedded JetStream and records
 // every sync.finished event.
-func start(t *testing.T, site string) *harness {
+func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness {
 	t.Helper()
 	url := natstest.Start(t)
 	log := slog.New(slog.DiscardHandler)
 	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}}
 	ctx, cancel := context.WithCancel(t.Context())
-	svc, err := siteagent.New(ctx, siteagent.Config{Options: daemon.Options{NATSURL: url}, Site: site, DataDir: h.dataDir}, log)
+	cfg := siteagent.Config{Options: daemon.Options{NATSURL: url}, Site: site, DataDir: h.dataDir}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := siteagent.New(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +209,38 @@ func TestSnapshotOfABadSourceFails(t *testing.T) {
 		if fin.Result != bus.ResultFailed || fin.Error == "" {
 			t.Errorf("source %q: %+v, want FAILED with a reason", src, fin)
 		}
+	}
+}
+
+// TestSourceRootsConfineScans: with PULPDIST_SOURCE_ROOTS set, an origin
+// scans only under them, also when the source is a link pointing out.
+func TestSourceRootsConfineScans(t *testing.T) {
+	allowed, outside := t.TempDir(), t.TempDir()
+	write(t, allowed, "tree/a.txt", "a")
+	write(t, outside, "secret.txt", "s")
+	if err := os.Symlink(outside, filepath.Join(allowed, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, "origin", func(c *siteagent.Config) { c.SourceRoots = "/nonexistent-root, " + allowed })
+	for _, tc := range []struct {
+		source string
+		want   bus.Result
+	}{
+		{filepath.Join(allowed, "tree"), bus.ResultCompleted},
+		{outside, bus.ResultFailed},
+		{filepath.Join(allowed, "escape"), bus.ResultFailed},
+		{"/etc", bus.ResultFailed},
+	} {
+		fin := h.run(t, bus.SyncCommand{RunID: "src-" + tc.source, TriggerID: "t", Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: tc.source})
+		if fin.Result != tc.want {
+			t.Errorf("source %s: %s (%s), want %s", tc.source, fin.Result, fin.Error, tc.want)
+		}
+		if tc.want == bus.ResultFailed && !strings.Contains(fin.Error, "source not allowed") {
+			t.Errorf("source %s: error %q does not say why", tc.source, fin.Error)
+		}
+	}
+	if err := (siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "s", DataDir: "/d", SourceRoots: "relative/dir"}).Validate(); err == nil {
+		t.Error("a relative source root was accepted")
 	}
 }
 
