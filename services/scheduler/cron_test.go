@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -15,6 +16,20 @@ import (
 type treeList []inventoryapi.Tree
 
 func (l treeList) Trees(context.Context) ([]inventoryapi.Tree, error) { return l, nil }
+
+// flakyList answers once, then fails like an inventory that went away.
+type flakyList struct {
+	trees []inventoryapi.Tree
+	calls int
+}
+
+func (l *flakyList) Trees(context.Context) ([]inventoryapi.Tree, error) {
+	l.calls++
+	if l.calls > 1 {
+		return nil, errors.New("inventory unreachable")
+	}
+	return l.trees, nil
+}
 
 // TestCronFiresOncePerMinuteAcrossInstances runs two cron instances against
 // one embedded JetStream: a due schedule yields exactly one trigger.
@@ -74,5 +89,21 @@ func TestCronFiresOncePerMinuteAcrossInstances(t *testing.T) {
 	}
 	if info, err = s.Info(t.Context()); err != nil || info.State.Msgs != 2 {
 		t.Fatalf("after next minute: %d triggers, %v", info.State.Msgs, err)
+	}
+
+	// With the inventory gone, schedules keep firing from the last list.
+	flaky := &flakyList{trees: []inventoryapi.Tree{{Name: "every-minute", Schedule: "* * * * *"}}}
+	c := cron.New(flaky, out, time.Nanosecond, log)
+	later := now.Add(10 * time.Minute)
+	for i := range 3 {
+		if err := c.Tick(t.Context(), later.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatalf("tick %d: %v", i, err)
+		}
+	}
+	if flaky.calls < 2 {
+		t.Fatalf("the list was not refreshed (%d calls)", flaky.calls)
+	}
+	if info, err = s.Info(t.Context()); err != nil || info.State.Msgs != 5 {
+		t.Fatalf("with the inventory away: %d triggers, %v; want 3 more", info.State.Msgs, err)
 	}
 }

@@ -56,10 +56,15 @@ func TriggerID(tree string, minute time.Time) string {
 func (c *Cron) Tick(ctx context.Context, now time.Time) error {
 	if c.cached == nil || now.Sub(c.fetched) >= c.refresh {
 		trees, err := c.trees.Trees(ctx)
-		if err != nil {
+		switch {
+		case err == nil:
+			c.cached, c.fetched = trees, now
+		case c.cached == nil:
 			return fmt.Errorf("cron: list trees: %w", err)
+		default:
+			// The inventory is away: keep firing the schedules we know.
+			c.log.Warn("cron: list trees failed, using the last list", "err", err)
 		}
-		c.cached, c.fetched = trees, now
 	}
 	minute := now.UTC().Truncate(time.Minute)
 	for _, t := range c.cached {
