@@ -3,6 +3,8 @@ package siteagent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -149,14 +151,20 @@ func (s *Service) uploadOne(ctx context.Context, src *os.Root, e tree.Entry) (in
 		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
 	}
 	defer f.Close()
-	h := blake3.New()
-	info, err := s.layout.Blobs.Put(ctx, jetstream.ObjectMeta{Name: e.Hash}, io.TeeReader(f, h))
+	h, sum := blake3.New(), sha256.New()
+	info, err := s.layout.Blobs.Put(ctx, jetstream.ObjectMeta{Name: e.Hash}, io.TeeReader(f, io.MultiWriter(h, sum)))
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
 	}
 	if got := fmt.Sprintf("%x", h.Sum(nil)); got != e.Hash || int64(info.Size) != e.Size {
-		if derr := s.layout.Blobs.Delete(context.WithoutCancel(ctx), e.Hash); derr != nil {
-			return 0, fmt.Errorf("upload %s: %w; and removing it: %w", e.Path, ErrChanged, derr)
+		// What we stored under the hash is not that content. Remove it —
+		// unless another origin has meanwhile stored the right content
+		// there (the store's digest is then not that of our bytes).
+		ours := "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil))
+		if now, err := s.layout.Blobs.GetInfo(ctx, e.Hash); err == nil && now.Digest == ours {
+			if derr := s.layout.Blobs.Delete(context.WithoutCancel(ctx), e.Hash); derr != nil {
+				return 0, fmt.Errorf("upload %s: %w; and removing it: %w", e.Path, ErrChanged, derr)
+			}
 		}
 		return 0, fmt.Errorf("upload %s: %w", e.Path, ErrChanged)
 	}
