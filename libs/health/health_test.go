@@ -15,7 +15,7 @@ func TestReadyz(t *testing.T) {
 	health.Register(mux, a, b)
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		mux.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, path, nil))
 		return rec.Code, rec.Body.String()
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {

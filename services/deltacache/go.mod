@@ -6,7 +6,6 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pulpdist/pulpdist/libs v0.0.0
 	github.com/zeebo/blake3 v0.2.4
-	golang.org/x/sync v0.24.0
 )
 
 require (
@@ -25,6 +24,7 @@ require (
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
