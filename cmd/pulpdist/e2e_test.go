@@ -379,7 +379,7 @@ func TestEndToEnd(t *testing.T) {
 	// Every step was published as an event an outside tool could see.
 	for _, typ := range []string{
 		"tree.created", "site.created", "subscription.created", "sync.requested", "sync.started",
-		"snapshot.published", "delta.requested", "delta.computed", "sync.finished",
+		"snapshot.published", "delta.requested", "delta.computed", "delta.ready", "sync.finished",
 	} {
 		if len(find[map[string]any](t, events, bus.EventTypePrefix+typ)) == 0 {
 			t.Errorf("no %s event seen", typ)

@@ -245,6 +245,7 @@ func TestAsyncAPIEvents(t *testing.T) {
 		{bus.EntitySnapshot, bus.ActionPublished, "Snapshot"},
 		{bus.EntityDelta, bus.ActionRequested, "DeltaRequest"},
 		{bus.EntityDelta, bus.ActionComputed, "DeltaComputed"},
+		{bus.EntityDelta, bus.ActionReady, "DeltaReady"},
 		{bus.EntityTree, bus.ActionCreated, "Tree"},
 		{bus.EntitySite, bus.ActionCreated, "Site"},
 		{bus.EntitySubscription, bus.ActionCreated, "Subscription"},

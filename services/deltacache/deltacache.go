@@ -255,5 +255,9 @@ func (s *Service) ready(ctx context.Context, req bus.DeltaRequest, id string, si
 	}
 	// One announcement per request: a redelivered request is stored once, a
 	// later request for the same pair is answered again.
-	return bus.Publish(ctx, s.js, bus.DeltaReadySubject(req.Tree), "ready/"+id+"/"+req.TriggerID, msg)
+	msgID := "ready/" + id + "/" + req.TriggerID
+	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionReady, req.Tree, msgID, msg); err != nil {
+		return err
+	}
+	return bus.Publish(ctx, s.js, bus.DeltaReadySubject(req.Tree), msgID, msg)
 }

@@ -89,11 +89,12 @@ func (h *harness) computedEvents(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(bus.EventSubject(bus.EntityDelta, bus.ActionComputed)))
+	subject := bus.EventSubject(bus.EntityDelta, bus.ActionComputed)
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int(info.State.Msgs)
+	return int(info.State.Subjects[subject])
 }
 
 // TestDeltaIsComputedOnceAcrossInstances has two instances serve the same
