@@ -36,9 +36,9 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigEnvAndFlags(t *testing.T) {
 	env := map[string]string{
-		"PULPDIST_NATS_URL":     "nats://bus:4222",
+		"PULPDIST_NATS_URL":     "nats://bus:14222",
 		"PULPDIST_DATABASE_URL": "postgresql://inv@db/inventory",
-		"PULPDIST_HTTP_ADDR":    ":8080",
+		"PULPDIST_HTTP_ADDR":    ":18080",
 		"PULPDIST_LOG_FORMAT":   "json",
 		"PULPDIST_LOG_LEVEL":    "debug",
 	}
@@ -46,8 +46,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NATSURL != "nats://bus:4222" || cfg.DatabaseURL != "sqlite:///var/lib/pulpdist/inventory.db" ||
-		cfg.HTTPAddr != ":8080" || cfg.LogFormat != "json" || cfg.LogLevel != "debug" {
+	if cfg.NATSURL != "nats://bus:14222" || cfg.DatabaseURL != "sqlite:///var/lib/pulpdist/inventory.db" ||
+		cfg.HTTPAddr != ":18080" || cfg.LogFormat != "json" || cfg.LogLevel != "debug" {
 		t.Fatalf("config = %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -63,7 +63,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := inventory.Config{NATSURL: "nats://x:4222", DatabaseURL: "sqlite://x.db", HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info"}
+	good := inventory.Config{NATSURL: "nats://x:14222", DatabaseURL: "sqlite://x.db", HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info"}
 	for _, tc := range []struct {
 		name string
 		edit func(*inventory.Config)

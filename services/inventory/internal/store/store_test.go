@@ -423,7 +423,7 @@ func TestParseURL(t *testing.T) {
 		{in: "postgresql://h/inv", driver: "postgres", dsn: "postgresql://h/inv"},
 		{in: "sqlite:///var/lib/pulpdist/inv.db", driver: "sqlite", dsn: "/var/lib/pulpdist/inv.db?" + sqliteParams},
 		{in: "sqlite://inv.db", driver: "sqlite", dsn: "inv.db?" + sqliteParams},
-		{in: "postgres://u:secret@h:5432", err: "names no database"},
+		{in: "postgres://u:secret@h:15432", err: "names no database"},
 		{in: "sqlite://", err: "names no file"},
 		{in: "sqlite://x.db?_pragma=foreign_keys(0)", err: "take no query"},
 		{in: "sqlite://:memory:", err: "plain file path"},
