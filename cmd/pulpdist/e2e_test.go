@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/devstack"
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/pgtest"
 	"github.com/pulpdist/pulpdist/libs/poll"
 	"github.com/pulpdist/pulpdist/libs/tree"
@@ -289,6 +291,15 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("packs stored: %d before run 3, %d after", packsBefore, n)
 	}
 
+	// Packs are signed (the stack's site-agents trust only its key).
+	obj, err := objectStore(t, st.NATSURL, bus.BucketDeltas).GetBytes(ctx, bus.DeltaID("demo", v1, v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(obj, []byte(pack.SignatureMagic)) {
+		t.Fatalf("the pack %s→%s is not signed", v1, v2)
+	}
+
 	// Each (from, to) pair was computed exactly once although two sites
 	// needed it and two delta-cache instances were serving.
 	computed := map[string]int{}
@@ -387,22 +398,27 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-func countObjects(t *testing.T, url, bucket string) int {
+func objectStore(t *testing.T, url, bucket string) jetstream.ObjectStore {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os, err := js.ObjectStore(t.Context(), bucket)
+	store, err := js.ObjectStore(t.Context(), bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := os.List(t.Context())
+	return store
+}
+
+func countObjects(t *testing.T, url, bucket string) int {
+	t.Helper()
+	list, err := objectStore(t, url, bucket).List(t.Context())
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return 0
 	}

@@ -7,6 +7,7 @@ package deltacache
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/tree"
 	"github.com/pulpdist/pulpdist/services/deltacache/internal/build"
 )
@@ -34,6 +36,9 @@ type Config struct {
 	Instance string
 	// WorkDir holds packs while they are written.
 	WorkDir string
+	// SigningKey is a PEM ed25519 private key file; when set, every pack
+	// is signed with it (site-agents that trust its public key require it).
+	SigningKey string
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -45,6 +50,7 @@ func (c *Config) Bind(s *config.Set) {
 	c.Options.Bind(s, "127.0.0.1:7402")
 	s.String(&c.Instance, "instance", "PULPDIST_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this instance")
 	s.String(&c.WorkDir, "work-dir", "PULPDIST_WORK_DIR", os.TempDir(), "directory for packs being built")
+	s.String(&c.SigningKey, "signing-key", "PULPDIST_SIGNING_KEY", "", "PEM ed25519 private key that signs every pack (empty: packs are not signed)")
 }
 
 // Validate checks the configuration.
@@ -67,6 +73,7 @@ type Service struct {
 	layout *bus.Layout
 	js     jetstream.JetStream
 	events *bus.Events
+	key    ed25519.PrivateKey
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -77,13 +84,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
 		return nil, fmt.Errorf("deltacache work dir: %w", err)
 	}
+	var key ed25519.PrivateKey
+	if cfg.SigningKey != "" {
+		var err error
+		if key, err = pack.LoadPrivateKey(cfg.SigningKey); err != nil {
+			return nil, fmt.Errorf("deltacache config: %w", err)
+		}
+	}
 	log = log.With("instance", cfg.Instance)
 	d, err := daemon.New(ctx, "deltacache-"+cfg.Instance, cfg.Options, log)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
-		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS,
+		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS, key: key,
 		events: bus.NewEvents(d.JS, "/pulpdist/deltacache/"+cfg.Instance),
 	}, nil
 }
@@ -206,7 +220,7 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string) (b
 		_ = f.Close()           // already closed on success; the error is of no use here
 		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
 	}()
-	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob)
+	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key)
 	if err != nil {
 		return res, err
 	}

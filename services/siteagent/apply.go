@@ -2,6 +2,7 @@ package siteagent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +53,7 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 	defer func() {
 		_ = os.Remove(path) // a fetched pack is scratch; a leftover is removed at the next start
 	}()
-	st, err := applyFile(ctx, rep, path, cmd)
+	st, err := applyFile(ctx, rep, path, cmd, s.trusted)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -96,13 +97,13 @@ func (s *Service) mismatch(ctx context.Context, cmd bus.SyncCommand, cur string)
 }
 
 // applyFile applies a fetched pack after checking it is the one commanded.
-func applyFile(ctx context.Context, rep *replica.Replica, path string, cmd bus.SyncCommand) (replica.Stats, error) {
+func applyFile(ctx context.Context, rep *replica.Replica, path string, cmd bus.SyncCommand, trusted []ed25519.PublicKey) (replica.Stats, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return replica.Stats{}, fmt.Errorf("open pack: %w", err)
 	}
 	defer f.Close()
-	pr, err := pack.NewReader(f, pack.Limits{})
+	pr, err := pack.Open(f, pack.Limits{}, trusted)
 	if err != nil {
 		return replica.Stats{}, bus.Permanent(fmt.Errorf("pack %s: %w", cmd.Pack, err))
 	}

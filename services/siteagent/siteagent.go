@@ -7,6 +7,7 @@ package siteagent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/replica"
 )
 
@@ -35,6 +37,9 @@ type Config struct {
 	// under which this site scans tree sources; any other source declared
 	// in the inventory is refused.
 	SourceRoots string
+	// TrustedKeys is a PEM file of ed25519 public keys; when set, a pack
+	// must be signed by one of them.
+	TrustedKeys string
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -43,6 +48,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.Site, "site", "PULPDIST_SITE", "", "name of this site (required)")
 	s.String(&c.DataDir, "data-dir", "PULPDIST_DATA_DIR", "/var/lib/pulpdist", "directory holding this site's trees")
 	s.String(&c.SourceRoots, "source-roots", "PULPDIST_SOURCE_ROOTS", "", "comma-separated directories tree sources must be under (empty: any)")
+	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys packs must be signed by (empty: signatures not required)")
 }
 
 // sourceRoots lists the configured source roots.
@@ -75,12 +81,13 @@ func (c Config) Validate() error {
 
 // Service is a site-agent connected to the bus.
 type Service struct {
-	cfg    Config
-	d      *daemon.Daemon
-	log    *slog.Logger
-	js     jetstream.JetStream
-	layout *bus.Layout
-	events *bus.Events
+	cfg     Config
+	d       *daemon.Daemon
+	log     *slog.Logger
+	js      jetstream.JetStream
+	layout  *bus.Layout
+	events  *bus.Events
+	trusted []ed25519.PublicKey
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -99,13 +106,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 			return nil, fmt.Errorf("siteagent data dir: %w", err)
 		}
 	}
+	var trusted []ed25519.PublicKey
+	if cfg.TrustedKeys != "" {
+		var err error
+		if trusted, err = pack.LoadPublicKeys(cfg.TrustedKeys); err != nil {
+			return nil, fmt.Errorf("siteagent config: %w", err)
+		}
+	}
 	log = log.With("site", cfg.Site)
 	d, err := daemon.New(ctx, "siteagent-"+cfg.Site, cfg.Options, log)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
-		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout,
+		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, trusted: trusted,
 		events: bus.NewEvents(d.JS, "/pulpdist/siteagent/"+cfg.Site),
 	}, nil
 }

@@ -3,6 +3,7 @@ package siteagent_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +127,12 @@ func write(t *testing.T, dir, rel, body string) {
 // name and BLAKE3.
 func (h *harness) storePack(t *testing.T, treeName, dir string, corrupt func([]byte)) (name, hash, root string) {
 	t.Helper()
+	return h.storeSignedPack(t, treeName, dir, corrupt, nil)
+}
+
+// storeSignedPack is storePack, signed with key unless it is nil.
+func (h *harness) storeSignedPack(t *testing.T, treeName, dir string, corrupt func([]byte), key ed25519.PrivateKey) (name, hash, root string) {
+	t.Helper()
 	m, err := tree.Scan(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -144,10 +151,15 @@ func (h *harness) storePack(t *testing.T, treeName, dir string, corrupt func([]b
 	}
 	var buf bytes.Buffer
 	hd := pack.Header{Format: pack.FormatVersion, Tree: treeName, To: m.Root(), Manifest: m, Parts: parts}
-	if _, err := pack.Write(t.Context(), &buf, hd, func(_ context.Context, hash string) (io.ReadCloser, error) {
-		return os.Open(byHash[hash])
-	}); err != nil {
-		t.Fatal(err)
+	open := func(_ context.Context, hash string) (io.ReadCloser, error) { return os.Open(byHash[hash]) }
+	var err2 error
+	if key != nil {
+		_, err2 = pack.WriteSigned(t.Context(), &buf, hd, open, key)
+	} else {
+		_, err2 = pack.Write(t.Context(), &buf, hd, open)
+	}
+	if err2 != nil {
+		t.Fatal(err2)
 	}
 	b := buf.Bytes()
 	if corrupt != nil {
@@ -324,6 +336,47 @@ func TestReplicaAppliesAndRefusesBadPacks(t *testing.T) {
 	}
 	if len(staging) != 0 {
 		t.Fatalf("staging left behind: %v", staging)
+	}
+}
+
+// TestTrustedKeysRequireSignedPacks: an agent configured with trusted keys
+// refuses an unsigned pack, and one signed by another key, and applies one
+// signed by a trusted key.
+func TestTrustedKeysRequireSignedPacks(t *testing.T) {
+	pub, priv, err := pack.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherPriv, err := pack.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, err := pack.EncodePublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "trusted.pub")
+	if err := os.WriteFile(keyFile, pubPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, "site-a", func(c *siteagent.Config) { c.TrustedKeys = keyFile })
+	src := t.TempDir()
+	write(t, src, "a.txt", "alpha")
+	for i, tc := range []struct {
+		key  ed25519.PrivateKey
+		want bus.Result
+	}{{nil, bus.ResultFailed}, {otherPriv, bus.ResultFailed}, {priv, bus.ResultCompleted}} {
+		name, hash, root := h.storeSignedPack(t, "demo", src, nil, tc.key)
+		fin := h.run(t, bus.SyncCommand{RunID: fmt.Sprint("signed-", i), TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "demo", To: root, Pack: name, PackHash: hash})
+		if fin.Result != tc.want {
+			t.Fatalf("case %d: %s (%s), want %s", i, fin.Result, fin.Error, tc.want)
+		}
+		if tc.want == bus.ResultFailed && (!strings.Contains(fin.Error, "signature") || current(t, h, "demo") != "") {
+			t.Fatalf("case %d: refused with %q, serving %q", i, fin.Error, current(t, h, "demo"))
+		}
+	}
+	if _, err := siteagent.New(t.Context(), siteagent.Config{Options: daemon.Options{NATSURL: "nats://127.0.0.1:1"}, Site: "s", DataDir: t.TempDir(), TrustedKeys: filepath.Join(t.TempDir(), "missing.pub")}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "trusted keys") {
+		t.Fatalf("a missing trusted-keys file: %v", err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/natsembed"
+	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/services/deltacache"
 	"github.com/pulpdist/pulpdist/services/inventory"
 	"github.com/pulpdist/pulpdist/services/scheduler"
@@ -98,6 +99,13 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 		st.NATSURL = st.nats.ClientURL()
 	}
+	// Packs are signed end to end, as in production: a key pair made once
+	// per data directory, the private half for the delta-caches, the public
+	// half trusted by every site-agent.
+	signingKey, trustedKeys, err := ensureKeys(filepath.Join(dir, "keys"))
+	if err != nil {
+		return nil, err
+	}
 	dbURL := o.DatabaseURL
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(dir, "inventory.db")
@@ -138,7 +146,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		name := "dev-" + strconv.Itoa(i+1)
 		dc, err := deltacache.New(ctx, deltacache.Config{
 			Options:  daemon.Options{NATSURL: st.NATSURL, Probe: p},
-			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name),
+			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), SigningKey: signingKey,
 		}, o.Log.With("service", "deltacache"))
 		if err != nil {
 			return nil, err
@@ -148,7 +156,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	for i, site := range o.Sites {
 		ag, err := siteagent.New(ctx, siteagent.Config{
 			Options: daemon.Options{NATSURL: st.NATSURL, Probe: agentProbes[i]},
-			Site:    site, DataDir: st.SiteDir(site),
+			Site:    site, DataDir: st.SiteDir(site), TrustedKeys: trustedKeys,
 		}, o.Log.With("service", "siteagent"))
 		if err != nil {
 			return nil, err
@@ -175,4 +183,35 @@ func (s *Stack) stopNATS() {
 		s.nats.WaitForShutdown()
 		s.nats = nil
 	}
+}
+
+// ensureKeys returns the paths of the stack's pack-signing key pair in dir,
+// making the pair if it does not exist yet.
+func ensureKeys(dir string) (private, public string, err error) {
+	private, public = filepath.Join(dir, "deltacache.key"), filepath.Join(dir, "trusted.pub")
+	if _, err := os.Stat(private); err == nil {
+		return private, public, nil
+	}
+	pub, priv, err := pack.GenerateKey()
+	if err != nil {
+		return "", "", err
+	}
+	privPEM, err := pack.EncodePrivateKey(priv)
+	if err != nil {
+		return "", "", err
+	}
+	pubPEM, err := pack.EncodePublicKey(pub)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("signing keys: %w", err)
+	}
+	if err := os.WriteFile(public, pubPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("signing keys: %w", err)
+	}
+	if err := os.WriteFile(private, privPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("signing keys: %w", err)
+	}
+	return private, public, nil
 }

@@ -4,6 +4,7 @@ package build
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 
@@ -44,15 +45,22 @@ type Result struct {
 }
 
 // Write writes the pack turning from (root fromRoot, "" for none) into to,
-// fetching content with open, and returns its size and hash.
+// fetching content with open, signed with key unless it is nil, and
+// returns its size and hash.
 func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to *tree.Manifest,
-	open func(ctx context.Context, hash string) (io.ReadCloser, error)) (Result, error) {
+	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey) (Result, error) {
 	h := pack.Header{
 		Format: pack.FormatVersion, Tree: treeName, From: fromRoot, To: to.Root(),
 		Manifest: to, Parts: Parts(from, to),
 	}
 	hasher := blake3.New()
-	n, err := pack.Write(ctx, io.MultiWriter(w, hasher), h, open)
+	var n int64
+	var err error
+	if key != nil {
+		n, err = pack.WriteSigned(ctx, io.MultiWriter(w, hasher), h, open, key)
+	} else {
+		n, err = pack.Write(ctx, io.MultiWriter(w, hasher), h, open)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, h.To, err)
 	}
