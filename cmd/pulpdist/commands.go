@@ -40,6 +40,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return inventoryapi.NewClient(*api, &http.Client{Timeout: 30 * time.Second})
 	}
 	root.AddCommand(newDev(stdout, stderr))
+	root.AddCommand(newKeygen(stdout))
 	root.AddCommand(&cobra.Command{
 		Use:   "overview",
 		Short: "Show every site × tree with version, state and lag",
