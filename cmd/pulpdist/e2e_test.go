@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,6 +169,10 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.Symlink("README.txt", filepath.Join(src, "link")); err != nil {
 		t.Fatal(err)
 	}
+	// Excluded by the tree's filters: never scanned, never mirrored.
+	filters := []string{"- *.tmp", "- /scratch/"}
+	writeFile(t, src, "data/partial.tmp", "being written", 0o644)
+	writeFile(t, src, "scratch/notes.txt", "local only", 0o644)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	st, err := devstack.New(ctx, devstack.Options{
@@ -204,7 +209,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: "demo", OriginSite: "origin", Source: src, Keep: 2}); err != nil {
+	if _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: "demo", OriginSite: "origin", Source: src, Keep: 2, Filters: filters}); err != nil {
 		t.Fatal(err)
 	}
 	for _, sub := range []inventoryapi.Subscription{{Site: "site-a", Tree: "demo"}, {Site: "site-b", Tree: "demo"}, {Site: "site-c", Tree: "demo", Paused: true}} {
@@ -230,9 +235,21 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return acc.TriggerID, runs
 	}
+	filter, err := tree.ParseFilter(filters)
+	if err != nil {
+		t.Fatal(err)
+	}
 	assertConverged := func() string {
 		t.Helper()
-		want := scan(t, src)
+		want, err := tree.ScanWith(ctx, src, tree.ScanOptions{Filter: filter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range want.Entries {
+			if strings.HasSuffix(e.Path, ".tmp") || strings.HasPrefix(e.Path, "scratch") {
+				t.Fatalf("the filtered scan holds %s", e.Path)
+			}
+		}
 		for _, s := range []string{"site-a", "site-b"} {
 			got := scan(t, filepath.Join(st.SiteDir(s), "trees", "demo", "current"))
 			if !reflect.DeepEqual(got.Entries, want.Entries) {

@@ -72,6 +72,8 @@ type SyncCommand struct {
 	Tree      string      `json:"tree"`
 	// Source is the directory to scan (snapshot only).
 	Source string `json:"source,omitempty"`
+	// Filters are the tree's include/exclude rules (snapshot only).
+	Filters []string `json:"filters,omitempty"`
 	// From is the version the pack applies to ("" = empty base); To the target.
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`

@@ -14,6 +14,9 @@ type Tree struct {
 	Source string `json:"source"`
 	// Schedule is a five-field cron expression; empty means manual only.
 	Schedule string `json:"schedule,omitempty"`
+	// Filters are rsync-style include/exclude rules applied when the origin
+	// scans the source (docs/filters.md), such as "- *.tmp".
+	Filters []string `json:"filters,omitempty"`
 	// Keep is how many previous versions each site keeps as delta bases.
 	Keep      int       `json:"keep"`
 	CreatedAt time.Time `json:"created_at"`

@@ -152,6 +152,7 @@ func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
 		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
 	}
 
+	r.step("create staging")
 	staging, err := os.MkdirTemp(r.path(stagingDir), h.To+".")
 	if err != nil {
 		return Stats{}, fmt.Errorf("apply %s: create staging: %w", h.To, err)
@@ -171,7 +172,7 @@ func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
 	if err := verify(ctx, staging, h.Manifest); err != nil {
 		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
 	}
-	if err := syncTree(ctx, staging, h.Manifest, p); err != nil {
+	if err := r.syncTree(ctx, staging, h.Manifest, p); err != nil {
 		return Stats{}, fmt.Errorf("apply %s: sync: %w", h.To, err)
 	}
 	if err := r.install(staging, h.To, h.Manifest); err != nil {
@@ -212,10 +213,12 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 		switch e.Kind {
 		case tree.KindDir:
 			// Owner-writable while it fills; its mode is set at the end.
+			r.step("mkdir %s", e.Path)
 			if err := sr.Mkdir(e.Path, 0o700); err != nil {
 				return st, fmt.Errorf("mkdir: %w", err)
 			}
 		case tree.KindSymlink:
+			r.step("symlink %s", e.Path)
 			if err := sr.Symlink(e.Target, e.Path); err != nil {
 				return st, fmt.Errorf("symlink: %w", err)
 			}
@@ -229,6 +232,7 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 		}
 		switch {
 		case in.linkBase != "":
+			r.step("link %s", in.paths[0])
 			err := rr.Link(filepath.Join(baseRel, in.linkBase), filepath.Join(stagingRel, in.paths[0]))
 			if err == nil {
 				st.FilesLinked++
@@ -242,7 +246,8 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 			in.copyBase, in.linkBase = in.linkBase, ""
 			fallthrough
 		case in.copyBase != "":
-			n, err := copyFile(ctx, rr, filepath.Join(baseRel, in.copyBase), sr, in.paths[0])
+			r.step("copy %s", in.paths[0])
+			n, err := copyFile(ctx, rr, filepath.Join(baseRel, in.copyBase), sr, in.paths[0], r.step)
 			if err != nil {
 				return st, fmt.Errorf("copy from base: %w", err)
 			}
@@ -264,7 +269,8 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 		if len(inodes) == 0 {
 			continue // every file with this content is linked from the base
 		}
-		n, err := writeFile(ctx, sr, inodes[0].paths[0], content)
+		r.step("write %s", inodes[0].paths[0])
+		n, err := writeFile(ctx, sr, inodes[0].paths[0], content, r.step)
 		if err != nil {
 			return st, fmt.Errorf("write part %s: %w", part.Hash, err)
 		}
@@ -272,7 +278,8 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 		st.BytesWritten += n
 		for _, in := range inodes[1:] {
 			// Same content, other mode or mtime: a copy, not a link.
-			n, err := copyFile(ctx, sr, inodes[0].paths[0], sr, in.paths[0])
+			r.step("copy %s", in.paths[0])
+			n, err := copyFile(ctx, sr, inodes[0].paths[0], sr, in.paths[0], r.step)
 			if err != nil {
 				return st, fmt.Errorf("copy part %s: %w", part.Hash, err)
 			}
@@ -293,11 +300,12 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 	// shares its inode with the served version and already has both.
 	for _, in := range p.inodes {
 		if in.linkBase == "" {
-			if err := setMeta(sr, in.paths[0], in); err != nil {
+			if err := setMeta(sr, in.paths[0], in, r.step); err != nil {
 				return st, err
 			}
 		}
 		for _, other := range in.paths[1:] {
+			r.step("link %s", other)
 			err := sr.Link(in.paths[0], other)
 			if err == nil {
 				st.FilesLinked++
@@ -307,11 +315,12 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 				return st, fmt.Errorf("link identical file: %w", err)
 			}
 			// Too many links to one inode: a copy with the same metadata.
-			n, err := copyFile(ctx, sr, in.paths[0], sr, other)
+			r.step("copy %s", other)
+			n, err := copyFile(ctx, sr, in.paths[0], sr, other, r.step)
 			if err != nil {
 				return st, fmt.Errorf("copy identical file: %w", err)
 			}
-			if err := setMeta(sr, other, in); err != nil {
+			if err := setMeta(sr, other, in, r.step); err != nil {
 				return st, err
 			}
 			in.copies = append(in.copies, other)
@@ -323,33 +332,39 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 	// Directory modes last, children before parents.
 	for _, e := range slices.Backward(h.Manifest.Entries) {
 		if e.Kind == tree.KindDir {
+			r.step("chmod %s/", e.Path)
 			if err := sr.Chmod(e.Path, fs.FileMode(e.Mode)); err != nil {
 				return st, err
 			}
 		}
 	}
+	r.step("chmod staging")
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return st, err
 	}
 	return st, nil
 }
 
-// setMeta sets the mode and mtime of the file name to those of in.
-func setMeta(root *os.Root, name string, in *inode) error {
+// setMeta sets the mode and mtime of the file name to those of in,
+// reporting each to step.
+func setMeta(root *os.Root, name string, in *inode, step func(string, ...any)) error {
+	step("chmod %s", name)
 	if err := root.Chmod(name, fs.FileMode(in.mode)); err != nil {
 		return err
 	}
 	t := time.Unix(0, in.mtime)
+	step("chtimes %s", name)
 	return root.Chtimes(name, t, t)
 }
 
-// writeFile creates name in root with the content of r.
-func writeFile(ctx context.Context, root *os.Root, name string, r io.Reader) (int64, error) {
+// writeFile creates name in root with the content of r, reporting each MiB
+// after the first to step.
+func writeFile(ctx context.Context, root *os.Root, name string, r io.Reader, step func(string, ...any)) (int64, error) {
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(f, &ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(&stepWriter{w: f, name: name, step: step}, &ctxReader{ctx: ctx, r: r})
 	if err != nil {
 		f.Close()
 		return n, err
@@ -361,13 +376,31 @@ func writeFile(ctx context.Context, root *os.Root, name string, r io.Reader) (in
 }
 
 // copyFile copies the file src of srcRoot to the new file dst of dstRoot.
-func copyFile(ctx context.Context, srcRoot *os.Root, src string, dstRoot *os.Root, dst string) (int64, error) {
+func copyFile(ctx context.Context, srcRoot *os.Root, src string, dstRoot *os.Root, dst string, step func(string, ...any)) (int64, error) {
 	in, err := srcRoot.Open(src)
 	if err != nil {
 		return 0, err
 	}
 	defer in.Close()
-	return writeFile(ctx, dstRoot, dst, in)
+	return writeFile(ctx, dstRoot, dst, in, step)
+}
+
+// stepWriter reports to step each time the bytes written to w cross a MiB
+// boundary, before writing on.
+type stepWriter struct {
+	w    io.Writer
+	name string
+	step func(string, ...any)
+	n    int64
+}
+
+func (s *stepWriter) Write(p []byte) (int, error) {
+	if s.n > 0 && s.n>>20 != (s.n+int64(len(p)))>>20 {
+		s.step("write %s at %d MiB", s.name, (s.n+int64(len(p)))>>20)
+	}
+	n, err := s.w.Write(p)
+	s.n += int64(n)
+	return n, err
 }
 
 // ctxReader fails reads once ctx is done, so a long copy stops promptly.
@@ -395,24 +428,43 @@ func verify(ctx context.Context, dir string, want *tree.Manifest) error {
 	return fmt.Errorf("%w: root %s, want %s (%s)", ErrVerify, got.Root(), want.Root(), firstDifference(got, want))
 }
 
-// firstDifference describes the first entry where two manifests differ.
+// firstDifference describes the first path where two manifests differ.
 func firstDifference(got, want *tree.Manifest) string {
 	for i := range max(len(got.Entries), len(want.Entries)) {
 		switch {
 		case i >= len(got.Entries):
-			return fmt.Sprintf("missing %q", want.Entries[i].Path)
+			return fmt.Sprintf("%q is missing", want.Entries[i].Path)
 		case i >= len(want.Entries):
-			return fmt.Sprintf("unexpected %q", got.Entries[i].Path)
-		case got.Entries[i] != want.Entries[i]:
-			return fmt.Sprintf("entry %+v, want %+v", got.Entries[i], want.Entries[i])
+			return fmt.Sprintf("%q is unexpected", got.Entries[i].Path)
+		}
+		g, w := got.Entries[i], want.Entries[i]
+		switch {
+		case g.Path < w.Path:
+			return fmt.Sprintf("%q is unexpected", g.Path)
+		case g.Path > w.Path:
+			return fmt.Sprintf("%q is missing", w.Path)
+		case g != w:
+			return fmt.Sprintf("%q is %s, want %s", g.Path, describe(g), describe(w))
 		}
 	}
 	return "no entry differs"
 }
 
+// describe spells an entry for an error message.
+func describe(e tree.Entry) string {
+	switch e.Kind {
+	case tree.KindFile:
+		return fmt.Sprintf("a file (mode %04o, %d bytes, mtime %d, hash %.12s)", e.Mode, e.Size, e.MTime, e.Hash)
+	case tree.KindSymlink:
+		return fmt.Sprintf("a symlink to %q", e.Target)
+	default:
+		return fmt.Sprintf("a %s (mode %04o)", e.Kind, e.Mode)
+	}
+}
+
 // syncTree fsyncs the files written for this version (linked base files are
 // durable already) and every directory, in parallel.
-func syncTree(ctx context.Context, dir string, m *tree.Manifest, p *plan) error {
+func (r *Replica) syncTree(ctx context.Context, dir string, m *tree.Manifest, p *plan) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -430,6 +482,7 @@ func syncTree(ctx context.Context, dir string, m *tree.Manifest, p *plan) error 
 				return err
 			}
 			defer f.Close()
+			r.step("fsync %s", name)
 			if err := f.Sync(); err != nil {
 				return fmt.Errorf("fsync %s: %w", name, err)
 			}
@@ -462,6 +515,7 @@ func (r *Replica) install(staging, to string, m *tree.Manifest) (err error) {
 	aside := ""
 	if _, statErr := os.Lstat(final); statErr == nil {
 		aside = r.path(stagingDir, to+".old."+randomSuffix())
+		r.step("move held %s aside", to)
 		if err := os.Rename(final, aside); err != nil {
 			return fmt.Errorf("move held copy aside: %w", err)
 		}
@@ -470,6 +524,7 @@ func (r *Replica) install(staging, to string, m *tree.Manifest) (err error) {
 	defer func() {
 		if err == nil {
 			if aside != "" {
+				r.step("remove held %s", to)
 				_ = removeAll(aside) // leftovers in staging/ are removed by Open
 			}
 			return
@@ -484,10 +539,12 @@ func (r *Replica) install(staging, to string, m *tree.Manifest) (err error) {
 			_ = os.Rename(aside, final) // best effort undo
 		}
 	}()
+	r.step("rename staging to versions/%s", to)
 	if err := os.Rename(staging, final); err != nil {
 		return fmt.Errorf("rename staging to %s: %w", final, err)
 	}
 	renamed = true
+	r.step("fsync versions")
 	if err := syncDir(r.path(versionsDir)); err != nil {
 		return err
 	}
@@ -504,6 +561,7 @@ func (r *Replica) install(staging, to string, m *tree.Manifest) (err error) {
 // writeManifest writes manifests/<root>.json atomically.
 func (r *Replica) writeManifest(root string, m *tree.Manifest) error {
 	dir := r.path(manifestsDir)
+	r.step("create manifest %s temp", root)
 	f, err := os.CreateTemp(dir, "."+root+".json.tmp*")
 	if err != nil {
 		return fmt.Errorf("write manifest: %w", err)
@@ -519,16 +577,19 @@ func (r *Replica) writeManifest(root string, m *tree.Manifest) error {
 	if err := tree.Encode(f, m); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
+	r.step("fsync manifest %s temp", root)
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
+	r.step("rename manifest %s", root)
 	if err := os.Rename(tmp, filepath.Join(dir, root+".json")); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	ok = true
+	r.step("fsync manifests")
 	return syncDir(dir)
 }
 
@@ -536,16 +597,20 @@ func (r *Replica) writeManifest(root string, m *tree.Manifest) error {
 // symlink renamed over the old one.
 func (r *Replica) switchCurrent(root string) error {
 	tmp := r.path(currentTmp)
+	r.step("remove stale current.tmp")
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("switch current: %w", err)
 	}
+	r.step("symlink current.tmp")
 	if err := os.Symlink(versionsDir+"/"+root, tmp); err != nil {
 		return fmt.Errorf("switch current: %w", err)
 	}
+	r.step("rename current")
 	if err := os.Rename(tmp, r.path(currentLink)); err != nil {
 		_ = os.Remove(tmp) // best effort; Open removes leftovers
 		return fmt.Errorf("switch current: %w", err)
 	}
+	r.step("fsync replica dir")
 	return syncDir(r.dir)
 }
 
@@ -599,13 +664,16 @@ func (r *Replica) prune(current, previous string) error {
 		// Rename out of versions/ first so that the version disappears at
 		// once; the slow removal happens in staging/.
 		trash := r.path(stagingDir, h.root+".prune."+randomSuffix())
+		r.step("prune rename %s", h.root)
 		if err := os.Rename(r.path(versionsDir, h.root), trash); err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		r.step("prune manifest %s", h.root)
 		if err := os.Remove(r.path(manifestsDir, h.root+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
+		r.step("prune remove %s", h.root)
 		if err := removeAll(trash); err != nil {
 			errs = append(errs, err)
 		}

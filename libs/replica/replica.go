@@ -17,6 +17,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,8 +44,9 @@ const (
 var (
 	// ErrBaseMismatch marks a pack whose From is not the current version.
 	ErrBaseMismatch = errors.New("pack base is not the current version")
-	// ErrVerify marks a built tree whose scanned root is not the pack's To.
-	ErrVerify = errors.New("built tree does not match its manifest")
+	// ErrVerify marks a built or served tree whose scanned root is not
+	// its manifest's.
+	ErrVerify = errors.New("tree does not match its manifest")
 	// ErrMissingContent marks a file whose content is neither in the pack
 	// nor in the base version. It comes wrapped together with
 	// pack.ErrFormat.
@@ -69,6 +71,7 @@ type Replica struct {
 	keep int
 	mu   sync.Mutex // serialises Apply and prune
 	log  *slog.Logger
+	hook func(step string)
 }
 
 // Open opens the replica in dir, creating the layout if needed, and
@@ -100,6 +103,29 @@ func (r *Replica) SetLogger(l *slog.Logger) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.log = l
+}
+
+// SetStepHook sets a function that Apply calls just before each step that
+// changes the filesystem: every directory, symlink, file and hard link
+// created, every chmod, chtimes and fsync, each MiB of a file written after
+// the first, the rename of the built tree into versions/, the manifest
+// write, the creation of current.tmp, the rename over `current`, and each
+// removal when pruning. step is a short description ("write data/big",
+// "rename current"). The hook may be called from several goroutines at
+// once and must not call the Replica. It exists so that tests can stop a
+// process at every step (crash_test.go); a nil hook, the default, turns it
+// off.
+func (r *Replica) SetStepHook(hook func(step string)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hook = hook
+}
+
+// step reports a step to the hook, if one is set. Callers hold r.mu.
+func (r *Replica) step(format string, args ...any) {
+	if r.hook != nil {
+		r.hook(fmt.Sprintf(format, args...))
+	}
 }
 
 // path joins names under the replica directory.
@@ -203,6 +229,36 @@ func (r *Replica) Current() (string, error) {
 		return "", fmt.Errorf("read current: unexpected link target %q", target)
 	}
 	return root, nil
+}
+
+// Verify checks the replica in dir without changing anything (no
+// recovery, no lock, so it may run beside a process applying a pack): the
+// version `current` names must have a stored manifest whose root is that
+// name, and its tree, scanned, must be exactly that manifest (ErrVerify,
+// naming the first path that differs). It returns the served root.
+func Verify(ctx context.Context, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("verify %s: %w", dir, err)
+	}
+	r := &Replica{dir: abs}
+	cur, err := r.Current()
+	if err != nil {
+		return "", fmt.Errorf("verify %s: %w", abs, err)
+	}
+	if cur == "" {
+		return "", fmt.Errorf("verify %s: no current version", abs)
+	}
+	want, err := r.Manifest(cur)
+	if err != nil {
+		return "", fmt.Errorf("verify %s: %w", abs, err)
+	}
+	// The version directory, not `current`, which an Apply may switch
+	// while the scan runs.
+	if err := verify(ctx, r.path(versionsDir, cur), want); err != nil {
+		return "", fmt.Errorf("verify %s: version %s: %w", abs, cur, err)
+	}
+	return cur, nil
 }
 
 // Manifest returns the stored manifest of a held version, checked against

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -18,16 +19,51 @@ import (
 // an entry. Files are hashed in parallel by at most GOMAXPROCS workers.
 // Devices, sockets, fifos and entries with set-uid, set-gid or sticky bits
 // give an error wrapping ErrUnsupportedFile that names the path. A file that
-// changes size while it is hashed is an error.
+// changes size while it is hashed is an error. Scan is ScanWith without a
+// cache or a filter.
 func Scan(ctx context.Context, dir string) (*Manifest, error) {
+	return ScanWith(ctx, dir, ScanOptions{})
+}
+
+// ScanOptions are the optional parts of ScanWith; the zero value scans
+// everything and hashes every file.
+type ScanOptions struct {
+	// Cache, if not nil, supplies the hash of files whose stat fields are
+	// unchanged since an earlier scan and learns the others.
+	Cache *StatCache
+	// Filter, if not nil, decides which entries are recorded; an excluded
+	// directory is not descended into.
+	Filter *Filter
+
+	now func() time.Time // the scan start; time.Now unless a test sets it
+}
+
+// ScanWith is Scan with a stat cache and a filter. With a cache, a file
+// whose device, inode, size, mtime, ctime and mode equal the cached ones is
+// not read: its hash comes from the cache (see StatCache for which files
+// are remembered). With a filter, entries it excludes are absent from the
+// manifest and excluded directories are not walked, so an included path
+// below an excluded directory is not reached, as in rsync; the parent of
+// every recorded entry is therefore recorded too.
+func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err error) {
+	start := time.Now()
+	if o.now != nil {
+		start = o.now()
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", dir, err)
 	}
 	defer root.Close()
+	if c := o.Cache; c != nil {
+		if err := c.begin(); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", dir, err)
+		}
+		defer func() { c.end(err == nil) }()
+	}
 
-	m := &Manifest{Format: FormatVersion, Entries: []Entry{}}
-	err = fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
+	m = &Manifest{Format: FormatVersion, Entries: []Entry{}}
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -37,9 +73,23 @@ func Scan(ctx context.Context, dir string) (*Manifest, error) {
 		if p == "." {
 			return nil
 		}
-		e, err := scanEntry(root, p)
+		if !o.Filter.Includes(p, d.IsDir()) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		e, info, err := scanEntry(root, p, d)
 		if err != nil {
 			return err
+		}
+		if e.Kind == KindFile && o.Cache != nil {
+			k, ok := statKeyOf(info)
+			if hash, hit := o.Cache.lookup(p, k, ok); hit {
+				e.Size = info.Size()
+				e.MTime = info.ModTime().UnixNano()
+				e.Hash = hash
+			}
 		}
 		m.Entries = append(m.Entries, e)
 		return nil
@@ -54,11 +104,11 @@ func Scan(ctx context.Context, dir string) (*Manifest, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range m.Entries {
-		if m.Entries[i].Kind != KindFile {
-			continue
+		if m.Entries[i].Kind != KindFile || m.Entries[i].Hash != "" {
+			continue // not a file, or its hash came from the cache
 		}
 		e := &m.Entries[i] // each worker owns one entry
-		g.Go(func() error { return hashFile(gctx, root, e) })
+		g.Go(func() error { return hashFile(gctx, root, e, o.Cache, start) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("scan %s: %w", dir, err)
@@ -67,32 +117,37 @@ func Scan(ctx context.Context, dir string) (*Manifest, error) {
 }
 
 // scanEntry describes the entry at p from its lstat information; files get
-// their size, mtime and hash later from hashFile.
-func scanEntry(root *os.Root, p string) (Entry, error) {
+// their size, mtime and hash later from hashFile or from the stat cache,
+// which uses the lstat information returned with the entry. The
+// information comes from d: for a directory read through an os.Root, Go
+// fills it with fstatat(2) relative to the directory's descriptor while
+// reading the directory, so it costs no extra system call and no path
+// resolution.
+func scanEntry(root *os.Root, p string, d fs.DirEntry) (Entry, fs.FileInfo, error) {
 	if err := ValidatePath(p); err != nil {
-		return Entry{}, err
+		return Entry{}, nil, err
 	}
-	info, err := root.Lstat(p)
+	info, err := d.Info()
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, nil, err
 	}
 	mode := info.Mode()
 	if mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
-		return Entry{}, fmt.Errorf("%w: %s has set-uid, set-gid or sticky bits (%s)", ErrUnsupportedFile, p, mode)
+		return Entry{}, nil, fmt.Errorf("%w: %s has set-uid, set-gid or sticky bits (%s)", ErrUnsupportedFile, p, mode)
 	}
 	switch {
 	case mode.IsRegular():
-		return Entry{Path: p, Kind: KindFile, Mode: uint32(mode.Perm())}, nil
+		return Entry{Path: p, Kind: KindFile, Mode: uint32(mode.Perm())}, info, nil
 	case mode.IsDir():
-		return Entry{Path: p, Kind: KindDir, Mode: uint32(mode.Perm())}, nil
+		return Entry{Path: p, Kind: KindDir, Mode: uint32(mode.Perm())}, info, nil
 	case mode&fs.ModeSymlink != 0:
 		target, err := root.Readlink(p)
 		if err != nil {
-			return Entry{}, err
+			return Entry{}, nil, err
 		}
-		return Entry{Path: p, Kind: KindSymlink, Target: target}, nil
+		return Entry{Path: p, Kind: KindSymlink, Target: target}, info, nil
 	default:
-		return Entry{}, fmt.Errorf("%w: %s is a %s", ErrUnsupportedFile, p, kindName(mode))
+		return Entry{}, nil, fmt.Errorf("%w: %s is a %s", ErrUnsupportedFile, p, kindName(mode))
 	}
 }
 
@@ -114,7 +169,9 @@ func kindName(mode fs.FileMode) string {
 
 // hashFile fills in the size, mtime, mode and hash of the file entry e,
 // taking them from the opened file so that they describe the bytes hashed.
-func hashFile(ctx context.Context, root *os.Root, e *Entry) error {
+// With a cache, the hash is remembered if the file's stat fields are the
+// same after hashing as before and old enough (StatCache.store).
+func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, start time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -137,6 +194,17 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry) error {
 	}
 	if n != info.Size() {
 		return fmt.Errorf("%s: size changed during the scan (%d bytes, read %d)", e.Path, info.Size(), n)
+	}
+	if cache != nil {
+		if k, ok := statKeyOf(info); ok {
+			after, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			if k2, ok := statKeyOf(after); ok && k2 == k {
+				cache.store(e.Path, k, hash, start)
+			}
+		}
 	}
 	e.Mode = uint32(info.Mode().Perm())
 	e.Size = n

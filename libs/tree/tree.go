@@ -3,7 +3,9 @@
 // size, modification time and BLAKE3 hash. A manifest has a root hash that
 // names the version of the tree; the same tree gives the same root on any
 // machine. docs/manifest-format.md documents the JSON form and the root
-// encoding byte by byte.
+// encoding byte by byte, and the stat cache (StatCache) that lets a re-scan
+// skip unchanged files; docs/filters.md documents the include/exclude rules
+// (Filter) a scan can apply.
 package tree
 
 import (

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -190,7 +191,7 @@ func testHappyPath(t *testing.T, h *harness) {
 
 	got, err := h.client.Tree(ctx, "docs")
 	mustOK(t, err)
-	if got != tree {
+	if !reflect.DeepEqual(got, tree) {
 		t.Fatalf("GET tree = %+v, want %+v", got, tree)
 	}
 	trees, err := h.client.Trees(ctx)
@@ -246,6 +247,8 @@ func testBadRequests(t *testing.T, h *harness) {
 		{"unclean source", "POST", "/api/v1/trees", `{"name":"rel","origin_site":"origin","source":"/srv/../etc"}`, 400, "clean path"},
 		{"bad cron", "POST", "/api/v1/trees", `{"name":"cron","origin_site":"origin","source":"/srv","schedule":"61 * * * *"}`, 400, "not a valid cron"},
 		{"six-field cron", "POST", "/api/v1/trees", `{"name":"cron","origin_site":"origin","source":"/srv","schedule":"0 0 * * * *"}`, 400, "want 5"},
+		{"bad filter", "POST", "/api/v1/trees", `{"name":"filt","origin_site":"origin","source":"/srv","filters":["* no sign"]}`, 400, "filters"},
+		{"filters not a list", "POST", "/api/v1/trees", `{"name":"filt","origin_site":"origin","source":"/srv","filters":"- *.tmp"}`, 400, ""},
 		{"keep too big", "POST", "/api/v1/trees", `{"name":"k","origin_site":"origin","source":"/srv","keep":101}`, 400, "out of range"},
 		{"keep negative", "POST", "/api/v1/trees", `{"name":"k","origin_site":"origin","source":"/srv","keep":-1}`, 400, "out of range"},
 		{"unknown origin", "POST", "/api/v1/trees", `{"name":"orphan","origin_site":"nowhere","source":"/srv"}`, 404, `site not found: "nowhere"`},

@@ -36,12 +36,25 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 	if err := s.allowedSource(cmd.Source); err != nil {
 		return outcome{}, bus.Permanent(err)
 	}
-	m, err := tree.Scan(ctx, cmd.Source)
+	filter, err := tree.ParseFilter(cmd.Filters)
+	if err != nil {
+		return outcome{}, bus.Permanent(fmt.Errorf("filters of %s: %w", cmd.Tree, err))
+	}
+	// The stat cache lets a re-scan skip hashing files that did not change.
+	cachePath := filepath.Join(cacheDir(s.cfg.DataDir), cmd.Tree+".statcache")
+	cache, err := tree.LoadStatCache(cachePath)
+	if err != nil {
+		s.log.Warn("stat cache unreadable, hashing everything", "tree", cmd.Tree, "err", err)
+	}
+	m, err := tree.ScanWith(ctx, cmd.Source, tree.ScanOptions{Cache: cache, Filter: filter})
 	if err != nil {
 		if errors.Is(err, tree.ErrUnsupportedFile) || errors.Is(err, tree.ErrUnsafePath) || errors.Is(err, fs.ErrNotExist) {
 			return outcome{}, bus.Permanent(fmt.Errorf("scan %s: %w", cmd.Source, err))
 		}
 		return outcome{}, fmt.Errorf("scan %s: %w", cmd.Source, err)
+	}
+	if err := cache.Save(cachePath); err != nil {
+		s.log.Warn("stat cache not saved", "tree", cmd.Tree, "err", err)
 	}
 	root := m.Root()
 	files, nbytes, err := s.upload(ctx, cmd.Source, m)

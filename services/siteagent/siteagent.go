@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := os.RemoveAll(tmpDir(cfg.DataDir)); err != nil {
 		return nil, fmt.Errorf("siteagent data dir: %w", err)
 	}
-	for _, d := range []string{treesDir(cfg.DataDir), tmpDir(cfg.DataDir)} {
+	for _, d := range []string{treesDir(cfg.DataDir), tmpDir(cfg.DataDir), cacheDir(cfg.DataDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("siteagent data dir: %w", err)
 		}
@@ -228,3 +228,4 @@ type outcome struct {
 
 func treesDir(data string) string { return filepath.Join(data, "trees") }
 func tmpDir(data string) string   { return filepath.Join(data, "tmp") }
+func cacheDir(data string) string { return filepath.Join(data, "cache") }

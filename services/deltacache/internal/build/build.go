@@ -14,29 +14,6 @@ import (
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
-// Parts lists the content the target needs that the base lacks: each file
-// hash of to that no file of from has, once, in path order. A nil base
-// means the empty tree.
-func Parts(from, to *tree.Manifest) []pack.Part {
-	have := map[string]bool{}
-	if from != nil {
-		for _, e := range from.Entries {
-			if e.Kind == tree.KindFile {
-				have[e.Hash] = true
-			}
-		}
-	}
-	var parts []pack.Part
-	for _, e := range to.Entries {
-		if e.Kind != tree.KindFile || have[e.Hash] {
-			continue
-		}
-		have[e.Hash] = true
-		parts = append(parts, pack.Part{Hash: e.Hash, Size: e.Size})
-	}
-	return parts
-}
-
 // Result describes a written pack.
 type Result struct {
 	Size  int64
@@ -51,7 +28,7 @@ func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to
 	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey) (Result, error) {
 	h := pack.Header{
 		Format: pack.FormatVersion, Tree: treeName, From: fromRoot, To: to.Root(),
-		Manifest: to, Parts: Parts(from, to),
+		Manifest: to, Parts: pack.Parts(from, to),
 	}
 	hasher := blake3.New()
 	var n int64

@@ -69,7 +69,9 @@ type Tree struct {
 	// Source is the absolute directory on the origin site.
 	Source string
 	// Schedule is a five-field cron expression; empty means manual only.
-	Schedule  string
+	Schedule string
+	// Filters are rsync-style include/exclude rules ("- *.tmp").
+	Filters   []string
 	Keep      int
 	CreatedAt time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
 // Repository stores the catalog. Every method is one transaction.
@@ -163,6 +164,9 @@ func ValidateSchedule(expr string) error {
 	return nil
 }
 
+// maxFilters bounds the filter rules of a tree.
+const maxFilters = 1000
+
 // CreateTree declares a tree. Keep 0 means DefaultKeep.
 func (s *Service) CreateTree(ctx context.Context, t Tree) (Tree, error) {
 	if err := checkName("tree", t.Name); err != nil {
@@ -177,6 +181,15 @@ func (s *Service) CreateTree(ctx context.Context, t Tree) (Tree, error) {
 	t.Schedule = strings.Join(strings.Fields(t.Schedule), " ")
 	if err := ValidateSchedule(t.Schedule); err != nil {
 		return Tree{}, err
+	}
+	if len(t.Filters) > maxFilters {
+		return Tree{}, invalidf("%d filter rules, at most %d", len(t.Filters), maxFilters)
+	}
+	if _, err := tree.ParseFilter(t.Filters); err != nil {
+		return Tree{}, invalidf("filters: %v", err)
+	}
+	if t.Filters == nil {
+		t.Filters = []string{}
 	}
 	if t.Keep == 0 {
 		t.Keep = DefaultKeep

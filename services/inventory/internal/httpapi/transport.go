@@ -79,7 +79,7 @@ func decodeTree(_ context.Context, r *http.Request) (any, error) {
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	return catalog.Tree{Name: in.Name, OriginSite: in.OriginSite, Source: in.Source, Schedule: in.Schedule, Keep: in.Keep}, nil
+	return catalog.Tree{Name: in.Name, OriginSite: in.OriginSite, Source: in.Source, Schedule: in.Schedule, Filters: in.Filters, Keep: in.Keep}, nil
 }
 
 func decodeSubscription(_ context.Context, r *http.Request) (any, error) {

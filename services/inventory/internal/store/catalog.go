@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -79,8 +80,8 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 			return fmt.Errorf("origin: %w", err)
 		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO trees (name, origin_site, source, schedule, keep, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			t.Name, t.OriginSite, t.Source, t.Schedule, t.Keep, ts(t.CreatedAt))
+			`INSERT INTO trees (name, origin_site, source, schedule, keep, created_at, filters) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			t.Name, t.OriginSite, t.Source, t.Schedule, t.Keep, ts(t.CreatedAt), filtersJSON(t.Filters))
 		switch {
 		case isUnique(err):
 			return fmt.Errorf("%w: tree %q", catalog.ErrAlreadyExists, t.Name)
@@ -93,14 +94,32 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 	})
 }
 
-const treeColumns = `name, origin_site, source, schedule, keep, created_at`
+const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters`
 
 func scanTree(sc interface{ Scan(...any) error }) (catalog.Tree, error) {
 	var t catalog.Tree
 	var created dbTime
-	err := sc.Scan(&t.Name, &t.OriginSite, &t.Source, &t.Schedule, &t.Keep, &created)
+	var filters string
+	if err := sc.Scan(&t.Name, &t.OriginSite, &t.Source, &t.Schedule, &t.Keep, &created, &filters); err != nil {
+		return t, err
+	}
 	t.CreatedAt = created.t
-	return t, err
+	if err := json.Unmarshal([]byte(filters), &t.Filters); err != nil {
+		return t, fmt.Errorf("tree %s: filters: %w", t.Name, err)
+	}
+	return t, nil
+}
+
+// filtersJSON stores filter rules as a JSON array ("[]" for none).
+func filtersJSON(f []string) string {
+	if f == nil {
+		f = []string{}
+	}
+	b, err := json.Marshal(f)
+	if err != nil { // a []string always marshals
+		return "[]"
+	}
+	return string(b)
 }
 
 // Tree implements catalog.Repository.

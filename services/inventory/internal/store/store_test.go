@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +117,7 @@ func testSites(t *testing.T, s *Store) {
 
 func testTrees(t *testing.T, s *Store) {
 	ctx := context.Background()
-	tree := catalog.Tree{Name: "docs", OriginSite: "origin", Source: "/srv/docs", Schedule: "*/5 * * * *", Keep: 4, CreatedAt: t0}
+	tree := catalog.Tree{Name: "docs", OriginSite: "origin", Source: "/srv/docs", Schedule: "*/5 * * * *", Filters: []string{"- *.tmp", "+ /keep/"}, Keep: 4, CreatedAt: t0}
 	wantErr(t, s.CreateTree(ctx, tree), catalog.ErrSiteNotFound)
 	must(t, s.CreateSite(ctx, catalog.Site{Name: "origin", CreatedAt: t0}))
 	must(t, s.CreateTree(ctx, tree))
@@ -124,7 +125,7 @@ func testTrees(t *testing.T, s *Store) {
 
 	got, err := s.Tree(ctx, "docs")
 	must(t, err)
-	if got != tree {
+	if !reflect.DeepEqual(got, tree) {
 		t.Fatalf("tree = %+v, want %+v", got, tree)
 	}
 	_, err = s.Tree(ctx, "nothing")
@@ -133,7 +134,7 @@ func testTrees(t *testing.T, s *Store) {
 	must(t, s.CreateTree(ctx, catalog.Tree{Name: "apps", OriginSite: "origin", Source: "/srv/apps", Keep: 1, CreatedAt: t0}))
 	all, err := s.Trees(ctx)
 	must(t, err)
-	if len(all) != 2 || all[0].Name != "apps" || all[1] != tree {
+	if len(all) != 2 || all[0].Name != "apps" || !reflect.DeepEqual(all[1], tree) {
 		t.Fatalf("trees = %+v", all)
 	}
 }

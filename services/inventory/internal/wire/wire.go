@@ -15,7 +15,7 @@ func Site(s catalog.Site) inventoryapi.Site {
 
 // Tree is t on the wire.
 func Tree(t catalog.Tree) inventoryapi.Tree {
-	return inventoryapi.Tree{Name: t.Name, OriginSite: t.OriginSite, Source: t.Source, Schedule: t.Schedule, Keep: t.Keep, CreatedAt: t.CreatedAt}
+	return inventoryapi.Tree{Name: t.Name, OriginSite: t.OriginSite, Source: t.Source, Schedule: t.Schedule, Filters: t.Filters, Keep: t.Keep, CreatedAt: t.CreatedAt}
 }
 
 // Subscription is s on the wire.

@@ -68,7 +68,7 @@ func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
 	}
 	cmd := bus.SyncCommand{
 		V: bus.MessageVersion, TriggerID: t.TriggerID, Kind: bus.CommandSnapshot,
-		Site: tree.OriginSite, Tree: tree.Name, Source: tree.Source, Keep: tree.Keep,
+		Site: tree.OriginSite, Tree: tree.Name, Source: tree.Source, Filters: tree.Filters, Keep: tree.Keep,
 	}
 	cmd.RunID = RunID(t.TriggerID, cmd.Site, cmd.Kind, "", "")
 	return d.start(ctx, cmd)

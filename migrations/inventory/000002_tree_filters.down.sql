@@ -1,0 +1,1 @@
+ALTER TABLE trees DROP COLUMN filters;
