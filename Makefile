@@ -8,15 +8,15 @@ GOLANGCI_LINT := $(BIN)/golangci-lint
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -race -count=1 -shuffle=on -timeout=15m
 
-.PHONY: run test vet fmt-check lint gotest bench tidy build work-check tools clean
+.PHONY: run test vet fmt-check lint gotest fuzz bench tidy build work-check tools clean
 
 ## run: the whole system in one process (embedded NATS, SQLite, all services, demo)
 run:
 	@$(GO) build -o $(BIN)/pulpdist ./cmd/pulpdist
 	@exec $(BIN)/pulpdist dev
 
-## test: vet, gofmt, golangci-lint and go test -race across every module
-test: fmt-check vet lint gotest
+## test: vet, gofmt, golangci-lint, go test -race across every module, and each fuzzer briefly
+test: fmt-check vet lint gotest fuzz
 
 vet:
 	$(GO) vet work
@@ -34,6 +34,17 @@ lint: $(GOLANGCI_LINT)
 
 gotest:
 	$(GO) test $(GOTEST_FLAGS) work
+
+## fuzz: every Go fuzz target for FUZZTIME (default 5s); seeds are in the tests
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for m in $(MODULES); do \
+	  for pkg in $$(cd $$m && $(GO) list -f '{{if .TestGoFiles}}{{.Dir}}{{end}}' ./...); do \
+	    for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go | sed 's/func //'); do \
+	      echo "fuzz $${pkg#$(CURDIR)/} $$f"; (cd $$pkg && $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+	    done; \
+	  done; \
+	done
 
 ## bench: Go benchmarks across every module
 bench:

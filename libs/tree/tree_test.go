@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -629,6 +630,27 @@ func FuzzDecodeManifest(f *testing.F) {
 		for _, e := range m.Entries {
 			if ValidatePath(e.Path) != nil {
 				t.Fatalf("unsafe path %q accepted", e.Path)
+			}
+		}
+	})
+}
+
+// FuzzValidatePath: every path ValidatePath accepts is relative, clean, made
+// of real names and free of NUL, so it can never leave the tree.
+func FuzzValidatePath(f *testing.F) {
+	for _, s := range []string{"a", "a/b", "../x", "/abs", "a/../b", "a//b", "./a", "a/", "a\x00b", "", ".", "..", "a/./b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if ValidatePath(p) != nil {
+			return
+		}
+		if p == "" || strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) || path.Clean(p) != p {
+			t.Fatalf("accepted %q", p)
+		}
+		for _, c := range strings.Split(p, "/") {
+			if c == "" || c == "." || c == ".." {
+				t.Fatalf("accepted %q with component %q", p, c)
 			}
 		}
 	})
