@@ -42,7 +42,9 @@ type seenEvent struct {
 	Data    []byte
 }
 
-func subscribeEvents(t *testing.T, url string) *eventLog {
+// connectJetStream opens a client of its own on the bus, closed when the
+// test ends.
+func connectJetStream(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -53,9 +55,16 @@ func subscribeEvents(t *testing.T, url string) *eventLog {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func subscribeEvents(t *testing.T, url string) *eventLog {
+	t.Helper()
+	js := connectJetStream(t, url)
 	l := &eventLog{}
 	var cons jetstream.Consumer
 	poll.Until(t, 10*time.Second, func() error { // the stream exists once a service has started
+		var err error
 		cons, err = js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"pulpdist.evt.>"}})
 		return err
 	})
@@ -417,16 +426,7 @@ func TestEndToEnd(t *testing.T) {
 
 func objectStore(t *testing.T, url, bucket string) jetstream.ObjectStore {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := js.ObjectStore(t.Context(), bucket)
+	store, err := connectJetStream(t, url).ObjectStore(t.Context(), bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
