@@ -41,6 +41,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.AddCommand(newDev(stdout, stderr))
 	root.AddCommand(newKeygen(stdout))
+	root.AddCommand(newKeys(stdout, client, asJSON))
 	root.AddCommand(newTreeCommands(stdout, stderr)...)
 	root.AddCommand(&cobra.Command{
 		Use:   "overview",

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -317,13 +318,38 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("packs stored: %d before run 3, %d after", packsBefore, n)
 	}
 
-	// Packs are signed (the stack's site-agents trust only its key).
+	// Packs are signed, by the key the stack registered in the inventory:
+	// the site-agents have no key file, they trust what the inventory
+	// hands them over NATS.
 	obj, err := objectStore(t, st.NATSURL, bus.BucketDeltas).GetBytes(ctx, bus.DeltaID("demo", v1, v2))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.HasPrefix(obj, []byte(pack.SignatureMagic)) {
 		t.Fatalf("the pack %s→%s is not signed", v1, v2)
+	}
+	keys, err := c.SigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].ID != st.SigningKeyID || keys[0].RevokedAt != nil {
+		t.Fatalf("inventory keys %+v, want the stack's key %s", keys, st.SigningKeyID)
+	}
+	trusted, err := pack.ParsePublicKeys([]byte(keys[0].PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := pack.Open(bytes.NewReader(obj), pack.Limits{}, trusted)
+	if err != nil {
+		t.Fatalf("the pack %s→%s does not verify with the inventory's key: %v", v1, v2, err)
+	}
+	mustClose(t, pr)
+	kv, err := connectJetStream(t, st.NATSURL).KeyValue(ctx, bus.BucketSigningKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(ctx, st.SigningKeyID); err != nil || string(e.Value()) != keys[0].PublicKey {
+		t.Fatalf("the signing-keys bucket lacks the stack's key: %v", err)
 	}
 
 	// Each (from, to) pair was computed exactly once although two sites
@@ -487,4 +513,11 @@ func readyMessages(t *testing.T, js jetstream.JetStream) []bus.DeltaReady {
 		out = append(out, r)
 	}
 	return out
+}
+
+func mustClose(t *testing.T, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

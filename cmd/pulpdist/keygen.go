@@ -12,8 +12,8 @@ import (
 )
 
 // newKeygen makes `pulpdist keygen`: a pack-signing key pair, the private
-// half for delta-caches (PULPDIST_SIGNING_KEY), the public half for
-// site-agents (PULPDIST_TRUSTED_KEYS).
+// half for delta-caches (PULPDIST_SIGNING_KEY), the public half for the
+// inventory (`pulpdist keys add`), which hands it to the site-agents.
 func newKeygen(stdout io.Writer) *cobra.Command {
 	var prefix string
 	cmd := &cobra.Command{
@@ -54,7 +54,7 @@ func newKeygen(stdout io.Writer) *cobra.Command {
 					return fmt.Errorf("keygen: %w", err)
 				}
 			}
-			fmt.Fprintf(stdout, "private key: %s.key (PULPDIST_SIGNING_KEY of the delta-caches)\npublic key:  %s.pub (PULPDIST_TRUSTED_KEYS of the site-agents)\n", prefix, prefix)
+			fmt.Fprintf(stdout, "private key: %s.key (PULPDIST_SIGNING_KEY of the delta-caches)\npublic key:  %s.pub (register it: pulpdist keys add NAME %s.pub)\n", prefix, prefix, prefix)
 			return nil
 		},
 	}

@@ -57,8 +57,9 @@ func newPack(stdout io.Writer) *cobra.Command {
 		Use:   "pack [--from OLD_DIR] NEW_DIR -o FILE [--tree NAME] [--key KEY]",
 		Short: "Write the pack that takes OLD_DIR's version (or nothing) to NEW_DIR's",
 		Long: "Write the pack that takes a site serving OLD_DIR's version to NEW_DIR's: the\n" +
-			"manifest of NEW_DIR and the content of its files whose hash no file of OLD_DIR\n" +
-			"has, as the delta-cache builds it. Without --from the pack carries every file.",
+			"manifest changes and the content of the files whose hash no file of OLD_DIR has,\n" +
+			"compressed against the old files and reusing their chunks, as the delta-cache\n" +
+			"builds it. Without --from the pack carries every file.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -82,7 +83,8 @@ func newPack(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("pack: %w", err)
 			}
-			fmt.Fprintf(stdout, "%s: %d bytes, %d parts, %q %s→%s\n", out, res.size, res.parts, name, orEmpty(res.from), res.to)
+			fmt.Fprintf(stdout, "%s: %d bytes, %d parts (%d bytes copied from the base, %d carried), %q %s→%s\n",
+				out, res.size, res.parts, res.copied, res.literal, name, orEmpty(res.from), res.to)
 			return nil
 		},
 	}
@@ -95,9 +97,10 @@ func newPack(stdout io.Writer) *cobra.Command {
 
 // packResult describes a written pack.
 type packResult struct {
-	size     int64
-	parts    int
-	from, to string
+	size            int64
+	parts           int
+	copied, literal int64
+	from, to        string
 }
 
 // writePack scans fromDir (if not "") and toDir and writes the pack
@@ -114,43 +117,70 @@ func writePack(ctx context.Context, fromDir, toDir, name, out string, key ed2551
 	if err != nil {
 		return packResult{}, err
 	}
-	h := pack.Header{Format: pack.FormatVersion, Tree: name, To: target.Root(), Manifest: target, Parts: pack.Parts(base, target)}
-	if base != nil {
-		h.From = base.Root()
-	}
-	where := make(map[string]string, len(h.Parts))
-	for _, e := range target.Entries {
-		if e.Kind == tree.KindFile {
-			if _, ok := where[e.Hash]; !ok {
-				where[e.Hash] = e.Path
-			}
-		}
-	}
-	// Content comes through an os.Root: a symlink swapped in after the
-	// scan cannot make the pack read outside toDir, and pack.Write checks
-	// every part's hash, so a file changed since the scan fails the pack.
-	src, err := os.OpenRoot(toDir)
+	// Content comes through an os.Root per directory: a symlink swapped
+	// in after the scan cannot make the pack read outside them, and
+	// pack.Build checks every content's hash, so a file changed since the
+	// scan fails the pack. Target content is read from toDir, base content
+	// (what modified files are compressed against) from fromDir.
+	open, closeAll, err := contentByHash([]string{toDir, fromDir}, []*tree.Manifest{target, base})
 	if err != nil {
 		return packResult{}, err
 	}
-	defer src.Close()
-	open := func(_ context.Context, hash string) (io.ReadCloser, error) {
-		return src.Open(filepath.FromSlash(where[hash]))
-	}
-	var n int64
+	defer closeAll()
+	var res pack.Result
 	err = writeAtomic(out, func(w io.Writer) error {
 		var err error
-		if key != nil {
-			n, err = pack.WriteSigned(ctx, w, h, open, key)
-		} else {
-			n, err = pack.Write(ctx, w, h, open)
-		}
+		res, err = pack.Build(ctx, w, pack.Options{Tree: name, From: base, To: target, Key: key, TempDir: filepath.Dir(out)}, open)
 		return err
 	})
 	if err != nil {
 		return packResult{}, err
 	}
-	return packResult{size: n, parts: len(h.Parts), from: h.From, to: h.To}, nil
+	r := packResult{size: res.Bytes, parts: res.Parts, copied: res.CopiedBytes, literal: res.LiteralBytes, to: target.Root()}
+	if base != nil {
+		r.from = base.Root()
+	}
+	return r, nil
+}
+
+// contentByHash opens files by content hash from the directories dirs,
+// described by manifests ms (nil entries are skipped), earlier ones first.
+func contentByHash(dirs []string, ms []*tree.Manifest) (pack.Source, func(), error) {
+	type place struct {
+		root *os.Root
+		path string
+	}
+	where := map[string]place{}
+	var roots []*os.Root
+	closeAll := func() {
+		for _, r := range roots {
+			_ = r.Close() // read-only
+		}
+	}
+	for i, m := range ms {
+		if m == nil {
+			continue
+		}
+		root, err := os.OpenRoot(dirs[i])
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		roots = append(roots, root)
+		for _, e := range m.Entries {
+			if _, ok := where[e.Hash]; !ok && e.Kind == tree.KindFile {
+				where[e.Hash] = place{root, e.Path}
+			}
+		}
+	}
+	open := func(_ context.Context, hash string) (io.ReadCloser, error) {
+		p, ok := where[hash]
+		if !ok {
+			return nil, fmt.Errorf("no file with content %s", hash)
+		}
+		return p.root.Open(filepath.FromSlash(p.path))
+	}
+	return open, closeAll, nil
 }
 
 // newApply makes `pulpdist apply FILE --root SITE_ROOT [--keep N]`.

@@ -249,6 +249,8 @@ func TestAsyncAPIEvents(t *testing.T) {
 		{bus.EntityTree, bus.ActionCreated, "Tree"},
 		{bus.EntitySite, bus.ActionCreated, "Site"},
 		{bus.EntitySubscription, bus.ActionCreated, "Subscription"},
+		{bus.EntityKey, bus.ActionAdded, "SigningKey"},
+		{bus.EntityKey, bus.ActionRevoked, "SigningKey"},
 	}
 	_, all := channelByAddress(t, doc, bus.EventSubject("{entity}", "{action}"))
 	if all == nil {
@@ -315,7 +317,7 @@ func TestAsyncAPIResources(t *testing.T) {
 		return out
 	}
 	wantStreams := []string{bus.StreamTriggers, bus.StreamSync, bus.StreamSnapshots, bus.StreamDeltaReq, bus.StreamDeltaReady, bus.StreamEvents, bus.StreamDead}
-	wantKV := []string{bus.BucketSites, bus.BucketDeltaClaims}
+	wantKV := []string{bus.BucketSites, bus.BucketDeltaClaims, bus.BucketSigningKeys}
 	wantObj := []string{bus.BucketBlobs, bus.BucketManifests, bus.BucketDeltas}
 	for _, w := range [][]string{wantStreams, wantKV, wantObj} {
 		slices.Sort(w)
@@ -350,6 +352,7 @@ func TestAsyncAPIResources(t *testing.T) {
 	}{
 		{"keyValue", bus.BucketSites, "keys", bus.SiteVersionKey("{site}", "{tree}")},
 		{"keyValue", bus.BucketDeltaClaims, "keys", bus.DeltaClaimKey("{tree}", "{from}", "{to}")},
+		{"keyValue", bus.BucketSigningKeys, "keys", "{id}"},
 		{"objectStores", bus.BucketManifests, "objects", bus.ManifestObject("{tree}", "{root}")},
 		{"objectStores", bus.BucketDeltas, "objects", bus.DeltaID("{tree}", "{from}", "{to}")},
 		{"objectStores", bus.BucketBlobs, "objects", "{blake3}"},
@@ -379,6 +382,7 @@ func TestAsyncAPISchemas(t *testing.T) {
 		"Tree":          inventoryapi.Tree{},
 		"Site":          inventoryapi.Site{},
 		"Subscription":  inventoryapi.Subscription{},
+		"SigningKey":    inventoryapi.SigningKey{},
 	}
 	for name, v := range types {
 		t.Run(name, func(t *testing.T) {

@@ -109,6 +109,7 @@ const (
 	EntitySync         = "sync"
 	EntitySnapshot     = "snapshot"
 	EntityDelta        = "delta"
+	EntityKey          = "key"
 
 	ActionCreated   = "created"
 	ActionUpdated   = "updated"
@@ -119,6 +120,8 @@ const (
 	ActionPublished = "published"
 	ActionComputed  = "computed"
 	ActionReady     = "ready"
+	ActionAdded     = "added"
+	ActionRevoked   = "revoked"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).

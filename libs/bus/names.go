@@ -63,6 +63,7 @@ const (
 	BucketBlobs       = "pulpdist-blobs"
 	BucketManifests   = "pulpdist-manifests"
 	BucketDeltas      = "pulpdist-deltas"
+	BucketSigningKeys = "pulpdist-signing-keys"
 
 	// EventsPrefix is the prefix of every engineering-bus event subject.
 	EventsPrefix = "pulpdist.evt"

@@ -14,6 +14,9 @@ import (
 type Layout struct {
 	Sites       jetstream.KeyValue
 	DeltaClaims jetstream.KeyValue
+	// SigningKeys holds the pack-signing public keys site-agents trust,
+	// mirrored by the inventory (see MirrorSigningKeys).
+	SigningKeys jetstream.KeyValue
 	Blobs       jetstream.ObjectStore
 	Manifests   jetstream.ObjectStore
 	Deltas      jetstream.ObjectStore
@@ -32,7 +35,7 @@ const CommandRetention = 7 * 24 * time.Hour
 // EventRetention is how long engineering-bus events are replayable.
 const EventRetention = 30 * 24 * time.Hour
 
-// Ensure creates or updates pulpdist's streams, KV bucket and object stores.
+// Ensure creates or updates pulpdist's streams, KV buckets and object stores.
 func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 	streams := []jetstream.StreamConfig{
 		{Name: StreamTriggers, Subjects: []string{"pulpdist.trigger.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
@@ -58,6 +61,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 	}
 	if l.DeltaClaims, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketDeltaClaims, TTL: DeltaClaimTTL, Storage: jetstream.FileStorage}); err != nil {
 		return nil, fmt.Errorf("ensure kv %s: %w", BucketDeltaClaims, err)
+	}
+	if l.SigningKeys, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSigningKeys, History: 1, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("ensure kv %s: %w", BucketSigningKeys, err)
 	}
 	stores := []struct {
 		name string

@@ -98,6 +98,27 @@ func (c *Client) Overview(ctx context.Context) ([]OverviewRow, error) {
 	return out, c.do(ctx, http.MethodGet, "/api/v1/overview", nil, &out)
 }
 
+// SigningKeys lists every pack-signing key, revoked ones included, oldest
+// first.
+func (c *Client) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	var out []SigningKey
+	return out, c.do(ctx, http.MethodGet, "/api/v1/keys", nil, &out)
+}
+
+// AddSigningKey registers a public key (PEM) under a name, so that
+// site-agents trust packs it signed. Adding a key again under the same name
+// returns it unchanged.
+func (c *Client) AddSigningKey(ctx context.Context, name, publicKeyPEM string) (SigningKey, error) {
+	var out SigningKey
+	return out, c.do(ctx, http.MethodPost, "/api/v1/keys", SigningKeyCreate{Name: name, PublicKey: publicKeyPEM}, &out)
+}
+
+// RevokeSigningKey revokes a key by id; site-agents stop trusting it.
+func (c *Client) RevokeSigningKey(ctx context.Context, id string) (SigningKey, error) {
+	var out SigningKey
+	return out, c.do(ctx, http.MethodPost, "/api/v1/keys/"+url.PathEscape(id)+"/revoke", nil, &out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -136,6 +136,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"OverviewRow":  inventoryapi.OverviewRow{},
 		"SyncAccepted": inventoryapi.SyncAccepted{},
 		"Problem":      inventoryapi.Problem{},
+		"SigningKey":   inventoryapi.SigningKey{},
 	}
 	for name, v := range types {
 		t.Run(name, func(t *testing.T) {
@@ -157,6 +158,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"TreeCreate":         inventoryapi.Tree{},
 		"SiteCreate":         inventoryapi.Site{},
 		"SubscriptionCreate": inventoryapi.Subscription{},
+		"SigningKeyCreate":   inventoryapi.SigningKeyCreate{},
 	}
 	for name, v := range bodies {
 		all, _ := jsonTags(reflect.TypeOf(v))
@@ -195,6 +197,9 @@ var routes = []route{
 	{"get", "/api/v1/runs/{id}", "200"},
 	{"get", "/api/v1/trees/{name}/versions", "200"},
 	{"get", "/api/v1/overview", "200"},
+	{"get", "/api/v1/keys", "200"},
+	{"post", "/api/v1/keys", "201"},
+	{"post", "/api/v1/keys/{id}/revoke", "200"},
 	{"get", "/healthz", "200"},
 	{"get", "/readyz", "200"},
 }
@@ -282,6 +287,12 @@ func TestOpenAPIClient(t *testing.T) {
 		"Runs":          func() error { _, err := c.Runs(ctx, "demo", "a"); return err },
 		"Versions":      func() error { _, err := c.Versions(ctx, "demo"); return err },
 		"Overview":      func() error { _, err := c.Overview(ctx); return err },
+		"SigningKeys":   func() error { _, err := c.SigningKeys(ctx); return err },
+		"AddSigningKey": func() error { _, err := c.AddSigningKey(ctx, "signer", "PEM"); return err },
+		"RevokeSigningKey": func() error {
+			_, err := c.RevokeSigningKey(ctx, "630dcd2966c4336691125448bbb25b4f")
+			return err
+		},
 	}
 	for name, call := range calls {
 		if err := call(); err != nil {

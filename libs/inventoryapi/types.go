@@ -96,6 +96,26 @@ type SyncAccepted struct {
 	Tree      string `json:"tree"`
 }
 
+// SigningKey is a public key whose signatures on packs site-agents accept,
+// as long as it is not revoked.
+type SigningKey struct {
+	// ID is the key's fingerprint: the lower-case hex of the first 16 bytes
+	// of the SHA-256 of the raw 32-byte ed25519 key (bus.SigningKeyID).
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// PublicKey is the key as one PEM "PUBLIC KEY" block (PKIX).
+	PublicKey string    `json:"public_key"`
+	CreatedAt time.Time `json:"created_at"`
+	// RevokedAt is set once the key is revoked; agents no longer trust it.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// SigningKeyCreate is the body of POST /api/v1/keys.
+type SigningKeyCreate struct {
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"`
+}
+
 // Problem is an RFC 9457 problem detail (application/problem+json).
 type Problem struct {
 	Type   string `json:"type,omitempty"`

@@ -31,6 +31,19 @@ func (s store) open(_ context.Context, hash string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
+// base opens content for a Reader, as a site holds its base version.
+func (s store) base(hash string) (ReaderAtCloser, error) {
+	b, ok := s[hash]
+	if !ok {
+		return nil, fmt.Errorf("no content %s", hash)
+	}
+	return nopCloser{bytes.NewReader(b)}, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
 func hashOf(t testing.TB, b []byte) string {
 	t.Helper()
 	h, _, err := tree.HashReader(bytes.NewReader(b))
@@ -40,17 +53,23 @@ func hashOf(t testing.TB, b []byte) string {
 	return h
 }
 
-// build returns the manifest of files (path → content, parent dirs added)
-// and their content store.
+// build returns the manifest of files (path → content, parent dirs added,
+// chunks for large files) and their content store.
 func build(t testing.TB, files map[string][]byte) (*tree.Manifest, store) {
 	t.Helper()
 	m := &tree.Manifest{Format: tree.FormatVersion}
 	s := store{}
 	dirs := map[string]bool{}
 	for p, c := range files {
-		h := hashOf(t, c)
+		h, _, chunks, err := tree.HashChunks(bytes.NewReader(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c) < tree.ChunkThreshold {
+			chunks = nil
+		}
 		s[h] = c
-		m.Entries = append(m.Entries, tree.Entry{Path: p, Kind: tree.KindFile, Mode: 0o644, Size: int64(len(c)), MTime: 1e18, Hash: h})
+		m.Entries = append(m.Entries, tree.Entry{Path: p, Kind: tree.KindFile, Mode: 0o644, Size: int64(len(c)), MTime: 1e18, Hash: h, Chunks: chunks})
 		for d := path.Dir(p); d != "."; d = path.Dir(d) {
 			if !dirs[d] {
 				dirs[d] = true
@@ -65,19 +84,6 @@ func build(t testing.TB, files map[string][]byte) (*tree.Manifest, store) {
 	return m, s
 }
 
-// header returns a header carrying every distinct file content of m.
-func header(m *tree.Manifest) Header {
-	h := Header{Format: FormatVersion, Tree: "demo", To: m.Root(), Manifest: m}
-	seen := map[string]bool{}
-	for _, e := range m.Entries {
-		if e.Kind == tree.KindFile && !seen[e.Hash] {
-			seen[e.Hash] = true
-			h.Parts = append(h.Parts, Part{Hash: e.Hash, Size: e.Size})
-		}
-	}
-	return h
-}
-
 func randomBytes(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
 	b := make([]byte, n)
@@ -87,233 +93,428 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
+// text returns n bytes of code-like text.
+func text(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	words := []string{"func", "return", "if", "err", "nil", "for", "range", "value", "count", "name", "tree", "site", "(", ")", "{", "}", ":=", "\n\t", "\n"}
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[r.IntN(len(words))])
+		b.WriteByte(' ')
+	}
+	return b.Bytes()[:n]
+}
+
 func sampleFiles() map[string][]byte {
 	return map[string][]byte{
 		"empty":          {},
 		"small.txt":      []byte("hello pack"),
-		"dir/random.bin": randomBytes(1, 3<<20+17), // several chunks, incompressible
-		"dir/zeros":      make([]byte, 5<<20),      // compressible
+		"dir/random.bin": randomBytes(1, 3<<20+17), // incompressible
+		"dir/zeros":      make([]byte, 5<<20),      // compressible, chunked
 		"dir/sub/copy":   []byte("hello pack"),     // same content: one part
 	}
 }
 
-func writePack(t testing.TB, h Header, s store) []byte {
+func buildPack(t testing.TB, from, to *tree.Manifest, s store) ([]byte, Result) {
 	t.Helper()
 	var buf bytes.Buffer
-	n, err := Write(context.Background(), &buf, h, s.open)
+	res, err := Build(context.Background(), &buf, Options{Tree: "demo", From: from, To: to, TempDir: t.TempDir()}, s.open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != int64(buf.Len()) {
-		t.Fatalf("Write returned %d, wrote %d", n, buf.Len())
+	if res.Bytes != int64(buf.Len()) {
+		t.Fatalf("Build says %d bytes, wrote %d", res.Bytes, buf.Len())
 	}
-	return buf.Bytes()
+	return buf.Bytes(), res
 }
 
-// readAll reads every part of the pack and returns their contents; the
-// error is the first one met, nil only if the pack ended cleanly.
-func readAll(data []byte, lim Limits) (Header, map[string][]byte, error) {
+// readAll reads the pack against base (nil for none) and returns the
+// target and every part's content; the error is the first one met, nil
+// only if the pack ended cleanly.
+func readAll(data []byte, lim Limits, base *tree.Manifest, s store) (*tree.Manifest, map[string][]byte, error) {
 	r, err := NewReader(bytes.NewReader(data), lim)
 	if err != nil {
-		return Header{}, nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
+	var open func(string) (ReaderAtCloser, error)
+	if base != nil {
+		open = s.base
+	}
+	m, err := r.Target(base, open)
+	if err != nil {
+		return nil, nil, err
+	}
 	got := map[string][]byte{}
 	for {
 		p, pr, err := r.Next()
 		if errors.Is(err, io.EOF) {
-			return r.Header(), got, nil
+			return m, got, nil
 		}
 		if err != nil {
-			return r.Header(), got, err
+			return m, got, err
 		}
 		b, err := io.ReadAll(pr)
 		if err != nil {
-			return r.Header(), got, err
+			return m, got, err
 		}
 		got[p.Hash] = b
 	}
 }
 
-func TestRoundTrip(t *testing.T) {
-	m, s := build(t, sampleFiles())
-	h := header(m)
-	if len(h.Parts) != 4 {
-		t.Fatalf("want 4 distinct parts, got %d", len(h.Parts))
-	}
-	data := writePack(t, h, s)
-	if len(data) > 4<<20 {
-		t.Errorf("pack of %d bytes: zeros did not compress", len(data))
-	}
-	gotH, got, err := readAll(data, Limits{})
+// checkApplies reads the pack against from and checks that the target is
+// to and that the parts with the base give every file's content.
+func checkApplies(t *testing.T, data []byte, from, to *tree.Manifest, s store) map[string][]byte {
+	t.Helper()
+	m, got, err := readAll(data, Limits{}, from, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gotH.To != h.To || gotH.Tree != "demo" || gotH.Manifest.Root() != h.To || !slices.Equal(gotH.Parts, h.Parts) {
-		t.Fatalf("header changed: %+v", gotH)
+	if m.Root() != to.Root() {
+		t.Fatalf("target root %s, want %s", m.Root(), to.Root())
 	}
-	for hash, want := range s {
-		if !bytes.Equal(got[hash], want) {
-			t.Fatalf("part %s: %d bytes back, want %d", hash, len(got[hash]), len(want))
+	have := map[string]bool{}
+	if from != nil {
+		for _, e := range from.Entries {
+			have[e.Hash] = true
 		}
 	}
+	for _, e := range to.Entries {
+		if e.Kind != tree.KindFile || have[e.Hash] {
+			continue
+		}
+		c, ok := got[e.Hash]
+		if !ok {
+			t.Fatalf("no part for %s", e.Path)
+		}
+		if !bytes.Equal(c, s[e.Hash]) {
+			t.Fatalf("part for %s has other content", e.Path)
+		}
+	}
+	return got
 }
 
-func TestDeltaHeaderAndNoParts(t *testing.T) {
-	m, _ := build(t, map[string][]byte{"a": []byte("x")})
-	h := Header{Format: FormatVersion, Tree: "t", From: strings.Repeat("1", 64), To: m.Root(), Manifest: m}
-	data := writePack(t, h, store{})
-	gotH, got, err := readAll(data, Limits{})
-	if err != nil || len(got) != 0 || gotH.From != h.From {
-		t.Fatalf("got %+v, %v, %v", gotH, got, err)
+func TestFullPackRoundTrip(t *testing.T) {
+	m, s := build(t, sampleFiles())
+	data, res := buildPack(t, nil, m, s)
+	got := checkApplies(t, data, nil, m, s)
+	if len(got) != 4 || res.Parts != 4 {
+		t.Fatalf("%d parts read, %d written, want 4 (one per distinct content)", len(got), res.Parts)
+	}
+	if res.CopiedBytes != 0 {
+		t.Fatalf("a full pack copies %d bytes from a base", res.CopiedBytes)
+	}
+	if len(data) > 3<<20+100<<10 {
+		t.Fatalf("pack of %d bytes: zeros not compressed", len(data))
 	}
 }
 
-func TestNextSkipsUnreadParts(t *testing.T) {
-	m, s := build(t, sampleFiles())
-	h := header(m)
-	data := writePack(t, h, s)
+// pairs returns a base and a target tree with every kind of change.
+func pairs(t *testing.T) (from, to *tree.Manifest, s store) {
+	t.Helper()
+	big := randomBytes(3, 9<<20)
+	bigNew := slices.Clone(big)
+	copy(bigNew[1<<20:], "an edit in the first MiB")
+	bigNew = slices.Concat(bigNew[:6<<20], []byte("inserted bytes shift the rest"), bigNew[6<<20:])
+	src := text(4, 40<<10)
+	srcNew := slices.Concat(src[:20<<10], []byte("\n// a new comment line\n"), src[20<<10:])
+	log := text(5, 100<<10)
+	oldFiles := map[string][]byte{
+		"big.img":         big,
+		"src/main.go":     src,
+		"logs/app.log":    log,
+		"old/moved.txt":   text(6, 5000),
+		"gone.txt":        []byte("deleted"),
+		"same.txt":        []byte("unchanged"),
+		"lib/helper.go":   text(7, 8000),
+		"lib/unrelated.c": text(8, 3000),
+	}
+	newFiles := map[string][]byte{
+		"big.img":         bigNew,
+		"src/main.go":     srcNew,
+		"logs/app.log":    slices.Concat(log, text(9, 2000)),
+		"new/moved.txt":   text(6, 5000), // renamed: content in base
+		"same.txt":        []byte("unchanged"),
+		"lib/helper.go":   text(7, 8000),
+		"lib/unrelated.c": text(8, 3000),
+		"fresh.txt":       text(10, 20000),
+	}
+	from, s1 := build(t, oldFiles)
+	to, s2 := build(t, newFiles)
+	for k, v := range s2 {
+		s1[k] = v
+	}
+	// A mode change and a symlink.
+	for i := range to.Entries {
+		if to.Entries[i].Path == "lib/helper.go" {
+			to.Entries[i].Mode = 0o755
+		}
+	}
+	to.Entries = append(to.Entries, tree.Entry{Path: "link", Kind: tree.KindSymlink, Target: "same.txt"})
+	slices.SortFunc(to.Entries, func(a, b tree.Entry) int { return strings.Compare(a.Path, b.Path) })
+	return from, to, s1
+}
+
+func TestDeltaPack(t *testing.T) {
+	from, to, s := pairs(t)
+	data, res := buildPack(t, from, to, s)
+	checkApplies(t, data, from, to, s)
+
 	r, err := NewReader(bytes.NewReader(data), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		p, pr, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	h := r.Header()
+	var setPaths []string
+	for _, e := range h.Set {
+		setPaths = append(setPaths, e.Path)
+	}
+	wantSet := []string{"big.img", "fresh.txt", "lib/helper.go", "link", "logs/app.log", "new", "new/moved.txt", "src/main.go"}
+	if !slices.Equal(setPaths, wantSet) {
+		t.Fatalf("set %v, want %v", setPaths, wantSet)
+	}
+	if want := []string{"gone.txt", "old", "old/moved.txt"}; !slices.Equal(h.Remove, want) {
+		t.Fatalf("remove %v, want %v", h.Remove, want)
+	}
+	// Parts: big.img, fresh.txt, app.log, main.go; the moved file and
+	// the mode change carry no content.
+	if len(h.Parts) != 4 {
+		t.Fatalf("%d parts, want 4: %+v", len(h.Parts), h.Parts)
+	}
+	var bigPart Part
+	for _, p := range h.Parts {
+		if p.Size > 8<<20 {
+			bigPart = p
 		}
-		if err != nil {
-			t.Fatal(err)
+	}
+	copied := int64(0)
+	for _, op := range bigPart.Ops {
+		if op.Hash != "" {
+			copied += op.N
 		}
-		switch i % 3 {
-		case 0: // read nothing
-		case 1: // read a little
-			if _, err := io.ReadFull(pr, make([]byte, min(p.Size, 3))); err != nil {
-				t.Fatal(err)
-			}
-		case 2:
-			b, err := io.ReadAll(pr)
-			if err != nil || !bytes.Equal(b, s[p.Hash]) {
-				t.Fatalf("part %d: %v", i, err)
-			}
+	}
+	if copied < 7<<20 {
+		t.Fatalf("big.img copies %d bytes from its base, want most of 9 MiB; ops %+v", copied, bigPart.Ops)
+	}
+	dicts := 0
+	for _, seg := range h.Segments {
+		if len(seg.Dict) > 0 {
+			dicts++
 		}
-		if i%3 != 2 {
-			defer func() {
-				if _, err := pr.Read(make([]byte, 1)); err == nil {
-					t.Error("abandoned part reader still reads")
-				}
-			}()
-		}
+	}
+	if dicts == 0 {
+		t.Fatalf("no segment compressed against the base: %+v", h.Segments)
+	}
+	// Two small edits in 9 MiB of random bytes, an edited source file,
+	// an appended log and 20 KB of new text: a few KB of edits and about
+	// 10 KB of compressed text, far from the 9 MiB the big file weighs.
+	if len(data) > 200<<10 {
+		t.Fatalf("delta pack of %d bytes (result %+v)", len(data), res)
 	}
 }
 
-func TestWriteRefusesWrongContent(t *testing.T) {
-	m, s := build(t, map[string][]byte{"a": []byte("0123456789"), "b": []byte("other")})
-	h := header(m)
-	hashA := hashOf(t, []byte("0123456789"))
-	tests := []struct {
-		name    string
-		content []byte
-	}{
-		{"same size other bytes", []byte("0123456788")},
-		{"shorter", []byte("012345678")},
-		{"longer", []byte("0123456789 and more")},
-		{"empty", nil},
+func TestPatchBeatsPlainCompression(t *testing.T) {
+	old := text(11, 2<<20)
+	edited := slices.Clone(old)
+	for i := 0; i < len(edited); i += 100 << 10 {
+		copy(edited[i:], "EDIT")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	from, s1 := build(t, map[string][]byte{"f.txt": old})
+	to, s2 := build(t, map[string][]byte{"f.txt": edited})
+	for k, v := range s2 {
+		s1[k] = v
+	}
+	delta, _ := buildPack(t, from, to, s1)
+	full, _ := buildPack(t, nil, to, s1)
+	checkApplies(t, delta, from, to, s1)
+	if len(delta)*20 > len(full) {
+		t.Fatalf("patch pack %d bytes, full pack %d: want at least 20× smaller", len(delta), len(full))
+	}
+}
+
+func TestEmptyDelta(t *testing.T) {
+	m, s := build(t, map[string][]byte{"a": []byte("x")})
+	m2 := &tree.Manifest{Format: tree.FormatVersion, Entries: slices.Clone(m.Entries)}
+	m2.Entries[0].Mode = 0o600
+	data, res := buildPack(t, m, m2, s)
+	if res.Parts != 0 || res.Segments != 0 {
+		t.Fatalf("a mode change carries %d parts, %d segments", res.Parts, res.Segments)
+	}
+	checkApplies(t, data, m, m2, s)
+}
+
+func TestBuildRefusesWrongContent(t *testing.T) {
+	m, s := build(t, map[string][]byte{"a": []byte("right content"), "big": randomBytes(1, 5<<20)})
+	for _, e := range m.Entries {
+		t.Run(e.Path, func(t *testing.T) {
 			bad := store{}
 			for k, v := range s {
 				bad[k] = v
 			}
-			bad[hashA] = tt.content
-			_, err := Write(context.Background(), io.Discard, h, bad.open)
-			if !errors.Is(err, ErrHashMismatch) {
-				t.Fatalf("Write error %v, want ErrHashMismatch", err)
+			for _, tamper := range []func([]byte) []byte{
+				func(b []byte) []byte { c := slices.Clone(b); c[0] ^= 1; return c },
+				func(b []byte) []byte { return append(slices.Clone(b), 'x') },
+				func(b []byte) []byte { return b[:len(b)-1] },
+			} {
+				bad[e.Hash] = tamper(s[e.Hash])
+				_, err := Build(context.Background(), io.Discard, Options{Tree: "demo", To: m, TempDir: t.TempDir()}, bad.open)
+				if !errors.Is(err, ErrHashMismatch) {
+					t.Fatalf("Build with tampered content: %v, want ErrHashMismatch", err)
+				}
 			}
 		})
 	}
-	_, err := Write(context.Background(), io.Discard, h, store{}.open)
-	if err == nil || !strings.Contains(err.Error(), "no content") {
-		t.Fatalf("missing content: %v", err)
+	if _, err := Build(context.Background(), io.Discard, Options{Tree: "demo"}, s.open); !errors.Is(err, ErrFormat) {
+		t.Fatalf("Build without a target: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := Write(ctx, io.Discard, h, s.open); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled Write: %v", err)
+	if _, err := Build(context.Background(), io.Discard, Options{Tree: "", To: m, TempDir: t.TempDir()}, s.open); !errors.Is(err, ErrFormat) {
+		t.Fatalf("Build without a tree name: %v", err)
 	}
+}
+
+// header is a small valid delta header for validation tests.
+func header(t *testing.T) (Header, *tree.Manifest, store) {
+	t.Helper()
+	from, s := build(t, map[string][]byte{"a": []byte("alpha"), "b": []byte("bravo")})
+	to, s2 := build(t, map[string][]byte{"a": []byte("alpha"), "c": []byte("charlie")})
+	for k, v := range s2 {
+		s[k] = v
+	}
+	data, _ := buildPack(t, from, to, s)
+	r, err := NewReader(bytes.NewReader(data), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Header(), from, s
 }
 
 func TestHeaderValidate(t *testing.T) {
-	m, _ := build(t, map[string][]byte{"a": []byte("aaa"), "d/b": []byte("bb")})
-	good := header(m)
-	other, _ := build(t, map[string][]byte{"z": []byte("zzz")})
+	good, _, _ := header(t)
+	h40 := strings.Repeat("ab", 32)
 	tests := []struct {
 		name   string
 		change func(h *Header)
-		want   string
 	}{
-		{"format 0", func(h *Header) { h.Format = 0 }, "format"},
-		{"format 2", func(h *Header) { h.Format = 2 }, "format"},
-		{"no tree", func(h *Header) { h.Tree = "" }, "tree name"},
-		{"long tree", func(h *Header) { h.Tree = strings.Repeat("t", 2000) }, "tree name"},
-		{"bad from", func(h *Header) { h.From = "abc" }, "from"},
-		{"bad to", func(h *Header) { h.To = "../../etc" }, "to"},
-		{"to is not root", func(h *Header) { h.To = other.Root() }, "manifest root"},
-		{"no manifest", func(h *Header) { h.Manifest = nil }, "no manifest"},
-		{"invalid manifest", func(h *Header) {
-			bad := *m
-			bad.Entries = append([]tree.Entry{{Path: "../x", Kind: tree.KindDir}}, m.Entries...)
-			h.Manifest = &bad
-		}, "unsafe path"},
-		{"unknown part", func(h *Header) { h.Parts = append(h.Parts, Part{Hash: strings.Repeat("e", 64), Size: 1}) }, "no file"},
-		{"wrong size", func(h *Header) { h.Parts[0].Size++ }, "size"},
-		{"duplicate part", func(h *Header) { h.Parts = append(h.Parts, h.Parts[0]) }, "duplicate"},
+		{"format", func(h *Header) { h.Format = 1 }},
+		{"no tree", func(h *Header) { h.Tree = "" }},
+		{"long tree", func(h *Header) { h.Tree = strings.Repeat("t", 1025) }},
+		{"bad from", func(h *Header) { h.From = "zz" }},
+		{"bad to", func(h *Header) { h.To = "" }},
+		{"unsorted set", func(h *Header) { h.Set = append(h.Set, h.Set[0]) }},
+		{"unsafe set path", func(h *Header) { h.Set[0].Path = "../c" }},
+		{"chunks in set", func(h *Header) { h.Set[0].Chunks = []tree.Chunk{{Size: 7, Hash: h40}} }},
+		{"unsafe remove", func(h *Header) { h.Remove = []string{"/etc"} }},
+		{"unsorted remove", func(h *Header) { h.Remove = []string{"b", "a"} }},
+		{"remove from empty", func(h *Header) { h.From = "" }},
+		{"part not in set", func(h *Header) { h.Parts[0].Hash = h40 }},
+		{"part size", func(h *Header) { h.Parts[0].Size++ }},
+		{"duplicate part", func(h *Header) { h.Parts = append(h.Parts, h.Parts[0]) }},
+		{"segment size", func(h *Header) { h.Segments[0].Size++ }},
+		{"empty segment", func(h *Header) { h.Segments = append(h.Segments, Segment{}) }},
+		{"ops sum", func(h *Header) { h.Parts[0].Ops = []Op{{N: 1}} }},
+		{"zero op", func(h *Header) { h.Parts[0].Ops = []Op{{N: 0}, {N: h.Parts[0].Size}} }},
+		{"literal offset", func(h *Header) { h.Parts[0].Ops = []Op{{N: h.Parts[0].Size, Off: 3}} }},
+		{"bad copy hash", func(h *Header) { h.Parts[0].Ops = []Op{{N: h.Parts[0].Size, Hash: "nothex"}} }},
+		{"negative copy offset", func(h *Header) { h.Parts[0].Ops = []Op{{N: h.Parts[0].Size, Hash: h40, Off: -1}} }},
+		{"bad dict range", func(h *Header) { h.Segments[0].Dict = []Range{{Hash: h40, Len: 0}} }},
+		{"dict too large", func(h *Header) { h.Segments[0].Dict = []Range{{Hash: h40, Len: MaxDict + 1}} }},
+		{"copy from the empty tree", func(h *Header) {
+			h.From, h.Remove = "", nil
+			h.Parts[0].Ops = []Op{{N: h.Parts[0].Size, Hash: h40}}
+		}},
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := good
-			h.Parts = slices.Clone(good.Parts)
+			var h Header
+			js, _ := json.Marshal(good)
+			if err := json.Unmarshal(js, &h); err != nil {
+				t.Fatal(err)
+			}
 			tt.change(&h)
-			err := h.Validate()
-			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Validate error %v, want ErrFormat mentioning %q", err, tt.want)
-			}
-			if _, err := Write(context.Background(), io.Discard, h, store{}.open); !errors.Is(err, ErrFormat) {
-				t.Fatalf("Write error %v, want ErrFormat", err)
-			}
-			// The same header forced onto the wire is refused by NewReader.
-			_, err = NewReader(bytes.NewReader(rawPack(t, h, nil)), Limits{})
-			if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("NewReader error %v, want ErrFormat mentioning %q", err, tt.want)
+			if err := h.Validate(); !errors.Is(err, ErrFormat) {
+				t.Fatalf("Validate: %v, want ErrFormat", err)
 			}
 		})
 	}
 }
 
-// rawPack assembles a pack without any checks: header h as JSON, then
-// each part's compressed bytes chunked by chunkBytes.
-func rawPack(t testing.TB, h Header, parts [][]byte) []byte {
+func TestTargetChecksTheBase(t *testing.T) {
+	good, from, _ := header(t)
+	other, _ := build(t, map[string][]byte{"a": []byte("alpha")})
+	h40 := strings.Repeat("cd", 32)
+	bHash := from.Entries[1].Hash
+	tests := []struct {
+		name   string
+		base   *tree.Manifest
+		change func(h *Header)
+		want   error
+	}{
+		{"other base", other, nil, ErrBase},
+		{"no base", nil, nil, ErrBase},
+		{"remove missing", from, func(h *Header) { h.Remove = []string{"b", "zz"} }, ErrBase},
+		{"remove before", from, func(h *Header) { h.Remove = []string{"0", "b"} }, ErrBase},
+		{"wrong to", from, func(h *Header) { h.To = h40 }, ErrBase},
+		{"set and removed", from, func(h *Header) { h.Remove = []string{"b", "c"} }, ErrBase},
+		{"copy from unknown", from, func(h *Header) { h.Parts[0].Ops = []Op{{N: h.Parts[0].Size, Hash: h40}} }, ErrBase},
+		{"copy past the end", from, func(h *Header) {
+			h.Parts[0].Ops = []Op{{N: h.Parts[0].Size, Hash: bHash, Off: 3}}
+		}, ErrBase},
+		{"dict past the end", from, func(h *Header) { h.Segments[0].Dict = []Range{{Hash: bHash, Off: 1, Len: 5}} }, ErrBase},
+		{"orphan", from, func(h *Header) {
+			h.Set = append(h.Set, tree.Entry{Path: "nodir/x", Kind: tree.KindSymlink, Target: "a"})
+		}, ErrFormat},
+	}
+	if _, err := good.Target(from, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Header
+			js, _ := json.Marshal(good)
+			if err := json.Unmarshal(js, &h); err != nil {
+				t.Fatal(err)
+			}
+			if tt.change != nil {
+				tt.change(&h)
+			}
+			_, err := h.Target(tt.base, Limits{})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Target: %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, err := good.Target(from, Limits{MaxTotal: 4}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Target above MaxTotal: %v", err)
+	}
+}
+
+// rawPack assembles a pack without any checks: header h as compressed
+// JSON, then each segment's compressed bytes chunked by chunkBytes.
+func rawPack(t testing.TB, h Header, segments [][]byte) []byte {
 	t.Helper()
 	js, err := json.Marshal(&h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rawPackJSON(js, parts)
+	return rawPackJSON(t, js, segments)
 }
 
-func rawPackJSON(js []byte, parts [][]byte) []byte {
+func rawPackJSON(t testing.TB, js []byte, segments [][]byte) []byte {
+	hdr := compress(t, js)
 	out := []byte(Magic)
 	out = append(out, FormatVersion)
-	out = binary.BigEndian.AppendUint64(out, uint64(len(js)))
-	out = append(out, js...)
-	for _, p := range parts {
+	out = binary.BigEndian.AppendUint64(out, uint64(len(hdr)))
+	out = append(out, hdr...)
+	for _, p := range segments {
 		out = append(out, chunkBytes(p)...)
 	}
 	return out
 }
 
-// chunkBytes frames compressed bytes as one part: one chunk, terminator.
+// chunkBytes frames compressed bytes as one segment: one chunk, terminator.
 func chunkBytes(compressed []byte) []byte {
 	var out []byte
 	if len(compressed) > 0 {
@@ -333,96 +534,100 @@ func compress(t testing.TB, b []byte) []byte {
 	return enc.EncodeAll(b, nil)
 }
 
+// fullHeader is the header of a full pack of files, one plain segment per
+// part, for hand-made streams.
+func fullHeader(t testing.TB, files map[string][]byte) (Header, store) {
+	m, s := build(t, files)
+	set, _ := Diff(nil, m)
+	h := Header{Format: FormatVersion, Tree: "demo", To: m.Root(), Set: set, Remove: []string{}}
+	for _, e := range m.Entries {
+		if e.Kind == tree.KindFile && !slices.ContainsFunc(h.Parts, func(p Part) bool { return p.Hash == e.Hash }) {
+			h.Parts = append(h.Parts, Part{Hash: e.Hash, Size: e.Size})
+			if e.Size > 0 {
+				h.Segments = append(h.Segments, Segment{Size: e.Size})
+			}
+		}
+	}
+	return h, s
+}
+
 func TestReaderRefusesBadStreams(t *testing.T) {
 	m, s := build(t, map[string][]byte{"a": []byte("0123456789"), "b": randomBytes(7, 200_000)})
-	h := header(m)
-	good := writePack(t, h, s)
+	good, _ := buildPack(t, nil, m, s)
 	patch := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	hdrLen := int(binary.BigEndian.Uint64(good[5:13]))
 	tests := []struct {
 		name string
 		data []byte
-		lim  Limits
-		want []error
+		want error
 	}{
-		{"empty", nil, Limits{}, []error{ErrFormat}},
-		{"wrong magic", patch(func(b []byte) []byte { b[0] = 'X'; return b }), Limits{}, []error{ErrFormat}},
-		{"format version 2", patch(func(b []byte) []byte { b[4] = 2; return b }), Limits{}, []error{ErrFormat}},
-		{"format version 0", patch(func(b []byte) []byte { b[4] = 0; return b }), Limits{}, []error{ErrFormat}},
-		{"zero header length", patch(func(b []byte) []byte { binary.BigEndian.PutUint64(b[5:], 0); return b }), Limits{}, []error{ErrFormat}},
-		{"huge header length", patch(func(b []byte) []byte { binary.BigEndian.PutUint64(b[5:], 1<<62); return b }), Limits{}, []error{ErrFormat, ErrTooLarge}},
-		{"header over limit", good, Limits{MaxHeader: int64(hdrLen - 1)}, []error{ErrFormat, ErrTooLarge}},
-		{"part over limit", good, Limits{MaxPartSize: 100}, []error{ErrFormat, ErrTooLarge}},
-		{"header not json", patch(func(b []byte) []byte { b[13] = '['; return b }), Limits{}, []error{ErrFormat}},
-		{"trailing data", append(bytes.Clone(good), 0), Limits{}, []error{ErrFormat}},
-		{"trailing part", append(bytes.Clone(good), chunkBytes(compress(t, []byte("x")))...), Limits{}, []error{ErrFormat}},
-		{"corrupt part content", patch(func(b []byte) []byte {
-			// Part b is incompressible, stored as raw zstd blocks: flip a
-			// byte in its middle.
-			b[len(b)-100_000] ^= 0x55
-			return b
-		}), Limits{}, []error{ErrHashMismatch}},
-		{"huge chunk length", patch(func(b []byte) []byte {
-			binary.BigEndian.PutUint32(b[13+hdrLen:], maxChunk+1)
-			return b
-		}), Limits{}, []error{ErrFormat}},
+		{"empty", nil, ErrFormat},
+		{"bad magic", patch(func(b []byte) []byte { b[0] = 'X'; return b }), ErrFormat},
+		{"old version", patch(func(b []byte) []byte { b[4] = 1; return b }), ErrFormat},
+		{"future version", patch(func(b []byte) []byte { b[4] = 9; return b }), ErrFormat},
+		{"zero header", patch(func(b []byte) []byte { binary.BigEndian.PutUint64(b[5:], 0); return b }), ErrFormat},
+		{"huge header length", patch(func(b []byte) []byte { binary.BigEndian.PutUint64(b[5:], 1<<62); return b }), ErrTooLarge},
+		{"header not zstd", patch(func(b []byte) []byte { b[13] ^= 0xff; return b }), ErrFormat},
+		{"truncated header", good[:13+hdrLen/2], ErrFormat},
+		{"header not json", rawPackJSON(t, []byte("not json"), nil), ErrFormat},
+		{"unknown field", rawPackJSON(t, []byte(`{"format":2,"bogus":1}`), nil), ErrFormat},
+		{"trailing json", rawPackJSON(t, []byte(`{"format":2} {}`), nil), ErrFormat},
+		{"truncated body", good[:len(good)-10], ErrFormat},
+		{"trailing data", append(bytes.Clone(good), 0), ErrFormat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := readAll(tt.data, tt.lim)
-			if err == nil {
-				t.Fatal("bad pack read without error")
-			}
-			for _, want := range tt.want {
-				if !errors.Is(err, want) {
-					t.Fatalf("error %v, want %v", err, want)
-				}
-			}
-		})
-	}
-	if _, _, err := readAll(good, Limits{}); err != nil {
-		t.Fatalf("good pack: %v", err)
-	}
-}
-
-func TestReaderDetectsWrongContent(t *testing.T) {
-	m, s := build(t, map[string][]byte{"a": []byte("0123456789"), "b": []byte("bbbb")})
-	h := header(m)
-	hashA := hashOf(t, []byte("0123456789"))
-	tests := []struct {
-		name    string
-		content []byte
-		want    error
-	}{
-		{"same size other bytes", []byte("0123456788"), ErrHashMismatch},
-		{"shorter", []byte("012345678"), ErrFormat},
-		{"longer", []byte("0123456789!"), ErrTooLarge},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			bad := store{hashA: tt.content, hashOf(t, []byte("bbbb")): s[hashOf(t, []byte("bbbb"))]}
-			var buf bytes.Buffer
-			if _, err := write(context.Background(), &buf, h, bad.open, false); err != nil {
-				t.Fatal(err)
-			}
-			_, got, err := readAll(buf.Bytes(), Limits{})
+			_, _, err := readAll(tt.data, Limits{}, nil, s)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
-			if len(got) != 0 && h.Parts[0].Hash == hashA {
-				t.Fatalf("parts after the bad one were returned: %d", len(got))
-			}
 		})
 	}
+	t.Run("corrupt body", func(t *testing.T) {
+		_, _, err := readAll(patch(func(b []byte) []byte { b[len(b)-100] ^= 0xff; return b }), Limits{}, nil, s)
+		if !errors.Is(err, ErrFormat) && !errors.Is(err, ErrHashMismatch) {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("part above limit", func(t *testing.T) {
+		_, _, err := readAll(good, Limits{MaxPartSize: 1000}, nil, s)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("total above limit", func(t *testing.T) {
+		_, _, err := readAll(good, Limits{MaxTotal: 100_000}, nil, s)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("header above limit", func(t *testing.T) {
+		_, _, err := readAll(good, Limits{MaxHeader: 50}, nil, s)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("next before target", func(t *testing.T) {
+		r, err := NewReader(bytes.NewReader(good), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.Next(); err == nil {
+			t.Fatal("Next before Target succeeded")
+		}
+	})
 }
 
-func TestTruncatedPack(t *testing.T) {
-	m, s := build(t, map[string][]byte{"a": []byte("alpha"), "b": randomBytes(3, 3000), "c": make([]byte, 4000)})
-	data := writePack(t, header(m), s)
-	for cut := range len(data) {
-		if _, _, err := readAll(data[:cut], Limits{}); err == nil {
-			t.Fatalf("pack cut at %d of %d bytes read without error", cut, len(data))
-		}
+func TestReaderDetectsWrongContent(t *testing.T) {
+	h, _ := fullHeader(t, map[string][]byte{"a": []byte("the right content")})
+	data := rawPack(t, h, [][]byte{compress(t, []byte("the wrong content"))})
+	_, _, err := readAll(data, Limits{}, nil, nil)
+	if !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("error %v, want ErrHashMismatch", err)
+	}
+	short := rawPack(t, h, [][]byte{compress(t, []byte("short"))})
+	if _, _, err := readAll(short, Limits{}, nil, nil); !errors.Is(err, ErrFormat) {
+		t.Fatalf("short segment: %v, want ErrFormat", err)
 	}
 }
 
@@ -453,8 +658,7 @@ func TestZstdBomb(t *testing.T) {
 		{"large window", func(t *testing.T) []byte { return compress(t, zeros) }},
 		{"small window", smallWindow},
 	}
-	m, _ := build(t, map[string][]byte{"bomb": zeros[:declared]})
-	h := header(m)
+	h, _ := fullHeader(t, map[string][]byte{"bomb": zeros[:declared]})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bomb := tt.bomb(t)
@@ -464,6 +668,9 @@ func TestZstdBomb(t *testing.T) {
 			data := rawPack(t, h, [][]byte{bomb})
 			r, err := NewReader(bytes.NewReader(data), Limits{})
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Target(nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			_, pr, err := r.Next()
@@ -490,24 +697,69 @@ func TestZstdBomb(t *testing.T) {
 	}
 }
 
+func TestRatioLimit(t *testing.T) {
+	zeros := make([]byte, 8<<20)
+	h, s := fullHeader(t, map[string][]byte{"zeros": zeros})
+	data, _ := buildPack(t, nil, mustTarget(t, h), s)
+	if _, _, err := readAll(data, Limits{}, nil, s); err != nil {
+		t.Fatalf("default limits refuse zeros: %v", err)
+	}
+	_, _, err := readAll(data, Limits{MaxRatio: 2}, nil, s)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("ratio 2: %v, want ErrTooLarge", err)
+	}
+}
+
+func mustTarget(t *testing.T, h Header) *tree.Manifest {
+	t.Helper()
+	m, err := h.Target(nil, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func TestCompressedSizeLimit(t *testing.T) {
-	m, _ := build(t, map[string][]byte{"a": nil})
-	h := header(m)
-	// An empty part followed by 1 MiB of compressed bytes.
+	h, _ := fullHeader(t, map[string][]byte{"a": []byte("x")})
 	data := rawPack(t, h, [][]byte{make([]byte, 1<<20)})
-	_, _, err := readAll(data, Limits{})
+	_, _, err := readAll(data, Limits{}, nil, nil)
 	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrFormat) {
 		t.Fatalf("error %v, want ErrFormat and ErrTooLarge", err)
 	}
 }
 
-func BenchmarkWrite(b *testing.B) {
+func TestNextFinishesUnreadParts(t *testing.T) {
+	m, s := build(t, sampleFiles())
+	data, _ := buildPack(t, nil, m, s)
+	r, err := NewReader(bytes.NewReader(data), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Target(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, _, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("%d parts", n)
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
 	m, s := benchTree(b)
-	h := header(m)
 	_, total := m.Totals()
 	b.SetBytes(total)
 	for b.Loop() {
-		if _, err := Write(context.Background(), io.Discard, h, s.open); err != nil {
+		if _, err := Build(context.Background(), io.Discard, Options{Tree: "demo", To: m, TempDir: b.TempDir()}, s.open); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -515,25 +767,12 @@ func BenchmarkWrite(b *testing.B) {
 
 func BenchmarkRead(b *testing.B) {
 	m, s := benchTree(b)
-	data := writePack(b, header(m), s)
+	data, _ := buildPack(b, nil, m, s)
 	_, total := m.Totals()
 	b.SetBytes(total)
 	for b.Loop() {
-		r, err := NewReader(bytes.NewReader(data), Limits{})
-		if err != nil {
+		if _, _, err := readAll(data, Limits{}, nil, s); err != nil {
 			b.Fatal(err)
-		}
-		for {
-			_, pr, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := io.Copy(io.Discard, pr); err != nil {
-				b.Fatal(err)
-			}
 		}
 	}
 }
@@ -545,19 +784,26 @@ func benchTree(b *testing.B) (*tree.Manifest, store) {
 		if i%2 == 0 {
 			files[fmt.Sprintf("r%02d", i)] = randomBytes(uint64(i), 1<<20)
 		} else {
-			files[fmt.Sprintf("t%02d", i)] = bytes.Repeat(fmt.Appendf(nil, "line %d of some text file\n", i), (1<<20)/26)
+			files[fmt.Sprintf("t%02d", i)] = text(uint64(i), 1<<20)
 		}
 	}
 	return build(b, files)
 }
 
 func FuzzPackReader(f *testing.F) {
-	m, s := build(f, map[string][]byte{"a": []byte("alpha"), "d/b": []byte("bravo bravo bravo"), "e": nil})
-	good := writePack(f, header(m), s)
-	f.Add(good)
-	f.Add(good[:len(good)/2])
+	from, s := build(f, map[string][]byte{"a": []byte("alpha"), "d/b": text(1, 3000), "e": nil})
+	to, s2 := build(f, map[string][]byte{"a": []byte("alpha"), "d/b": text(2, 3000), "f": []byte("new")})
+	for k, v := range s2 {
+		s[k] = v
+	}
+	full, _ := buildPack(f, nil, from, s)
+	delta, _ := buildPack(f, from, to, s)
+	for _, good := range [][]byte{full, delta} {
+		f.Add(good)
+		f.Add(good[:len(good)/2])
+	}
 	f.Add([]byte(Magic))
-	f.Add(rawPackJSON([]byte(`{"format":1}`), nil))
+	f.Add(rawPackJSON(f, []byte(`{"format":2}`), nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewReader(bytes.NewReader(data), Limits{MaxHeader: 1 << 20, MaxPartSize: 1 << 20})
 		if err != nil {
@@ -568,8 +814,17 @@ func FuzzPackReader(f *testing.F) {
 		}
 		defer r.Close()
 		h := r.Header()
-		if h.Manifest.Root() != h.To {
-			t.Fatal("accepted a header whose To is not its root")
+		var base *tree.Manifest
+		var open func(string) (ReaderAtCloser, error)
+		if h.From != "" {
+			base, open = from, s.base
+		}
+		m, err := r.Target(base, open)
+		if err != nil {
+			return
+		}
+		if m.Root() != h.To {
+			t.Fatal("Target returned a manifest whose root is not To")
 		}
 		for range len(h.Parts) + 1 {
 			p, pr, err := r.Next()

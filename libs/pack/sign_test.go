@@ -13,12 +13,12 @@ func signedPack(t *testing.T, files map[string][]byte, key ed25519.PrivateKey) [
 	t.Helper()
 	m, s := build(t, files)
 	var buf bytes.Buffer
-	n, err := WriteSigned(context.Background(), &buf, header(m), s.open, key)
+	res, err := Build(context.Background(), &buf, Options{Tree: "demo", To: m, Key: key, TempDir: t.TempDir()}, s.open)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != int64(buf.Len()) {
-		t.Fatalf("WriteSigned returned %d, wrote %d", n, buf.Len())
+	if res.Bytes != int64(buf.Len()) {
+		t.Fatalf("Build returned %d, wrote %d", res.Bytes, buf.Len())
 	}
 	return buf.Bytes()
 }
@@ -27,6 +27,9 @@ func readOpened(t *testing.T, data []byte, trusted []ed25519.PublicKey) error {
 	t.Helper()
 	pr, err := Open(bytes.NewReader(data), Limits{}, trusted)
 	if err != nil {
+		return err
+	}
+	if _, err := pr.Target(nil, nil); err != nil {
 		return err
 	}
 	for {
@@ -55,7 +58,7 @@ func TestSignedPacks(t *testing.T) {
 	files := map[string][]byte{"a.txt": []byte("alpha"), "dir/b.txt": []byte("beta")}
 	signed := signedPack(t, files, priv)
 	m, s := build(t, files)
-	unsigned := writePack(t, header(m), s)
+	unsigned, _ := buildPack(t, nil, m, s)
 
 	// The envelope of another pack (same key) does not verify for this one.
 	otherFiles := map[string][]byte{"a.txt": []byte("ALPHA")}
@@ -90,7 +93,7 @@ func TestSignedPacks(t *testing.T) {
 			}
 		})
 	}
-	if _, err := WriteSigned(context.Background(), io.Discard, header(m), s.open, otherPriv[:10]); err == nil {
+	if _, err := Build(context.Background(), io.Discard, Options{Tree: "demo", To: m, Key: otherPriv[:10]}, s.open); err == nil {
 		t.Fatal("a short private key was accepted")
 	}
 }

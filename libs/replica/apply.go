@@ -23,20 +23,20 @@ import (
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
-// inode is a set of manifest files with the same content, mode and mtime:
-// one file on disk, hard-linked under every path.
+// inode is one file of the target on disk: a file entry (paths[0]) and
+// the hardlink entries of its group, linked to it. Distinct file entries
+// are distinct inodes even when their content, mode and mtime agree, so
+// that the built tree has exactly the hard links of the manifest.
 type inode struct {
 	hash  string
 	size  int64
 	mode  uint32
 	mtime int64
-	paths []string // manifest order; paths[0] is created, the others linked
+	paths []string // manifest order; paths[0] is the file entry, the others its hardlinks
 	// Where the content comes from; exactly one is set.
-	linkBase string // path in the base version with the same hash, mode, mtime
+	linkBase string // path of a base file with the same hash, mode, mtime, linked to no other inode
 	copyBase string // path in the base version with the same hash
 	fromPack bool   // the first inode of its hash in the pack; others copy from it
-	// copies are paths that got a copy instead of a link (EMLINK).
-	copies []string
 }
 
 // plan decides where every file of the target comes from.
@@ -47,17 +47,26 @@ type plan struct {
 	byPart map[string][]*inode
 }
 
-// makePlan groups the target's files into inodes and finds their content:
-// a hard link to the base version when hash, mode and mtime match (an
-// unchanged file), else the pack, else a copy of a base file with the same
-// content. A file found nowhere is an error.
-func makePlan(h pack.Header, base *tree.Manifest) (*plan, error) {
+// makePlan makes one inode per file entry of the target, with the
+// hardlink entries of its group, and finds its content: a hard link to a
+// base file when hash, mode and mtime match (an unchanged file), else the
+// pack, else a copy of a base file with the same content. A file found
+// nowhere is an error.
+//
+// A base file is linked into at most one inode: two file entries linked to
+// one base inode would be one hard link group in the new version. Base
+// files with the same hash, mode and mtime are handed out in order, one
+// per inode; sameInode(a, b) reports whether the base paths a and b are
+// one inode on disk, which a version built before hardlink groups were
+// recorded may have (its identical files were linked together), so that
+// such a path is skipped rather than linked twice.
+func makePlan(h pack.Header, target, base *tree.Manifest, sameInode func(a, b string) bool) (*plan, error) {
 	type key struct {
 		hash  string
 		mode  uint32
 		mtime int64
 	}
-	inBase := make(map[key]string)
+	inBase := make(map[key][]string)
 	baseByHash := make(map[string]string)
 	if base != nil {
 		for _, e := range base.Entries {
@@ -65,43 +74,59 @@ func makePlan(h pack.Header, base *tree.Manifest) (*plan, error) {
 				continue
 			}
 			k := key{e.Hash, e.Mode, e.MTime}
-			if _, ok := inBase[k]; !ok {
-				inBase[k] = e.Path
-			}
+			inBase[k] = append(inBase[k], e.Path)
 			if _, ok := baseByHash[e.Hash]; !ok {
 				baseByHash[e.Hash] = e.Path
 			}
 		}
+	}
+	used := make(map[key]int) // how many of inBase[k] were handed out or skipped
+	linkable := func(k key) string {
+		for paths := inBase[k]; used[k] < len(paths); {
+			p := paths[used[k]]
+			used[k]++
+			if p == paths[0] || !sameInode(paths[0], p) {
+				return p
+			}
+		}
+		return ""
 	}
 	inPack := make(map[string]bool, len(h.Parts))
 	for _, p := range h.Parts {
 		inPack[p.Hash] = true
 	}
 	p := &plan{byPart: make(map[string][]*inode)}
-	byKey := make(map[key]*inode)
-	for _, e := range h.Manifest.Entries {
+	leaders := make(map[string]*inode)
+	for _, e := range target.Entries {
+		if e.Kind == tree.KindHardlink {
+			// A validated manifest has the leader, a file, before it.
+			in, ok := leaders[e.Target]
+			if !ok {
+				return nil, fmt.Errorf("%w: hardlink %q: leader %q is no file before it", pack.ErrFormat, e.Path, e.Target)
+			}
+			in.paths = append(in.paths, e.Path)
+			continue
+		}
 		if e.Kind != tree.KindFile {
 			continue
 		}
 		k := key{e.Hash, e.Mode, e.MTime}
-		if in, ok := byKey[k]; ok {
-			in.paths = append(in.paths, e.Path)
-			continue
-		}
 		in := &inode{hash: e.Hash, size: e.Size, mode: e.Mode, mtime: e.MTime, paths: []string{e.Path}}
-		switch {
-		case inBase[k] != "":
-			in.linkBase = inBase[k]
-		case inPack[e.Hash]:
-			in.fromPack = true
-			p.byPart[e.Hash] = append(p.byPart[e.Hash], in)
-		case baseByHash[e.Hash] != "":
-			in.copyBase = baseByHash[e.Hash]
-		default:
-			return nil, fmt.Errorf("%w: %w: file %q (hash %s) is neither in the pack nor in base %q",
-				ErrMissingContent, pack.ErrFormat, e.Path, e.Hash, h.From)
+		if lb := linkable(k); lb != "" {
+			in.linkBase = lb
+		} else {
+			switch {
+			case inPack[e.Hash]:
+				in.fromPack = true
+				p.byPart[e.Hash] = append(p.byPart[e.Hash], in)
+			case baseByHash[e.Hash] != "":
+				in.copyBase = baseByHash[e.Hash]
+			default:
+				return nil, fmt.Errorf("%w: %w: file %q (hash %s) is neither in the pack nor in base %q",
+					ErrMissingContent, pack.ErrFormat, e.Path, e.Hash, h.From)
+			}
 		}
-		byKey[k] = in
+		leaders[e.Path] = in
 		p.inodes = append(p.inodes, in)
 	}
 	return p, nil
@@ -113,12 +138,16 @@ func makePlan(h pack.Header, base *tree.Manifest) (*plan, error) {
 // os.Root, so that no write escapes it: directories first, symlinks created
 // and never followed, unchanged files (same hash, mode and mtime as a base
 // file) hard-linked from versions/<from>, other files written from the pack
-// or copied, each content written once and hard-linked for identical files;
-// file modes and mtimes are set from the manifest, directory modes last,
-// deepest first. The staging tree is then scanned and its root compared to
-// header.To (ErrVerify), synced to disk, renamed to versions/<to>, its
-// manifest written (temp + rename), and `current` switched by renaming a
-// new symlink over it. Finally versions beyond keep are pruned (never the
+// or copied (each content read from the pack once, then copied for other
+// files with the same content); file modes and mtimes are set from the
+// manifest, then every hardlink entry is linked to its group's file,
+// directory modes last, deepest first. The built tree has exactly the hard
+// links of the manifest: one inode per file entry and its hardlinks, none
+// shared by two file entries, even of the same content (see makePlan). The
+// staging tree is then scanned and its root compared to header.To
+// (ErrVerify), synced to disk, renamed to versions/<to>, its manifest
+// written (temp + rename), and `current` switched by renaming a new symlink
+// over it. Finally versions beyond keep are pruned (never the
 // current one); a prune failure is logged and retried by the next Apply.
 //
 // If To is already current, Apply returns zero Stats without reading the
@@ -128,9 +157,6 @@ func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := pr.Header()
-	if err := h.Validate(); err != nil {
-		return Stats{}, fmt.Errorf("apply: %w", err)
-	}
 	cur, err := r.Current()
 	if err != nil {
 		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
@@ -147,7 +173,16 @@ func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
 			return Stats{}, fmt.Errorf("apply %s: base: %w", h.To, err)
 		}
 	}
-	p, err := makePlan(h, base)
+	baseFiles, err := openBase(r.path(versionsDir, h.From), base)
+	if err != nil {
+		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
+	}
+	defer baseFiles.close()
+	target, err := pr.Target(base, baseFiles.open)
+	if err != nil {
+		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
+	}
+	p, err := makePlan(h, target, base, baseFiles.sameInode)
 	if err != nil {
 		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
 	}
@@ -165,17 +200,17 @@ func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
 			_ = removeAll(staging) // see above
 		}
 	}()
-	st, err := r.build(ctx, pr, h, p, staging)
+	st, err := r.build(ctx, pr, h, target, p, staging)
 	if err != nil {
 		return Stats{}, fmt.Errorf("apply %s: build: %w", h.To, err)
 	}
-	if err := verify(ctx, staging, h.Manifest); err != nil {
+	if err := verify(ctx, staging, target); err != nil {
 		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
 	}
-	if err := r.syncTree(ctx, staging, h.Manifest, p); err != nil {
+	if err := r.syncTree(ctx, staging, target, p); err != nil {
 		return Stats{}, fmt.Errorf("apply %s: sync: %w", h.To, err)
 	}
-	if err := r.install(staging, h.To, h.Manifest); err != nil {
+	if err := r.install(staging, h.To, target); err != nil {
 		return Stats{}, fmt.Errorf("apply %s: %w", h.To, err)
 	}
 	installed = true
@@ -186,7 +221,7 @@ func (r *Replica) Apply(ctx context.Context, pr *pack.Reader) (Stats, error) {
 }
 
 // build creates the target tree under staging from the plan and the pack.
-func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *plan, staging string) (Stats, error) {
+func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, target *tree.Manifest, p *plan, staging string) (Stats, error) {
 	var st Stats
 	sr, err := os.OpenRoot(staging)
 	if err != nil {
@@ -201,7 +236,7 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 	stagingRel := filepath.Join(stagingDir, filepath.Base(staging))
 	baseRel := filepath.Join(versionsDir, h.From)
 
-	for _, e := range h.Manifest.Entries {
+	for _, e := range target.Entries {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
@@ -277,7 +312,7 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 		st.FilesWritten++
 		st.BytesWritten += n
 		for _, in := range inodes[1:] {
-			// Same content, other mode or mtime: a copy, not a link.
+			// Same content, another file entry: a copy, not a link.
 			r.step("copy %s", in.paths[0])
 			n, err := copyFile(ctx, sr, inodes[0].paths[0], sr, in.paths[0], r.step)
 			if err != nil {
@@ -296,41 +331,34 @@ func (r *Replica) build(ctx context.Context, pr *pack.Reader, h pack.Header, p *
 			ErrMissingContent, pack.ErrFormat, missing[0], p.byPart[missing[0]][0].paths[0])
 	}
 
-	// Modes and mtimes, then identical files as hard links. A base link
-	// shares its inode with the served version and already has both.
+	// Modes and mtimes, then the hardlinks of each group, from its file.
+	// A base link shares its inode with a held version and already has
+	// both; a hard link never changes them.
 	for _, in := range p.inodes {
 		if in.linkBase == "" {
 			if err := setMeta(sr, in.paths[0], in, r.step); err != nil {
 				return st, err
 			}
 		}
-		for _, other := range in.paths[1:] {
-			r.step("link %s", other)
-			err := sr.Link(in.paths[0], other)
-			if err == nil {
-				st.FilesLinked++
-				continue
-			}
-			if !errors.Is(err, syscall.EMLINK) {
-				return st, fmt.Errorf("link identical file: %w", err)
-			}
-			// Too many links to one inode: a copy with the same metadata.
-			r.step("copy %s", other)
-			n, err := copyFile(ctx, sr, in.paths[0], sr, other, r.step)
-			if err != nil {
-				return st, fmt.Errorf("copy identical file: %w", err)
-			}
-			if err := setMeta(sr, other, in, r.step); err != nil {
+		for _, member := range in.paths[1:] {
+			if err := ctx.Err(); err != nil {
 				return st, err
 			}
-			in.copies = append(in.copies, other)
-			st.FilesWritten++
-			st.BytesWritten += n
+			if err := tree.ValidatePath(member); err != nil {
+				return st, err
+			}
+			r.step("link %s", member)
+			if err := sr.Link(in.paths[0], member); err != nil {
+				// A copy would be another inode, not the group the
+				// manifest holds: EMLINK is an error too.
+				return st, fmt.Errorf("hardlink %s to %s: %w", member, in.paths[0], err)
+			}
+			st.HardLinks++
 		}
 	}
 
 	// Directory modes last, children before parents.
-	for _, e := range slices.Backward(h.Manifest.Entries) {
+	for _, e := range slices.Backward(target.Entries) {
 		if e.Kind == tree.KindDir {
 			r.step("chmod %s/", e.Path)
 			if err := sr.Chmod(e.Path, fs.FileMode(e.Mode)); err != nil {
@@ -443,7 +471,7 @@ func firstDifference(got, want *tree.Manifest) string {
 			return fmt.Sprintf("%q is unexpected", g.Path)
 		case g.Path > w.Path:
 			return fmt.Sprintf("%q is missing", w.Path)
-		case g != w:
+		case !g.Equivalent(&w):
 			return fmt.Sprintf("%q is %s, want %s", g.Path, describe(g), describe(w))
 		}
 	}
@@ -457,6 +485,8 @@ func describe(e tree.Entry) string {
 		return fmt.Sprintf("a file (mode %04o, %d bytes, mtime %d, hash %.12s)", e.Mode, e.Size, e.MTime, e.Hash)
 	case tree.KindSymlink:
 		return fmt.Sprintf("a symlink to %q", e.Target)
+	case tree.KindHardlink:
+		return fmt.Sprintf("a hard link of %q", e.Target)
 	default:
 		return fmt.Sprintf("a %s (mode %04o)", e.Kind, e.Mode)
 	}
@@ -490,11 +520,10 @@ func (r *Replica) syncTree(ctx context.Context, dir string, m *tree.Manifest, p 
 		})
 	}
 	for _, in := range p.inodes {
+		// Hardlinks share their file's inode: its fsync and their
+		// directory's cover them.
 		if in.linkBase == "" {
 			syncOne(in.paths[0])
-		}
-		for _, c := range in.copies {
-			syncOne(c)
 		}
 	}
 	for _, e := range m.Entries {
@@ -686,4 +715,66 @@ func randomSuffix() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
 	return hex.EncodeToString(b[:])
+}
+
+// baseFiles opens the files of the base version by content hash, through
+// an os.Root so that no path of the manifest can lead outside it.
+type baseFiles struct {
+	root   *os.Root
+	byHash map[string]string
+}
+
+// openBase prepares reads from the version in dir whose manifest is m;
+// with a nil m (an empty base) it opens nothing.
+func openBase(dir string, m *tree.Manifest) (*baseFiles, error) {
+	b := &baseFiles{byHash: map[string]string{}}
+	if m == nil {
+		return b, nil
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("base: %w", err)
+	}
+	b.root = root
+	for _, e := range m.Entries {
+		if e.Kind == tree.KindFile {
+			if _, ok := b.byHash[e.Hash]; !ok {
+				b.byHash[e.Hash] = e.Path
+			}
+		}
+	}
+	return b, nil
+}
+
+// sameInode reports whether the base files x and y are one inode (hard
+// links of each other); when either cannot be read it says they are, so
+// that the caller copies rather than links.
+func (b *baseFiles) sameInode(x, y string) bool {
+	if b.root == nil {
+		return true
+	}
+	xi, err := b.root.Lstat(filepath.FromSlash(x))
+	if err != nil {
+		return true
+	}
+	yi, err := b.root.Lstat(filepath.FromSlash(y))
+	if err != nil {
+		return true
+	}
+	return os.SameFile(xi, yi)
+}
+
+// open returns a file of the base with the content hash.
+func (b *baseFiles) open(hash string) (pack.ReaderAtCloser, error) {
+	p, ok := b.byHash[hash]
+	if !ok || b.root == nil {
+		return nil, fmt.Errorf("%w: no file with content %s in the base", ErrMissingContent, hash)
+	}
+	return b.root.Open(filepath.FromSlash(p))
+}
+
+func (b *baseFiles) close() {
+	if b.root != nil {
+		_ = b.root.Close() // read-only
+	}
 }

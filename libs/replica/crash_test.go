@@ -264,7 +264,7 @@ func assertCrashState(t *testing.T, dir string, versions map[string]*tree.Manife
 	if err != nil {
 		t.Fatalf("%s: scan current: %v", what, err)
 	}
-	if want := versions[root]; !slices.Equal(got.Entries, want.Entries) {
+	if want := versions[root]; !slices.EqualFunc(got.Entries, want.Entries, func(a, b tree.Entry) bool { return a.Equivalent(&b) }) {
 		t.Fatalf("%s: current -> %s serves another tree: %s", what, root, firstDifference(got, want))
 	}
 	f, err := os.Open(filepath.Join(dir, manifestsDir, root+".json"))
@@ -298,7 +298,7 @@ func assertHeldIntact(t *testing.T, r *Replica, versions map[string]*tree.Manife
 		if !ok {
 			t.Fatalf("%s: unknown version %s held", what, root)
 		}
-		if got := scan(t, r.path(versionsDir, root)); !slices.Equal(got.Entries, want.Entries) {
+		if got := scan(t, r.path(versionsDir, root)); !slices.EqualFunc(got.Entries, want.Entries, func(a, b tree.Entry) bool { return a.Equivalent(&b) }) {
 			t.Fatalf("%s: held version %s changed: %s", what, root, firstDifference(got, want))
 		}
 	}
@@ -316,7 +316,8 @@ func crashTreeZ(t *testing.T, work string) string {
 }
 
 // crashTreeA is the served version: nested directories, files from 0
-// bytes to 3 MiB, identical files, a symlink, an executable.
+// bytes to 3 MiB, identical files, a hard link group, a symlink, an
+// executable.
 func crashTreeA(t *testing.T, work string) string {
 	dir := filepath.Join(work, "a")
 	writeFiles(t, dir, map[string][]byte{
@@ -335,13 +336,15 @@ func crashTreeA(t *testing.T, work string) string {
 	})
 	mustDo(t, os.Chmod(filepath.Join(dir, "bin/tool"), 0o755))
 	mustDo(t, os.Symlink("docs/guide.txt", filepath.Join(dir, "latest")))
+	mustDo(t, os.Link(filepath.Join(dir, "README.md"), filepath.Join(dir, "docs/readme-link.md")))
 	return dir
 }
 
 // crashTreeB copies A and changes it: a modified 3.5 MiB file, a mode
 // change, an mtime change, a modified, a renamed and a deleted file, a new
-// directory, a retargeted symlink and a directory mode change; the other
-// files are unchanged and get hard-linked.
+// directory, a retargeted symlink, a directory mode change and a new hard
+// link group; the other files, and A's group, are unchanged and get
+// hard-linked.
 func crashTreeB(t *testing.T, work, a string) string {
 	dir := filepath.Join(work, "b")
 	copyTree(t, a, dir)
@@ -360,5 +363,8 @@ func crashTreeB(t *testing.T, work, a string) string {
 	mustDo(t, os.Remove(filepath.Join(dir, "latest")))
 	mustDo(t, os.Symlink("docs/new-name.txt", filepath.Join(dir, "latest")))
 	mustDo(t, os.Chmod(filepath.Join(dir, "docs"), 0o750))
+	// A new group whose leader (the smallest path) is the link, not the
+	// first file.
+	mustDo(t, os.Link(filepath.Join(dir, "new/notes.md"), filepath.Join(dir, "new/dir/notes-link.md")))
 	return dir
 }

@@ -55,11 +55,16 @@ var (
 
 // Stats counts what Apply did.
 type Stats struct {
-	// FilesWritten counts files whose content was written: from the pack,
-	// or copied where a hard link could not be used.
+	// FilesWritten counts file entries whose content was written: from
+	// the pack, or copied from the base version or from another file of
+	// the target with the same content.
 	FilesWritten int64
-	// FilesLinked counts files hard-linked to an existing identical file.
+	// FilesLinked counts file entries hard-linked to the unchanged file
+	// of the base version (same content, mode and mtime).
 	FilesLinked int64
+	// HardLinks counts hardlink entries created: links to their group's
+	// file within the new version.
+	HardLinks int64
 	// BytesWritten is the content written to disk.
 	BytesWritten int64
 }

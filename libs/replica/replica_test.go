@@ -3,7 +3,6 @@ package replica
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/pack/packtest"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
@@ -100,8 +101,11 @@ func mustDo(t *testing.T, err error) {
 	}
 }
 
+// copyTree copies src to dst with modes, mtimes, symlinks and the hard
+// links between files of src.
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
+	copied := map[[2]uint64]string{} // device and inode → path in dst
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -125,6 +129,12 @@ func copyTree(t *testing.T, src, dst string) {
 			}
 			return os.Symlink(l, target)
 		default:
+			st := info.Sys().(*syscall.Stat_t)
+			id := [2]uint64{uint64(st.Dev), uint64(st.Ino)} //nolint:unconvert // narrower on some platforms
+			if first, ok := copied[id]; ok {
+				return os.Link(first, target)
+			}
+			copied[id] = target
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return err
@@ -148,34 +158,43 @@ func scan(t *testing.T, dir string) *tree.Manifest {
 	return m
 }
 
+// contentPaths maps every content hash packBytes has seen to a file
+// holding it, so that a later pack finds its base's content.
+var contentPaths sync.Map
+
 // packBytes builds the pack from base (nil: empty base) to the tree in
-// dir, carrying the content base lacks, except the hashes in omit.
+// dir. Base content is found among the trees packBytes scanned before.
+// With omit, the pack carries no content at all (parts and segments
+// dropped) and so lacks, among others, the hashes in omit.
 func packBytes(t *testing.T, dir string, base *tree.Manifest, omit ...string) ([]byte, *tree.Manifest) {
 	t.Helper()
 	m := scan(t, dir)
-	h := pack.Header{Format: pack.FormatVersion, Tree: "demo", To: m.Root(), Manifest: m}
-	have := map[string]bool{}
-	if base != nil {
-		h.From = base.Root()
-		for _, e := range base.Entries {
-			have[e.Hash] = true
-		}
-	}
-	where := map[string]string{}
+	here := map[string]string{}
 	for _, e := range m.Entries {
-		if e.Kind != tree.KindFile || have[e.Hash] || where[e.Hash] != "" || slices.Contains(omit, e.Hash) {
-			continue
+		if e.Kind == tree.KindFile {
+			here[e.Hash] = filepath.Join(dir, e.Path)
+			contentPaths.Store(e.Hash, here[e.Hash])
 		}
-		where[e.Hash] = e.Path
-		h.Parts = append(h.Parts, pack.Part{Hash: e.Hash, Size: e.Size})
 	}
 	open := func(_ context.Context, hash string) (io.ReadCloser, error) {
-		return os.Open(filepath.Join(dir, where[hash]))
+		if p, ok := here[hash]; ok {
+			return os.Open(p)
+		}
+		p, ok := contentPaths.Load(hash)
+		if !ok {
+			return nil, fmt.Errorf("no content %s", hash)
+		}
+		return os.Open(p.(string))
 	}
 	var buf bytes.Buffer
-	_, err := pack.Write(context.Background(), &buf, h, open)
+	_, err := pack.Build(context.Background(), &buf, pack.Options{Tree: "demo", From: base, To: m, TempDir: t.TempDir()}, open)
 	mustDo(t, err)
-	return buf.Bytes(), m
+	if len(omit) == 0 {
+		return buf.Bytes(), m
+	}
+	h, _ := packtest.Split(t, buf.Bytes())
+	h.Parts, h.Segments = []pack.Part{}, []pack.Segment{}
+	return packtest.Raw(t, h, nil), m
 }
 
 func reader(t *testing.T, data []byte) *pack.Reader {
@@ -201,7 +220,7 @@ func assertServes(t *testing.T, r *Replica, want *tree.Manifest) {
 		t.Fatalf("current = %s, want %s", cur, want.Root())
 	}
 	got := scan(t, r.CurrentPath())
-	if !slices.Equal(got.Entries, want.Entries) {
+	if !slices.EqualFunc(got.Entries, want.Entries, func(a, b tree.Entry) bool { return a.Equivalent(&b) }) {
 		t.Fatalf("served tree differs: %s", firstDifference(got, want))
 	}
 	stored, err := r.Manifest(cur)
@@ -254,14 +273,15 @@ func TestApplyFullThenDelta(t *testing.T) {
 	st, err := r.Apply(ctx, reader(t, full))
 	mustDo(t, err)
 	assertServes(t, r, m1)
-	// 8 files, 6 distinct contents; "again" is linked to "twice" and
-	// "sub/a-copy" to "a.txt".
-	if st.FilesWritten != 6 || st.FilesLinked != 2 {
+	// 8 files, 6 distinct contents: "again" is a copy of "twice" and
+	// "sub/a-copy" of "a.txt", separate files as at the origin.
+	if st.FilesWritten != 8 || st.FilesLinked != 0 || st.HardLinks != 0 || st.BytesWritten != 300_000+int64(len("alpha")*2+len("bravo")+len("charlie")+len("#!/bin/sh\nexit 0\n")+2*len("same content twice")) {
 		t.Fatalf("first apply stats %+v", st)
 	}
 	v1dir := r.path(versionsDir, m1.Root())
-	if inodeOf(t, filepath.Join(v1dir, "data/twice")) != inodeOf(t, filepath.Join(v1dir, "data/again")) {
-		t.Error("identical files are not hard links")
+	if inodeOf(t, filepath.Join(v1dir, "data/twice")) == inodeOf(t, filepath.Join(v1dir, "data/again")) ||
+		inodeOf(t, filepath.Join(v1dir, "a.txt")) == inodeOf(t, filepath.Join(v1dir, "sub/a-copy")) {
+		t.Error("identical files the origin keeps apart share an inode")
 	}
 	assertStagingEmpty(t, r)
 
@@ -273,7 +293,8 @@ func TestApplyFullThenDelta(t *testing.T) {
 	assertStagingEmpty(t, r)
 	// Written: sub/b.txt and new/file.txt from the pack; bin/run (mode
 	// change) and late-alpha (mtime change) copied from the base.
-	if st.FilesWritten != 4 || st.BytesWritten != int64(len("BRAVO, modified")+len("a new file")+len("#!/bin/sh\nexit 0\n")+len("alpha")) {
+	// Linked: the five unchanged files, each to its own base file.
+	if st.FilesWritten != 4 || st.FilesLinked != 5 || st.BytesWritten != int64(len("BRAVO, modified")+len("a new file")+len("#!/bin/sh\nexit 0\n")+len("alpha")) {
 		t.Fatalf("delta stats %+v", st)
 	}
 	v2dir := r.path(versionsDir, m2.Root())
@@ -440,11 +461,8 @@ func TestEscapingManifestIsRefused(t *testing.T) {
 	if _, err := tree.Decode(strings.NewReader(manifest)); !errors.Is(err, tree.ErrUnsafePath) {
 		t.Fatalf("tree.Decode: %v", err)
 	}
-	js := `{"format":1,"tree":"demo","from":"","to":"` + hash + `","manifest":` + manifest + `,"parts":[{"hash":"` + hash + `","size":1}]}`
-	data := []byte(pack.Magic)
-	data = append(data, pack.FormatVersion)
-	data = binary.BigEndian.AppendUint64(data, uint64(len(js)))
-	data = append(data, js...)
+	js := `{"format":2,"tree":"demo","from":"","to":"` + hash + `","set":[{"path":"../escape","kind":"file","mode":420,"size":1,"mtime":1,"hash":"` + hash + `"}],"remove":[],"segments":[{"size":1}],"parts":[{"hash":"` + hash + `","size":1}]}`
+	data := packtest.RawJSON(t, []byte(js), nil)
 	if _, err := pack.NewReader(bytes.NewReader(data), pack.Limits{}); !errors.Is(err, pack.ErrFormat) || !errors.Is(err, tree.ErrUnsafePath) {
 		t.Fatalf("pack.NewReader: %v", err)
 	}

@@ -18,6 +18,8 @@ const rootMagic = "PDTR"
 // length-prefixed, integers big-endian. Every byte of every field counts, so
 // any change of content hash, name, mode, mtime, kind or link target gives a
 // different root; JSON spelling (field order, whitespace) does not matter.
+// Chunks are left out: they are a function of the content, which the hash
+// already covers, so a manifest with or without them names the same tree.
 func (m *Manifest) Root() string {
 	h := blake3.New()
 	writeRootEncoding(h, m)

@@ -15,8 +15,11 @@ import (
 
 // Scan walks the directory dir and returns its manifest. dir itself may be
 // a symbolic link to a directory (such as a replica's "current"); inside the
-// tree symbolic links are recorded, never followed. The root directory is not
-// an entry. Files are hashed in parallel by at most GOMAXPROCS workers.
+// tree symbolic links are recorded, never followed, and paths that share an
+// inode are recorded as a hard link group (see ScanWith). The root directory
+// is not an entry. Files are hashed in parallel by at most GOMAXPROCS workers, and
+// files of at least ChunkThreshold bytes are also split into chunks in the
+// same read.
 // Devices, sockets, fifos and entries with set-uid, set-gid or sticky bits
 // give an error wrapping ErrUnsupportedFile that names the path. A file that
 // changes size while it is hashed is an error. Scan is ScanWith without a
@@ -40,11 +43,19 @@ type ScanOptions struct {
 
 // ScanWith is Scan with a stat cache and a filter. With a cache, a file
 // whose device, inode, size, mtime, ctime and mode equal the cached ones is
-// not read: its hash comes from the cache (see StatCache for which files
-// are remembered). With a filter, entries it excludes are absent from the
-// manifest and excluded directories are not walked, so an included path
-// below an excluded directory is not reached, as in rsync; the parent of
-// every recorded entry is therefore recorded too.
+// not read: its hash and chunks come from the cache (see StatCache for
+// which files are remembered). With a filter, entries it excludes are
+// absent from the manifest and excluded directories are not walked, so an
+// included path below an excluded directory is not reached, as in rsync;
+// the parent of every recorded entry is therefore recorded too.
+//
+// Files that share an inode (hard links) are one group: the smallest path
+// is a file entry, the group's leader, read once; every other path is a
+// KindHardlink entry naming it. Only the paths of this scan count: a file
+// whose other links are outside dir, or excluded by the filter, is a plain
+// file, and when the smallest path is excluded the smallest included one
+// leads. Link counts are read on Linux only; elsewhere every path is a
+// file.
 func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err error) {
 	start := time.Now()
 	if o.now != nil {
@@ -62,7 +73,7 @@ func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err 
 		defer func() { c.end(err == nil) }()
 	}
 
-	m = &Manifest{Format: FormatVersion, Entries: []Entry{}}
+	var found []scanned
 	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -83,15 +94,12 @@ func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err 
 		if err != nil {
 			return err
 		}
-		if e.Kind == KindFile && o.Cache != nil {
-			k, ok := statKeyOf(info)
-			if hash, hit := o.Cache.lookup(p, k, ok); hit {
-				e.Size = info.Size()
-				e.MTime = info.ModTime().UnixNano()
-				e.Hash = hash
-			}
+		s := scanned{Entry: e}
+		if e.Kind == KindFile {
+			s.key, s.keyOK = statKeyOf(info)
+			s.link, s.linked = linkIDOf(info)
 		}
-		m.Entries = append(m.Entries, e)
+		found = append(found, s)
 		return nil
 	})
 	if err != nil {
@@ -99,7 +107,22 @@ func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err 
 	}
 	// WalkDir sorts by name within a directory; manifests sort by full path
 	// ("a-b" < "a/b").
-	slices.SortFunc(m.Entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(found, func(a, b scanned) int { return strings.Compare(a.Path, b.Path) })
+	groupHardlinks(found)
+
+	m = &Manifest{Format: FormatVersion, Entries: make([]Entry, len(found))}
+	for i := range found {
+		e := &m.Entries[i]
+		*e = found[i].Entry
+		if e.Kind == KindFile && o.Cache != nil {
+			if ce, hit := o.Cache.lookup(e.Path, found[i].key, found[i].keyOK); hit {
+				e.Size = found[i].key.Size
+				e.MTime = found[i].key.MTime
+				e.Hash = ce.hash
+				e.Chunks = slices.Clone(ce.chunks) // the cache keeps its own
+			}
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -114,6 +137,44 @@ func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err 
 		return nil, fmt.Errorf("scan %s: %w", dir, err)
 	}
 	return m, nil
+}
+
+// scanned is an entry found by the walk with what its lstat said: the
+// stat cache key and, for a file with more than one link, its inode.
+type scanned struct {
+	Entry
+	key    statKey
+	keyOK  bool // key was read (Linux)
+	link   linkID
+	linked bool // link was read and the inode has more than one link
+}
+
+// linkID names an inode: the device and inode numbers.
+type linkID struct{ dev, ino uint64 }
+
+// groupHardlinks turns the files of found (sorted by path) that share an
+// inode with a file before them into hardlink entries naming that file,
+// the group's leader: the smallest path of the group. Only the paths found
+// count, so a file whose other links are outside the tree, or excluded by
+// the filter, stays a file.
+func groupHardlinks(found []scanned) {
+	var leaders map[linkID]string
+	for i := range found {
+		s := &found[i]
+		if !s.linked {
+			continue
+		}
+		if leaders == nil {
+			leaders = make(map[linkID]string)
+		}
+		leader, ok := leaders[s.link]
+		if !ok {
+			leaders[s.link] = s.Path
+			continue
+		}
+		s.Entry = Entry{Path: s.Path, Kind: KindHardlink, Target: leader}
+		s.keyOK = false
+	}
 }
 
 // scanEntry describes the entry at p from its lstat information; files get
@@ -167,10 +228,12 @@ func kindName(mode fs.FileMode) string {
 	}
 }
 
-// hashFile fills in the size, mtime, mode and hash of the file entry e,
-// taking them from the opened file so that they describe the bytes hashed.
-// With a cache, the hash is remembered if the file's stat fields are the
-// same after hashing as before and old enough (StatCache.store).
+// hashFile fills in the size, mtime, mode, hash and, for a file of at least
+// ChunkThreshold bytes, the chunks of the file entry e, taking them from the
+// opened file so that they describe the bytes hashed; the file is read
+// once. With a cache, the hash and chunks are remembered if the file's stat
+// fields are the same after hashing as before and old enough
+// (StatCache.store).
 func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, start time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -187,8 +250,16 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, st
 	if !info.Mode().IsRegular() || info.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
 		return fmt.Errorf("%w: %s changed to %s during the scan", ErrUnsupportedFile, e.Path, info.Mode())
 	}
-	bufSize := min(info.Size()+1, 256<<10)
-	hash, n, err := hashWith(f, make([]byte, bufSize))
+	var (
+		hash   string
+		n      int64
+		chunks []Chunk
+	)
+	if info.Size() >= ChunkThreshold {
+		hash, n, chunks, err = hashChunksWith(f, make([]byte, 2*ChunkMaxSize), info.Size())
+	} else {
+		hash, n, err = hashWith(f, make([]byte, min(info.Size()+1, 256<<10)))
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
@@ -202,7 +273,8 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, st
 				return err
 			}
 			if k2, ok := statKeyOf(after); ok && k2 == k {
-				cache.store(e.Path, k, hash, start)
+				// The cache keeps its own copy of the chunks.
+				cache.store(e.Path, k, statEntry{key: k, hash: hash, chunks: slices.Clone(chunks)}, start)
 			}
 		}
 	}
@@ -210,5 +282,6 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, st
 	e.Size = n
 	e.MTime = info.ModTime().UnixNano()
 	e.Hash = hash
+	e.Chunks = chunks
 	return nil
 }

@@ -23,3 +23,13 @@ func statKeyOf(info fs.FileInfo) (k statKey, ok bool) {
 		Mode:  uint32(st.Mode), //nolint:unconvert // uint16 on some platforms
 	}, true
 }
+
+// linkIDOf returns the device and inode of info when the inode has more
+// than one link, so that other paths may share it; ok is false otherwise.
+func linkIDOf(info fs.FileInfo) (id linkID, ok bool) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok || st == nil || st.Nlink <= 1 {
+		return linkID{}, false
+	}
+	return linkID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true //nolint:unconvert // uint32 on some platforms
+}

@@ -9,3 +9,9 @@ import "io/fs"
 func statKeyOf(fs.FileInfo) (statKey, bool) {
 	return statKey{}, false
 }
+
+// linkIDOf reports no inode outside Linux: a scan there records every path
+// of a hard link group as a file of its own.
+func linkIDOf(fs.FileInfo) (linkID, bool) {
+	return linkID{}, false
+}

@@ -26,20 +26,32 @@ var ErrInvalidStatCache = errors.New("invalid stat cache")
 // Limits of the stat cache file (docs/manifest-format.md).
 const (
 	// MaxStatCacheRecord is the largest record of a stat cache file, in
-	// bytes.
-	MaxStatCacheRecord = 1 << 20
+	// bytes: room for the chunks of a file of about 400 GiB (at least
+	// 100 GiB). A larger file is not remembered and is read at every scan.
+	MaxStatCacheRecord = 64 << 20
 	// MaxStatCacheBytes is the largest stat cache file, in bytes.
 	MaxStatCacheBytes = 4 << 30
 )
 
-// statCacheMagic and statCacheVersion start a stat cache file.
+// statCacheMagic and statCacheVersion start a stat cache file. Version 2
+// added chunks; a change of ChunkAlgorithm, its sizes or ChunkThreshold
+// needs a new version too, since records of version 2 must hold exactly
+// the chunks a scan would compute.
 const (
 	statCacheMagic   = "PDSC"
-	statCacheVersion = 1
-	// statRecordFixed is the size of a record without its path: dev, ino,
-	// size, mtime, ctime (8 bytes each), mode (4) and the raw hash (32).
-	statRecordFixed = 5*8 + 4 + 32
+	statCacheVersion = 2
+	// statRecordFixed is the size of a record without its chunks and path:
+	// dev, ino, size, mtime, ctime (8 bytes each), mode (4), the raw hash
+	// (32) and the chunk count (4).
+	statRecordFixed = 5*8 + 4 + 32 + 4
+	// statChunkSize is the size of one chunk in a record: size (8) and the
+	// raw hash (32).
+	statChunkSize = 8 + 32
 )
+
+// errStatCacheOutdated marks a stat cache file of an older version, which
+// LoadStatCache discards without an error.
+var errStatCacheOutdated = errors.New("older stat cache version")
 
 // RacyWindow is how recent a file's mtime or ctime may be, relative to the
 // start of a scan, for its hash to be remembered. A file changed again
@@ -59,15 +71,17 @@ type statKey struct {
 	Mode               uint32
 }
 
-// statEntry is one remembered file: its stat fields and content hash.
+// statEntry is one remembered file: its stat fields, content hash and
+// chunks.
 type statEntry struct {
-	key  statKey
-	hash string // lowercase hex, as in manifests
+	key    statKey
+	hash   string  // lowercase hex, as in manifests
+	chunks []Chunk // as in manifests: files of at least ChunkThreshold bytes only
 }
 
-// StatCache remembers the BLAKE3 hash of files by path, device, inode,
-// size, mtime, ctime and mode, so that a re-scan with ScanWith does not read
-// a file whose stat fields are all unchanged. It is safe for concurrent use
+// StatCache remembers the BLAKE3 hash and chunks of files by path, device,
+// inode, size, mtime, ctime and mode, so that a re-scan with ScanWith does
+// not read a file whose stat fields are all unchanged. It is safe for concurrent use
 // by the hashers of one scan; one cache serves one scan at a time (ScanWith
 // refuses a cache another scan is using) and belongs to one tree, since it
 // is keyed by paths relative to the tree root.
@@ -141,9 +155,10 @@ func (c *StatCache) end(complete bool) {
 	c.next = nil
 }
 
-// lookup returns the remembered hash of the file at p if its stat fields
+// lookup returns the remembered entry of the file at p if its stat fields
 // are still k, and counts a hit or a miss (the file will then be hashed).
-func (c *StatCache) lookup(p string, k statKey, ok bool) (string, bool) {
+// The entry's chunks belong to the cache: the caller copies them.
+func (c *StatCache) lookup(p string, k statKey, ok bool) (statEntry, bool) {
 	if ok {
 		c.mu.Lock()
 		e, found := c.entries[p]
@@ -151,17 +166,17 @@ func (c *StatCache) lookup(p string, k statKey, ok bool) (string, bool) {
 			c.next[p] = e
 			c.mu.Unlock()
 			c.hits.Add(1)
-			return e.hash, true
+			return e, true
 		}
 		c.mu.Unlock()
 	}
 	c.misses.Add(1)
-	return "", false
+	return statEntry{}, false
 }
 
-// store remembers the hash of the file at p, unless its mtime or ctime is
-// within RacyWindow of the scan start (or after it).
-func (c *StatCache) store(p string, k statKey, hash string, start time.Time) {
+// store remembers e, the hash and chunks of the file at p, unless its mtime
+// or ctime is within RacyWindow of the scan start (or after it).
+func (c *StatCache) store(p string, k statKey, e statEntry, start time.Time) {
 	limit := start.Add(-RacyWindow).UnixNano()
 	if k.MTime >= limit || k.CTime >= limit {
 		return
@@ -169,17 +184,18 @@ func (c *StatCache) store(p string, k statKey, hash string, start time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.next != nil {
-		c.next[p] = statEntry{key: k, hash: hash}
+		c.next[p] = e
 	}
 }
 
-// LoadStatCache reads a stat cache written by Save. A missing file gives an
-// empty cache and no error. Any other problem (unreadable, truncated,
-// corrupt, wrong magic or version, a record above MaxStatCacheRecord, a
-// file above MaxStatCacheBytes, a bad checksum) gives an empty cache AND an
-// error the caller may log before scanning with the empty cache: a broken
-// cache only costs a full re-hash. Errors about the content wrap
-// ErrInvalidStatCache. The returned cache is never nil.
+// LoadStatCache reads a stat cache written by Save. A missing file, or one
+// of an older version (written before an upgrade), gives an empty cache and
+// no error. Any other problem (unreadable, truncated, corrupt, wrong magic,
+// an unknown version, a record above MaxStatCacheRecord, a file above
+// MaxStatCacheBytes, a bad checksum, chunks that break the manifest rules)
+// gives an empty cache AND an error the caller may log before scanning with
+// the empty cache: a broken cache only costs a full re-hash. Errors about
+// the content wrap ErrInvalidStatCache. The returned cache is never nil.
 func LoadStatCache(path string) (*StatCache, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -197,6 +213,9 @@ func LoadStatCache(path string) (*StatCache, error) {
 		return NewStatCache(), fmt.Errorf("%w: %s: %d bytes, more than %d", ErrInvalidStatCache, path, info.Size(), int64(MaxStatCacheBytes))
 	}
 	entries, err := readStatCache(f, MaxStatCacheBytes)
+	if errors.Is(err, errStatCacheOutdated) {
+		return NewStatCache(), nil
+	}
 	if err != nil {
 		return NewStatCache(), fmt.Errorf("load stat cache %s: %w", path, err)
 	}
@@ -204,7 +223,8 @@ func LoadStatCache(path string) (*StatCache, error) {
 }
 
 // readStatCache decodes a stat cache file of at most limit bytes; errors
-// wrap ErrInvalidStatCache unless reading itself failed.
+// wrap ErrInvalidStatCache unless reading itself failed, or
+// errStatCacheOutdated for an older version.
 func readStatCache(r io.Reader, limit int64) (map[string]statEntry, error) {
 	lr := &limitReader{r: r, n: limit}
 	br := bufio.NewReaderSize(lr, 64<<10)
@@ -229,11 +249,16 @@ func readStatCache(r io.Reader, limit int64) (map[string]statEntry, error) {
 		return nil, fmt.Errorf("%w: header: magic %q, want %q", ErrInvalidStatCache, head[:4], statCacheMagic)
 	}
 	if v := binary.BigEndian.Uint32(head[4:]); v != statCacheVersion {
+		if v < statCacheVersion {
+			return nil, fmt.Errorf("%w: version %d, want %d", errStatCacheOutdated, v, statCacheVersion)
+		}
 		return nil, fmt.Errorf("%w: header: version %d, want %d", ErrInvalidStatCache, v, statCacheVersion)
 	}
 
 	entries := make(map[string]statEntry)
-	var buf []byte
+	// The buffer grows with the bytes actually read, not with the length a
+	// record claims.
+	var buf bytes.Buffer
 	var prev string
 	for n := uint64(0); ; n++ {
 		var lenBuf [4]byte
@@ -250,14 +275,14 @@ func readStatCache(r io.Reader, limit int64) (map[string]statEntry, error) {
 		if size <= statRecordFixed || size > MaxStatCacheRecord {
 			return nil, fmt.Errorf("%w: record %d: length %d outside %d..%d", ErrInvalidStatCache, n, size, statRecordFixed+1, MaxStatCacheRecord)
 		}
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
-		}
-		rec := buf[:size]
-		if _, err := io.ReadFull(tr, rec); err != nil {
+		buf.Reset()
+		if _, err := io.CopyN(&buf, tr, int64(size)); err != nil {
 			return nil, fail(fmt.Sprintf("record %d", n), err)
 		}
-		p, e := decodeStatRecord(rec)
+		p, e, err := decodeStatRecord(buf.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("%w: record %d: %w", ErrInvalidStatCache, n, err)
+		}
 		if err := ValidatePath(p); err != nil {
 			return nil, fmt.Errorf("%w: record %d: %w", ErrInvalidStatCache, n, err)
 		}
@@ -266,6 +291,9 @@ func readStatCache(r io.Reader, limit int64) (map[string]statEntry, error) {
 		}
 		if e.key.Size < 0 {
 			return nil, fmt.Errorf("%w: record %d: %q has negative size %d", ErrInvalidStatCache, n, p, e.key.Size)
+		}
+		if err := checkStatChunks(e); err != nil {
+			return nil, fmt.Errorf("%w: record %d: %q: %w", ErrInvalidStatCache, n, p, err)
 		}
 		entries[p] = e
 		prev = p
@@ -299,8 +327,19 @@ func readStatCacheEnd(br *bufio.Reader, tr io.Reader, h *blake3.Hasher, n uint64
 	return nil
 }
 
-// decodeStatRecord splits a record body of more than statRecordFixed bytes.
-func decodeStatRecord(rec []byte) (string, statEntry) {
+// checkStatChunks checks that e holds the chunks a scan records: the
+// manifest rules (validateChunks), and chunks for every file of at least
+// ChunkThreshold bytes.
+func checkStatChunks(e statEntry) error {
+	if e.key.Size >= ChunkThreshold && len(e.chunks) == 0 {
+		return fmt.Errorf("a file of %d bytes without chunks", e.key.Size)
+	}
+	return validateChunks(e.key.Size, e.chunks)
+}
+
+// decodeStatRecord splits a record body of more than statRecordFixed bytes;
+// it fails when the chunk count leaves no room for a path.
+func decodeStatRecord(rec []byte) (string, statEntry, error) {
 	be := binary.BigEndian
 	k := statKey{
 		Dev:   be.Uint64(rec[0:]),
@@ -310,14 +349,31 @@ func decodeStatRecord(rec []byte) (string, statEntry) {
 		CTime: int64(be.Uint64(rec[32:])),
 		Mode:  be.Uint32(rec[40:]),
 	}
-	hash := hex.EncodeToString(rec[44:statRecordFixed])
-	return string(rec[statRecordFixed:]), statEntry{key: k, hash: hash}
+	e := statEntry{key: k, hash: hex.EncodeToString(rec[44:76])}
+	count := uint64(be.Uint32(rec[76:]))
+	rest := rec[statRecordFixed:]
+	if count*statChunkSize >= uint64(len(rest)) {
+		return "", statEntry{}, fmt.Errorf("%d chunks do not fit in a record of %d bytes with a path", count, len(rec))
+	}
+	if count > 0 {
+		e.chunks = make([]Chunk, count)
+		for i := range e.chunks {
+			c := rest[i*statChunkSize:]
+			e.chunks[i] = Chunk{Size: int64(be.Uint64(c)), Hash: hex.EncodeToString(c[8:statChunkSize])}
+		}
+	}
+	return string(rest[count*statChunkSize:]), e, nil
+}
+
+// statRecordLen is the length of the record body of p and e.
+func statRecordLen(p string, e statEntry) int {
+	return statRecordFixed + len(e.chunks)*statChunkSize + len(p)
 }
 
 // appendStatRecord appends the length-prefixed record of one entry.
 func appendStatRecord(buf []byte, p string, e statEntry) []byte {
 	be := binary.BigEndian
-	buf = be.AppendUint32(buf, uint32(statRecordFixed+len(p)))
+	buf = be.AppendUint32(buf, uint32(statRecordLen(p, e)))
 	buf = be.AppendUint64(buf, e.key.Dev)
 	buf = be.AppendUint64(buf, e.key.Ino)
 	buf = be.AppendUint64(buf, uint64(e.key.Size))
@@ -325,17 +381,22 @@ func appendStatRecord(buf []byte, p string, e statEntry) []byte {
 	buf = be.AppendUint64(buf, uint64(e.key.CTime))
 	buf = be.AppendUint32(buf, e.key.Mode)
 	buf, _ = hex.AppendDecode(buf, []byte(e.hash)) // e.hash is a checked hash
+	buf = be.AppendUint32(buf, uint32(len(e.chunks)))
+	for _, c := range e.chunks {
+		buf = be.AppendUint64(buf, uint64(c.Size))
+		buf, _ = hex.AppendDecode(buf, []byte(c.Hash)) // checked by checkStatChunks
+	}
 	return append(buf, p...)
 }
 
 // writeStatCache encodes entries to w: header, records sorted by path,
 // end marker, record count, checksum. Entries whose record would exceed
-// MaxStatCacheRecord or whose hash is malformed are left out (they can
-// only cost a re-hash).
+// MaxStatCacheRecord, whose hash is malformed or whose chunks break the
+// rules LoadStatCache checks are left out (they can only cost a re-hash).
 func writeStatCache(w io.Writer, entries map[string]statEntry) error {
 	paths := make([]string, 0, len(entries))
 	for p, e := range entries {
-		if statRecordFixed+len(p) <= MaxStatCacheRecord && IsHash(e.hash) && ValidatePath(p) == nil {
+		if statRecordLen(p, e) <= MaxStatCacheRecord && IsHash(e.hash) && ValidatePath(p) == nil && e.key.Size >= 0 && checkStatChunks(e) == nil {
 			paths = append(paths, p)
 		}
 	}

@@ -324,7 +324,7 @@ func sampleEntries(t testing.TB) map[string]statEntry {
 	return map[string]statEntry{
 		"a":     {key: statKey{Dev: 1, Ino: 2, Size: 5, MTime: 3, CTime: 4, Mode: 0o100644}, hash: hashOf(t, "alpha")},
 		"a/b":   {key: statKey{Dev: 1, Ino: 3, Size: 0, MTime: -1, CTime: 5, Mode: 0o100755}, hash: hashOf(t, "")},
-		"z z\\": {key: statKey{Dev: 9, Ino: 1 << 60, Size: 1 << 40, MTime: 1 << 62, CTime: 1, Mode: 0o100600}, hash: hashOf(t, "z")},
+		"z z\\": {key: statKey{Dev: 9, Ino: 1 << 60, Size: ChunkThreshold + 1, MTime: 1 << 62, CTime: 1, Mode: 0o100600}, hash: hashOf(t, "z"), chunks: chunkedFile("z").Chunks},
 	}
 }
 
@@ -357,7 +357,14 @@ func sealStatCache(version uint32, records [][]byte, count uint64) []byte {
 // rawRecord is the body of one record.
 func rawRecord(t testing.TB, p string, size int64) []byte {
 	t.Helper()
-	rec := appendStatRecord(nil, p, statEntry{key: statKey{Size: size}, hash: hashOf(t, p)})
+	return rawChunkedRecord(t, p, size, nil)
+}
+
+// rawChunkedRecord is the body of one record with chunks, which are not
+// checked.
+func rawChunkedRecord(t testing.TB, p string, size int64, chunks []Chunk) []byte {
+	t.Helper()
+	rec := appendStatRecord(nil, p, statEntry{key: statKey{Size: size}, hash: hashOf(t, p), chunks: chunks})
 	return rec[4:]
 }
 
@@ -375,20 +382,39 @@ func TestLoadStatCacheRefusesCorruptFiles(t *testing.T) {
 		"empty":                   {},
 		"garbage":                 []byte("this is not a stat cache at all, no no no"),
 		"wrong magic":             append([]byte("PDSX"), good[4:]...),
-		"wrong version":           sealStatCache(2, nil, 0),
+		"newer version":           sealStatCache(statCacheVersion+1, nil, 0),
 		"huge record length":      append(bytes.Clone(good[:8]), 0xff, 0xff, 0xff, 0xff, 0, 0, 0),
-		"record above 1 MiB":      sealStatCache(1, [][]byte{rawRecord(t, strings.Repeat("a", MaxStatCacheRecord), 1)}, 1),
-		"record too short":        sealStatCache(1, [][]byte{make([]byte, statRecordFixed)}, 1),
+		"record above the max":    sealStatCache(statCacheVersion, [][]byte{rawRecord(t, strings.Repeat("a", MaxStatCacheRecord), 1)}, 1),
+		"record too short":        sealStatCache(statCacheVersion, [][]byte{make([]byte, statRecordFixed)}, 1),
 		"bit flip in a hash":      flip(8 + 4 + 44),
 		"bit flip in a size":      flip(8 + 4 + 16 + 7),
 		"bit flip in the sum":     flip(len(good) - 1),
 		"trailing data":           append(bytes.Clone(good), 0),
-		"count mismatch":          sealStatCache(1, [][]byte{rawRecord(t, "a", 1)}, 2),
-		"unsorted records":        sealStatCache(1, [][]byte{rawRecord(t, "b", 1), rawRecord(t, "a", 1)}, 2),
-		"duplicate records":       sealStatCache(1, [][]byte{rawRecord(t, "a", 1), rawRecord(t, "a", 1)}, 2),
-		"unsafe path":             sealStatCache(1, [][]byte{rawRecord(t, "../etc/passwd", 1)}, 1),
-		"negative size":           sealStatCache(1, [][]byte{rawRecord(t, "a", -1)}, 1),
+		"count mismatch":          sealStatCache(statCacheVersion, [][]byte{rawRecord(t, "a", 1)}, 2),
+		"unsorted records":        sealStatCache(statCacheVersion, [][]byte{rawRecord(t, "b", 1), rawRecord(t, "a", 1)}, 2),
+		"duplicate records":       sealStatCache(statCacheVersion, [][]byte{rawRecord(t, "a", 1), rawRecord(t, "a", 1)}, 2),
+		"unsafe path":             sealStatCache(statCacheVersion, [][]byte{rawRecord(t, "../etc/passwd", 1)}, 1),
+		"negative size":           sealStatCache(statCacheVersion, [][]byte{rawRecord(t, "a", -1)}, 1),
 		"missing end and trailer": good[:len(good)-32-12],
+		"big file, no chunks":     sealStatCache(statCacheVersion, [][]byte{rawRecord(t, "a", ChunkThreshold)}, 1),
+		"chunks on a small file": sealStatCache(statCacheVersion, [][]byte{
+			rawChunkedRecord(t, "a", 10, []Chunk{{Size: 10, Hash: hashOf(t, "c")}}),
+		}, 1),
+		"chunk sizes short of the size": sealStatCache(statCacheVersion, [][]byte{
+			rawChunkedRecord(t, "a", ChunkThreshold+2, chunkedFile("a").Chunks),
+		}, 1),
+		"zero chunk size": sealStatCache(statCacheVersion, [][]byte{
+			rawChunkedRecord(t, "a", ChunkThreshold+1, append(chunkedFile("a").Chunks[:4:4], Chunk{Size: 0, Hash: hashOf(t, "c")}, Chunk{Size: 1, Hash: hashOf(t, "c")})),
+		}, 1),
+		"chunk count beyond the record": func() []byte {
+			rec := rawChunkedRecord(t, "abc", ChunkThreshold+1, chunkedFile("a").Chunks)
+			binary.BigEndian.PutUint32(rec[76:], 6)
+			return sealStatCache(statCacheVersion, [][]byte{rec}, 1)
+		}(),
+		"chunk count leaving no path": func() []byte {
+			rec := rawChunkedRecord(t, "a", ChunkThreshold+1, chunkedFile("a").Chunks)
+			return sealStatCache(statCacheVersion, [][]byte{rec[:len(rec)-1]}, 1)
+		}(),
 	}
 	for i := range len(good) {
 		bad[fmt.Sprintf("truncated at %d", i)] = good[:i]
@@ -426,13 +452,103 @@ func TestLoadStatCacheRefusesCorruptFiles(t *testing.T) {
 	}
 }
 
+func TestLoadStatCacheDiscardsOlderVersions(t *testing.T) {
+	// A version 1 file as Save wrote it before chunks: records without a
+	// chunk count.
+	var v1 []byte
+	v1 = append(v1, statCacheMagic...)
+	v1 = binary.BigEndian.AppendUint32(v1, 1)
+	v1 = binary.BigEndian.AppendUint32(v1, 76+1)
+	v1 = append(v1, make([]byte, 44)...)
+	v1 = append(v1, blake3.New().Sum(nil)...)
+	v1 = append(v1, 'a')
+	v1 = binary.BigEndian.AppendUint32(v1, 0)
+	v1 = binary.BigEndian.AppendUint64(v1, 1)
+	sum := blake3.Sum256(v1)
+	v1 = append(v1, sum[:]...)
+	if _, err := readStatCache(bytes.NewReader(v1), MaxStatCacheBytes); !errors.Is(err, errStatCacheOutdated) {
+		t.Fatalf("version 1: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "old.statcache")
+	if err := os.WriteFile(p, v1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadStatCache(p)
+	if err != nil || c == nil || c.Len() != 0 {
+		t.Fatalf("version 1: %v, %v; want an empty cache and no error", c, err)
+	}
+	// The empty cache works, and the next Save replaces the old file.
+	dir := t.TempDir()
+	writeSample(t, dir)
+	scanCached(t, dir, c, later)
+	if err := c.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := LoadStatCache(p); err != nil || c2.Len() != c.Len() || c2.Len() == 0 {
+		t.Fatalf("after Save: %v, %v", c2, err)
+	}
+}
+
+func TestStatCacheKeepsChunks(t *testing.T) {
+	dir := t.TempDir()
+	writeSample(t, dir)
+	writeFile(t, dir, "big", pseudoRandom(t, "statcache", 5<<20))
+	files, _ := scan(t, dir).Totals()
+
+	c := NewStatCache()
+	cold := scanCached(t, dir, c, later) // equals a full scan, chunks included
+	assertStats(t, c, 0, files)
+	big := &cold.Entries[entryIndex(t, cold, "big")]
+	if len(big.Chunks) < 2 {
+		t.Fatalf("big has %d chunks", len(big.Chunks))
+	}
+	// The manifest's chunks are its own: changing them leaves the cache
+	// alone.
+	big.Chunks[0].Hash = strings.Repeat("00", 32)
+
+	warm := scanCached(t, dir, c, later)
+	assertStats(t, c, files, 0) // big was not read
+	if got := warm.Entries[entryIndex(t, warm, "big")].Chunks; got[0].Hash == big.Chunks[0].Hash {
+		t.Fatal("the cache shares its chunks with a manifest")
+	}
+
+	// Through a file: the chunks survive Save and LoadStatCache.
+	p := filepath.Join(t.TempDir(), "statcache")
+	if err := c.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadStatCache(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(loaded.entries, c.entries) {
+		t.Fatal("chunks changed through Save and LoadStatCache")
+	}
+	scanCached(t, dir, loaded, later)
+	assertStats(t, loaded, files, 0)
+
+	// Entries whose chunks break the rules are not saved.
+	broken := map[string]statEntry{
+		"large without chunks": {key: statKey{Size: ChunkThreshold}, hash: hashOf(t, "x")},
+		"small with chunks":    {key: statKey{Size: 1}, hash: hashOf(t, "x"), chunks: []Chunk{{Size: 1, Hash: hashOf(t, "x")}}},
+		"bad chunk hash":       {key: statKey{Size: ChunkThreshold + 1}, hash: hashOf(t, "x"), chunks: append(chunkedFile("a").Chunks[:4:4], Chunk{Size: 1, Hash: "x"})},
+		"ok":                   {key: statKey{Size: ChunkThreshold + 1}, hash: hashOf(t, "x"), chunks: chunkedFile("a").Chunks},
+	}
+	got, err := readStatCache(bytes.NewReader(encodeEntries(t, broken)), MaxStatCacheBytes)
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got["ok"], broken["ok"]) {
+		t.Fatalf("saved %v, %v; want only the valid entry", got, err)
+	}
+}
+
 func FuzzLoadStatCache(f *testing.F) {
 	good := encodeEntries(f, sampleEntries(f))
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add(encodeEntries(f, nil))
-	f.Add(sealStatCache(1, [][]byte{rawRecord(f, "a", 1)}, 1))
-	f.Add([]byte("PDSC\x00\x00\x00\x01\xff\xff\xff\xff"))
+	f.Add(sealStatCache(statCacheVersion, [][]byte{rawRecord(f, "a", 1)}, 1))
+	f.Add(sealStatCache(statCacheVersion, [][]byte{rawChunkedRecord(f, "a", ChunkThreshold+1, chunkedFile("a").Chunks)}, 1))
+	f.Add(sealStatCache(1, [][]byte{rawRecord(f, "a", 1)[:77]}, 1))
+	f.Add([]byte("PDSC\x00\x00\x00\x02\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := readStatCache(bytes.NewReader(data), 1<<20)
 		if err != nil {
@@ -442,7 +558,7 @@ func FuzzLoadStatCache(f *testing.F) {
 			return
 		}
 		for p, e := range got {
-			if ValidatePath(p) != nil || !IsHash(e.hash) || e.key.Size < 0 {
+			if ValidatePath(p) != nil || !IsHash(e.hash) || e.key.Size < 0 || checkStatChunks(e) != nil {
 				t.Fatalf("bad entry %q %+v accepted", p, e)
 			}
 		}

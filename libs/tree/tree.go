@@ -1,6 +1,8 @@
 // Package tree describes a filesystem tree as a content-addressed manifest:
 // every file, directory and symbolic link with its mode, and for files their
-// size, modification time and BLAKE3 hash. A manifest has a root hash that
+// size, modification time and BLAKE3 hash, and for large files their
+// content-defined chunks (Chunk); paths that share one inode (hard links)
+// are one file entry, the group's leader, and hardlink entries naming it. A manifest has a root hash that
 // names the version of the tree; the same tree gives the same root on any
 // machine. docs/manifest-format.md documents the JSON form and the root
 // encoding byte by byte, and the stat cache (StatCache) that lets a re-scan
@@ -25,6 +27,11 @@ const (
 	KindFile    Kind = "file"
 	KindDir     Kind = "dir"
 	KindSymlink Kind = "symlink"
+	// KindHardlink is a path that shares the inode of a file entry, its
+	// group's leader: the path that sorts first of all the paths of the
+	// tree with that inode. Its Target is the leader's path; it carries
+	// nothing else, since mode, size, mtime and content are the leader's.
+	KindHardlink Kind = "hardlink"
 )
 
 // MaxNameLen is the longest path component accepted, in bytes (NAME_MAX on
@@ -34,12 +41,13 @@ const MaxNameLen = 255
 // ModeMask holds the mode bits a manifest records: permission bits only.
 const ModeMask = 0o777
 
-// Entry is one file, directory or symbolic link of a tree.
+// Entry is one file, directory, symbolic link or hard link of a tree.
 type Entry struct {
 	// Path is slash-separated, relative and clean (see ValidatePath).
 	Path string `json:"path"`
 	Kind Kind   `json:"kind"`
-	// Mode holds permission bits only, 0..0o777; always 0 for symlinks.
+	// Mode holds permission bits only, 0..0o777; always 0 for symlinks
+	// and hardlinks.
 	Mode uint32 `json:"mode"`
 	// Size is the content length in bytes; files only.
 	Size int64 `json:"size,omitempty"`
@@ -47,9 +55,15 @@ type Entry struct {
 	MTime int64 `json:"mtime,omitempty"`
 	// Hash is the lowercase hex BLAKE3-256 of the content; files only.
 	Hash string `json:"hash,omitempty"`
-	// Target is the link target, stored verbatim and never followed;
-	// symlinks only.
+	// Target is, for a symlink, the link target, stored verbatim and
+	// never followed; for a hardlink, the path of its group's leader, a
+	// file entry that sorts before it. Other kinds have none.
 	Target string `json:"target,omitempty"`
+	// Chunks are the content-defined chunks of the content, in order;
+	// files of at least ChunkThreshold bytes only, and optional there.
+	// They are not part of the root: they follow from the content, which
+	// Hash covers.
+	Chunks []Chunk `json:"chunks,omitempty"`
 }
 
 // Manifest is the complete description of one version of a tree.
@@ -98,7 +112,8 @@ func ValidatePath(p string) error {
 	return nil
 }
 
-// Totals returns the number of files and the sum of their sizes.
+// Totals returns the number of files and the sum of their sizes. Hardlink
+// entries are not counted: their content is their leader's.
 func (m *Manifest) Totals() (files, bytes int64) {
 	for i := range m.Entries {
 		if m.Entries[i].Kind == KindFile {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,6 +258,11 @@ func TestRootSeparatesFields(t *testing.T) {
 		{file("x"), {Path: "y", Kind: KindDir, Mode: 0o755}},
 		{{Path: "x", Kind: KindDir, Mode: 0o755}},
 		{{Path: "x", Kind: KindDir, Mode: 0o755}, {Path: "x/y", Kind: KindDir, Mode: 0o755}},
+		// Two paths with one content: a hard link group, two files, a
+		// symlink; the kind tells them apart.
+		{file("x"), {Path: "y", Kind: KindHardlink, Target: "x"}},
+		{file("x"), file("y")},
+		{file("x"), {Path: "y", Kind: KindSymlink, Target: "x"}},
 	}
 	seen := map[string]int{}
 	for i, es := range manifests {
@@ -369,7 +376,12 @@ func TestValidateAndDecodeRefuseBadManifests(t *testing.T) {
 	h := strings.Repeat("0a", 32)
 	dir := func(p string) Entry { return Entry{Path: p, Kind: KindDir, Mode: 0o755} }
 	file := func(p string) Entry { return Entry{Path: p, Kind: KindFile, Mode: 0o644, Size: 3, MTime: 9, Hash: h} }
-	with := func(e Entry, f func(*Entry)) Entry { f(&e); return e }
+	hardlink := func(p, leader string) Entry { return Entry{Path: p, Kind: KindHardlink, Target: leader} }
+	with := func(e Entry, f func(*Entry)) Entry {
+		e.Chunks = slices.Clone(e.Chunks)
+		f(&e)
+		return e
+	}
 	tests := []struct {
 		name    string
 		format  int
@@ -401,6 +413,50 @@ func TestValidateAndDecodeRefuseBadManifests(t *testing.T) {
 		{"symlink without target", 1, []Entry{{Path: "a", Kind: KindSymlink}}, "target"},
 		{"symlink with mode", 1, []Entry{{Path: "a", Kind: KindSymlink, Mode: 0o777, Target: "x"}}, "mode"},
 		{"symlink target NUL", 1, []Entry{{Path: "a", Kind: KindSymlink, Target: "x\x00"}}, "NUL"},
+		{"chunks on a dir", 1, []Entry{with(dir("a"), func(e *Entry) { e.Chunks = chunkedFile("a").Chunks })}, "dir has no"},
+		{"chunks on a symlink", 1, []Entry{{Path: "a", Kind: KindSymlink, Target: "x", Chunks: chunkedFile("a").Chunks}}, "symlink has no"},
+		{"chunks on a small file", 1, []Entry{with(file("a"), func(e *Entry) { e.Chunks = []Chunk{{Size: 3, Hash: h}} })}, "below the chunk threshold"},
+		{"chunks on a file one byte short of the threshold", 1, []Entry{with(file("a"), func(e *Entry) {
+			e.Size = ChunkThreshold - 1
+			e.Chunks = slices.Repeat([]Chunk{{Size: ChunkMaxSize, Hash: h}}, 4)
+			e.Chunks[3].Size--
+		})}, "below the chunk threshold"},
+		{"chunk sizes short of the size", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Size++ })}, "add up to"},
+		{"chunk sizes beyond the size", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Size-- })}, "add up to more than"},
+		{"zero chunk size", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Chunks[4].Size = 0 })}, "chunk 4: size 0"},
+		{"negative chunk size", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Chunks[0].Size = -ChunkMaxSize })}, "chunk 0: size -"},
+		{"chunk above the maximum", 1, []Entry{with(chunkedFile("a"), func(e *Entry) {
+			e.Chunks[0].Size++
+			e.Chunks[4].Size--
+		})}, "outside 1.."},
+		{"inner chunk below the minimum", 1, []Entry{with(chunkedFile("a"), func(e *Entry) {
+			e.Chunks[3].Size = ChunkMinSize - 1
+			e.Chunks[4].Size += ChunkMaxSize - (ChunkMinSize - 1)
+		})}, "below the minimum"},
+		{"too many chunks", 1, []Entry{with(chunkedFile("a"), func(e *Entry) {
+			e.Chunks = slices.Repeat([]Chunk{{Size: 1, Hash: h}}, int(e.Size/ChunkMinSize)+2)
+		})}, "more than"},
+		{"short chunk hash", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Chunks[2].Hash = "abc" })}, "chunk 2: hash"},
+		{"upper chunk hash", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Chunks[1].Hash = strings.ToUpper(h) })}, "chunk 1: hash"},
+		{"empty chunk hash", 1, []Entry{with(chunkedFile("a"), func(e *Entry) { e.Chunks[0].Hash = "" })}, "chunk 0: hash"},
+		{"duplicate chunked file", 1, []Entry{chunkedFile("a"), chunkedFile("a")}, "duplicate"},
+		{"hardlink target missing", 1, []Entry{file("a"), hardlink("c", "b")}, "is not an entry"},
+		{"hardlink target after it", 1, []Entry{hardlink("a", "b"), file("b")}, "does not sort before"},
+		{"hardlink to itself", 1, []Entry{hardlink("a", "a")}, "does not sort before"},
+		{"hardlink target is a dir", 1, []Entry{dir("a"), hardlink("b", "a")}, "is a dir, not a file"},
+		{"hardlink target is a symlink", 1, []Entry{{Path: "a", Kind: KindSymlink, Target: "x"}, hardlink("b", "a")}, "is a symlink, not a file"},
+		{"hardlink target is a hardlink", 1, []Entry{file("a"), hardlink("b", "a"), hardlink("c", "b")}, "is a hardlink, not a file"},
+		{"hardlink target is a removed path", 1, []Entry{dir("a"), hardlink("a/b", "a/a")}, "is not an entry"},
+		{"hardlink without target", 1, []Entry{file("a"), hardlink("b", "")}, "hardlink target: unsafe path"},
+		{"hardlink target dot dot", 1, []Entry{file("a"), hardlink("b", "../a")}, "hardlink target: unsafe path"},
+		{"hardlink target absolute", 1, []Entry{file("a"), hardlink("b", "/a")}, "hardlink target: unsafe path"},
+		{"hardlink target not clean", 1, []Entry{file("a"), hardlink("b", "./a")}, "hardlink target: unsafe path"},
+		{"hardlink target NUL", 1, []Entry{file("a"), hardlink("b", "a\x00")}, "hardlink target: unsafe path"},
+		{"hardlink with mode", 1, []Entry{file("a"), with(hardlink("b", "a"), func(e *Entry) { e.Mode = 0o644 })}, "hardlink has no"},
+		{"hardlink with size", 1, []Entry{file("a"), with(hardlink("b", "a"), func(e *Entry) { e.Size = 3 })}, "hardlink has no"},
+		{"hardlink with mtime", 1, []Entry{file("a"), with(hardlink("b", "a"), func(e *Entry) { e.MTime = 9 })}, "hardlink has no"},
+		{"hardlink with hash", 1, []Entry{file("a"), with(hardlink("b", "a"), func(e *Entry) { e.Hash = h })}, "hardlink has no"},
+		{"hardlink with chunks", 1, []Entry{chunkedFile("a"), with(hardlink("b", "a"), func(e *Entry) { e.Chunks = chunkedFile("b").Chunks })}, "hardlink has no"},
 		{"format 0", 0, nil, "format"},
 		{"format 2", 2, nil, "format"},
 	}
@@ -604,6 +660,18 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(`{"format":1,"entries":[{"path":"../x","kind":"file","mode":420}]}`))
 	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"dir","mode":493},{"path":"a/b","kind":"symlink","mode":0,"target":"/"}]}`))
 	f.Add([]byte(`null`))
+	hash := strings.Repeat("0a", 32)
+	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"file","mode":420,"size":3,"hash":"` + hash + `"},{"path":"b","kind":"hardlink","mode":0,"target":"a"},{"path":"c","kind":"hardlink","mode":0,"target":"a"}]}`))
+	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"dir","mode":493},{"path":"a/b","kind":"hardlink","mode":0,"target":"a"}]}`))
+	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"file","mode":420,"hash":"` + hash + `"},{"path":"b","kind":"hardlink","mode":0,"target":"a"},{"path":"c","kind":"hardlink","mode":0,"target":"b"}]}`))
+	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"hardlink","mode":0,"target":"b"},{"path":"b","kind":"file","mode":420,"hash":"` + hash + `"}]}`))
+	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"file","mode":420,"hash":"` + hash + `"},{"path":"b","kind":"hardlink","mode":420,"size":3,"hash":"` + hash + `","target":"../a"}]}`))
+	js.Reset()
+	if err := Encode(&js, &Manifest{Format: FormatVersion, Entries: []Entry{chunkedFile("big")}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(js.Bytes())
+	f.Add([]byte(`{"format":1,"entries":[{"path":"a","kind":"file","mode":420,"size":4194304,"hash":"` + strings.Repeat("0a", 32) + `","chunks":[{},{"size":1}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(bytes.NewReader(data))
 		if err != nil {
@@ -626,6 +694,9 @@ func FuzzDecodeManifest(f *testing.F) {
 		}
 		if back.Root() != m.Root() {
 			t.Fatal("root changed through Encode/Decode")
+		}
+		if !reflect.DeepEqual(back, m) {
+			t.Fatal("manifest changed through Encode/Decode")
 		}
 		for _, e := range m.Entries {
 			if ValidatePath(e.Path) != nil {

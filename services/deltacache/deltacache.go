@@ -220,7 +220,7 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string) (b
 		_ = f.Close()           // already closed on success; the error is of no use here
 		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
 	}()
-	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key)
+	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir)
 	if err != nil {
 		return res, err
 	}

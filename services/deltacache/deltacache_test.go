@@ -144,6 +144,9 @@ func TestDeltaIsComputedOnceAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	hd := pr.Header()
+	if _, err := pr.Target(v1, nil); err != nil {
+		t.Fatalf("pack does not fit its base: %v", err)
+	}
 	if hd.From != v1.Root() || hd.To != v2.Root() || hd.Tree != "demo" {
 		t.Fatalf("pack header %s %s→%s", hd.Tree, hd.From, hd.To)
 	}

@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/health"
@@ -76,6 +77,7 @@ func TestConfigValidate(t *testing.T) {
 		{"log format", func(c *inventory.Config) { c.LogFormat = "xml" }, "log format"},
 		{"log level", func(c *inventory.Config) { c.LogLevel = "loud" }, "log level"},
 		{"nil probe", func(c *inventory.Config) { c.ExtraProbes = []*health.Probe{nil} }, "probe 0 is nil"},
+		{"negative republish", func(c *inventory.Config) { c.KeyRepublish = -time.Second }, "key republish interval -1s is negative"},
 	} {
 		cfg := good
 		tc.edit(&cfg)

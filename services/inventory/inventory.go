@@ -40,6 +40,11 @@ const EventSource = "/pulpdist/inventory"
 // drainBudget bounds how long Run waits for NATS to drain at shutdown.
 const drainBudget = 10 * time.Second
 
+// DefaultKeyRepublish is how often the inventory publishes the trusted
+// signing keys again, repairing a failed publication or a bucket changed
+// by someone else.
+const DefaultKeyRepublish = time.Minute
+
 // Config is the inventory's configuration.
 type Config struct {
 	NATSURL string
@@ -52,6 +57,9 @@ type Config struct {
 	// every service in one process and adds the others' readiness to this
 	// service's /readyz.
 	ExtraProbes []*health.Probe
+	// KeyRepublish is how often the trusted signing keys are published
+	// again (0: DefaultKeyRepublish); not read from the environment.
+	KeyRepublish time.Duration
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -87,6 +95,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("extra probe %d is nil", i))
 		}
 	}
+	if c.KeyRepublish < 0 {
+		errs = append(errs, fmt.Errorf("key republish interval %s is negative", c.KeyRepublish))
+	}
 	return errors.Join(errs...)
 }
 
@@ -102,6 +113,9 @@ type Service struct {
 	probe    *health.Probe
 	close    sync.Once
 	closeErr error
+
+	// republish is how often the trusted signing keys are published again.
+	republish time.Duration
 }
 
 // New connects to NATS and declares the streams, opens and migrates the
@@ -114,7 +128,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory")}
+	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish}
+	if s.republish == 0 {
+		s.republish = DefaultKeyRepublish
+	}
 	if err := s.build(ctx, cfg, js); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -124,18 +141,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream) error {
 	s.js = js
 	s.probe.SetCheck(s.nc.IsConnected)
-	if _, err := bus.Ensure(ctx, js); err != nil {
+	layout, err := bus.Ensure(ctx, js)
+	if err != nil {
 		return err
 	}
-	var err error
 	if s.consumer, err = js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, bus.ConsumerConfig(events.Durable, events.Filter)); err != nil {
 		return fmt.Errorf("consumer %s: %w", events.Durable, err)
 	}
 	if s.store, err = store.Open(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
-	n := &notifier{js: js, events: bus.NewEvents(js, EventSource), log: s.log}
+	n := &notifier{js: js, events: bus.NewEvents(js, EventSource), keys: layout.SigningKeys, log: s.log}
 	s.catalog = catalog.New(s.store, n, s.log)
+	// The bucket is brought in line with the database before anything
+	// else: site-agents trust what it holds.
+	if err := s.catalog.PublishSigningKeys(ctx); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	health.Register(mux, append([]*health.Probe{s.probe}, cfg.ExtraProbes...)...)
 	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), s.log)
@@ -161,11 +183,30 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog), bus.WithDeadLetter(s.js))
 	})
+	g.Go(func() error { s.republishKeys(gctx); return nil })
 	s.probe.SetReady(true)
 	s.log.Info("inventory ready", "url", s.URL())
 	err := g.Wait()
 	s.probe.SetReady(false)
 	return errors.Join(err, s.Close())
+}
+
+// republishKeys publishes the trusted signing keys every s.republish until
+// ctx ends. A failure is logged: the next round, or the next change,
+// publishes them again.
+func (s *Service) republishKeys(ctx context.Context) {
+	t := time.NewTicker(s.republish)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.catalog.PublishSigningKeys(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("signing keys not republished", "err", err)
+			}
+		}
+	}
 }
 
 // Close releases what New acquired, for a service that will not Run. It
@@ -199,6 +240,7 @@ func (s *Service) Close() error {
 type notifier struct {
 	js     jetstream.JetStream
 	events *bus.Events
+	keys   jetstream.KeyValue
 	log    *slog.Logger
 }
 
@@ -226,4 +268,22 @@ func (n *notifier) SyncRequested(ctx context.Context, t bus.Trigger) error {
 		n.log.Warn("sync.requested event not sent", "tree", t.Tree, "trigger_id", t.TriggerID, "err", err)
 	}
 	return nil
+}
+
+// TrustSigningKeys mirrors keys into the signing-keys bucket that every
+// site-agent watches.
+func (n *notifier) TrustSigningKeys(ctx context.Context, keys []catalog.SigningKey) error {
+	pems := make([][]byte, len(keys))
+	for i, k := range keys {
+		pems[i] = []byte(k.PublicKey)
+	}
+	return bus.MirrorSigningKeys(ctx, n.keys, pems)
+}
+
+func (n *notifier) SigningKeyAdded(ctx context.Context, k catalog.SigningKey) error {
+	return n.events.Publish(ctx, bus.EntityKey, bus.ActionAdded, k.ID, wire.SigningKey(k))
+}
+
+func (n *notifier) SigningKeyRevoked(ctx context.Context, k catalog.SigningKey) error {
+	return n.events.Publish(ctx, bus.EntityKey, bus.ActionRevoked, k.ID, wire.SigningKey(k))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ type harness struct {
 	client *inventoryapi.Client
 	js     jetstream.JetStream
 	svc    *inventory.Service
+	// stop ends the inventory and waits for it; the test's end calls it too.
+	stop func()
 }
 
 var databases = []struct {
@@ -44,10 +47,17 @@ var databases = []struct {
 
 func start(t *testing.T, dbURL string, extra ...*health.Probe) *harness {
 	t.Helper()
-	natsURL := natstest.Start(t)
+	return startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: dbURL, ExtraProbes: extra})
+}
+
+// startWith runs an inventory with cfg (NATS and database URLs set by the
+// caller) until the test ends.
+func startWith(t *testing.T, cfg inventory.Config) *harness {
+	t.Helper()
+	natsURL := cfg.NATSURL
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
-	cfg := inventory.Config{NATSURL: natsURL, DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info", ExtraProbes: extra}
+	cfg.HTTPAddr, cfg.LogFormat, cfg.LogLevel = "127.0.0.1:0", "text", "info"
 	svc, err := inventory.New(ctx, cfg, log)
 	if err != nil {
 		cancel()
@@ -55,12 +65,16 @@ func start(t *testing.T, dbURL string, extra ...*health.Probe) *harness {
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("inventory run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("inventory run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +84,7 @@ func start(t *testing.T, dbURL string, extra ...*health.Probe) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{url: svc.URL(), client: inventoryapi.NewClient(svc.URL(), nil), js: js, svc: svc}
+	h := &harness{url: svc.URL(), client: inventoryapi.NewClient(svc.URL(), nil), js: js, svc: svc, stop: stop}
 	eventually(t, "inventory ready", func() (bool, string) {
 		code, body := h.do(t, http.MethodGet, "/readyz", "")
 		return code == http.StatusOK, body

@@ -53,7 +53,7 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 	defer func() {
 		_ = os.Remove(path) // a fetched pack is scratch; a leftover is removed at the next start
 	}()
-	st, err := applyFile(ctx, rep, path, cmd, s.trusted)
+	st, err := applyFile(ctx, rep, path, cmd, s.keys.trusted())
 	if err != nil {
 		return outcome{}, err
 	}
@@ -114,7 +114,7 @@ func applyFile(ctx context.Context, rep *replica.Replica, path string, cmd bus.S
 	}
 	st, err := rep.Apply(ctx, pr)
 	if err != nil {
-		if errors.Is(err, pack.ErrHashMismatch) || errors.Is(err, pack.ErrFormat) || errors.Is(err, pack.ErrTooLarge) ||
+		if errors.Is(err, pack.ErrHashMismatch) || errors.Is(err, pack.ErrFormat) || errors.Is(err, pack.ErrTooLarge) || errors.Is(err, pack.ErrBase) ||
 			errors.Is(err, replica.ErrVerify) || errors.Is(err, replica.ErrBaseMismatch) {
 			return st, bus.Permanent(fmt.Errorf("apply %s: %w", cmd.Pack, err))
 		}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,8 +38,9 @@ type Config struct {
 	// under which this site scans tree sources; any other source declared
 	// in the inventory is refused.
 	SourceRoots string
-	// TrustedKeys is a PEM file of ed25519 public keys; when set, a pack
-	// must be signed by one of them.
+	// TrustedKeys is a PEM file of ed25519 public keys. A pack must be
+	// signed by one of them or by one of the keys the inventory publishes
+	// (the signing-keys bucket), unless there are none at all.
 	TrustedKeys string
 }
 
@@ -48,7 +50,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.Site, "site", "PULPDIST_SITE", "", "name of this site (required)")
 	s.String(&c.DataDir, "data-dir", "PULPDIST_DATA_DIR", "/var/lib/pulpdist", "directory holding this site's trees")
 	s.String(&c.SourceRoots, "source-roots", "PULPDIST_SOURCE_ROOTS", "", "comma-separated directories tree sources must be under (empty: any)")
-	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys packs must be signed by (empty: signatures not required)")
+	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys trusted besides the inventory's signing keys (with neither, packs need no signature)")
 }
 
 // sourceRoots lists the configured source roots.
@@ -81,13 +83,13 @@ func (c Config) Validate() error {
 
 // Service is a site-agent connected to the bus.
 type Service struct {
-	cfg     Config
-	d       *daemon.Daemon
-	log     *slog.Logger
-	js      jetstream.JetStream
-	layout  *bus.Layout
-	events  *bus.Events
-	trusted []ed25519.PublicKey
+	cfg    Config
+	d      *daemon.Daemon
+	log    *slog.Logger
+	js     jetstream.JetStream
+	layout *bus.Layout
+	events *bus.Events
+	keys   *keyring
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -119,7 +121,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	return &Service{
-		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, trusted: trusted,
+		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, keys: newKeyring(trusted, log),
 		events: bus.NewEvents(d.JS, "/pulpdist/siteagent/"+cfg.Site),
 	}, nil
 }
@@ -130,9 +132,15 @@ func (s *Service) Probe() *health.Probe { return s.d.Probe }
 // ConsumerName is the durable consumer of a site's commands.
 func ConsumerName(site string) string { return "siteagent-" + site }
 
-// Run announces the versions on disk, then executes commands until ctx ends.
+// Run announces the versions on disk and loads the trusted signing keys,
+// then executes commands, following changes of the keys, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.announce(ctx); err != nil {
+		s.d.Close()
+		return err
+	}
+	w, err := s.keys.watch(ctx, s.layout.SigningKeys)
+	if err != nil {
 		s.d.Close()
 		return err
 	}
@@ -140,7 +148,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Stream: bus.StreamSync,
 		Config: bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)),
 		Handle: s.handle,
-	}})
+	}}, func(ctx context.Context) error { return s.keys.follow(ctx, w) })
 }
 
 // announce records in the sites bucket the version of every replica on
@@ -197,7 +205,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 		if ctx.Err() != nil {
 			return err // shutting down: the command is redelivered
 		}
-		if !bus.IsPermanent(err) && !last {
+		if !bus.IsPermanent(err) && !diskFull(err) && !last {
 			return err // transient: retried with backoff
 		}
 		log.Error("run failed", "err", err)
@@ -216,6 +224,16 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	}
 	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)
 	return nil
+}
+
+// diskFull reports whether err is a filesystem (the data directory's, as a
+// rule) out of space or quota. Such a run fails at once rather than being
+// retried: a full disk rarely empties itself within the retries, each of
+// which would rebuild the tree, and until the last one nobody would see why
+// the site is behind. The served version is intact (see replica.Apply);
+// once space is freed, the next sync applies.
+func diskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // outcome is what a run reports.

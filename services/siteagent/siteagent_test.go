@@ -42,6 +42,17 @@ func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness 
 	url := natstest.Start(t)
 	log := slog.New(slog.DiscardHandler)
 	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}}
+	// The layout is declared before the agent starts: the server does not
+	// like a stream's config updated while a consumer is created on it.
+	nc, js, err := bus.Connect(t.Context(), url, "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	h.js = js
+	if h.layout, err = bus.Ensure(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cfg := siteagent.Config{Options: daemon.Options{NATSURL: url}, Site: site, DataDir: h.dataDir}
 	for _, o := range opts {
@@ -59,15 +70,6 @@ func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness 
 			t.Errorf("agent stopped with %v", err)
 		}
 	})
-	nc, js, err := bus.Connect(t.Context(), url, "test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	h.js = js
-	if h.layout, err = bus.Ensure(t.Context(), js); err != nil {
-		t.Fatal(err)
-	}
 	cons, err := js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{bus.EventSubject(bus.EntitySync, bus.ActionFinished)},
 	})
@@ -137,29 +139,14 @@ func (h *harness) storeSignedPack(t *testing.T, treeName, dir string, corrupt fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	var parts []pack.Part
-	seen := map[string]bool{}
-	for _, e := range m.Entries {
-		if e.Kind == tree.KindFile && !seen[e.Hash] {
-			seen[e.Hash] = true
-			parts = append(parts, pack.Part{Hash: e.Hash, Size: e.Size})
-		}
-	}
 	byHash := map[string]string{}
 	for _, e := range m.Entries {
 		byHash[e.Hash] = filepath.Join(dir, filepath.FromSlash(e.Path))
 	}
 	var buf bytes.Buffer
-	hd := pack.Header{Format: pack.FormatVersion, Tree: treeName, To: m.Root(), Manifest: m, Parts: parts}
 	open := func(_ context.Context, hash string) (io.ReadCloser, error) { return os.Open(byHash[hash]) }
-	var err2 error
-	if key != nil {
-		_, err2 = pack.WriteSigned(t.Context(), &buf, hd, open, key)
-	} else {
-		_, err2 = pack.Write(t.Context(), &buf, hd, open)
-	}
-	if err2 != nil {
-		t.Fatal(err2)
+	if _, err := pack.Build(t.Context(), &buf, pack.Options{Tree: treeName, To: m, Key: key, TempDir: t.TempDir()}, open); err != nil {
+		t.Fatal(err)
 	}
 	b := buf.Bytes()
 	if corrupt != nil {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,8 +18,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 	"github.com/pulpdist/pulpdist/libs/natsembed"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/services/deltacache"
@@ -59,10 +62,18 @@ type Stack struct {
 	APIURL string
 	// DataDir is the absolute data directory.
 	DataDir string
+	// SigningKeyID is the id of the stack's pack-signing key, which Run
+	// registers in the inventory as KeyName.
+	SigningKeyID string
 
-	nats *server.Server
-	runs []func(context.Context) error
+	nats      *server.Server
+	inventory func(context.Context) error
+	publicKey string // PEM
+	runs      []func(context.Context) error
 }
+
+// KeyName is the name under which the stack registers its signing key.
+const KeyName = "pulpdist-dev"
 
 // SiteDir is where the site-agent of site keeps its trees.
 func (s *Stack) SiteDir(site string) string { return filepath.Join(s.DataDir, "sites", site) }
@@ -101,9 +112,12 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	// Packs are signed end to end, as in production: a key pair made once
 	// per data directory, the private half for the delta-caches, the public
-	// half trusted by every site-agent.
-	signingKey, trustedKeys, err := ensureKeys(filepath.Join(dir, "keys"))
+	// half registered in the inventory, which hands it to every site-agent.
+	signingKey, publicKey, err := ensureKeys(filepath.Join(dir, "keys"))
 	if err != nil {
+		return nil, err
+	}
+	if err := st.readPublicKey(publicKey); err != nil {
 		return nil, err
 	}
 	dbURL := o.DatabaseURL
@@ -131,7 +145,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	st.APIURL = inv.URL()
-	st.runs = append(st.runs, inv.Run)
+	st.inventory = inv.Run
 
 	sched, err := scheduler.New(ctx, scheduler.Config{
 		Options:      daemon.Options{NATSURL: st.NATSURL, Probe: schedProbe},
@@ -156,7 +170,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	for i, site := range o.Sites {
 		ag, err := siteagent.New(ctx, siteagent.Config{
 			Options: daemon.Options{NATSURL: st.NATSURL, Probe: agentProbes[i]},
-			Site:    site, DataDir: st.SiteDir(site), TrustedKeys: trustedKeys,
+			Site:    site, DataDir: st.SiteDir(site),
 		}, o.Log.With("service", "siteagent"))
 		if err != nil {
 			return nil, err
@@ -167,14 +181,53 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 }
 
 // Run runs every service until ctx ends or one fails, then stops them all
-// and the embedded NATS server.
+// and the embedded NATS server. The inventory starts first: the stack's
+// signing key is registered through its API before the other services
+// start, so the site-agents trust it from their first command.
 func (s *Stack) Run(ctx context.Context) error {
 	defer s.stopNATS()
 	g, ctx := errgroup.WithContext(ctx)
-	for _, run := range s.runs {
-		g.Go(func() error { return run(ctx) })
-	}
+	g.Go(func() error { return s.inventory(ctx) })
+	g.Go(func() error {
+		err := s.registerKey(ctx)
+		runCtx := ctx
+		if err != nil {
+			// The services only release what New acquired.
+			var cancel context.CancelFunc
+			runCtx, cancel = context.WithCancel(ctx)
+			cancel()
+		}
+		for _, run := range s.runs {
+			g.Go(func() error { return run(runCtx) })
+		}
+		return err
+	})
 	return g.Wait()
+}
+
+// readPublicKey reads the stack's public key file.
+func (s *Stack) readPublicKey(path string) error {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	pub, err := bus.ParseSigningKey(text)
+	if err != nil {
+		return fmt.Errorf("signing keys: %s: %w", path, err)
+	}
+	s.publicKey, s.SigningKeyID = string(text), bus.SigningKeyID(pub)
+	return nil
+}
+
+// registerKey adds the stack's public key to the inventory (again, after a
+// restart: that changes nothing).
+func (s *Stack) registerKey(ctx context.Context) error {
+	c := inventoryapi.NewClient(s.APIURL, &http.Client{Timeout: 30 * time.Second})
+	if _, err := c.AddSigningKey(ctx, KeyName, s.publicKey); err != nil {
+		return fmt.Errorf("register the signing key %s in the inventory (if it was revoked, remove %s for a new pair): %w",
+			s.SigningKeyID, filepath.Join(s.DataDir, "keys"), err)
+	}
+	return nil
 }
 
 func (s *Stack) stopNATS() {

@@ -22,24 +22,17 @@ type Result struct {
 }
 
 // Write writes the pack turning from (root fromRoot, "" for none) into to,
-// fetching content with open, signed with key unless it is nil, and
-// returns its size and hash.
+// fetching content with open, signed with key unless it is nil, spooling
+// in tempDir, and returns its size and hash.
 func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to *tree.Manifest,
-	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey) (Result, error) {
-	h := pack.Header{
-		Format: pack.FormatVersion, Tree: treeName, From: fromRoot, To: to.Root(),
-		Manifest: to, Parts: pack.Parts(from, to),
+	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey, tempDir string) (Result, error) {
+	if (from == nil) != (fromRoot == "") || (from != nil && from.Root() != fromRoot) {
+		return Result{}, fmt.Errorf("write pack %s %s→%s: the base manifest is not %q", treeName, fromRoot, to.Root(), fromRoot)
 	}
 	hasher := blake3.New()
-	var n int64
-	var err error
-	if key != nil {
-		n, err = pack.WriteSigned(ctx, io.MultiWriter(w, hasher), h, open, key)
-	} else {
-		n, err = pack.Write(ctx, io.MultiWriter(w, hasher), h, open)
-	}
+	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir}, open)
 	if err != nil {
-		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, h.To, err)
+		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, to.Root(), err)
 	}
-	return Result{Size: n, Hash: fmt.Sprintf("%x", hasher.Sum(nil)), Parts: len(h.Parts)}, nil
+	return Result{Size: res.Bytes, Hash: fmt.Sprintf("%x", hasher.Sum(nil)), Parts: res.Parts}, nil
 }

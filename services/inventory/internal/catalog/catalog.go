@@ -25,6 +25,7 @@ var (
 	ErrTreeNotFound         = fmt.Errorf("tree %w", ErrNotFound)
 	ErrRunNotFound          = fmt.Errorf("run %w", ErrNotFound)
 	ErrSubscriptionNotFound = fmt.Errorf("subscription %w", ErrNotFound)
+	ErrSigningKeyNotFound   = fmt.Errorf("signing key %w", ErrNotFound)
 )
 
 // Run states.
@@ -98,6 +99,19 @@ type Version struct {
 	Files       int64
 	Bytes       int64
 	PublishedAt time.Time
+}
+
+// SigningKey is a public key whose signatures on packs site-agents accept
+// while it is not revoked.
+type SigningKey struct {
+	// ID is the fingerprint of the key (bus.SigningKeyID).
+	ID   string
+	Name string
+	// PublicKey is the key in canonical PEM (bus.EncodeSigningKey).
+	PublicKey string
+	CreatedAt time.Time
+	// RevokedAt is nil while the key is trusted.
+	RevokedAt *time.Time
 }
 
 // SiteVersion is the version of a tree that a site serves.

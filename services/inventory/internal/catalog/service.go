@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,18 @@ type Repository interface {
 	// the event id, in one transaction. It returns false and changes
 	// nothing when the id was recorded before.
 	RecordEvent(ctx context.Context, eventID string, c Change) (bool, error)
+	// AddSigningKey stores k and returns it with true. When a key with k.ID
+	// is stored under the same name and not revoked, it returns that one
+	// with false and changes nothing. It fails with ErrAlreadyExists when
+	// the key is stored under another name or revoked, or when another
+	// key that is not revoked has the name.
+	AddSigningKey(ctx context.Context, k SigningKey) (SigningKey, bool, error)
+	// RevokeSigningKey sets the revocation time of a key that is not
+	// revoked yet and returns the key, and whether it changed it. It fails
+	// with ErrSigningKeyNotFound for an unknown id.
+	RevokeSigningKey(ctx context.Context, id string, at time.Time) (SigningKey, bool, error)
+	// SigningKeys lists every key, revoked ones included, oldest first.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
 }
 
 // Change is what one bus event does to the catalog; nil fields do nothing.
@@ -67,6 +80,11 @@ type Notifier interface {
 	// SyncRequested sends the trigger to the scheduler; when it returns
 	// nil the trigger is stored on the bus.
 	SyncRequested(ctx context.Context, t bus.Trigger) error
+	// TrustSigningKeys makes keys exactly the set site-agents trust; when
+	// it returns nil, the set is stored on the bus.
+	TrustSigningKeys(ctx context.Context, keys []SigningKey) error
+	SigningKeyAdded(ctx context.Context, k SigningKey) error
+	SigningKeyRevoked(ctx context.Context, k SigningKey) error
 }
 
 // Service applies the catalog's rules.
@@ -75,6 +93,10 @@ type Service struct {
 	notify Notifier
 	log    *slog.Logger
 	now    func() time.Time
+	// trustMu makes publications of the trusted keys one at a time, each
+	// reading the keys after the change that caused it was committed, so
+	// an older set never overwrites a newer one.
+	trustMu sync.Mutex
 }
 
 // New returns a service storing in repo and announcing through n.

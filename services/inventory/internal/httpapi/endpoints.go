@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/go-kit/kit/endpoint"
 
@@ -31,6 +32,9 @@ type Catalog interface {
 	Run(ctx context.Context, id string) (catalog.Run, error)
 	Runs(ctx context.Context, f catalog.RunFilter) ([]catalog.Run, error)
 	Overview(ctx context.Context) ([]catalog.OverviewRow, error)
+	SigningKeys(ctx context.Context) ([]catalog.SigningKey, error)
+	AddSigningKey(ctx context.Context, name, publicKey string) (catalog.SigningKey, bool, error)
+	RevokeSigningKey(ctx context.Context, id string) (catalog.SigningKey, error)
 }
 
 // Endpoints are the API's operations. Requests are domain values (a name,
@@ -50,10 +54,28 @@ type Endpoints struct {
 	ListRuns           endpoint.Endpoint
 	GetRun             endpoint.Endpoint
 	Overview           endpoint.Endpoint
+	ListSigningKeys    endpoint.Endpoint
+	AddSigningKey      endpoint.Endpoint
+	RevokeSigningKey   endpoint.Endpoint
 }
 
 // noRequest is the request of operations that take none.
 type noRequest struct{}
+
+// addedKey answers POST /api/v1/keys: the key, with 201 when it was added
+// and 200 when it was there already (httptransport.StatusCoder).
+type addedKey struct {
+	inventoryapi.SigningKey
+	added bool
+}
+
+// StatusCode is the HTTP status of the answer.
+func (a addedKey) StatusCode() int {
+	if a.added {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
 
 // MakeEndpoints adapts c.
 func MakeEndpoints(c Catalog) Endpoints {
@@ -113,6 +135,18 @@ func MakeEndpoints(c Catalog) Endpoints {
 		Overview: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.OverviewRow, error) {
 			rows, err := c.Overview(ctx)
 			return wire.List(rows, wire.OverviewRow), err
+		}),
+		ListSigningKeys: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.SigningKey, error) {
+			ks, err := c.SigningKeys(ctx)
+			return wire.List(ks, wire.SigningKey), err
+		}),
+		AddSigningKey: typed(func(ctx context.Context, in inventoryapi.SigningKeyCreate) (addedKey, error) {
+			k, added, err := c.AddSigningKey(ctx, in.Name, in.PublicKey)
+			return addedKey{SigningKey: wire.SigningKey(k), added: added}, err
+		}),
+		RevokeSigningKey: typed(func(ctx context.Context, id string) (inventoryapi.SigningKey, error) {
+			k, err := c.RevokeSigningKey(ctx, id)
+			return wire.SigningKey(k), err
 		}),
 	}
 }

@@ -49,6 +49,9 @@ func Register(mux *http.ServeMux, e Endpoints, log *slog.Logger) {
 	handle("GET /api/v1/runs", e.ListRuns, decodeRunFilter, http.StatusOK)
 	handle("GET /api/v1/runs/{id}", e.GetRun, decodePathValue("id"), http.StatusOK)
 	handle("GET /api/v1/overview", e.Overview, decodeNothing, http.StatusOK)
+	handle("GET /api/v1/keys", e.ListSigningKeys, decodeNothing, http.StatusOK)
+	handle("POST /api/v1/keys", e.AddSigningKey, decodeSigningKey, http.StatusCreated)
+	handle("POST /api/v1/keys/{id}/revoke", e.RevokeSigningKey, decodePathValue("id"), http.StatusOK)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, inventoryapi.Problem{
 			Title:  http.StatusText(http.StatusNotFound),
@@ -88,6 +91,14 @@ func decodeSubscription(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return catalog.Subscription{Site: in.Site, Tree: in.Tree, Paused: in.Paused}, nil
+}
+
+func decodeSigningKey(_ context.Context, r *http.Request) (any, error) {
+	var in inventoryapi.SigningKeyCreate
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 func decodeSubscriptionFilter(_ context.Context, r *http.Request) (any, error) {
@@ -133,10 +144,16 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// encodeJSON writes resp with status, or with its own status when it has
+// one (httptransport.StatusCoder).
 func encodeJSON(status int) httptransport.EncodeResponseFunc {
 	return func(_ context.Context, w http.ResponseWriter, resp any) error {
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
+		code := status
+		if sc, ok := resp.(httptransport.StatusCoder); ok {
+			code = sc.StatusCode()
+		}
+		w.WriteHeader(code)
 		return json.NewEncoder(w).Encode(resp)
 	}
 }

@@ -55,6 +55,7 @@ func TestRepositoryContract(t *testing.T) {
 		{"site versions", testSiteVersions},
 		{"idempotent events", testIdempotent},
 		{"overview data", testOverviewData},
+		{"signing keys", testSigningKeys},
 	}
 	for _, db := range databases {
 		t.Run(db.name, func(t *testing.T) {
@@ -456,5 +457,77 @@ func TestOpenUnreachable(t *testing.T) {
 	}
 	if _, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "missing-dir", "x.db")); err == nil {
 		t.Fatal("opened a sqlite file in a missing directory")
+	}
+}
+
+func newSigningKey(id, name string, at time.Time) catalog.SigningKey {
+	return catalog.SigningKey{ID: id, Name: name, PublicKey: "-----BEGIN PUBLIC KEY-----\n" + id + "\n-----END PUBLIC KEY-----\n", CreatedAt: at}
+}
+
+func testSigningKeys(t *testing.T, s *Store) {
+	ctx := context.Background()
+	keys, err := s.SigningKeys(ctx)
+	must(t, err)
+	if len(keys) != 0 {
+		t.Fatalf("keys of a new database = %+v", keys)
+	}
+	k1 := newSigningKey(strings.Repeat("1", 32), "signer", t0)
+	got, added, err := s.AddSigningKey(ctx, k1)
+	must(t, err)
+	if !added || !reflect.DeepEqual(got, k1) {
+		t.Fatalf("add = %+v, %v; want %+v, true", got, added, k1)
+	}
+	// The same key under the same name: the stored one, unchanged.
+	again := k1
+	again.CreatedAt = t0.Add(time.Hour)
+	got, added, err = s.AddSigningKey(ctx, again)
+	must(t, err)
+	if added || !reflect.DeepEqual(got, k1) {
+		t.Fatalf("add again = %+v, %v; want %+v, false", got, added, k1)
+	}
+	renamed := k1
+	renamed.Name = "other"
+	_, _, err = s.AddSigningKey(ctx, renamed)
+	wantErr(t, err, catalog.ErrAlreadyExists)
+	if !strings.Contains(err.Error(), `registered as "signer"`) {
+		t.Fatalf("renamed key: %v", err)
+	}
+	// Another key may not take a name in use.
+	_, _, err = s.AddSigningKey(ctx, newSigningKey(strings.Repeat("2", 32), "signer", t0))
+	wantErr(t, err, catalog.ErrAlreadyExists)
+	k2 := newSigningKey(strings.Repeat("2", 32), "signer-2", t0.Add(time.Minute))
+	_, _, err = s.AddSigningKey(ctx, k2)
+	must(t, err)
+
+	_, _, err = s.RevokeSigningKey(ctx, strings.Repeat("9", 32), t0)
+	wantErr(t, err, catalog.ErrSigningKeyNotFound)
+	at := t0.Add(2 * time.Hour)
+	got, revoked, err := s.RevokeSigningKey(ctx, k1.ID, at)
+	must(t, err)
+	if !revoked || got.RevokedAt == nil || !got.RevokedAt.Equal(at) || got.Name != "signer" || got.PublicKey != k1.PublicKey {
+		t.Fatalf("revoke = %+v, %v", got, revoked)
+	}
+	// Revoking again keeps the first time.
+	got, revoked, err = s.RevokeSigningKey(ctx, k1.ID, at.Add(time.Hour))
+	must(t, err)
+	if revoked || got.RevokedAt == nil || !got.RevokedAt.Equal(at) {
+		t.Fatalf("revoke again = %+v, %v", got, revoked)
+	}
+	// A revoked key stays revoked; its name is free again.
+	_, _, err = s.AddSigningKey(ctx, k1)
+	wantErr(t, err, catalog.ErrAlreadyExists)
+	if !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("re-adding a revoked key: %v", err)
+	}
+	k3 := newSigningKey(strings.Repeat("3", 32), "signer", t0.Add(3*time.Hour))
+	_, _, err = s.AddSigningKey(ctx, k3)
+	must(t, err)
+
+	keys, err = s.SigningKeys(ctx)
+	must(t, err)
+	r1 := k1
+	r1.RevokedAt = &at
+	if want := []catalog.SigningKey{r1, k2, k3}; !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys = %+v, want %+v", keys, want)
 	}
 }

@@ -45,6 +45,11 @@ func OverviewRow(o catalog.OverviewRow) inventoryapi.OverviewRow {
 	}
 }
 
+// SigningKey is k on the wire.
+func SigningKey(k catalog.SigningKey) inventoryapi.SigningKey {
+	return inventoryapi.SigningKey{ID: k.ID, Name: k.Name, PublicKey: k.PublicKey, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+}
+
 // List converts every element of in with f; never nil, so that JSON
 // encodes an empty list as [].
 func List[D, W any](in []D, f func(D) W) []W {
