@@ -446,7 +446,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 
 // verify scans the built tree and compares it to the target manifest.
 func verify(ctx context.Context, dir string, want *tree.Manifest) error {
-	got, err := tree.Scan(ctx, dir)
+	got, err := tree.ScanWith(ctx, dir, tree.ScanOptions{NoChunks: true})
 	if err != nil {
 		return fmt.Errorf("%w: scan: %w", ErrVerify, err)
 	}

@@ -37,6 +37,11 @@ type ScanOptions struct {
 	// Filter, if not nil, decides which entries are recorded; an excluded
 	// directory is not descended into.
 	Filter *Filter
+	// NoChunks leaves out chunk lists, which are not part of the root:
+	// enough for a scan that only compares roots (verification), and
+	// cheaper for large files. Files without their chunks are not stored
+	// in Cache.
+	NoChunks bool
 
 	now func() time.Time // the scan start; time.Now unless a test sets it
 }
@@ -131,7 +136,7 @@ func ScanWith(ctx context.Context, dir string, o ScanOptions) (m *Manifest, err 
 			continue // not a file, or its hash came from the cache
 		}
 		e := &m.Entries[i] // each worker owns one entry
-		g.Go(func() error { return hashFile(gctx, root, e, o.Cache, start) })
+		g.Go(func() error { return hashFile(gctx, root, e, o.Cache, !o.NoChunks, start) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("scan %s: %w", dir, err)
@@ -229,12 +234,12 @@ func kindName(mode fs.FileMode) string {
 }
 
 // hashFile fills in the size, mtime, mode, hash and, for a file of at least
-// ChunkThreshold bytes, the chunks of the file entry e, taking them from the
+// ChunkThreshold bytes when chunk is set, the chunks of the file entry e, taking them from the
 // opened file so that they describe the bytes hashed; the file is read
 // once. With a cache, the hash and chunks are remembered if the file's stat
 // fields are the same after hashing as before and old enough
 // (StatCache.store).
-func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, start time.Time) error {
+func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, chunk bool, start time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -255,7 +260,8 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, st
 		n      int64
 		chunks []Chunk
 	)
-	if info.Size() >= ChunkThreshold {
+	big := info.Size() >= ChunkThreshold
+	if big && chunk {
 		hash, n, chunks, err = hashChunksWith(f, make([]byte, 2*ChunkMaxSize), info.Size())
 	} else {
 		hash, n, err = hashWith(f, make([]byte, min(info.Size()+1, 256<<10)))
@@ -266,7 +272,7 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, st
 	if n != info.Size() {
 		return fmt.Errorf("%s: size changed during the scan (%d bytes, read %d)", e.Path, info.Size(), n)
 	}
-	if cache != nil {
+	if cache != nil && (chunk || !big) {
 		if k, ok := statKeyOf(info); ok {
 			after, err := f.Stat()
 			if err != nil {
