@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
@@ -200,6 +201,9 @@ func (h *Header) Validate() error {
 	sizes := make(map[string]int64)
 	for _, e := range h.Set {
 		if e.Kind == tree.KindFile {
+			if size, ok := sizes[e.Hash]; ok && size != e.Size {
+				return fmt.Errorf("%w: set: %q has %d bytes of content %s, another file %d", ErrFormat, e.Path, e.Size, e.Hash, size)
+			}
 			sizes[e.Hash] = e.Size
 		}
 	}
@@ -207,6 +211,9 @@ func (h *Header) Validate() error {
 	for i, s := range h.Segments {
 		if err := s.validate(h.From != ""); err != nil {
 			return fmt.Errorf("%w: segment %d: %w", ErrFormat, i, err)
+		}
+		if s.Size > math.MaxInt64-stream {
+			return fmt.Errorf("%w: segments above %d bytes in all", ErrFormat, int64(math.MaxInt64))
 		}
 		stream += s.Size
 	}
@@ -227,7 +234,11 @@ func (h *Header) Validate() error {
 		if err := p.validateOps(h.From != ""); err != nil {
 			return fmt.Errorf("%w: part %d (%s): %w", ErrFormat, i, p.Hash, err)
 		}
-		literal += p.literal()
+		n := p.literal()
+		if n > math.MaxInt64-literal {
+			return fmt.Errorf("%w: parts take more than %d literal bytes", ErrFormat, int64(math.MaxInt64))
+		}
+		literal += n
 	}
 	if literal != stream {
 		return fmt.Errorf("%w: parts take %d literal bytes, segments hold %d", ErrFormat, literal, stream)
@@ -282,10 +293,10 @@ func (s *Segment) validate(haveBase bool) error {
 		if !tree.IsHash(r.Hash) || r.Off < 0 || r.Len <= 0 {
 			return fmt.Errorf("bad dictionary range %+v", r)
 		}
-		total += r.Len
-		if total > MaxDict {
+		if r.Len > MaxDict-total {
 			return fmt.Errorf("dictionary above %d bytes", MaxDict)
 		}
+		total += r.Len
 	}
 	return nil
 }
@@ -304,10 +315,10 @@ func (p *Part) validateOps(haveBase bool) error {
 		case op.Hash != "" && (!tree.IsHash(op.Hash) || op.Off < 0):
 			return fmt.Errorf("op %d: bad copy source %q at %d", j, op.Hash, op.Off)
 		}
-		sum += op.N
-		if sum > p.Size {
-			break
+		if op.N > p.Size-sum {
+			return fmt.Errorf("ops make more than the %d bytes the part declares", p.Size)
 		}
+		sum += op.N
 	}
 	if len(p.Ops) > 0 && sum != p.Size {
 		return fmt.Errorf("ops make %d bytes, part declares %d", sum, p.Size)
@@ -318,7 +329,8 @@ func (p *Part) validateOps(haveBase bool) error {
 // Target returns the manifest the pack builds on base, the manifest of
 // version From (nil when From is ""): base minus Remove, with Set laid
 // over it. It checks that base is From, that every removed path exists,
-// that the result is a valid manifest whose root is To, that every copy
+// that the result is a valid manifest whose root is To, that each file
+// whose content base holds has that content's size, that every copy
 // and dictionary range lies within a file of base, and that no size limit
 // is passed (lim, zero for the defaults). Errors wrap ErrBase or ErrFormat,
 // and ErrTooLarge for a limit.
@@ -370,10 +382,6 @@ func (h *Header) Target(base *tree.Manifest, lim Limits) (*tree.Manifest, error)
 	if root := out.Root(); root != h.To {
 		return nil, fmt.Errorf("%w: the target's root is %s, the pack says %s", ErrBase, root, h.To)
 	}
-	_, total := out.Totals()
-	if total > lim.MaxTotal {
-		return nil, fmt.Errorf("%w: target of %d bytes is above the limit of %d: %w", ErrFormat, total, lim.MaxTotal, ErrTooLarge)
-	}
 	sizes := make(map[string]int64)
 	if base != nil {
 		for _, e := range base.Entries {
@@ -381,6 +389,17 @@ func (h *Header) Target(base *tree.Manifest, lim Limits) (*tree.Manifest, error)
 				sizes[e.Hash] = e.Size
 			}
 		}
+	}
+	// A file is built from the content its hash names: its size must be
+	// that content's, so that the total below bounds what is written.
+	for _, e := range out.Entries {
+		if size, ok := sizes[e.Hash]; ok && e.Kind == tree.KindFile && e.Size != size {
+			return nil, fmt.Errorf("%w: %q has %d bytes of content %s, which has %d in the base", ErrFormat, e.Path, e.Size, e.Hash, size)
+		}
+	}
+	_, total := out.Totals()
+	if total > lim.MaxTotal {
+		return nil, fmt.Errorf("%w: target of %d bytes is above the limit of %d: %w", ErrFormat, total, lim.MaxTotal, ErrTooLarge)
 	}
 	within := func(what string, hash string, off, n int64) error {
 		size, ok := sizes[hash]

@@ -68,7 +68,7 @@ func NewReader(r io.Reader, lim Limits) (*Reader, error) {
 	if uint64(len(compressed)) != n {
 		return nil, fmt.Errorf("%w: read header: %d of %d bytes: %w", ErrFormat, len(compressed), n, io.ErrUnexpectedEOF)
 	}
-	raw, err := decompressHeader(compressed, lim.MaxHeader)
+	raw, err := decompressHeader(compressed, min(lim.MaxHeader, headerRatio*int64(len(compressed))+1<<20))
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +82,12 @@ func NewReader(r io.Reader, lim Limits) (*Reader, error) {
 	}
 	return &Reader{br: br, h: h, raw: raw, lim: lim, lit: lit, files: map[string]ReaderAtCloser{}}, nil
 }
+
+// headerRatio bounds a header's decompressed size per compressed byte
+// (beyond 1 MiB): real headers are mostly hashes and compress about 2–4×,
+// while a header of repeated tiny objects could inflate thousands of times
+// and cost the JSON decoder far more memory than its bytes.
+const headerRatio = 64
 
 // decompressHeader inflates the header's zstd frame, refusing more than
 // limit bytes.
