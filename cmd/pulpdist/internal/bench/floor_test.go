@@ -21,6 +21,16 @@ import (
 // (or in the old file, with --patch-from) are found.
 var zstdArgs = []string{"-q", "-19", "--long=31", "-c"}
 
+// hugeFile is the size above which the floor of a content with an old
+// version is its patch alone, at level hugeLevel: zstd -19 runs at about
+// 0.5 MB/s here, hours for the multi-GB images, and their patch (a few
+// edits in GBs of unchanged bytes) is far below any plain compression of
+// them. docs/benchmarks.md says so next to the figures.
+const (
+	hugeFile  = 256 * mib
+	hugeLevel = "-9"
+)
+
 // segments says when and how zstdPatch splits a patch: zstd --patch-from
 // refuses references over 2 GB ("Can't handle files larger than 2 GB"),
 // and --memory, which only raises the decoder's limit, does not lift it.
@@ -57,6 +67,7 @@ func zstdFloor(ctx context.Context, zstd, work, a, b string, ma, mb *tree.Manife
 	}
 	type content struct {
 		path    string   // first path of b holding it: compressed plain
+		size    int64
 		patches []string // paths where a has a file: compressed against it
 		best    int64
 	}
@@ -68,7 +79,7 @@ func zstdFloor(ctx context.Context, zstd, work, a, b string, ma, mb *tree.Manife
 		}
 		c := contents[e.Hash]
 		if c == nil {
-			c = &content{path: e.Path, best: -1}
+			c = &content{path: e.Path, size: e.Size, best: -1}
 			contents[e.Hash] = c
 			order = append(order, e.Hash)
 		}
@@ -89,8 +100,12 @@ func zstdFloor(ctx context.Context, zstd, work, a, b string, ma, mb *tree.Manife
 	g.SetLimit(runtime.NumCPU())
 	for i, h := range order {
 		c := contents[h]
+		huge := c.size > hugeFile && len(c.patches) > 0
 		g.Go(func() error {
-			n, err := zstdSize(gctx, zstd, "", filepath.Join(b, c.path), nil)
+			if huge {
+				return nil // its patch is the floor (see hugeFile)
+			}
+			n, err := zstdSize(gctx, zstd, "", "", filepath.Join(b, c.path), nil)
 			if err != nil {
 				return err
 			}
@@ -122,9 +137,13 @@ func zstdFloor(ctx context.Context, zstd, work, a, b string, ma, mb *tree.Manife
 }
 
 // zstdSize returns the size of `zstd -19 --long=31 [--patch-from=ref]` of
-// the file target, or of in if not nil (target then names it in errors).
-func zstdSize(ctx context.Context, zstd, ref, target string, in io.Reader) (int64, error) {
+// the file target, or of in if not nil (target then names it in errors);
+// a level other than "" replaces -19.
+func zstdSize(ctx context.Context, zstd, level, ref, target string, in io.Reader) (int64, error) {
 	args := append([]string(nil), zstdArgs...)
+	if level != "" {
+		args[1] = level
+	}
 	if ref != "" {
 		args = append(args, "--patch-from="+ref)
 	}
@@ -162,8 +181,12 @@ func zstdPatch(ctx context.Context, zstd, ref, oldPath, newPath string, seg segm
 	if err != nil {
 		return 0, err
 	}
+	level := ""
+	if newInfo.Size() > hugeFile {
+		level = hugeLevel
+	}
 	if oldInfo.Size() <= seg.whole && newInfo.Size() <= seg.whole {
-		return zstdSize(ctx, zstd, oldPath, newPath, nil)
+		return zstdSize(ctx, zstd, level, oldPath, newPath, nil)
 	}
 	oldFile, err := os.Open(oldPath)
 	if err != nil {
@@ -184,7 +207,7 @@ func zstdPatch(ctx context.Context, zstd, ref, oldPath, newPath string, seg segm
 			return 0, err
 		}
 		part := io.NewSectionReader(newFile, off, min(seg.size, newInfo.Size()-off))
-		n, err := zstdSize(ctx, zstd, ref, fmt.Sprintf("%s[%d:]", newPath, off), part)
+		n, err := zstdSize(ctx, zstd, level, ref, fmt.Sprintf("%s[%d:]", newPath, off), part)
 		if err != nil {
 			return 0, err
 		}
