@@ -35,13 +35,19 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	api := root.PersistentFlags().String("api", envOr("PULPDIST_API_URL", "http://"+defaultAPI), "inventory API base URL (env PULPDIST_API_URL)")
+	token := root.PersistentFlags().String("token", "", "inventory API bearer token (default: env PULPDIST_TOKEN, which keeps it out of ps and shell history)")
 	asJSON := root.PersistentFlags().Bool("json", false, "print JSON instead of a table")
 	client := func() *inventoryapi.Client {
-		return inventoryapi.NewClient(*api, &http.Client{Timeout: 30 * time.Second})
+		tok := *token
+		if tok == "" {
+			tok = os.Getenv("PULPDIST_TOKEN")
+		}
+		return inventoryapi.NewClient(*api, &http.Client{Timeout: 30 * time.Second}).WithToken(tok)
 	}
 	root.AddCommand(newDev(stdout, stderr))
 	root.AddCommand(newKeygen(stdout))
 	root.AddCommand(newKeys(stdout, client, asJSON))
+	root.AddCommand(newToken(stdout, stderr, client, asJSON))
 	root.AddCommand(newTreeCommands(stdout, stderr)...)
 	root.AddCommand(&cobra.Command{
 		Use:   "overview",

@@ -134,6 +134,18 @@ func TestComposeMatchesPrograms(t *testing.T) {
 			t.Errorf("%s: inventory url %q does not match inventory's http addr port %q", name, svc.Environment["PULPDIST_INVENTORY_URL"], httpPort["inventory"])
 		}
 	}
+	// Tokens come from the environment of `docker compose up`, never
+	// from the file: the inventory's must be set, the scheduler gets one.
+	tokens := map[string]string{"inventory": "PULPDIST_ADMIN_TOKEN", "scheduler": "PULPDIST_INVENTORY_TOKEN"}
+	for name, svc := range c.Services {
+		env, ok := tokens[svc.Build.Args["SERVICE"]]
+		if !ok {
+			continue
+		}
+		if v := svc.Environment[env]; !regexp.MustCompile(`^\$\{PULPDIST_[A-Z_]+(:\?|:-)`).MatchString(v) {
+			t.Errorf("%s: %s is %q, want a ${PULPDIST_…:?…} or ${…:-…} reference to the environment", name, env, v)
+		}
+	}
 	nats, ok := c.Services["nats"]
 	if !ok || !slices.Contains(nats.Command, "--jetstream") {
 		t.Errorf("the nats service must run with --jetstream")

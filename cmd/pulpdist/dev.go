@@ -43,8 +43,13 @@ SQLite, the scheduler, a delta-cache and a site-agent for each demo site.
 The first lines printed are machine-readable:
 
   API: http://127.0.0.1:<port>
+  Token: <an admin bearer token of the API>
   NATS: nats://127.0.0.1:<port>
-  Data: <dir>`,
+  Data: <dir>
+
+The token is kept in <dir>/keys/admin.token (the same on every run); use it
+with PULPDIST_TOKEN=<token> for the other subcommands, or open the dashboard
+URL printed once everything is ready, which carries it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.natsPort < -1 || o.natsPort == 0 || o.natsPort > 65535 {
@@ -79,14 +84,15 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "API: %s\nNATS: %s\nData: %s\n", st.APIURL, st.NATSURL, st.DataDir)
+	fmt.Fprintf(stdout, "API: %s\nToken: %s\nNATS: %s\nData: %s\n", st.APIURL, st.Token, st.NATSURL, st.DataDir)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return st.Run(gctx) })
 	g.Go(func() error {
 		if err := waitReady(gctx, st.APIURL); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Dashboard: %s/\nReady: every service answers; try: curl %s/api/v1/overview\n", st.APIURL, st.APIURL)
+		fmt.Fprintf(stdout, "Dashboard: %s/#token=%s\nReady: every service answers; try: curl -H 'Authorization: Bearer %s' %s/api/v1/overview\n",
+			st.APIURL, st.Token, st.Token, st.APIURL)
 		if o.noDemo {
 			return nil
 		}
@@ -94,14 +100,14 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		c := inventoryapi.NewClient(st.APIURL, &http.Client{Timeout: 30 * time.Second})
+		c := inventoryapi.NewClient(st.APIURL, &http.Client{Timeout: 30 * time.Second}).WithToken(st.Token)
 		if err := demo.Declare(gctx, c, src); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 		if _, err := c.Sync(gctx, demo.Tree); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
-		fmt.Fprintf(stdout, "Demo: tree %q at %s mirrored to %v; edit it, then: go run ./cmd/pulpdist sync %s\n", demo.Tree, src, demo.Replicas, demo.Tree)
+		fmt.Fprintf(stdout, "Demo: tree %q at %s mirrored to %v; edit it, then: PULPDIST_TOKEN=%s go run ./cmd/pulpdist sync %s\n", demo.Tree, src, demo.Replicas, st.Token, demo.Tree)
 		return nil
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,11 +15,12 @@ import (
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 	"github.com/pulpdist/pulpdist/libs/poll"
+	"github.com/pulpdist/pulpdist/services/inventory"
 )
 
 // TestDevRunsTheDemo is `make run` as a test: pulpdist dev on SQLite with
-// an embedded NATS prints its addresses first, mirrors the demo tree to
-// both demo replicas, and stops cleanly when cancelled.
+// an embedded NATS prints its addresses and an admin token first, mirrors
+// the demo tree to both demo replicas, and stops cleanly when cancelled.
 func TestDevRunsTheDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -31,21 +33,34 @@ func TestDevRunsTheDemo(t *testing.T) {
 	}()
 	lines := bufio.NewScanner(outR)
 	var head []string
-	for len(head) < 3 && lines.Scan() {
+	for len(head) < 4 && lines.Scan() {
 		head = append(head, lines.Text())
 	}
+	dashboard := make(chan string, 1)
 	go func() { // keep draining so the dev command never blocks on stdout
 		for lines.Scan() {
+			if u, ok := strings.CutPrefix(lines.Text(), "Dashboard: "); ok {
+				dashboard <- u
+			}
 		}
 	}()
-	if len(head) < 3 {
+	if len(head) < 4 {
 		t.Fatalf("dev printed %q, then stopped: %v", head, <-done)
 	}
-	if !strings.HasPrefix(head[0], "API: http://127.0.0.1:") ||
-		!strings.HasPrefix(head[1], "NATS: nats://127.0.0.1:") || !strings.HasPrefix(head[2], "Data: /") {
+	if !strings.HasPrefix(head[0], "API: http://127.0.0.1:") || !strings.HasPrefix(head[1], "Token: ") ||
+		!strings.HasPrefix(head[2], "NATS: nats://127.0.0.1:") || !strings.HasPrefix(head[3], "Data: /") {
 		t.Fatalf("first lines %q", head)
 	}
-	c := inventoryapi.NewClient(strings.TrimPrefix(head[0], "API: "), nil)
+	api, token := strings.TrimPrefix(head[0], "API: "), strings.TrimPrefix(head[1], "Token: ")
+	if err := inventory.ValidateAdminToken(token); err != nil || token == "" {
+		t.Fatalf("token line %q: %v", head[1], err)
+	}
+	// The API wants the token; with it, the demo is there.
+	var p *inventoryapi.Problem
+	if _, err := inventoryapi.NewClient(api, nil).Overview(ctx); !errors.As(err, &p) || p.Status != http.StatusUnauthorized {
+		t.Fatalf("overview without a token: %v, want 401", err)
+	}
+	c := inventoryapi.NewClient(api, nil).WithToken(token)
 	poll.Until(t, 60*time.Second, func() error {
 		rows, err := c.Overview(ctx)
 		if err != nil {
@@ -62,8 +77,19 @@ func TestDevRunsTheDemo(t *testing.T) {
 		}
 		return nil
 	})
-	// The dashboard shows the same.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimPrefix(head[0], "API: ")+"/", nil)
+	// The dashboard URL carries the token in its fragment, which the
+	// browser keeps to itself; the page is static, served without a token,
+	// and its script reads the API with the token.
+	var dash string
+	select {
+	case dash = <-dashboard:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no Dashboard line")
+	}
+	if dash != api+"/#token="+token {
+		t.Fatalf("dashboard URL %q, want %s/#token=%s", dash, api, token)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +102,14 @@ func TestDevRunsTheDemo(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("dashboard: %d %s %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
 	}
-	for _, want := range append([]string{demo.Origin, string(bus.ResultCompleted)}, demo.Replicas...) {
+	for _, want := range []string{`"/api/v1/overview"`, "Authorization: ", "#token=", "localStorage"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	for _, leak := range append([]string{demo.Origin}, demo.Replicas...) {
+		if strings.Contains(string(page), leak) {
+			t.Errorf("the dashboard served without a token shows %q", leak)
 		}
 	}
 	cancel()

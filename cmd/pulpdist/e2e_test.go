@@ -213,7 +213,12 @@ func TestEndToEnd(t *testing.T) {
 		return nil
 	})
 
-	c := inventoryapi.NewClient(st.APIURL, nil)
+	// The API wants the stack's token (made in its data directory).
+	var p *inventoryapi.Problem
+	if _, err := inventoryapi.NewClient(st.APIURL, nil).Trees(ctx); !errors.As(err, &p) || p.Status != http.StatusUnauthorized {
+		t.Fatalf("trees without a token: %v, want 401", err)
+	}
+	c := inventoryapi.NewClient(st.APIURL, nil).WithToken(st.Token)
 	for _, s := range []string{"origin", "site-a", "site-b", "site-c"} {
 		if _, err := c.CreateSite(ctx, inventoryapi.Site{Name: s}); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +25,18 @@ import (
 	"github.com/pulpdist/pulpdist/services/inventory"
 )
 
-// cli runs pulpdist with args and returns what it printed.
+// testToken is the bootstrap admin token of the tests' inventories.
+const testToken = "pulpdist-test-admin-token-0123456789abcdef"
+
+// cli runs pulpdist with args and returns what it printed. It sends
+// testToken unless args hold --token.
 func cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	root := newRoot(&out, io.Discard)
+	if !slices.ContainsFunc(args, func(a string) bool { return a == "--token" || strings.HasPrefix(a, "--token=") }) {
+		args = append([]string{"--token", testToken}, args...)
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(t.Context())
 	return out.String(), err
@@ -51,7 +59,7 @@ func startInventory(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := inventory.New(ctx, inventory.Config{
 		NATSURL: natstest.Start(t), DatabaseURL: "sqlite://" + filepath.Join(t.TempDir(), "inventory.db"),
-		HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info",
+		HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info", AdminToken: testToken,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cancel()
@@ -176,7 +184,7 @@ func TestKeysReachTheAgents(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(t.Context())
 	st, err := devstack.New(ctx, devstack.Options{
-		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, APIAddr: "127.0.0.1:0", Sites: []string{"site-a"},
+		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, APIAddr: "127.0.0.1:0", Sites: []string{"site-a"}, AdminToken: testToken,
 	})
 	if err != nil {
 		cancel()
@@ -208,7 +216,7 @@ func TestKeysReachTheAgents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := inventoryapi.NewClient(api, nil)
+	c := inventoryapi.NewClient(api, nil).WithToken(testToken)
 	n := 0
 	// apply sends site-a a full pack of src signed with the key file, as
 	// a new tree, and returns how the run ended.

@@ -67,8 +67,8 @@ func TestServicesRunAloneAndStopOnSIGTERM(t *testing.T) {
 		name string
 		env  []string
 	}{
-		{"inventory", []string{"PULPDIST_DATABASE_URL=" + dbURL, "PULPDIST_HTTP_ADDR=" + invAddr}},
-		{"scheduler", []string{"PULPDIST_INVENTORY_URL=http://" + invAddr}},
+		{"inventory", []string{"PULPDIST_DATABASE_URL=" + dbURL, "PULPDIST_HTTP_ADDR=" + invAddr, "PULPDIST_ADMIN_TOKEN=" + testToken}},
+		{"scheduler", []string{"PULPDIST_INVENTORY_URL=http://" + invAddr, "PULPDIST_INVENTORY_TOKEN=" + testToken}},
 		{"deltacache", []string{"PULPDIST_WORK_DIR=" + t.TempDir(), "PULPDIST_INSTANCE=solo"}},
 		{"siteagent", []string{"PULPDIST_SITE=site-a", "PULPDIST_DATA_DIR=" + t.TempDir()}},
 	}

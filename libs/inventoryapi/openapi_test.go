@@ -137,6 +137,19 @@ func TestOpenAPISchemas(t *testing.T) {
 		"SyncAccepted": inventoryapi.SyncAccepted{},
 		"Problem":      inventoryapi.Problem{},
 		"SigningKey":   inventoryapi.SigningKey{},
+		"AuditEntry":   inventoryapi.AuditEntry{},
+		"Delta":        inventoryapi.Delta{},
+		"EventProblem": inventoryapi.EventProblem{},
+		"Token":        inventoryapi.Token{},
+		"TokenCreated": inventoryapi.TokenCreated{},
+
+		// Reads and updates of the overview and control routes.
+		"TreePatch":      inventoryapi.TreePatch{},
+		"SitePatch":      inventoryapi.SitePatch{},
+		"Arrival":        inventoryapi.Arrival{},
+		"VersionHistory": inventoryapi.VersionHistory{},
+		"Alarm":          inventoryapi.Alarm{},
+		"DryRun":         inventoryapi.DryRun{},
 	}
 	for name, v := range types {
 		t.Run(name, func(t *testing.T) {
@@ -159,6 +172,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		"SiteCreate":         inventoryapi.Site{},
 		"SubscriptionCreate": inventoryapi.Subscription{},
 		"SigningKeyCreate":   inventoryapi.SigningKeyCreate{},
+		"TokenCreate":        inventoryapi.TokenCreate{},
 	}
 	for name, v := range bodies {
 		all, _ := jsonTags(reflect.TypeOf(v))
@@ -200,6 +214,24 @@ var routes = []route{
 	{"get", "/api/v1/keys", "200"},
 	{"post", "/api/v1/keys", "201"},
 	{"post", "/api/v1/keys/{id}/revoke", "200"},
+	{"get", "/api/v1/tokens", "200"},
+	{"post", "/api/v1/tokens", "201"},
+	{"post", "/api/v1/tokens/{id}/revoke", "200"},
+	{"patch", "/api/v1/trees/{name}", "200"},
+	{"patch", "/api/v1/sites/{name}", "200"},
+	{"get", "/api/v1/trees/{name}/history", "200"},
+	{"get", "/api/v1/sites/{name}/history", "200"},
+	{"get", "/api/v1/failing", "200"},
+	{"get", "/api/v1/alarms", "200"},
+	{"post", "/api/v1/sites/{name}/pause", "200"},
+	{"post", "/api/v1/sites/{name}/resume", "200"},
+	{"post", "/api/v1/trees/{name}/pause", "200"},
+	{"post", "/api/v1/trees/{name}/resume", "200"},
+	{"get", "/api/v1/subscriptions/{site}/{tree}", "200"},
+	{"get", "/api/v1/subscriptions/{site}/{tree}/dry-run", "200"},
+	{"get", "/api/v1/audit", "200"},
+	{"get", "/api/v1/deltas", "200"},
+	{"get", "/api/v1/problems", "200"},
 	{"get", "/healthz", "200"},
 	{"get", "/readyz", "200"},
 }
@@ -235,13 +267,27 @@ func TestOpenAPIRoutes(t *testing.T) {
 			}
 		}
 		if strings.HasPrefix(r.path, "/api/") {
-			if node(op, "responses", "500") == nil {
-				t.Errorf("%s %s: no 500 response", strings.ToUpper(r.method), r.path)
+			for _, code := range []string{"401", "403", "500"} {
+				if node(op, "responses", code) == nil {
+					t.Errorf("%s %s: no %s response", strings.ToUpper(r.method), r.path, code)
+				}
 			}
+		}
+		// Every /api/ route needs the bearer token; health needs none.
+		security, own := node(op, "security").([]any)
+		if !own {
+			security, _ = node(doc, "security").([]any)
+		}
+		bearer := slices.ContainsFunc(security, func(req any) bool { return node(req, "bearer") != nil })
+		if bearer != strings.HasPrefix(r.path, "/api/") {
+			t.Errorf("%s %s: security %v", strings.ToUpper(r.method), r.path, security)
 		}
 	}
 	for r := range documented {
 		t.Errorf("%s %s documented but not in the route list", strings.ToUpper(r.method), r.path)
+	}
+	if node(doc, "components", "securitySchemes", "bearer", "scheme") != "bearer" {
+		t.Error("no http bearer security scheme")
 	}
 	if node(paths, "/readyz", "get", "responses", "503") == nil {
 		t.Error("/readyz: no 503 response")
@@ -264,13 +310,16 @@ func TestOpenAPIClient(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = append(seen, request{r.Method, r.URL.Path, keys(toAny(r.URL.Query()))})
+		if r.Header.Get("Authorization") != "Bearer pdt_0123456789ab_"+strings.Repeat("x", 43) {
+			t.Errorf("%s %s: Authorization %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
+		}
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte("null")) // decodes into any result type; a failed write fails the call
 	}))
 	defer srv.Close()
 
-	c := inventoryapi.NewClient(srv.URL, srv.Client())
+	c := inventoryapi.NewClient(srv.URL, srv.Client()).WithToken("pdt_0123456789ab_" + strings.Repeat("x", 43))
 	ctx := t.Context()
 	calls := map[string]func() error{
 		"Trees":      func() error { _, err := c.Trees(ctx); return err },
@@ -289,6 +338,21 @@ func TestOpenAPIClient(t *testing.T) {
 		"Overview":      func() error { _, err := c.Overview(ctx); return err },
 		"SigningKeys":   func() error { _, err := c.SigningKeys(ctx); return err },
 		"AddSigningKey": func() error { _, err := c.AddSigningKey(ctx, "signer", "PEM"); return err },
+		"Tokens":        func() error { _, err := c.Tokens(ctx); return err },
+		"CreateToken": func() error {
+			_, err := c.CreateToken(ctx, inventoryapi.TokenCreate{Role: "agent", Site: "a"})
+			return err
+		},
+		"RevokeToken": func() error { _, err := c.RevokeToken(ctx, "0123456789ab"); return err },
+		"AuditLog":    func() error { _, err := c.AuditLog(ctx, 10); return err },
+		"Deltas":      func() error { _, err := c.Deltas(ctx, "demo", 10); return err },
+		"Problems":    func() error { _, err := c.Problems(ctx, 10); return err },
+		"TreeHistory": func() error { _, err := c.TreeHistory(ctx, "demo"); return err },
+		"Failing":     func() error { _, err := c.Failing(ctx); return err },
+		"Alarms":      func() error { _, err := c.Alarms(ctx); return err },
+		"PauseSite":   func() error { _, err := c.SetPaused(ctx, "sites", "a", true); return err },
+		"ResumeTree":  func() error { _, err := c.SetPaused(ctx, "trees", "demo", false); return err },
+		"DryRun":      func() error { _, err := c.DryRun(ctx, "a", "demo"); return err },
 		"RevokeSigningKey": func() error {
 			_, err := c.RevokeSigningKey(ctx, "630dcd2966c4336691125448bbb25b4f")
 			return err

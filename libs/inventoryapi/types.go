@@ -17,16 +17,43 @@ type Tree struct {
 	// Filters are rsync-style include/exclude rules applied when the origin
 	// scans the source (docs/filters.md), such as "- *.tmp".
 	Filters []string `json:"filters,omitempty"`
-	// Keep is how many previous versions each site keeps as delta bases.
-	Keep      int       `json:"keep"`
-	CreatedAt time.Time `json:"created_at"`
+	// Keep is the retention: how many versions each site keeps (those
+	// before the served one serve as delta bases). 0 on create: 2.
+	Keep int `json:"keep"`
+	// Type is "simple" (the default), "versioned" or "snapshot".
+	Type string `json:"type,omitempty"`
+	// MaxDeletions refuses a sync that would delete more entries than this
+	// at a site; 0 is no guard.
+	MaxDeletions int64 `json:"max_deletions"`
+	// ProtectedPaths are rsync-style patterns of paths no sync deletes.
+	ProtectedPaths []string `json:"protected_paths,omitempty"`
+	// Enabled is false for a tree the scheduler does not fire; absent on
+	// create means true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// AllowedLag is how far behind a site may be before the freshness
+	// alarm fires, a duration such as "6h"; absent on create: "24h".
+	AllowedLag string    `json:"allowed_lag,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // Site is a place that holds trees, run by one site-agent.
 type Site struct {
-	Name        string    `json:"name"`
-	Description string    `json:"description,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Location and WANLink are free text ("Lyon, bldg 3", "10 Mbit/s MPLS").
+	Location string `json:"location,omitempty"`
+	WANLink  string `json:"wan_link,omitempty"`
+	// BandwidthLimit caps transfers to the site in bytes/s; 0 is unlimited.
+	BandwidthLimit int64 `json:"bandwidth_limit"`
+	// BandwidthWindows are the periods in which transfers to the site may
+	// run, each "DAYS HH:MM-HH:MM" ("Mon-Fri 22:00-06:00"); none: any time.
+	BandwidthWindows []string `json:"bandwidth_windows,omitempty"`
+	// AgentIdentity names the site's agent: its NATS user or public key.
+	AgentIdentity string `json:"agent_identity,omitempty"`
+	// LastHeartbeat is when an event from the site's agent was last seen
+	// (read-only; absent when none was).
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
 }
 
 // Subscription says that a site holds a replica of a tree.
@@ -88,6 +115,16 @@ type OverviewRow struct {
 	// LagSeconds is 0 when the site serves the latest version, otherwise
 	// the time since the oldest version it is missing was published.
 	LagSeconds int64 `json:"lag_seconds"`
+	// VersionsBehind counts the versions the site lacks up to the latest;
+	// BehindSince is when the oldest of them was published (absent when
+	// the site is in sync).
+	VersionsBehind int        `json:"versions_behind"`
+	BehindSince    *time.Time `json:"behind_since,omitempty"`
+	// LastResult is the result of the newest finished run.
+	LastResult string `json:"last_result,omitempty"`
+	// NextRunAt is when the tree's schedule fires next (UTC); absent for a
+	// tree without schedule or a paused subscription.
+	NextRunAt *time.Time `json:"next_run_at,omitempty"`
 }
 
 // SyncAccepted answers POST /api/v1/trees/{name}/sync.

@@ -58,7 +58,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	s := config.New("inventory", func(string) (string, bool) { return "", false })
 	cfg.Bind(s)
 	names = s.EnvVars()
-	if got := strings.Join(names, ","); got != "PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_NATS_URL" {
+	if got := strings.Join(names, ","); got != "PULPDIST_ADMIN_TOKEN,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_NATS_URL" {
 		t.Fatalf("env vars = %s", got)
 	}
 }
@@ -78,6 +78,9 @@ func TestConfigValidate(t *testing.T) {
 		{"log level", func(c *inventory.Config) { c.LogLevel = "loud" }, "log level"},
 		{"nil probe", func(c *inventory.Config) { c.ExtraProbes = []*health.Probe{nil} }, "probe 0 is nil"},
 		{"negative republish", func(c *inventory.Config) { c.KeyRepublish = -time.Second }, "key republish interval -1s is negative"},
+		{"short admin token", func(c *inventory.Config) { c.AdminToken = "secret" }, "admin token: 6 characters, want at least 32"},
+		{"long admin token", func(c *inventory.Config) { c.AdminToken = strings.Repeat("a", 506) }, "admin token: longer than 505"},
+		{"admin token with space", func(c *inventory.Config) { c.AdminToken = strings.Repeat("a", 32) + " b" }, "printable ASCII without spaces"},
 	} {
 		cfg := good
 		tc.edit(&cfg)

@@ -60,6 +60,9 @@ type Config struct {
 	// KeyRepublish is how often the trusted signing keys are published
 	// again (0: DefaultKeyRepublish); not read from the environment.
 	KeyRepublish time.Duration
+	// AdminToken, when set, is accepted as an admin bearer token: the
+	// bootstrap token that makes the first stored tokens (docs/operations.md).
+	AdminToken string
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -70,6 +73,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7400", "address of the REST API, /healthz and /readyz (port 0: any free port)")
 	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
 	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
 }
 
 // Logging returns the log format and level.
@@ -94,6 +98,9 @@ func (c Config) Validate() error {
 		if p == nil {
 			errs = append(errs, fmt.Errorf("extra probe %d is nil", i))
 		}
+	}
+	if err := httpapi.ValidateAdminToken(c.AdminToken); err != nil {
+		errs = append(errs, err)
 	}
 	if c.KeyRepublish < 0 {
 		errs = append(errs, fmt.Errorf("key republish interval %s is negative", c.KeyRepublish))
@@ -153,6 +160,7 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	}
 	n := &notifier{js: js, events: bus.NewEvents(js, EventSource), keys: layout.SigningKeys, log: s.log}
 	s.catalog = catalog.New(s.store, n, s.log)
+	s.catalog.UseManifests(manifestStore{store: layout.Manifests})
 	// The bucket is brought in line with the database before anything
 	// else: site-agents trust what it holds.
 	if err := s.catalog.PublishSigningKeys(ctx); err != nil {
@@ -160,8 +168,8 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	}
 	mux := http.NewServeMux()
 	health.Register(mux, append([]*health.Probe{s.probe}, cfg.ExtraProbes...)...)
-	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), s.log)
-	mux.Handle("GET /{$}", dashboard.Handler(s.catalog, s.log))
+	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), httpapi.NewAuth(s.catalog, cfg.AdminToken, s.log), s.log)
+	mux.Handle("GET /{$}", dashboard.Handler())
 	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ func startWith(t *testing.T, cfg inventory.Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
 	cfg.HTTPAddr, cfg.LogFormat, cfg.LogLevel = "127.0.0.1:0", "text", "info"
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = testAdminToken
+	}
 	svc, err := inventory.New(ctx, cfg, log)
 	if err != nil {
 		cancel()
@@ -84,7 +87,7 @@ func startWith(t *testing.T, cfg inventory.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{url: svc.URL(), client: inventoryapi.NewClient(svc.URL(), nil), js: js, svc: svc, stop: stop}
+	h := &harness{url: svc.URL(), client: inventoryapi.NewClient(svc.URL(), nil).WithToken(cfg.AdminToken), js: js, svc: svc, stop: stop}
 	eventually(t, "inventory ready", func() (bool, string) {
 		code, body := h.do(t, http.MethodGet, "/readyz", "")
 		return code == http.StatusOK, body
@@ -109,6 +112,7 @@ func (h *harness) doHeader(t *testing.T, method, path, body string) (int, http.H
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

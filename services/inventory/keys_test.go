@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 	"github.com/pulpdist/pulpdist/libs/natstest"
@@ -49,6 +51,9 @@ func (h *harness) bucket(t *testing.T) map[string]string {
 	mustOK(t, err)
 	for k := range lister.Keys() {
 		e, err := kv.Get(t.Context(), k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted between the listing and the read (republish)
+		}
 		mustOK(t, err)
 		out[k] = string(e.Value())
 	}

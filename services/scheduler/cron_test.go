@@ -44,10 +44,12 @@ func TestCronFiresOncePerMinuteAcrossInstances(t *testing.T) {
 	if _, err := bus.Ensure(t.Context(), js); err != nil {
 		t.Fatal(err)
 	}
+	disabled := false
 	trees := treeList{
 		{Name: "every-minute", Schedule: "* * * * *"},
 		{Name: "manual"},
 		{Name: "at-midnight", Schedule: "0 0 * * *"},
+		{Name: "disabled", Schedule: "* * * * *", Enabled: &disabled},
 	}
 	out := &sender{js: js, events: bus.NewEvents(js, "/test")}
 	a := cron.New(trees, out, time.Minute, log)

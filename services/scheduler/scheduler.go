@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,7 +29,10 @@ import (
 // Config is the scheduler's configuration.
 type Config struct {
 	daemon.Options
-	InventoryURL    string
+	InventoryURL string
+	// InventoryToken is the bearer token the scheduler reads the
+	// inventory API with; the viewer role is enough.
+	InventoryToken  string
 	RefreshInterval time.Duration
 	TickInterval    time.Duration
 }
@@ -37,6 +41,7 @@ type Config struct {
 func (c *Config) Bind(s *config.Set) {
 	c.Options.Bind(s, "127.0.0.1:7401")
 	s.String(&c.InventoryURL, "inventory-url", "PULPDIST_INVENTORY_URL", "http://127.0.0.1:7400", "inventory REST base URL")
+	s.String(&c.InventoryToken, "inventory-token", "PULPDIST_INVENTORY_TOKEN", "", "bearer token for the inventory API, role viewer or above (prefer the env var: flags show in ps)")
 	s.Duration(&c.RefreshInterval, "schedule-refresh", "PULPDIST_SCHEDULE_REFRESH", 30*time.Second, "how often the tree schedules are re-read")
 	s.Duration(&c.TickInterval, "schedule-tick", "", time.Second, "how often schedules are checked")
 }
@@ -46,6 +51,11 @@ func (c Config) Validate() error {
 	errs := []error{c.Options.Validate()}
 	if c.InventoryURL == "" {
 		errs = append(errs, errors.New("inventory url required"))
+	}
+	if c.InventoryToken == "" {
+		errs = append(errs, errors.New("inventory token required (a viewer token: pulpdist token create --role viewer)"))
+	} else if strings.ContainsFunc(c.InventoryToken, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		errs = append(errs, errors.New("inventory token: want printable ASCII without spaces"))
 	}
 	if c.RefreshInterval <= 0 || c.TickInterval <= 0 {
 		errs = append(errs, errors.New("schedule intervals must be positive"))
@@ -70,7 +80,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	inv := inventoryapi.NewClient(cfg.InventoryURL, &http.Client{Timeout: 30 * time.Second})
+	inv := inventoryapi.NewClient(cfg.InventoryURL, &http.Client{Timeout: 30 * time.Second}).WithToken(cfg.InventoryToken)
 	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler")}
 	return &Service{
 		cfg:  cfg,

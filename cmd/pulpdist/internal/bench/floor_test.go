@@ -66,7 +66,7 @@ func zstdFloor(ctx context.Context, zstd, work, a, b string, ma, mb *tree.Manife
 		}
 	}
 	type content struct {
-		path    string   // first path of b holding it: compressed plain
+		path    string // first path of b holding it: compressed plain
 		size    int64
 		patches []string // paths where a has a file: compressed against it
 		best    int64

@@ -7,12 +7,17 @@ package devstack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -51,7 +56,10 @@ type Options struct {
 	DeltaCaches int
 	// ScheduleTick is how often cron schedules are checked (default 1s).
 	ScheduleTick time.Duration
-	Log          *slog.Logger
+	// AdminToken is the inventory's bootstrap admin token; empty means the
+	// one kept in DataDir/keys/admin.token, made on first use.
+	AdminToken string
+	Log        *slog.Logger
 }
 
 // Stack is a built set of services, ready to Run.
@@ -65,6 +73,9 @@ type Stack struct {
 	// SigningKeyID is the id of the stack's pack-signing key, which Run
 	// registers in the inventory as KeyName.
 	SigningKeyID string
+	// Token is an admin bearer token of the inventory API (the inventory's
+	// bootstrap token, which the scheduler uses too).
+	Token string
 
 	nats      *server.Server
 	inventory func(context.Context) error
@@ -120,6 +131,12 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := st.readPublicKey(publicKey); err != nil {
 		return nil, err
 	}
+	st.Token = o.AdminToken
+	if st.Token == "" {
+		if st.Token, err = ensureToken(filepath.Join(dir, "keys", "admin.token")); err != nil {
+			return nil, err
+		}
+	}
 	dbURL := o.DatabaseURL
 	if dbURL == "" {
 		dbURL = "sqlite://" + filepath.Join(dir, "inventory.db")
@@ -139,7 +156,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	extra := append(append([]*health.Probe{schedProbe}, dcProbes...), agentProbes...)
 
 	inv, err := inventory.New(ctx, inventory.Config{
-		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra,
+		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra, AdminToken: st.Token,
 	}, o.Log.With("service", "inventory"))
 	if err != nil {
 		return nil, err
@@ -149,7 +166,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	sched, err := scheduler.New(ctx, scheduler.Config{
 		Options:      daemon.Options{NATSURL: st.NATSURL, Probe: schedProbe},
-		InventoryURL: st.APIURL, RefreshInterval: 10 * time.Second, TickInterval: o.ScheduleTick,
+		InventoryURL: st.APIURL, InventoryToken: st.Token, RefreshInterval: 10 * time.Second, TickInterval: o.ScheduleTick,
 	}, o.Log.With("service", "scheduler"))
 	if err != nil {
 		return nil, err
@@ -222,7 +239,7 @@ func (s *Stack) readPublicKey(path string) error {
 // registerKey adds the stack's public key to the inventory (again, after a
 // restart: that changes nothing).
 func (s *Stack) registerKey(ctx context.Context) error {
-	c := inventoryapi.NewClient(s.APIURL, &http.Client{Timeout: 30 * time.Second})
+	c := inventoryapi.NewClient(s.APIURL, &http.Client{Timeout: 30 * time.Second}).WithToken(s.Token)
 	if _, err := c.AddSigningKey(ctx, KeyName, s.publicKey); err != nil {
 		return fmt.Errorf("register the signing key %s in the inventory (if it was revoked, remove %s for a new pair): %w",
 			s.SigningKeyID, filepath.Join(s.DataDir, "keys"), err)
@@ -267,4 +284,30 @@ func ensureKeys(dir string) (private, public string, err error) {
 		return "", "", fmt.Errorf("signing keys: %w", err)
 	}
 	return private, public, nil
+}
+
+// ensureToken returns the admin token kept in path, making one if the file
+// does not exist yet: 32 random bytes, base64url, readable by its owner only.
+func ensureToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		if err := inventory.ValidateAdminToken(tok); err != nil {
+			return "", fmt.Errorf("%s: %w (remove the file for a new one)", path, err)
+		}
+		return tok, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	tok := "pdt_dev_" + base64.RawURLEncoding.EncodeToString(b[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	return tok, nil
 }

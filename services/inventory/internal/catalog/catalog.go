@@ -60,7 +60,20 @@ const (
 type Site struct {
 	Name        string
 	Description string
-	CreatedAt   time.Time
+	// Location and WANLink are free text ("Lyon, bldg 3", "10 Mbit/s MPLS").
+	Location string
+	WANLink  string
+	// BandwidthLimit caps transfers to the site in bytes/s; 0 is unlimited.
+	BandwidthLimit int64
+	// BandwidthWindows are the periods in which transfers to the site may
+	// run ("Mon-Fri 22:00-06:00", see ParseWindow); none means any time.
+	BandwidthWindows []string
+	// AgentIdentity names the site-agent: its NATS user or public key.
+	AgentIdentity string
+	// LastHeartbeat is when an event from the site's agent was last seen;
+	// nil when none was. Set by the bus, never by a request.
+	LastHeartbeat *time.Time
+	CreatedAt     time.Time
 }
 
 // Tree is a named directory that its origin site publishes.
@@ -72,9 +85,23 @@ type Tree struct {
 	// Schedule is a five-field cron expression; empty means manual only.
 	Schedule string
 	// Filters are rsync-style include/exclude rules ("- *.tmp").
-	Filters   []string
-	Keep      int
-	CreatedAt time.Time
+	Filters []string
+	// Keep is the retention: how many versions each site keeps (the
+	// served one's predecessors, used as delta bases).
+	Keep int
+	// Type is TreeSimple, TreeVersioned or TreeSnapshot.
+	Type string
+	// MaxDeletions refuses a sync that would delete more entries than this
+	// at a site; 0 is no guard.
+	MaxDeletions int64
+	// ProtectedPaths are rsync-style patterns of paths no sync deletes.
+	ProtectedPaths []string
+	// Disabled trees are not scheduled (the API shows enabled).
+	Disabled bool
+	// AllowedLag is how far behind its origin a site may be before the
+	// freshness alarm fires.
+	AllowedLag time.Duration
+	CreatedAt  time.Time
 }
 
 // Subscription says that a site holds a replica of a tree.
@@ -146,6 +173,14 @@ type RunFilter struct {
 	Site  string
 	Tree  string
 	Limit int
+	// Result selects finished runs with that result.
+	Result string
+	// Since and Until bound the start time: Since <= started_at < Until.
+	Since, Until time.Time
+	// Ascending lists oldest first.
+	Ascending bool
+	// After continues a list after the run at that key (RunPage.Next).
+	After *RunKey
 }
 
 // OverviewRow is one site × tree: what it serves, how far behind it is.
@@ -159,6 +194,15 @@ type OverviewRow struct {
 	State         string
 	LastRunAt     *time.Time
 	LagSeconds    int64
+	// VersionsBehind counts the versions the site lacks up to the latest;
+	// BehindSince is when the oldest of them was published (nil in sync).
+	VersionsBehind int
+	BehindSince    *time.Time
+	// LastResult is the result of the newest run, "" while it runs.
+	LastResult string
+	// NextRunAt is the next time the tree's schedule fires, nil for a
+	// tree without schedule or a paused subscription.
+	NextRunAt *time.Time
 }
 
 // OverviewData is what the overview is computed from, read at once.

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/adhocore/gronx"
 )
 
 // buildOverview computes one row per subscription (replica) and one per
@@ -11,6 +13,7 @@ import (
 // otherwise the time since the oldest version it lacks was published: the
 // first version published after the one it serves, or the tree's first
 // version when it serves none (or one the inventory does not know).
+// VersionsBehind counts the versions from that one to the latest.
 func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 	type key struct{ site, tree string }
 	versions := map[string][]Version{}
@@ -43,6 +46,18 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 		}
 	}
 
+	// The next scheduled run of each tree with a schedule, as the
+	// scheduler fires it (UTC, the minute after now).
+	nextRuns := map[string]*time.Time{}
+	for _, t := range d.Trees {
+		if t.Schedule == "" {
+			continue
+		}
+		if next, err := gronx.NextTickAfter(t.Schedule, now.UTC(), false); err == nil {
+			nextRuns[t.Name] = &next
+		}
+	}
+
 	row := func(site, tree, role string, paused bool, version string) OverviewRow {
 		vs := versions[tree]
 		o := OverviewRow{Site: site, Tree: tree, Role: role, Paused: paused, Version: version, State: StateNeverSynced}
@@ -51,6 +66,7 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 		}
 		o.LatestVersion = latestOf[tree]
 		if r, ok := runs[key{site, tree}]; ok {
+			o.LastResult = r.Result
 			switch {
 			case r.State == RunRunning:
 				o.State = RunRunning
@@ -64,14 +80,27 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 			o.LastRunAt = &last
 		}
 		if o.Version != o.LatestVersion && len(vs) > 0 {
-			missing := vs[0] // the first version, when the site serves none we know
+			// served is -1 when the site serves none we know.
+			served, latest := -1, len(vs)-1
 			for i, v := range vs {
-				if v.Root == o.Version && i+1 < len(vs) {
-					missing = vs[i+1]
-					break
+				if v.Root == o.Version {
+					served = i
+				}
+				if v.Root == o.LatestVersion {
+					latest = i
 				}
 			}
+			missing := vs[0] // the first version, when the site serves none we know
+			if served >= 0 && served+1 < len(vs) {
+				missing = vs[served+1]
+			}
 			o.LagSeconds = max(0, int64(now.Sub(missing.PublishedAt)/time.Second))
+			o.VersionsBehind = max(0, latest-served)
+			since := missing.PublishedAt
+			o.BehindSince = &since
+		}
+		if !paused {
+			o.NextRunAt = nextRuns[tree]
 		}
 		return o
 	}

@@ -54,6 +54,13 @@ type Repository interface {
 	RevokeSigningKey(ctx context.Context, id string, at time.Time) (SigningKey, bool, error)
 	// SigningKeys lists every key, revoked ones included, oldest first.
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// TokenRepository stores the API tokens (tokens.go).
+	TokenRepository
+	// ControlRepository changes trees, sites and subscriptions (control.go).
+	ControlRepository
+	// EntityRepository keeps the audit log, deltas, heartbeats and event
+	// problems (entities.go).
+	EntityRepository
 }
 
 // Change is what one bus event does to the catalog; nil fields do nothing.
@@ -70,6 +77,9 @@ type Change struct {
 	// SiteVersion replaces the site's version of the tree unless the one
 	// recorded is newer.
 	SiteVersion *SiteVersion
+	// Delta is inserted or updated (deltas.go); it fails with
+	// ErrTreeNotFound for an unknown tree.
+	Delta *Delta
 }
 
 // Notifier tells the rest of the system what the catalog did.
@@ -97,6 +107,8 @@ type Service struct {
 	// reading the keys after the change that caused it was committed, so
 	// an older set never overwrites a newer one.
 	trustMu sync.Mutex
+	// manifests are read by DryRun (dryrun.go); nil until UseManifests.
+	manifests ManifestSource
 }
 
 // New returns a service storing in repo and announcing through n.
@@ -132,6 +144,9 @@ func (s *Service) CreateSite(ctx context.Context, site Site) (Site, error) {
 	}
 	if len(site.Description) > maxDescription || !utf8.ValidString(site.Description) {
 		return Site{}, invalidf("description must be UTF-8 text of at most %d bytes", maxDescription)
+	}
+	if err := checkSiteEntity(&site); err != nil {
+		return Site{}, err
 	}
 	site.CreatedAt = s.timestamp()
 	if err := s.repo.CreateSite(ctx, site); err != nil {
@@ -219,6 +234,9 @@ func (s *Service) CreateTree(ctx context.Context, t Tree) (Tree, error) {
 	if t.Keep < MinKeep || t.Keep > MaxKeep {
 		return Tree{}, invalidf("keep %d out of range %d..%d", t.Keep, MinKeep, MaxKeep)
 	}
+	if err := checkTreeEntity(&t); err != nil {
+		return Tree{}, err
+	}
 	t.CreatedAt = s.timestamp()
 	if err := s.repo.CreateTree(ctx, t); err != nil {
 		return Tree{}, fmt.Errorf("create tree %s: %w", t.Name, err)
@@ -304,6 +322,11 @@ func (s *Service) RequestSync(ctx context.Context, tree string) (string, error) 
 	}
 	if err := s.notify.SyncRequested(ctx, t); err != nil {
 		return "", fmt.Errorf("request sync of %s: %w", tree, err)
+	}
+	// Audited once the trigger is out: the log never shows a sync that
+	// was not requested. A failure here is reported, not hidden.
+	if err := s.repo.RecordAudit(ctx, AuditSyncRequested(ctx, tree, t.TriggerID, t.RequestedAt)); err != nil {
+		return "", fmt.Errorf("sync of %s requested (trigger %s) but not audited: %w", tree, t.TriggerID, err)
 	}
 	return t.TriggerID, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -34,6 +35,26 @@ func (c *calls) RecordSyncFinished(_ context.Context, id string, m bus.SyncFinis
 	return c.err
 }
 
+func (c *calls) RecordDeltaComputed(_ context.Context, id string, _ time.Time, m bus.DeltaComputed) error {
+	c.got = append(c.got, "computed "+id+" "+m.Tree+" "+m.Instance)
+	return c.err
+}
+
+func (c *calls) RecordDeltaReady(_ context.Context, id string, _ time.Time, m bus.DeltaReady) error {
+	c.got = append(c.got, "ready "+id+" "+m.Tree)
+	return c.err
+}
+
+func (c *calls) RecordHeartbeat(_ context.Context, site string, _ time.Time) error {
+	c.got = append(c.got, "heartbeat "+site)
+	return nil
+}
+
+func (c *calls) RecordProblem(_ context.Context, p catalog.EventProblem) error {
+	c.got = append(c.got, "problem "+p.EventID+" "+p.Type)
+	return nil
+}
+
 func body(t *testing.T, typ string, data any) []byte {
 	t.Helper()
 	ev := event.New()
@@ -59,7 +80,9 @@ func TestHandleRoutesByType(t *testing.T) {
 		{TypeSnapshotPublished, bus.Snapshot{Tree: "docs"}, "snapshot ev-1 docs"},
 		{TypeSyncStarted, bus.SyncStarted{RunID: "r"}, "started ev-1 r"},
 		{TypeSyncFinished, bus.SyncFinished{RunID: "r", Result: bus.ResultFailed}, "finished ev-1 r FAILED"},
-		{"dev.pulpdist.delta.computed", bus.DeltaComputed{}, ""},
+		{TypeDeltaComputed, bus.DeltaComputed{Tree: "docs", Instance: "dc-1"}, "computed ev-1 docs dc-1"},
+		{TypeDeltaReady, bus.DeltaReady{Tree: "docs"}, "ready ev-1 docs"},
+		{"dev.pulpdist.delta.requested", bus.DeltaRequest{}, ""},
 		{"dev.pulpdist.tree.created", map[string]string{"name": "docs"}, ""},
 	} {
 		var c calls
@@ -84,7 +107,6 @@ func TestHandleErrorClasses(t *testing.T) {
 		{"not a cloudevent", []byte(`{"hello":"world"}`), nil, true},
 		{"data of the wrong shape", body(t, TypeSyncStarted, []int{1}), nil, true},
 		{"invalid", body(t, TypeSyncStarted, bus.SyncStarted{}), fmt.Errorf("%w: bad", catalog.ErrInvalid), true},
-		{"unknown tree", body(t, TypeSnapshotPublished, bus.Snapshot{}), catalog.ErrTreeNotFound, true},
 		{"database down", body(t, TypeSyncFinished, bus.SyncFinished{}), errors.New("connection refused"), false},
 	} {
 		err := Handle(ctx, &calls{err: tc.err}, tc.body)
@@ -92,4 +114,57 @@ func TestHandleErrorClasses(t *testing.T) {
 			t.Errorf("%s: err = %v, permanent %v, want %v", tc.name, err, bus.IsPermanent(err), tc.permanent)
 		}
 	}
+}
+
+// An event about a tree the catalog does not know is kept as a problem
+// and acknowledged, not terminated.
+func TestHandleUnknownTreeIsAProblem(t *testing.T) {
+	for _, typ := range []string{TypeSnapshotPublished, TypeDeltaReady, TypeDeltaComputed} {
+		c := calls{err: fmt.Errorf("record: %w", catalog.ErrTreeNotFound)}
+		if err := Handle(context.Background(), &c, body(t, typ, map[string]string{"tree": "ghost"})); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if len(c.got) != 2 || c.got[1] != "problem ev-1 "+typ {
+			t.Fatalf("%s: calls %v, want the record and a problem", typ, c.got)
+		}
+	}
+}
+
+// Any event from a site-agent is the site's heartbeat; others are not.
+func TestHandleHeartbeat(t *testing.T) {
+	for _, tc := range []struct {
+		source, typ string
+		want        []string
+	}{
+		{"/pulpdist/siteagent/paris", "dev.pulpdist.something.new", []string{"heartbeat paris"}},
+		{"/pulpdist/siteagent/paris", TypeSyncFinished, []string{"heartbeat paris", "finished ev-1 r COMPLETED"}},
+		{"/pulpdist/siteagent/Not_A_Site", "dev.pulpdist.something.new", nil},
+		{"/pulpdist/scheduler", TypeSyncStarted, []string{"started ev-1 r"}},
+	} {
+		b := bodyFrom(t, tc.source, tc.typ, map[string]string{"run_id": "r", "result": "COMPLETED"})
+		var c calls
+		if err := Handle(context.Background(), &c, b); err != nil {
+			t.Fatalf("%s %s: %v", tc.source, tc.typ, err)
+		}
+		if fmt.Sprint(c.got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s %s: calls %v, want %v", tc.source, tc.typ, c.got, tc.want)
+		}
+	}
+}
+
+func bodyFrom(t *testing.T, source, typ string, data any) []byte {
+	t.Helper()
+	ev := event.New()
+	ev.SetID("ev-1")
+	ev.SetSource(source)
+	ev.SetType(typ)
+	ev.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err := ev.SetData("application/json", data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -35,6 +35,9 @@ type Catalog interface {
 	SigningKeys(ctx context.Context) ([]catalog.SigningKey, error)
 	AddSigningKey(ctx context.Context, name, publicKey string) (catalog.SigningKey, bool, error)
 	RevokeSigningKey(ctx context.Context, id string) (catalog.SigningKey, error)
+	TokenCatalog
+	ControlCatalog
+	EntityCatalog
 }
 
 // Endpoints are the API's operations. Requests are domain values (a name,
@@ -57,6 +60,11 @@ type Endpoints struct {
 	ListSigningKeys    endpoint.Endpoint
 	AddSigningKey      endpoint.Endpoint
 	RevokeSigningKey   endpoint.Endpoint
+	ListTokens         endpoint.Endpoint
+	CreateToken        endpoint.Endpoint
+	RevokeToken        endpoint.Endpoint
+	ControlEndpoints
+	EntityEndpoints
 }
 
 // noRequest is the request of operations that take none.
@@ -84,9 +92,9 @@ func MakeEndpoints(c Catalog) Endpoints {
 			s, err := c.CreateSite(ctx, s)
 			return wire.Site(s), err
 		}),
-		ListSites: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Site, error) {
+		ListSites: typed(func(ctx context.Context, r listRequest[noRequest]) (page, error) {
 			ss, err := c.Sites(ctx)
-			return wire.List(ss, wire.Site), err
+			return paginate(ctx, ss, sortName, false, siteKey, wire.Site, r.page), err
 		}),
 		GetSite: typed(func(ctx context.Context, name string) (inventoryapi.Site, error) {
 			s, err := c.Site(ctx, name)
@@ -96,9 +104,9 @@ func MakeEndpoints(c Catalog) Endpoints {
 			t, err := c.CreateTree(ctx, t)
 			return wire.Tree(t), err
 		}),
-		ListTrees: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Tree, error) {
+		ListTrees: typed(func(ctx context.Context, r listRequest[noRequest]) (page, error) {
 			ts, err := c.Trees(ctx)
-			return wire.List(ts, wire.Tree), err
+			return paginate(ctx, ts, sortName, false, treeKey, wire.Tree, r.page), err
 		}),
 		GetTree: typed(func(ctx context.Context, name string) (inventoryapi.Tree, error) {
 			t, err := c.Tree(ctx, name)
@@ -108,25 +116,25 @@ func MakeEndpoints(c Catalog) Endpoints {
 			s, err := c.Subscribe(ctx, s)
 			return wire.Subscription(s), err
 		}),
-		ListSubscriptions: typed(func(ctx context.Context, f catalog.SubscriptionFilter) ([]inventoryapi.Subscription, error) {
-			ss, err := c.Subscriptions(ctx, f)
-			return wire.List(ss, wire.Subscription), err
+		ListSubscriptions: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
+			ss, err := c.Subscriptions(ctx, r.filter)
+			return paginate(ctx, ss, sortTreeSit, false, subscriptionKey, wire.Subscription, r.page), err
 		}),
-		TreeSubscriptions: typed(func(ctx context.Context, tree string) ([]inventoryapi.Subscription, error) {
-			ss, err := c.TreeSubscriptions(ctx, tree)
-			return wire.List(ss, wire.Subscription), err
+		TreeSubscriptions: typed(func(ctx context.Context, r listRequest[string]) (page, error) {
+			ss, err := c.TreeSubscriptions(ctx, r.filter)
+			return paginate(ctx, ss, sortTreeSit, false, subscriptionKey, wire.Subscription, r.page), err
 		}),
 		RequestSync: typed(func(ctx context.Context, tree string) (inventoryapi.SyncAccepted, error) {
 			id, err := c.RequestSync(ctx, tree)
 			return inventoryapi.SyncAccepted{TriggerID: id, Tree: tree}, err
 		}),
-		TreeVersions: typed(func(ctx context.Context, tree string) ([]inventoryapi.Version, error) {
-			vs, err := c.Versions(ctx, tree)
-			return wire.List(vs, wire.Version), err
+		TreeVersions: typed(func(ctx context.Context, r listRequest[string]) (page, error) {
+			vs, err := c.Versions(ctx, r.filter)
+			return paginate(ctx, vs, sortVersion, true, versionKey, wire.Version, r.page), err
 		}),
-		ListRuns: typed(func(ctx context.Context, f catalog.RunFilter) ([]inventoryapi.Run, error) {
-			rs, err := c.Runs(ctx, f)
-			return wire.List(rs, wire.Run), err
+		ListRuns: typed(func(ctx context.Context, r runListRequest) (page, error) {
+			p, err := c.RunPage(ctx, r.filter)
+			return runPage(ctx, p, r.sort, wire.Run), err
 		}),
 		GetRun: typed(func(ctx context.Context, id string) (inventoryapi.Run, error) {
 			r, err := c.Run(ctx, id)
@@ -148,6 +156,12 @@ func MakeEndpoints(c Catalog) Endpoints {
 			k, err := c.RevokeSigningKey(ctx, id)
 			return wire.SigningKey(k), err
 		}),
+		ListTokens:  listTokens(c),
+		CreateToken: createToken(c),
+		RevokeToken: revokeToken(c),
+
+		ControlEndpoints: makeControlEndpoints(c),
+		EntityEndpoints:  makeEntityEndpoints(c),
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -26,39 +25,44 @@ const ContentTypeProblem = "application/problem+json"
 // errMalformed marks a request the transport could not decode.
 var errMalformed = errors.New("malformed request")
 
-// Register adds the /api/v1 routes to mux.
-func Register(mux *http.ServeMux, e Endpoints, log *slog.Logger) {
+// Register adds the /api/v1 routes to mux, each guarded by auth.
+func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	opts := []httptransport.ServerOption{
-		httptransport.ServerBefore(httptransport.PopulateRequestContext),
+		httptransport.ServerBefore(httptransport.PopulateRequestContext, populateConditions),
 		httptransport.ServerErrorEncoder(encodeError(log)),
 	}
 	handle := func(pattern string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc, status int) {
-		mux.Handle(pattern, httptransport.NewServer(ep, dec, encodeJSON(status), opts...))
+		mux.Handle(pattern, auth.Guard(pattern, httptransport.NewServer(ep, dec, encodeJSON(status), opts...)))
 	}
 	handle("POST /api/v1/sites", e.CreateSite, decodeSite, http.StatusCreated)
-	handle("GET /api/v1/sites", e.ListSites, decodeNothing, http.StatusOK)
+	handle("GET /api/v1/sites", e.ListSites, decodeList(sortName, noFilter), http.StatusOK)
 	handle("GET /api/v1/sites/{name}", e.GetSite, decodePathValue("name"), http.StatusOK)
 	handle("POST /api/v1/trees", e.CreateTree, decodeTree, http.StatusCreated)
-	handle("GET /api/v1/trees", e.ListTrees, decodeNothing, http.StatusOK)
+	handle("GET /api/v1/trees", e.ListTrees, decodeList(sortName, noFilter), http.StatusOK)
 	handle("GET /api/v1/trees/{name}", e.GetTree, decodePathValue("name"), http.StatusOK)
-	handle("GET /api/v1/trees/{name}/subscriptions", e.TreeSubscriptions, decodePathValue("name"), http.StatusOK)
+	handle("GET /api/v1/trees/{name}/subscriptions", e.TreeSubscriptions, decodeList(sortTreeSit, pathName("name")), http.StatusOK)
 	handle("POST /api/v1/trees/{name}/sync", e.RequestSync, decodePathValue("name"), http.StatusAccepted)
-	handle("GET /api/v1/trees/{name}/versions", e.TreeVersions, decodePathValue("name"), http.StatusOK)
+	handle("GET /api/v1/trees/{name}/versions", e.TreeVersions, decodeList(sortVersion, pathName("name")), http.StatusOK)
 	handle("POST /api/v1/subscriptions", e.CreateSubscription, decodeSubscription, http.StatusCreated)
-	handle("GET /api/v1/subscriptions", e.ListSubscriptions, decodeSubscriptionFilter, http.StatusOK)
-	handle("GET /api/v1/runs", e.ListRuns, decodeRunFilter, http.StatusOK)
+	handle("GET /api/v1/subscriptions", e.ListSubscriptions, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
+	handle("GET /api/v1/runs", e.ListRuns, decodeRunList, http.StatusOK)
 	handle("GET /api/v1/runs/{id}", e.GetRun, decodePathValue("id"), http.StatusOK)
 	handle("GET /api/v1/overview", e.Overview, decodeNothing, http.StatusOK)
 	handle("GET /api/v1/keys", e.ListSigningKeys, decodeNothing, http.StatusOK)
 	handle("POST /api/v1/keys", e.AddSigningKey, decodeSigningKey, http.StatusCreated)
 	handle("POST /api/v1/keys/{id}/revoke", e.RevokeSigningKey, decodePathValue("id"), http.StatusOK)
-	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /api/v1/tokens", e.ListTokens, decodeNothing, http.StatusOK)
+	handle("POST /api/v1/tokens", e.CreateToken, decodeTokenCreate, http.StatusCreated)
+	handle("POST /api/v1/tokens/{id}/revoke", e.RevokeToken, decodePathValue("id"), http.StatusOK)
+	registerControl(handle, e.ControlEndpoints)
+	registerEntities(handle, e.EntityEndpoints)
+	mux.Handle("/api/v1/", auth.Guard("/api/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, inventoryapi.Problem{
 			Title:  http.StatusText(http.StatusNotFound),
 			Status: http.StatusNotFound,
 			Detail: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path),
 		})
-	})
+	})))
 }
 
 func decodeNothing(context.Context, *http.Request) (any, error) { return noRequest{}, nil }
@@ -72,17 +76,16 @@ func decodeSite(_ context.Context, r *http.Request) (any, error) {
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	return catalog.Site{Name: in.Name, Description: in.Description}, nil
+	return siteFromWire(in), nil
 }
 
-// decodeTree takes the wire Tree; its read-only created_at is ignored and
-// keep 0 (absent) means the default.
+// decodeTree takes the wire Tree (treeFromWire).
 func decodeTree(_ context.Context, r *http.Request) (any, error) {
 	var in inventoryapi.Tree
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	return catalog.Tree{Name: in.Name, OriginSite: in.OriginSite, Source: in.Source, Schedule: in.Schedule, Filters: in.Filters, Keep: in.Keep}, nil
+	return treeFromWire(in)
 }
 
 func decodeSubscription(_ context.Context, r *http.Request) (any, error) {
@@ -99,24 +102,6 @@ func decodeSigningKey(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return in, nil
-}
-
-func decodeSubscriptionFilter(_ context.Context, r *http.Request) (any, error) {
-	q := r.URL.Query()
-	return catalog.SubscriptionFilter{Site: q.Get("site"), Tree: q.Get("tree")}, nil
-}
-
-func decodeRunFilter(_ context.Context, r *http.Request) (any, error) {
-	q := r.URL.Query()
-	f := catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree")}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%w: limit %q is not a positive integer", errMalformed, s)
-		}
-		f.Limit = n
-	}
-	return f, nil
 }
 
 // decodeJSON reads exactly one JSON value of at most MaxBody bytes into v,
@@ -147,14 +132,34 @@ func decodeJSON(r *http.Request, v any) error {
 // encodeJSON writes resp with status, or with its own status when it has
 // one (httptransport.StatusCoder).
 func encodeJSON(status int) httptransport.EncodeResponseFunc {
-	return func(_ context.Context, w http.ResponseWriter, resp any) error {
-		w.Header().Set("Content-Type", "application/json")
+	return func(ctx context.Context, w http.ResponseWriter, resp any) error {
 		code := status
 		if sc, ok := resp.(httptransport.StatusCoder); ok {
 			code = sc.StatusCode()
 		}
+		if h, ok := resp.(httptransport.Headerer); ok {
+			for k, vs := range h.Headers() {
+				w.Header()[k] = vs
+			}
+		}
+		if b, ok := resp.(interface{ body() any }); ok {
+			resp = b.body()
+		}
+		body, err := encodeBody(resp)
+		if err != nil {
+			return err
+		}
+		if c, _ := ctx.Value(conditionKey{}).(conditions); (c.method == http.MethodGet || c.method == http.MethodHead) && code == http.StatusOK && w.Header().Get("ETag") == "" {
+			w.Header().Set("ETag", etagOf(body, w.Header().Get(HeaderNextCursor)))
+		}
+		if tag := w.Header().Get("ETag"); tag != "" && notModified(ctx, tag) {
+			w.WriteHeader(http.StatusNotModified)
+			return nil
+		}
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
-		return json.NewEncoder(w).Encode(resp)
+		_, err = w.Write(body)
+		return err
 	}
 }
 
@@ -172,6 +177,16 @@ func Problem(err error) inventoryapi.Problem {
 		status = http.StatusNotFound
 	case errors.Is(err, catalog.ErrAlreadyExists):
 		status = http.StatusConflict
+	case errors.Is(err, catalog.ErrUnauthenticated):
+		status = http.StatusUnauthorized
+	case errors.Is(err, errForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, errPreconditionFailed):
+		status = http.StatusPreconditionFailed
+	case errors.Is(err, errPreconditionRequired):
+		status = http.StatusPreconditionRequired
+	case errors.Is(err, catalog.ErrUnavailable):
+		status = http.StatusServiceUnavailable
 	}
 	p := inventoryapi.Problem{Title: http.StatusText(status), Status: status, Detail: err.Error()}
 	switch status {
@@ -179,6 +194,8 @@ func Problem(err error) inventoryapi.Problem {
 		p.Detail = fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)
 	case http.StatusInternalServerError:
 		p.Detail = "internal error; the inventory log has the cause"
+	case http.StatusServiceUnavailable:
+		p.Detail = "the database is unavailable; nothing was changed, retry later"
 	}
 	return p
 }

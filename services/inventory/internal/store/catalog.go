@@ -21,26 +21,38 @@ type queryer interface {
 
 // CreateSite implements catalog.Repository.
 func (s *Store) CreateSite(ctx context.Context, site catalog.Site) error {
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO sites (name, description, created_at) VALUES ($1, $2, $3)`,
-		site.Name, site.Description, ts(site.CreatedAt))
-	if isUnique(err) {
-		return fmt.Errorf("%w: site %q", catalog.ErrAlreadyExists, site.Name)
-	}
-	if err != nil {
-		return fmt.Errorf("insert site %s: %w", site.Name, err)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO sites (name, description, created_at, location, wan_link, bandwidth_limit, bandwidth_windows, agent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			site.Name, site.Description, ts(site.CreatedAt), site.Location, site.WANLink, site.BandwidthLimit,
+			filtersJSON(site.BandwidthWindows), site.AgentIdentity)
+		if isUnique(err) {
+			return fmt.Errorf("%w: site %q", catalog.ErrAlreadyExists, site.Name)
+		}
+		if err != nil {
+			return unavailable(fmt.Errorf("insert site %s: %w", site.Name, err))
+		}
+		return audit(ctx, tx, catalog.AuditSiteCreated(ctx, site))
+	})
 }
 
-const siteColumns = `name, description, created_at`
+const siteColumns = `name, description, created_at, location, wan_link, bandwidth_limit, bandwidth_windows, agent, last_heartbeat`
 
 func scanSite(sc interface{ Scan(...any) error }) (catalog.Site, error) {
 	var site catalog.Site
-	var created dbTime
-	err := sc.Scan(&site.Name, &site.Description, &created)
+	var created, heartbeat dbTime
+	var windows string
+	if err := sc.Scan(&site.Name, &site.Description, &created, &site.Location, &site.WANLink, &site.BandwidthLimit,
+		&windows, &site.AgentIdentity, &heartbeat); err != nil {
+		return site, err
+	}
 	site.CreatedAt = created.t
-	return site, err
+	site.LastHeartbeat = heartbeat.ptr()
+	if err := json.Unmarshal([]byte(windows), &site.BandwidthWindows); err != nil {
+		return site, fmt.Errorf("site %s: bandwidth windows: %w", site.Name, err)
+	}
+	return site, nil
 }
 
 // Site implements catalog.Repository.
@@ -50,7 +62,7 @@ func (s *Store) Site(ctx context.Context, name string) (catalog.Site, error) {
 		return catalog.Site{}, fmt.Errorf("%w: %q", catalog.ErrSiteNotFound, name)
 	}
 	if err != nil {
-		return catalog.Site{}, fmt.Errorf("select site %s: %w", name, err)
+		return catalog.Site{}, unavailable(fmt.Errorf("select site %s: %w", name, err))
 	}
 	return site, nil
 }
@@ -80,8 +92,11 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 			return fmt.Errorf("origin: %w", err)
 		}
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO trees (name, origin_site, source, schedule, keep, created_at, filters) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			t.Name, t.OriginSite, t.Source, t.Schedule, t.Keep, ts(t.CreatedAt), filtersJSON(t.Filters))
+			`INSERT INTO trees (name, origin_site, source, schedule, keep, created_at, filters,
+				type, max_deletions, protected_paths, enabled, allowed_lag_seconds)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			t.Name, t.OriginSite, t.Source, t.Schedule, t.Keep, ts(t.CreatedAt), filtersJSON(t.Filters),
+			treeType(t.Type), t.MaxDeletions, filtersJSON(t.ProtectedPaths), !t.Disabled, lagSeconds(t.AllowedLag))
 		switch {
 		case isUnique(err):
 			return fmt.Errorf("%w: tree %q", catalog.ErrAlreadyExists, t.Name)
@@ -90,22 +105,30 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 		case err != nil:
 			return fmt.Errorf("insert tree %s: %w", t.Name, err)
 		}
-		return nil
+		return audit(ctx, tx, catalog.AuditTreeCreated(ctx, t))
 	})
 }
 
-const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters`
+const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters, type, max_deletions, protected_paths, enabled, allowed_lag_seconds`
 
 func scanTree(sc interface{ Scan(...any) error }) (catalog.Tree, error) {
 	var t catalog.Tree
 	var created dbTime
-	var filters string
-	if err := sc.Scan(&t.Name, &t.OriginSite, &t.Source, &t.Schedule, &t.Keep, &created, &filters); err != nil {
+	var filters, protected string
+	var enabled bool
+	var lag int64
+	if err := sc.Scan(&t.Name, &t.OriginSite, &t.Source, &t.Schedule, &t.Keep, &created, &filters,
+		&t.Type, &t.MaxDeletions, &protected, &enabled, &lag); err != nil {
 		return t, err
 	}
 	t.CreatedAt = created.t
+	t.Disabled = !enabled
+	t.AllowedLag = time.Duration(lag) * time.Second
 	if err := json.Unmarshal([]byte(filters), &t.Filters); err != nil {
 		return t, fmt.Errorf("tree %s: filters: %w", t.Name, err)
+	}
+	if err := json.Unmarshal([]byte(protected), &t.ProtectedPaths); err != nil {
+		return t, fmt.Errorf("tree %s: protected paths: %w", t.Name, err)
 	}
 	return t, nil
 }
@@ -129,7 +152,7 @@ func (s *Store) Tree(ctx context.Context, name string) (catalog.Tree, error) {
 		return catalog.Tree{}, fmt.Errorf("%w: %q", catalog.ErrTreeNotFound, name)
 	}
 	if err != nil {
-		return catalog.Tree{}, fmt.Errorf("select tree %s: %w", name, err)
+		return catalog.Tree{}, unavailable(fmt.Errorf("select tree %s: %w", name, err))
 	}
 	return t, nil
 }
@@ -159,7 +182,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub catalog.Subscription
 		case err != nil:
 			return fmt.Errorf("insert subscription %s/%s: %w", sub.Site, sub.Tree, err)
 		}
-		return nil
+		return audit(ctx, tx, catalog.AuditSubscribed(ctx, sub))
 	})
 }
 
@@ -234,18 +257,16 @@ func (s *Store) Run(ctx context.Context, id string) (catalog.Run, error) {
 		return catalog.Run{}, fmt.Errorf("%w: %q", catalog.ErrRunNotFound, id)
 	}
 	if err != nil {
-		return catalog.Run{}, fmt.Errorf("select run %s: %w", id, err)
+		return catalog.Run{}, unavailable(fmt.Errorf("select run %s: %w", id, err))
 	}
 	return r, nil
 }
 
 // Runs implements catalog.Repository.
+// (pagination.go builds the query).
 func (s *Store) Runs(ctx context.Context, f catalog.RunFilter) ([]catalog.Run, error) {
-	w, args := where([2]string{"site", f.Site}, [2]string{"tree", f.Tree})
-	args = append(args, f.Limit)
-	return list(ctx, s.db, "runs",
-		`SELECT `+runColumns+` FROM runs`+w+` ORDER BY started_at DESC, id DESC LIMIT $`+strconv.Itoa(len(args)),
-		args, scanRun)
+	query, args := runsQuery(f)
+	return list(ctx, s.db, "runs", query, args, scanRun)
 }
 
 const siteVersionColumns = `site, tree, root, updated_at`
@@ -357,6 +378,11 @@ func (s *Store) RecordEvent(ctx context.Context, eventID string, c catalog.Chang
 				return fmt.Errorf("upsert site version %s/%s: %w", sv.Site, sv.Tree, err)
 			}
 		}
+		if d := c.Delta; d != nil {
+			if err := recordDelta(ctx, tx, d); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -369,7 +395,7 @@ func (s *Store) RecordEvent(ctx context.Context, eventID string, c catalog.Chang
 func list[T any](ctx context.Context, q queryer, what, query string, args []any, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("select %s: %w", what, err)
+		return nil, unavailable(fmt.Errorf("select %s: %w", what, err))
 	}
 	defer rows.Close()
 	out := []T{}
@@ -381,7 +407,7 @@ func list[T any](ctx context.Context, q queryer, what, query string, args []any,
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("select %s: %w", what, err)
+		return nil, unavailable(fmt.Errorf("select %s: %w", what, err))
 	}
 	return out, nil
 }

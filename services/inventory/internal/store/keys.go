@@ -71,7 +71,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k catalog.SigningKey) (catalo
 		out, added = k, true
 		out.CreatedAt = ts(k.CreatedAt)
 		out.RevokedAt = nil
-		return nil
+		return audit(ctx, tx, catalog.AuditKeyAdded(ctx, out))
 	})
 	if err != nil {
 		return catalog.SigningKey{}, false, err
@@ -101,6 +101,9 @@ func (s *Store) RevokeSigningKey(ctx context.Context, id string, at time.Time) (
 			return fmt.Errorf("%w: %q", catalog.ErrSigningKeyNotFound, id)
 		}
 		out = k
+		if revoked {
+			return audit(ctx, tx, catalog.AuditKeyRevoked(ctx, k, at))
+		}
 		return nil
 	})
 	if err != nil {

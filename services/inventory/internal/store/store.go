@@ -161,19 +161,20 @@ func (s *Store) migrate(ctx context.Context, dsn string, step func(*migrate.Migr
 	return nil
 }
 
-// inTx runs f in a transaction, committed when f returns nil.
+// inTx runs f in a transaction, committed when f returns nil. A failure
+// of the database itself is marked catalog.ErrUnavailable (unavailable.go).
 func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return unavailable(fmt.Errorf("begin: %w", err))
 	}
 	if err := f(tx); err != nil {
 		// The error that made us give up matters more than a failed rollback.
 		_ = tx.Rollback()
-		return err
+		return unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return unavailable(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }

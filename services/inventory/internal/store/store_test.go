@@ -56,6 +56,12 @@ func TestRepositoryContract(t *testing.T) {
 		{"idempotent events", testIdempotent},
 		{"overview data", testOverviewData},
 		{"signing keys", testSigningKeys},
+		{"entity defaults", testEntityDefaults},
+		{"audit log", testAuditLog},
+		{"deltas", testDeltas},
+		{"problems", testProblems},
+		{"heartbeats", testHeartbeats},
+		{"tokens", testTokens},
 	}
 	for _, db := range databases {
 		t.Run(db.name, func(t *testing.T) {
@@ -96,14 +102,16 @@ func seed(t *testing.T, s *Store) {
 
 func testSites(t *testing.T, s *Store) {
 	ctx := context.Background()
-	in := catalog.Site{Name: "paris", Description: "Paris DC — rack 4", CreatedAt: t0}
+	in := catalog.Site{Name: "paris", Description: "Paris DC — rack 4", Location: "Paris, rack 4", WANLink: "10 Mbit/s MPLS",
+		BandwidthLimit: 1 << 20, BandwidthWindows: []string{"Mon-Fri 22:00-06:00", "Sat-Sun 00:00-24:00"}, AgentIdentity: "UAGENTPARIS",
+		CreatedAt: t0}
 	must(t, s.CreateSite(ctx, in))
 	must(t, s.CreateSite(ctx, catalog.Site{Name: "berlin", CreatedAt: t0.Add(time.Hour)}))
 	wantErr(t, s.CreateSite(ctx, catalog.Site{Name: "paris", CreatedAt: t0}), catalog.ErrAlreadyExists)
 
 	got, err := s.Site(ctx, "paris")
 	must(t, err)
-	if got != in {
+	if !reflect.DeepEqual(got, in) {
 		t.Fatalf("site = %+v, want %+v", got, in)
 	}
 	_, err = s.Site(ctx, "nowhere")
@@ -118,7 +126,9 @@ func testSites(t *testing.T, s *Store) {
 
 func testTrees(t *testing.T, s *Store) {
 	ctx := context.Background()
-	tree := catalog.Tree{Name: "docs", OriginSite: "origin", Source: "/srv/docs", Schedule: "*/5 * * * *", Filters: []string{"- *.tmp", "+ /keep/"}, Keep: 4, CreatedAt: t0}
+	tree := catalog.Tree{Name: "docs", OriginSite: "origin", Source: "/srv/docs", Schedule: "*/5 * * * *", Filters: []string{"- *.tmp", "+ /keep/"}, Keep: 4,
+		Type: catalog.TreeVersioned, MaxDeletions: 500, ProtectedPaths: []string{"/etc/***", "*.conf"}, Disabled: true, AllowedLag: 6 * time.Hour,
+		CreatedAt: t0}
 	wantErr(t, s.CreateTree(ctx, tree), catalog.ErrSiteNotFound)
 	must(t, s.CreateSite(ctx, catalog.Site{Name: "origin", CreatedAt: t0}))
 	must(t, s.CreateTree(ctx, tree))

@@ -10,12 +10,21 @@ import (
 
 // Site is s on the wire.
 func Site(s catalog.Site) inventoryapi.Site {
-	return inventoryapi.Site{Name: s.Name, Description: s.Description, CreatedAt: s.CreatedAt}
+	return inventoryapi.Site{
+		Name: s.Name, Description: s.Description, Location: s.Location, WANLink: s.WANLink,
+		BandwidthLimit: s.BandwidthLimit, BandwidthWindows: s.BandwidthWindows, AgentIdentity: s.AgentIdentity,
+		LastHeartbeat: s.LastHeartbeat, CreatedAt: s.CreatedAt,
+	}
 }
 
 // Tree is t on the wire.
 func Tree(t catalog.Tree) inventoryapi.Tree {
-	return inventoryapi.Tree{Name: t.Name, OriginSite: t.OriginSite, Source: t.Source, Schedule: t.Schedule, Filters: t.Filters, Keep: t.Keep, CreatedAt: t.CreatedAt}
+	enabled := !t.Disabled
+	return inventoryapi.Tree{
+		Name: t.Name, OriginSite: t.OriginSite, Source: t.Source, Schedule: t.Schedule, Filters: t.Filters, Keep: t.Keep,
+		Type: t.Type, MaxDeletions: t.MaxDeletions, ProtectedPaths: t.ProtectedPaths, Enabled: &enabled,
+		AllowedLag: catalog.FormatLag(t.AllowedLag), CreatedAt: t.CreatedAt,
+	}
 }
 
 // Subscription is s on the wire.
@@ -42,6 +51,7 @@ func OverviewRow(o catalog.OverviewRow) inventoryapi.OverviewRow {
 	return inventoryapi.OverviewRow{
 		Site: o.Site, Tree: o.Tree, Role: o.Role, Paused: o.Paused, Version: o.Version, LatestVersion: o.LatestVersion,
 		State: o.State, LastRunAt: o.LastRunAt, LagSeconds: o.LagSeconds,
+		VersionsBehind: o.VersionsBehind, BehindSince: o.BehindSince, LastResult: o.LastResult, NextRunAt: o.NextRunAt,
 	}
 }
 

@@ -68,7 +68,8 @@ func (c *Cron) Tick(ctx context.Context, now time.Time) error {
 	}
 	minute := now.UTC().Truncate(time.Minute)
 	for _, t := range c.cached {
-		if t.Schedule == "" || c.fired[t.Name].Equal(minute) {
+		// A disabled tree is not scheduled; manual syncs still run.
+		if t.Schedule == "" || (t.Enabled != nil && !*t.Enabled) || c.fired[t.Name].Equal(minute) {
 			continue
 		}
 		due, err := c.gron.IsDue(t.Schedule, minute)

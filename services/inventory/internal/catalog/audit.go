@@ -1,0 +1,139 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Anonymous is the actor of a change whose context names none.
+const Anonymous = "anonymous"
+
+// Audited actions.
+const (
+	AuditCreate  = "create"
+	AuditUpdate  = "update"
+	AuditDelete  = "delete"
+	AuditTrigger = "trigger"
+	AuditPause   = "pause"
+	AuditResume  = "resume"
+	AuditRevoke  = "revoke"
+)
+
+// Audit log limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 1000
+)
+
+// AuditEntry is one change in the audit log: who did what to which
+// entity, when, with a JSON summary of the change.
+type AuditEntry struct {
+	// ID is a UUIDv7: entries of one instant sort in the order made.
+	ID     string
+	At     time.Time
+	Actor  string
+	Action string
+	// Entity is "site", "tree", "subscription", "key"…; Name names it
+	// ("paris", "docs", "paris/docs", a key id).
+	Entity string
+	Name   string
+	// Summary is a JSON object describing the change.
+	Summary string
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying the actor of the changes made with it:
+// the authentication layer calls it with the token's name or id.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom is the actor WithActor put in ctx, or Anonymous.
+func ActorFrom(ctx context.Context) string {
+	if a, ok := ctx.Value(actorKey{}).(string); ok && a != "" {
+		return a
+	}
+	return Anonymous
+}
+
+// NewAuditEntry describes a change made at at by the actor of ctx. The
+// repository writes it in the transaction of the change. summary is
+// encoded as JSON; a summary that does not encode is recorded as an
+// error message, so that the change is still audited.
+func NewAuditEntry(ctx context.Context, at time.Time, action, entity, name string, summary any) AuditEntry {
+	b, err := json.Marshal(summary)
+	if err != nil || string(b) == "null" {
+		b, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("summary not encoded: %v", err)}) // a map of strings always encodes
+	}
+	id, err := uuid.NewV7()
+	if err != nil { // the random source failed; a v4 id still identifies the entry
+		id = uuid.New()
+	}
+	return AuditEntry{
+		ID: id.String(), At: at.UTC().Truncate(time.Microsecond), Actor: ActorFrom(ctx),
+		Action: action, Entity: entity, Name: name, Summary: string(b),
+	}
+}
+
+// The summaries below are what the audit log records of each change:
+// the fields a reader needs to know what was set, in the API's names.
+
+// AuditSiteCreated is the audit entry of a site's creation.
+func AuditSiteCreated(ctx context.Context, s Site) AuditEntry {
+	return NewAuditEntry(ctx, s.CreatedAt, AuditCreate, "site", s.Name, map[string]any{
+		"description": s.Description, "location": s.Location, "wan_link": s.WANLink,
+		"bandwidth_limit": s.BandwidthLimit, "bandwidth_windows": s.BandwidthWindows, "agent_identity": s.AgentIdentity,
+	})
+}
+
+// AuditTreeCreated is the audit entry of a tree's creation.
+func AuditTreeCreated(ctx context.Context, t Tree) AuditEntry {
+	return NewAuditEntry(ctx, t.CreatedAt, AuditCreate, "tree", t.Name, map[string]any{
+		"origin_site": t.OriginSite, "source": t.Source, "schedule": t.Schedule, "filters": t.Filters,
+		"keep": t.Keep, "type": t.Type, "max_deletions": t.MaxDeletions, "protected_paths": t.ProtectedPaths,
+		"enabled": !t.Disabled, "allowed_lag": FormatLag(t.AllowedLag),
+	})
+}
+
+// AuditSubscribed is the audit entry of a subscription's creation.
+func AuditSubscribed(ctx context.Context, s Subscription) AuditEntry {
+	return NewAuditEntry(ctx, s.CreatedAt, AuditCreate, "subscription", s.Site+"/"+s.Tree,
+		map[string]any{"site": s.Site, "tree": s.Tree, "paused": s.Paused})
+}
+
+// AuditKeyAdded is the audit entry of a signing key's registration.
+func AuditKeyAdded(ctx context.Context, k SigningKey) AuditEntry {
+	return NewAuditEntry(ctx, k.CreatedAt, AuditCreate, "key", k.ID, map[string]any{"name": k.Name})
+}
+
+// AuditKeyRevoked is the audit entry of a signing key's revocation.
+func AuditKeyRevoked(ctx context.Context, k SigningKey, at time.Time) AuditEntry {
+	return NewAuditEntry(ctx, at, AuditRevoke, "key", k.ID, map[string]any{"name": k.Name})
+}
+
+// AuditSyncRequested is the audit entry of a manual sync request.
+func AuditSyncRequested(ctx context.Context, tree, triggerID string, at time.Time) AuditEntry {
+	return NewAuditEntry(ctx, at, AuditTrigger, "tree", tree, map[string]any{"trigger_id": triggerID, "reason": "manual"})
+}
+
+// AuditFilter selects audit entries, newest first.
+type AuditFilter struct {
+	Limit int
+}
+
+// AuditLog lists the newest audit entries. Limit 0 means
+// DefaultAuditLimit.
+func (s *Service) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	if f.Limit == 0 {
+		f.Limit = DefaultAuditLimit
+	}
+	if f.Limit < 1 || f.Limit > MaxAuditLimit {
+		return nil, invalidf("limit %d out of range 1..%d", f.Limit, MaxAuditLimit)
+	}
+	return s.repo.AuditLog(ctx, f)
+}

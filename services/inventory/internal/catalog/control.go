@@ -1,0 +1,262 @@
+package catalog
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// ControlRepository changes what exists. Every method is one transaction.
+type ControlRepository interface {
+	// UpdateTree reads the tree, lets f return its new state and stores
+	// the schedule, filters, keep, enabled and allowed lag f returned,
+	// with nobody changing
+	// the tree in between. An error of f is returned as it is and
+	// changes nothing. It fails with ErrTreeNotFound for an unknown tree.
+	UpdateTree(ctx context.Context, name string, f func(Tree) (Tree, error)) (Tree, error)
+	// UpdateSite is UpdateTree for a site's description.
+	UpdateSite(ctx context.Context, name string, f func(Site) (Site, error)) (Site, error)
+	// SetPaused pauses or resumes the subscriptions f selects (a site's,
+	// a tree's or one) and returns them. It fails with ErrSiteNotFound or
+	// ErrTreeNotFound for an unknown site or tree, and with
+	// ErrSubscriptionNotFound when f names one subscription that does not
+	// exist.
+	SetPaused(ctx context.Context, f SubscriptionFilter, paused bool) ([]Subscription, error)
+	// Arrivals lists, for each site and version of the tree, when the
+	// site first finished a run that left it serving that version.
+	Arrivals(ctx context.Context, tree string) ([]Arrival, error)
+}
+
+// TreePatch is a change to a tree; nil fields stay as they are.
+type TreePatch struct {
+	Schedule   *string
+	Filters    *[]string
+	Keep       *int
+	Enabled    *bool
+	AllowedLag *time.Duration
+}
+
+// SitePatch is a change to a site; nil fields stay as they are.
+type SitePatch struct {
+	Description *string
+}
+
+// Arrival is when a site first served a version.
+type Arrival struct {
+	Site    string
+	Version string
+	At      time.Time
+}
+
+// VersionHistory is a version of a tree and when each site got it.
+type VersionHistory struct {
+	Version
+	// Arrivals are in the order the sites got the version.
+	Arrivals []Arrival
+}
+
+// Alarm is a subscription that has been behind for longer than its
+// tree allows.
+type Alarm struct {
+	OverviewRow
+	AllowedLag time.Duration
+}
+
+// normalizeTreeSettings checks and normalizes what an update may change.
+func normalizeTreeSettings(t Tree) (Tree, error) {
+	t.Schedule = strings.Join(strings.Fields(t.Schedule), " ")
+	if err := ValidateSchedule(t.Schedule); err != nil {
+		return Tree{}, err
+	}
+	if len(t.Filters) > maxFilters {
+		return Tree{}, invalidf("%d filter rules, at most %d", len(t.Filters), maxFilters)
+	}
+	if _, err := tree.ParseFilter(t.Filters); err != nil {
+		return Tree{}, invalidf("filters: %v", err)
+	}
+	if t.Filters == nil {
+		t.Filters = []string{}
+	}
+	if t.Keep < MinKeep || t.Keep > MaxKeep {
+		return Tree{}, invalidf("keep %d out of range %d..%d", t.Keep, MinKeep, MaxKeep)
+	}
+	if err := checkTreeEntity(&t); err != nil {
+		return Tree{}, err
+	}
+	return t, nil
+}
+
+// UpdateTree applies p to a tree. check sees the tree as stored, under
+// lock, and refuses the change by returning an error (a stale version);
+// nil means no check.
+func (s *Service) UpdateTree(ctx context.Context, name string, p TreePatch, check func(Tree) error) (Tree, error) {
+	if err := checkName("tree", name); err != nil {
+		return Tree{}, err
+	}
+	t, err := s.repo.UpdateTree(ctx, name, func(t Tree) (Tree, error) {
+		if check != nil {
+			if err := check(t); err != nil {
+				return Tree{}, err
+			}
+		}
+		if p.Schedule != nil {
+			t.Schedule = *p.Schedule
+		}
+		if p.Filters != nil {
+			t.Filters = *p.Filters
+		}
+		if p.Keep != nil {
+			t.Keep = *p.Keep
+		}
+		if p.Enabled != nil {
+			t.Disabled = !*p.Enabled
+		}
+		if p.AllowedLag != nil {
+			if *p.AllowedLag == 0 {
+				return Tree{}, invalidf("allowed_lag must be given as a duration such as 6h")
+			}
+			t.AllowedLag = *p.AllowedLag
+		}
+		return normalizeTreeSettings(t)
+	})
+	if err != nil {
+		return Tree{}, fmt.Errorf("update tree %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// UpdateSite applies p to a site; check as for UpdateTree.
+func (s *Service) UpdateSite(ctx context.Context, name string, p SitePatch, check func(Site) error) (Site, error) {
+	if err := checkName("site", name); err != nil {
+		return Site{}, err
+	}
+	site, err := s.repo.UpdateSite(ctx, name, func(site Site) (Site, error) {
+		if check != nil {
+			if err := check(site); err != nil {
+				return Site{}, err
+			}
+		}
+		if p.Description != nil {
+			site.Description = *p.Description
+		}
+		if len(site.Description) > maxDescription || !utf8.ValidString(site.Description) {
+			return Site{}, invalidf("description must be UTF-8 text of at most %d bytes", maxDescription)
+		}
+		return site, nil
+	})
+	if err != nil {
+		return Site{}, fmt.Errorf("update site %s: %w", name, err)
+	}
+	return site, nil
+}
+
+// SetPaused pauses (or resumes) every subscription of a site, of a tree,
+// or the one of both, and returns them. A site or tree without
+// subscriptions is not an error: nothing changes.
+func (s *Service) SetPaused(ctx context.Context, f SubscriptionFilter, paused bool) ([]Subscription, error) {
+	if f.Site == "" && f.Tree == "" {
+		return nil, invalidf("name a site, a tree or both")
+	}
+	if f.Site != "" {
+		if err := checkName("site", f.Site); err != nil {
+			return nil, err
+		}
+	}
+	if f.Tree != "" {
+		if err := checkName("tree", f.Tree); err != nil {
+			return nil, err
+		}
+	}
+	subs, err := s.repo.SetPaused(ctx, f, paused)
+	if err != nil {
+		return nil, fmt.Errorf("set paused=%t: %w", paused, err)
+	}
+	return subs, nil
+}
+
+// TreeHistory lists the versions of a tree that must exist, newest
+// first, each with the times the sites got it.
+func (s *Service) TreeHistory(ctx context.Context, name string) ([]VersionHistory, error) {
+	vs, err := s.Versions(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	as, err := s.repo.Arrivals(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", name, err)
+	}
+	byRoot := map[string][]Arrival{}
+	for _, a := range as {
+		byRoot[a.Version] = append(byRoot[a.Version], a)
+	}
+	out := make([]VersionHistory, 0, len(vs))
+	for _, v := range vs {
+		arr := byRoot[v.Root]
+		if arr == nil {
+			arr = []Arrival{}
+		}
+		slices.SortFunc(arr, func(a, b Arrival) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Site, b.Site)) })
+		out = append(out, VersionHistory{Version: v, Arrivals: arr})
+	}
+	return out, nil
+}
+
+// Failing lists the newest run of each subscription and origin whose
+// result is FAILED, by tree, then site.
+func (s *Service) Failing(ctx context.Context) ([]Run, error) {
+	d, err := s.repo.OverviewData(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failing: %w", err)
+	}
+	type key struct{ site, tree string }
+	cells := map[key]bool{}
+	for _, t := range d.Trees {
+		cells[key{t.OriginSite, t.Name}] = true
+	}
+	for _, sub := range d.Subscriptions {
+		cells[key{sub.Site, sub.Tree}] = true
+	}
+	out := []Run{}
+	for _, r := range d.LatestRuns {
+		if r.State == RunDone && r.Result == "FAILED" && cells[key{r.Site, r.Tree}] {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Run) int { return cmp.Or(cmp.Compare(a.Tree, b.Tree), cmp.Compare(a.Site, b.Site)) })
+	return out, nil
+}
+
+// Alarms lists the subscriptions, not paused, that have been behind the
+// latest version of their tree for longer than the tree allows.
+func (s *Service) Alarms(ctx context.Context) ([]Alarm, error) {
+	d, err := s.repo.OverviewData(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("alarms: %w", err)
+	}
+	allowed := map[string]time.Duration{}
+	for _, t := range d.Trees {
+		allowed[t.Name] = cmp.Or(t.AllowedLag, DefaultAllowedLag)
+	}
+	out := []Alarm{}
+	for _, r := range buildOverview(d, s.now()) {
+		if r.Role != RoleReplica || r.Paused || r.BehindSince == nil {
+			continue
+		}
+		if lag := time.Duration(r.LagSeconds) * time.Second; lag > allowed[r.Tree] {
+			out = append(out, Alarm{OverviewRow: r, AllowedLag: allowed[r.Tree]})
+		}
+	}
+	return out, nil
+}
+
+// ErrUnavailable marks a failure of the database itself (gone, closed,
+// shutting down) rather than of the request: nothing was changed and
+// the same request may succeed later.
+var ErrUnavailable = errors.New("database unavailable")

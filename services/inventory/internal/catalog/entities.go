@@ -1,0 +1,294 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pulpdist/pulpdist/libs/tree"
+)
+
+// Tree types: how a tree's history is kept at the sites.
+const (
+	// TreeSimple: a site serves one version; older ones are kept only as
+	// delta bases.
+	TreeSimple = "simple"
+	// TreeVersioned: a site keeps Keep versions and can serve each.
+	TreeVersioned = "versioned"
+	// TreeSnapshot: every version is a read-only snapshot of the origin.
+	TreeSnapshot = "snapshot"
+)
+
+// Allowed lag limits. A tree created without one gets DefaultAllowedLag.
+const (
+	DefaultAllowedLag = 24 * time.Hour
+	MinAllowedLag     = time.Minute
+	MaxAllowedLag     = 366 * 24 * time.Hour
+)
+
+// Limits on lists given with a tree or site.
+const (
+	maxProtectedPaths   = 1000
+	maxBandwidthWindows = 64
+)
+
+// checkTreeEntity validates and completes the fields a tree gained with
+// the entities migration: type, deletion guard, protected paths and
+// allowed lag.
+func checkTreeEntity(t *Tree) error {
+	switch t.Type {
+	case "":
+		t.Type = TreeSimple
+	case TreeSimple, TreeVersioned, TreeSnapshot:
+	default:
+		return invalidf("type %q: want %s, %s or %s", t.Type, TreeSimple, TreeVersioned, TreeSnapshot)
+	}
+	if t.MaxDeletions < 0 {
+		return invalidf("max_deletions %d is negative (0 means no guard)", t.MaxDeletions)
+	}
+	if err := ValidateProtectedPaths(t.ProtectedPaths); err != nil {
+		return err
+	}
+	if t.ProtectedPaths == nil {
+		t.ProtectedPaths = []string{}
+	}
+	if t.AllowedLag == 0 {
+		t.AllowedLag = DefaultAllowedLag
+	}
+	switch {
+	case t.AllowedLag < MinAllowedLag || t.AllowedLag > MaxAllowedLag:
+		return invalidf("allowed_lag %s out of range %s..%s", FormatLag(t.AllowedLag), FormatLag(MinAllowedLag), FormatLag(MaxAllowedLag))
+	case t.AllowedLag%time.Second != 0:
+		return invalidf("allowed_lag %s is not a whole number of seconds", t.AllowedLag)
+	}
+	return nil
+}
+
+// ValidateProtectedPaths checks protected path patterns: each one a
+// pattern as in a filter rule (docs/filters.md), without the "+ " or "- ".
+func ValidateProtectedPaths(patterns []string) error {
+	if len(patterns) > maxProtectedPaths {
+		return invalidf("%d protected paths, at most %d", len(patterns), maxProtectedPaths)
+	}
+	for _, p := range patterns {
+		switch {
+		case p == "":
+			return invalidf("protected path: empty pattern")
+		case strings.TrimSpace(p) != p:
+			return invalidf("protected path %q has leading or trailing space", p)
+		case strings.HasPrefix(p, "+ ") || strings.HasPrefix(p, "- "):
+			return invalidf("protected path %q: give the pattern alone, without %q", p, p[:2])
+		}
+		if _, err := tree.ParseFilter([]string{"- " + p}); err != nil {
+			return invalidf("protected path %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// FormatLag writes a lag the way ParseLag reads it, without zero units:
+// "6h", "1h30m", "45s".
+func FormatLag(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// ParseLag reads an allowed lag such as "6h" or "90m" (time.ParseDuration).
+func ParseLag(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, invalidf("allowed_lag %q: want a duration such as 6h or 90m", s)
+	}
+	return d, nil
+}
+
+// checkSiteEntity validates and completes the fields a site gained with
+// the entities migration.
+func checkSiteEntity(s *Site) error {
+	for _, f := range []struct{ name, value string }{
+		{"location", s.Location}, {"wan_link", s.WANLink}, {"agent_identity", s.AgentIdentity},
+	} {
+		if len(f.value) > maxDescription || !utf8.ValidString(f.value) || strings.ContainsRune(f.value, 0) {
+			return invalidf("%s must be UTF-8 text of at most %d bytes without NUL", f.name, maxDescription)
+		}
+	}
+	if s.BandwidthLimit < 0 {
+		return invalidf("bandwidth_limit %d is negative (0 means unlimited)", s.BandwidthLimit)
+	}
+	if len(s.BandwidthWindows) > maxBandwidthWindows {
+		return invalidf("%d bandwidth windows, at most %d", len(s.BandwidthWindows), maxBandwidthWindows)
+	}
+	for i, w := range s.BandwidthWindows {
+		pw, err := ParseWindow(w)
+		if err != nil {
+			return err
+		}
+		s.BandwidthWindows[i] = pw.String()
+	}
+	if s.BandwidthWindows == nil {
+		s.BandwidthWindows = []string{}
+	}
+	// Only events set it.
+	s.LastHeartbeat = nil
+	return nil
+}
+
+// Window is a weekly period: the days it starts on and its times of day
+// in minutes since midnight. End <= Start means it runs past midnight
+// into the next day.
+type Window struct {
+	// Days[0] is Monday.
+	Days       [7]bool
+	Start, End int
+}
+
+var dayNames = [7]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+
+// ParseWindow reads a window "DAYS HH:MM-HH:MM". DAYS is a day (Mon, Tue,
+// Wed, Thu, Fri, Sat, Sun, in any case), a range of days (Mon-Fri; Fri-Mon
+// wraps over the weekend), a comma-separated list of those (Mon,Wed,Fri-Sun)
+// or * for every day. The times are 00:00 to 24:00; a window whose end is
+// before its start runs past midnight ("Mon-Fri 22:00-06:00" is each
+// weeknight from 22:00 to 06:00 the next morning). Times are those of the
+// site's agent.
+func ParseWindow(s string) (Window, error) {
+	bad := func(format string, args ...any) (Window, error) {
+		return Window{}, invalidf("bandwidth window %q: "+format+` (want "DAYS HH:MM-HH:MM", such as "Mon-Fri 22:00-06:00")`, append([]any{s}, args...)...)
+	}
+	fields := strings.Fields(s)
+	if len(fields) != 2 {
+		return bad("%d fields, want 2", len(fields))
+	}
+	var w Window
+	if fields[0] == "*" {
+		w.Days = [7]bool{true, true, true, true, true, true, true}
+	} else {
+		for _, part := range strings.Split(fields[0], ",") {
+			lo, hi, isRange := strings.Cut(part, "-")
+			a, ok := dayIndex(lo)
+			if !ok {
+				return bad("unknown day %q", lo)
+			}
+			b := a
+			if isRange {
+				if b, ok = dayIndex(hi); !ok {
+					return bad("unknown day %q", hi)
+				}
+			}
+			for d := a; ; d = (d + 1) % 7 {
+				w.Days[d] = true
+				if d == b {
+					break
+				}
+			}
+		}
+	}
+	from, to, ok := strings.Cut(fields[1], "-")
+	if !ok {
+		return bad("times must be HH:MM-HH:MM")
+	}
+	var err error
+	if w.Start, err = clock(from); err != nil {
+		return bad("start: %v", err)
+	}
+	if w.End, err = clock(to); err != nil {
+		return bad("end: %v", err)
+	}
+	if w.Start == 24*60 {
+		return bad("start 24:00: a window starts at 23:59 at the latest")
+	}
+	if w.Start == w.End {
+		return bad("start and end are equal: an empty window")
+	}
+	return w, nil
+}
+
+func dayIndex(s string) (int, bool) {
+	for i, n := range dayNames {
+		if strings.EqualFold(s, n) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// clock reads HH:MM (00:00 to 24:00) as minutes since midnight.
+func clock(s string) (int, error) {
+	hh, mm, ok := strings.Cut(s, ":")
+	if !ok || !twoDigits(hh) || !twoDigits(mm) {
+		return 0, fmt.Errorf("%q is not HH:MM", s)
+	}
+	h, _ := strconv.Atoi(hh) // two digits always convert
+	m, _ := strconv.Atoi(mm)
+	if h > 24 || m > 59 || (h == 24 && m != 0) {
+		return 0, fmt.Errorf("%q is not a time of day (00:00 to 24:00)", s)
+	}
+	return h*60 + m, nil
+}
+
+func twoDigits(s string) bool {
+	return len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9'
+}
+
+// String writes w in the canonical form ParseWindow reads: days as
+// ranges of the week ("Mon-Fri", "Sat,Sun" stays "Sat-Sun"), "*" for all.
+func (w Window) String() string {
+	days := "*"
+	if w.Days != [7]bool{true, true, true, true, true, true, true} {
+		var parts []string
+		for i := 0; i < 7; {
+			if !w.Days[i] {
+				i++
+				continue
+			}
+			j := i
+			for j+1 < 7 && w.Days[j+1] {
+				j++
+			}
+			if j == i {
+				parts = append(parts, dayNames[i])
+			} else {
+				parts = append(parts, dayNames[i]+"-"+dayNames[j])
+			}
+			i = j + 1
+		}
+		days = strings.Join(parts, ",")
+	}
+	return fmt.Sprintf("%s %02d:%02d-%02d:%02d", days, w.Start/60, w.Start%60, w.End/60, w.End%60)
+}
+
+// EntityRepository is the part of the Repository that keeps the audit
+// log, the deltas, the sites' heartbeats and the events kept as problems.
+//
+// Audit contract: CreateSite, CreateTree, CreateSubscription,
+// AddSigningKey (when it adds) and RevokeSigningKey (when it revokes)
+// write their Audit… entry (audit.go), with the actor of ctx, in the
+// transaction of the change; so must every later method that changes
+// the catalog.
+type EntityRepository interface {
+	// RecordAudit writes one audit entry on its own, for a change that
+	// is not in the database (a sync request).
+	RecordAudit(ctx context.Context, e AuditEntry) error
+	// AuditLog lists audit entries newest first, at most f.Limit.
+	AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
+	// Deltas lists deltas by first sight, newest first, with TimesServed.
+	Deltas(ctx context.Context, f DeltaFilter) ([]Delta, error)
+	// RecordProblem stores p with its event id, in one transaction, and
+	// returns true; it returns false and changes nothing when the id was
+	// recorded before.
+	RecordProblem(ctx context.Context, p EventProblem) (bool, error)
+	// Problems lists event problems newest first, at most f.Limit.
+	Problems(ctx context.Context, f ProblemFilter) ([]EventProblem, error)
+	// RecordHeartbeat sets a site's last heartbeat to at unless it is
+	// later already; an unknown site is not an error.
+	RecordHeartbeat(ctx context.Context, site string, at time.Time) error
+}

@@ -1,0 +1,147 @@
+package events
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/pgtest"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/store"
+)
+
+// TestRecordIntoStore runs events through the real catalog and both
+// stores: each delivered twice is recorded once, unknown trees become one
+// problem each, and agents' events move their site's heartbeat.
+func TestRecordIntoStore(t *testing.T) {
+	for _, db := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"postgres", func(t *testing.T) string { return pgtest.NewDatabase(t) }},
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "inventory.db") }},
+	} {
+		t.Run(db.name, func(t *testing.T) { testRecordIntoStore(t, db.url(t)) })
+	}
+}
+
+func testRecordIntoStore(t *testing.T, url string) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, s := range []string{"origin", "paris"} {
+		if err := st.CreateSite(ctx, catalog.Site{Name: s, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.CreateTree(ctx, catalog.Tree{Name: "docs", OriginSite: "origin", Source: "/srv/docs", Keep: 2, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.New(st, nil, slog.New(slog.DiscardHandler))
+
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	events := []struct {
+		id, source, typ string
+		data            any
+	}{
+		{"snap-ghost", "/pulpdist/siteagent/origin", TypeSnapshotPublished,
+			bus.Snapshot{V: bus.MessageVersion, Tree: "ghost", Site: "origin", Root: a, PublishedAt: t0}},
+		{"ready-ghost", "/pulpdist/deltacache/dc-1", TypeDeltaReady,
+			bus.DeltaReady{V: bus.MessageVersion, Tree: "ghost", To: a, Pack: "ghost/none/" + a, Size: 1}},
+		{"computed", "/pulpdist/deltacache/dc-1", TypeDeltaComputed,
+			bus.DeltaComputed{Tree: "docs", From: a, To: b, Pack: "docs/a/b", Size: 77, Instance: "dc-1", DurationMS: 12}},
+		{"ready", "/pulpdist/deltacache/dc-1", TypeDeltaReady,
+			bus.DeltaReady{V: bus.MessageVersion, Tree: "docs", From: a, To: b, Pack: "docs/a/b", Size: 77, Computed: true}},
+		{"finished", "/pulpdist/siteagent/paris", TypeSyncFinished,
+			bus.SyncFinished{RunID: "run-1", Site: "paris", Tree: "docs", Kind: bus.CommandApply, From: a, To: b,
+				Result: bus.ResultCompleted, Files: 3, Bytes: 30, DurationMS: 1000, FinishedAt: t0.Add(time.Hour)}},
+	}
+	for range 2 { // every event is delivered twice
+		for _, e := range events {
+			ev := event.New()
+			ev.SetID(e.id)
+			ev.SetSource(e.source)
+			ev.SetType(e.typ)
+			ev.SetTime(t0.Add(time.Hour))
+			if err := ev.SetData("application/json", e.data); err != nil {
+				t.Fatal(err)
+			}
+			body, err := ev.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Handle(ctx, cat, body); err != nil {
+				t.Fatalf("%s: %v", e.id, err)
+			}
+		}
+	}
+
+	problems, err := cat.Problems(ctx, catalog.ProblemFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 2 || problems[0].Reason == "" {
+		t.Fatalf("problems = %+v, want the two ghost events once each", problems)
+	}
+	for _, p := range problems {
+		if !strings.Contains(p.Reason, "tree not found") || (p.EventID != "snap-ghost" && p.EventID != "ready-ghost") {
+			t.Errorf("problem = %+v", p)
+		}
+	}
+	deltas, err := cat.Deltas(ctx, catalog.DeltaFilter{Tree: "docs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deltas) != 1 || deltas[0].ComputedBy != "dc-1" || deltas[0].Size != 77 || deltas[0].TimesServed != 1 ||
+		deltas[0].ComputedAt == nil || !deltas[0].ComputedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("deltas = %+v", deltas)
+	}
+	runs, err := cat.Runs(ctx, catalog.RunFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].Result != "COMPLETED" || runs[0].Bytes != 30 {
+		t.Fatalf("runs = %+v", runs)
+	}
+	paris, err := cat.Site(ctx, "paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if paris.LastHeartbeat == nil || !paris.LastHeartbeat.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("heartbeat of paris = %v", paris.LastHeartbeat)
+	}
+
+	// An agent whose clock runs ahead cannot put its heartbeat in the future.
+	ev := event.New()
+	ev.SetID("from-the-future")
+	ev.SetSource("/pulpdist/siteagent/paris")
+	ev.SetType("dev.pulpdist.agent.announced")
+	ev.SetTime(time.Now().Add(24 * time.Hour))
+	body, err := ev.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Handle(ctx, cat, body); err != nil {
+		t.Fatal(err)
+	}
+	if paris, err = cat.Site(ctx, "paris"); err != nil {
+		t.Fatal(err)
+	}
+	if paris.LastHeartbeat == nil || paris.LastHeartbeat.After(time.Now()) || !paris.LastHeartbeat.After(t0.Add(time.Hour)) {
+		t.Fatalf("heartbeat after a future event = %v", paris.LastHeartbeat)
+	}
+}

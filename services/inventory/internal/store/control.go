@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+)
+
+// forUpdate locks the selected rows until the transaction ends. SQLite
+// needs no clause: its transactions take the write lock when they begin.
+func (s *Store) forUpdate() string {
+	if s.driver == DriverPostgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// UpdateTree implements catalog.Repository: it reads the tree, locked,
+// lets f change it and writes what f may change and its audit entry, in
+// one transaction.
+func (s *Store) UpdateTree(ctx context.Context, name string, f func(catalog.Tree) (catalog.Tree, error)) (catalog.Tree, error) {
+	var out catalog.Tree
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		t, err := scanTree(tx.QueryRowContext(ctx, `SELECT `+treeColumns+` FROM trees WHERE name = $1`+s.forUpdate(), name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %q", catalog.ErrTreeNotFound, name)
+		}
+		if err != nil {
+			return fmt.Errorf("select tree %s: %w", name, err)
+		}
+		if out, err = f(t); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE trees SET schedule = $2, filters = $3, keep = $4, enabled = $5, allowed_lag_seconds = $6 WHERE name = $1`,
+			name, out.Schedule, filtersJSON(out.Filters), out.Keep, !out.Disabled, int64(out.AllowedLag/time.Second)); err != nil {
+			return fmt.Errorf("update tree %s: %w", name, err)
+		}
+		return audit(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), catalog.AuditUpdate, "tree", name, map[string]any{
+			"schedule": out.Schedule, "filters": out.Filters, "keep": out.Keep, "enabled": !out.Disabled,
+			"allowed_lag": catalog.FormatLag(out.AllowedLag),
+		}))
+	})
+	if err != nil {
+		return catalog.Tree{}, err
+	}
+	return out, nil
+}
+
+// UpdateSite implements catalog.Repository like UpdateTree.
+func (s *Store) UpdateSite(ctx context.Context, name string, f func(catalog.Site) (catalog.Site, error)) (catalog.Site, error) {
+	var out catalog.Site
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		site, err := scanSite(tx.QueryRowContext(ctx, `SELECT `+siteColumns+` FROM sites WHERE name = $1`+s.forUpdate(), name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %q", catalog.ErrSiteNotFound, name)
+		}
+		if err != nil {
+			return fmt.Errorf("select site %s: %w", name, err)
+		}
+		if out, err = f(site); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sites SET description = $2 WHERE name = $1`, name, out.Description); err != nil {
+			return fmt.Errorf("update site %s: %w", name, err)
+		}
+		return audit(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), catalog.AuditUpdate, "site", name, map[string]any{
+			"description": out.Description,
+		}))
+	})
+	if err != nil {
+		return catalog.Site{}, err
+	}
+	return out, nil
+}
+
+// SetPaused implements catalog.Repository; the audit log records it as
+// a pause or resume of the site, tree or subscription.
+func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, paused bool) ([]catalog.Subscription, error) {
+	var out []catalog.Subscription
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if f.Site != "" {
+			if err := exists(ctx, tx, "sites", f.Site, catalog.ErrSiteNotFound); err != nil {
+				return err
+			}
+		}
+		if f.Tree != "" {
+			if err := exists(ctx, tx, "trees", f.Tree, catalog.ErrTreeNotFound); err != nil {
+				return err
+			}
+		}
+		w, args := where([2]string{"site", f.Site}, [2]string{"tree", f.Tree})
+		if w == "" {
+			return fmt.Errorf("%w: pausing every subscription at once is not offered", catalog.ErrInvalid)
+		}
+		args = append(args, paused)
+		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET paused = $`+fmt.Sprint(len(args))+w, args...); err != nil {
+			return fmt.Errorf("update subscriptions: %w", err)
+		}
+		var err error
+		out, err = list(ctx, tx, "subscriptions", `SELECT `+subscriptionColumns+` FROM subscriptions`+w+` ORDER BY tree, site`, args[:len(args)-1], scanSubscription)
+		if err == nil && len(out) == 0 && f.Site != "" && f.Tree != "" {
+			err = fmt.Errorf("%w: %q to %q", catalog.ErrSubscriptionNotFound, f.Site, f.Tree)
+		}
+		if err != nil {
+			return err
+		}
+		action := catalog.AuditResume
+		if paused {
+			action = catalog.AuditPause
+		}
+		entity, name := "subscription", f.Site+"/"+f.Tree
+		switch {
+		case f.Tree == "":
+			entity, name = "site", f.Site
+		case f.Site == "":
+			entity, name = "tree", f.Tree
+		}
+		changed := make([]string, 0, len(out))
+		for _, sub := range out {
+			changed = append(changed, sub.Site+"/"+sub.Tree)
+		}
+		return audit(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), action, entity, name, map[string]any{"subscriptions": changed}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Arrivals implements catalog.Repository: the first time each site
+// finished a run to each version of the tree with the version in place.
+func (s *Store) Arrivals(ctx context.Context, tree string) ([]catalog.Arrival, error) {
+	return list(ctx, s.db, "arrivals",
+		`SELECT site, to_version, MIN(finished_at) FROM runs
+		WHERE tree = $1 AND state = 'DONE' AND result IN ('COMPLETED', 'UP_TO_DATE') AND to_version <> '' AND finished_at IS NOT NULL
+		GROUP BY site, to_version ORDER BY site, to_version`,
+		[]any{tree}, func(sc interface{ Scan(...any) error }) (catalog.Arrival, error) {
+			var a catalog.Arrival
+			var at dbTime
+			err := sc.Scan(&a.Site, &a.Version, &at)
+			a.At = at.t
+			return a, err
+		})
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+)
+
+// treeType is the stored type of a tree: simple when unset.
+func treeType(t string) string {
+	if t == "" {
+		return catalog.TreeSimple
+	}
+	return t
+}
+
+// lagSeconds is the stored allowed lag: the default when unset.
+func lagSeconds(d time.Duration) int64 {
+	if d == 0 {
+		d = catalog.DefaultAllowedLag
+	}
+	return int64(d / time.Second)
+}
+
+// execer is what both *sql.DB and *sql.Tx offer to write.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// audit writes one audit entry; called inside the transaction of the
+// change it describes.
+func audit(ctx context.Context, x execer, e catalog.AuditEntry) error {
+	_, err := x.ExecContext(ctx,
+		`INSERT INTO audit_log (id, at, actor, action, entity, name, summary) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		e.ID, ts(e.At), e.Actor, e.Action, e.Entity, e.Name, e.Summary)
+	if err != nil {
+		return fmt.Errorf("audit %s %s %s: %w", e.Action, e.Entity, e.Name, err)
+	}
+	return nil
+}
+
+// RecordAudit implements catalog.Repository.
+func (s *Store) RecordAudit(ctx context.Context, e catalog.AuditEntry) error {
+	return audit(ctx, s.db, e)
+}
+
+const auditColumns = `id, at, actor, action, entity, name, summary`
+
+func scanAudit(sc interface{ Scan(...any) error }) (catalog.AuditEntry, error) {
+	var e catalog.AuditEntry
+	var at dbTime
+	err := sc.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Entity, &e.Name, &e.Summary)
+	e.At = at.t
+	return e, err
+}
+
+// AuditLog implements catalog.Repository.
+func (s *Store) AuditLog(ctx context.Context, f catalog.AuditFilter) ([]catalog.AuditEntry, error) {
+	return list(ctx, s.db, "audit log",
+		`SELECT `+auditColumns+` FROM audit_log ORDER BY at DESC, id DESC LIMIT $1`, []any{f.Limit}, scanAudit)
+}
+
+// recordDelta inserts or updates a delta. delta.computed sets the
+// computed fields; delta.ready leaves them as they are. The first sight
+// stays the earliest.
+func recordDelta(ctx context.Context, tx *sql.Tx, d *catalog.Delta) error {
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO deltas (tree, from_version, to_version, pack, size, computed_at, computed_by, compute_ms, first_seen_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (tree, from_version, to_version) DO UPDATE SET
+			pack = excluded.pack, size = excluded.size,
+			computed_at = CASE WHEN excluded.computed_at IS NULL THEN deltas.computed_at ELSE excluded.computed_at END,
+			computed_by = CASE WHEN excluded.computed_at IS NULL THEN deltas.computed_by ELSE excluded.computed_by END,
+			compute_ms = CASE WHEN excluded.computed_at IS NULL THEN deltas.compute_ms ELSE excluded.compute_ms END,
+			first_seen_at = CASE WHEN excluded.first_seen_at < deltas.first_seen_at THEN excluded.first_seen_at ELSE deltas.first_seen_at END`,
+		d.Tree, d.From, d.To, d.Pack, d.Size, nullTime(d.ComputedAt), d.ComputedBy, d.ComputeMS, ts(d.FirstSeenAt))
+	if isForeignKey(err) {
+		return fmt.Errorf("delta %s: %w: %q", d.To, catalog.ErrTreeNotFound, d.Tree)
+	}
+	if err != nil {
+		return fmt.Errorf("upsert delta %s/%s/%s: %w", d.Tree, d.From, d.To, err)
+	}
+	return nil
+}
+
+// deltaColumns reads a delta and counts the completed apply runs that
+// moved a site from its From to its To.
+const deltaColumns = `d.tree, d.from_version, d.to_version, d.pack, d.size, d.computed_at, d.computed_by, d.compute_ms, d.first_seen_at,
+	(SELECT COUNT(*) FROM runs r WHERE r.tree = d.tree AND r.from_version = d.from_version AND r.to_version = d.to_version
+		AND r.kind = 'apply' AND r.state = 'DONE' AND r.result IN ('COMPLETED', 'PARTIAL'))`
+
+func scanDelta(sc interface{ Scan(...any) error }) (catalog.Delta, error) {
+	var d catalog.Delta
+	var computed, seen dbTime
+	err := sc.Scan(&d.Tree, &d.From, &d.To, &d.Pack, &d.Size, &computed, &d.ComputedBy, &d.ComputeMS, &seen, &d.TimesServed)
+	d.ComputedAt = computed.ptr()
+	d.FirstSeenAt = seen.t
+	return d, err
+}
+
+// Deltas implements catalog.Repository.
+func (s *Store) Deltas(ctx context.Context, f catalog.DeltaFilter) ([]catalog.Delta, error) {
+	w, args := where([2]string{"d.tree", f.Tree})
+	args = append(args, f.Limit)
+	return list(ctx, s.db, "deltas",
+		`SELECT `+deltaColumns+` FROM deltas d`+w+
+			` ORDER BY d.first_seen_at DESC, d.tree, d.from_version, d.to_version LIMIT $`+strconv.Itoa(len(args)),
+		args, scanDelta)
+}
+
+// RecordProblem implements catalog.Repository.
+func (s *Store) RecordProblem(ctx context.Context, p catalog.EventProblem) (bool, error) {
+	var recorded bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO processed_events (id, received_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
+			p.EventID, ts(p.ReceivedAt))
+		if err != nil {
+			return fmt.Errorf("insert processed event: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("insert processed event: %w", err)
+		}
+		if n == 0 {
+			return nil // seen before: change nothing
+		}
+		recorded = true
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO problems (event_id, type, subject, reason, received_at) VALUES ($1, $2, $3, $4, $5)`,
+			p.EventID, p.Type, p.Subject, p.Reason, ts(p.ReceivedAt)); err != nil {
+			return fmt.Errorf("insert problem %s: %w", p.EventID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return recorded, nil
+}
+
+func scanProblem(sc interface{ Scan(...any) error }) (catalog.EventProblem, error) {
+	var p catalog.EventProblem
+	var at dbTime
+	err := sc.Scan(&p.EventID, &p.Type, &p.Subject, &p.Reason, &at)
+	p.ReceivedAt = at.t
+	return p, err
+}
+
+// Problems implements catalog.Repository.
+func (s *Store) Problems(ctx context.Context, f catalog.ProblemFilter) ([]catalog.EventProblem, error) {
+	return list(ctx, s.db, "problems",
+		`SELECT event_id, type, subject, reason, received_at FROM problems ORDER BY received_at DESC, event_id DESC LIMIT $1`,
+		[]any{f.Limit}, scanProblem)
+}
+
+// RecordHeartbeat implements catalog.Repository.
+func (s *Store) RecordHeartbeat(ctx context.Context, site string, at time.Time) error {
+	_, err := s.db.ExecContext(ctx,
+		`UPDATE sites SET last_heartbeat = $2 WHERE name = $1 AND (last_heartbeat IS NULL OR last_heartbeat < $2)`,
+		site, ts(at))
+	if err != nil {
+		return fmt.Errorf("update heartbeat of %s: %w", site, err)
+	}
+	return nil
+}
