@@ -59,7 +59,7 @@ func startInventory(t *testing.T) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := inventory.New(ctx, inventory.Config{
 		NATSURL: natstest.Start(t), DatabaseURL: "sqlite://" + filepath.Join(t.TempDir(), "inventory.db"),
-		HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info", AdminToken: testToken,
+		HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info", AdminToken: testToken, Migrate: true,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cancel()

@@ -67,7 +67,7 @@ func TestServicesRunAloneAndStopOnSIGTERM(t *testing.T) {
 		name string
 		env  []string
 	}{
-		{"inventory", []string{"PULPDIST_DATABASE_URL=" + dbURL, "PULPDIST_HTTP_ADDR=" + invAddr, "PULPDIST_ADMIN_TOKEN=" + testToken}},
+		{"inventory", []string{"PULPDIST_DATABASE_URL=" + dbURL, "PULPDIST_HTTP_ADDR=" + invAddr, "PULPDIST_ADMIN_TOKEN=" + testToken, "PULPDIST_MIGRATE=true"}},
 		{"scheduler", []string{"PULPDIST_INVENTORY_URL=http://" + invAddr, "PULPDIST_INVENTORY_TOKEN=" + testToken}},
 		{"deltacache", []string{"PULPDIST_WORK_DIR=" + t.TempDir(), "PULPDIST_INSTANCE=solo"}},
 		{"siteagent", []string{"PULPDIST_SITE=site-a", "PULPDIST_DATA_DIR=" + t.TempDir()}},

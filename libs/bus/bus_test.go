@@ -47,6 +47,10 @@ func TestDecodeRefusesBadMessages(t *testing.T) {
 		{"wrong version", `{"v":2,"trigger_id":"x","tree":"a"}`, "unsupported message version"},
 		{"bad tree", `{"v":1,"trigger_id":"x","tree":"A/B"}`, "invalid name"},
 		{"missing id", `{"v":1,"tree":"a"}`, "missing trigger_id"},
+		{"bad site", `{"v":1,"trigger_id":"x","tree":"a","sites":["A.B"]}`, "invalid name"},
+		{"empty site", `{"v":1,"trigger_id":"x","tree":"a","sites":[""]}`, "invalid name"},
+		{"site twice", `{"v":1,"trigger_id":"x","tree":"a","sites":["s","s"]}`, "named twice"},
+		{"too many sites", `{"v":1,"trigger_id":"x","tree":"a","sites":[` + strings.Repeat(`"s",`, bus.MaxTriggerSites) + `"s"]}`, "at most"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := bus.Decode[bus.Trigger]([]byte(tc.body))

@@ -38,7 +38,14 @@ type Trigger struct {
 	Tree        string    `json:"tree"`
 	Reason      string    `json:"reason"` // "manual" or "schedule"
 	RequestedAt time.Time `json:"requested_at"`
+	// Sites, when not empty, limits the trigger to these subscribed sites:
+	// the origin still scans, but only they get deltas and apply commands.
+	// Empty means every subscription of the tree.
+	Sites []string `json:"sites,omitempty"`
 }
+
+// MaxTriggerSites bounds Trigger.Sites.
+const MaxTriggerSites = 32
 
 // Validate checks a decoded trigger.
 func (m Trigger) Validate() error {
@@ -47,6 +54,19 @@ func (m Trigger) Validate() error {
 	}
 	if m.TriggerID == "" {
 		return fmt.Errorf("trigger: missing trigger_id")
+	}
+	if len(m.Sites) > MaxTriggerSites {
+		return fmt.Errorf("trigger: %d sites, at most %d", len(m.Sites), MaxTriggerSites)
+	}
+	seen := make(map[string]bool, len(m.Sites))
+	for _, s := range m.Sites {
+		if err := ValidateName("trigger site", s); err != nil {
+			return err
+		}
+		if seen[s] {
+			return fmt.Errorf("trigger: site %q named twice", s)
+		}
+		seen[s] = true
 	}
 	return ValidateName("tree", m.Tree)
 }

@@ -74,6 +74,20 @@ func (s *Set) Int(p *int, name, env string, def int, usage string) {
 	})
 }
 
+// Bool binds a boolean option; the environment takes true/false, 1/0 (as
+// strconv.ParseBool).
+func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
+	s.fs.BoolVar(p, name, def, withEnv(usage, env))
+	s.bind(env, func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		*p = b
+		return nil
+	})
+}
+
 // Duration binds a duration option ("30s", "5m").
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
 	s.fs.DurationVar(p, name, def, withEnv(usage, env))

@@ -12,6 +12,7 @@ type cfg struct {
 	URL   string
 	N     int
 	Every time.Duration
+	On    bool
 }
 
 func bind(env map[string]string) (*cfg, *config.Set) {
@@ -20,6 +21,7 @@ func bind(env map[string]string) (*cfg, *config.Set) {
 	s.String(&c.URL, "url", "T_URL", "default", "url")
 	s.Int(&c.N, "n", "T_N", 3, "n")
 	s.Duration(&c.Every, "every", "T_EVERY", time.Second, "every")
+	s.Bool(&c.On, "on", "T_ON", false, "on")
 	return &c, s
 }
 
@@ -30,9 +32,9 @@ func TestPrecedence(t *testing.T) {
 		args []string
 		want cfg
 	}{
-		{"defaults", nil, nil, cfg{"default", 3, time.Second}},
-		{"env beats default", map[string]string{"T_URL": "e", "T_N": "7", "T_EVERY": "2m"}, nil, cfg{"e", 7, 2 * time.Minute}},
-		{"flag beats env", map[string]string{"T_URL": "e"}, []string{"-url", "f", "-n", "9"}, cfg{"f", 9, time.Second}},
+		{"defaults", nil, nil, cfg{"default", 3, time.Second, false}},
+		{"env beats default", map[string]string{"T_URL": "e", "T_N": "7", "T_EVERY": "2m", "T_ON": "true"}, nil, cfg{"e", 7, 2 * time.Minute, true}},
+		{"flag beats env", map[string]string{"T_URL": "e", "T_ON": "1"}, []string{"-url", "f", "-n", "9", "-on=false"}, cfg{"f", 9, time.Second, false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, s := bind(tc.env)
@@ -54,6 +56,7 @@ func TestBadValues(t *testing.T) {
 	}{
 		{map[string]string{"T_N": "many"}, nil, "T_N=\"many\": not an integer"},
 		{map[string]string{"T_EVERY": "soon"}, nil, "T_EVERY=\"soon\": not a duration"},
+		{map[string]string{"T_ON": "yes please"}, nil, "T_ON=\"yes please\": not true or false"},
 		{nil, []string{"-n", "x"}, "invalid value"},
 		{nil, []string{"-nope"}, "flag provided but not defined"},
 	} {
@@ -68,7 +71,7 @@ func TestBadValues(t *testing.T) {
 
 func TestEnvVarsListsWhatIsRead(t *testing.T) {
 	_, s := bind(nil)
-	if got := strings.Join(s.EnvVars(), ","); got != "T_EVERY,T_N,T_URL" {
+	if got := strings.Join(s.EnvVars(), ","); got != "T_EVERY,T_N,T_ON,T_URL" {
 		t.Fatalf("EnvVars = %s", got)
 	}
 }

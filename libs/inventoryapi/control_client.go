@@ -43,3 +43,16 @@ func (c *Client) DryRun(ctx context.Context, site, tree string) (DryRun, error) 
 	var out DryRun
 	return out, c.do(ctx, http.MethodGet, "/api/v1/subscriptions/"+url.PathEscape(site)+"/"+url.PathEscape(tree)+"/dry-run", nil, &out)
 }
+
+// Site returns one site; a *Problem with Status 404 if it does not exist.
+func (c *Client) Site(ctx context.Context, name string) (Site, error) {
+	var out Site
+	return out, c.do(ctx, http.MethodGet, "/api/v1/sites/"+url.PathEscape(name), nil, &out)
+}
+
+// SyncSubscription triggers a sync of one subscription now: the origin
+// scans, and only the site is brought to the new version.
+func (c *Client) SyncSubscription(ctx context.Context, site, tree string) (SyncAccepted, error) {
+	var out SyncAccepted
+	return out, c.do(ctx, http.MethodPost, "/api/v1/subscriptions/"+url.PathEscape(site)+"/"+url.PathEscape(tree)+"/sync", nil, &out)
+}

@@ -229,6 +229,7 @@ var routes = []route{
 	{"post", "/api/v1/trees/{name}/resume", "200"},
 	{"get", "/api/v1/subscriptions/{site}/{tree}", "200"},
 	{"get", "/api/v1/subscriptions/{site}/{tree}/dry-run", "200"},
+	{"post", "/api/v1/subscriptions/{site}/{tree}/sync", "202"},
 	{"get", "/api/v1/audit", "200"},
 	{"get", "/api/v1/deltas", "200"},
 	{"get", "/api/v1/problems", "200"},

@@ -32,8 +32,11 @@ type Tree struct {
 	Enabled *bool `json:"enabled,omitempty"`
 	// AllowedLag is how far behind a site may be before the freshness
 	// alarm fires, a duration such as "6h"; absent on create: "24h".
-	AllowedLag string    `json:"allowed_lag,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	AllowedLag string `json:"allowed_lag,omitempty"`
+	// Paused is set by POST /api/v1/trees/{name}/pause (read-only): the
+	// scheduler drops the tree's triggers and dispatches nothing for it.
+	Paused    bool      `json:"paused"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Site is a place that holds trees, run by one site-agent.
@@ -53,7 +56,11 @@ type Site struct {
 	// LastHeartbeat is when an event from the site's agent was last seen
 	// (read-only; absent when none was).
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
-	CreatedAt     time.Time  `json:"created_at"`
+	// Paused is set by POST /api/v1/sites/{name}/pause (read-only): the
+	// scheduler sends the site no commands, for subscriptions made before
+	// or after the pause.
+	Paused    bool      `json:"paused"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Subscription says that a site holds a replica of a tree.
@@ -127,10 +134,12 @@ type OverviewRow struct {
 	NextRunAt *time.Time `json:"next_run_at,omitempty"`
 }
 
-// SyncAccepted answers POST /api/v1/trees/{name}/sync.
+// SyncAccepted answers POST /api/v1/trees/{name}/sync and POST
+// /api/v1/subscriptions/{site}/{tree}/sync (which also names the site).
 type SyncAccepted struct {
 	TriggerID string `json:"trigger_id"`
 	Tree      string `json:"tree"`
+	Site      string `json:"site,omitempty"`
 }
 
 // SigningKey is a public key whose signatures on packs site-agents accept,

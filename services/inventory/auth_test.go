@@ -121,6 +121,7 @@ var matrix = map[string]access{
 	"GET /api/v1/problems":                            {min: viewer},
 	"GET /api/v1/subscriptions/{site}/{tree}":         {min: viewer, agentSite: true},
 	"GET /api/v1/subscriptions/{site}/{tree}/dry-run": {min: viewer, agentSite: true},
+	"POST /api/v1/subscriptions/{site}/{tree}/sync":   {min: operator},
 }
 
 var rank = map[who]int{viewer: 1, operator: 2, admin: 3}

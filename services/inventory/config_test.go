@@ -27,8 +27,8 @@ func TestConfigDefaults(t *testing.T) {
 	want := inventory.Config{NATSURL: "nats://127.0.0.1:4222", DatabaseURL: "sqlite://pulpdist-inventory.db",
 		HTTPAddr: "127.0.0.1:7400", LogFormat: "text", LogLevel: "info"}
 	if cfg.NATSURL != want.NATSURL || cfg.DatabaseURL != want.DatabaseURL || cfg.HTTPAddr != want.HTTPAddr ||
-		cfg.LogFormat != want.LogFormat || cfg.LogLevel != want.LogLevel {
-		t.Fatalf("defaults = %+v, want %+v", cfg, want)
+		cfg.LogFormat != want.LogFormat || cfg.LogLevel != want.LogLevel || cfg.Migrate {
+		t.Fatalf("defaults = %+v, want %+v (no migration unless asked)", cfg, want)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
@@ -42,10 +42,14 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"PULPDIST_HTTP_ADDR":    ":18080",
 		"PULPDIST_LOG_FORMAT":   "json",
 		"PULPDIST_LOG_LEVEL":    "debug",
+		"PULPDIST_MIGRATE":      "true",
 	}
 	cfg, err := parse(t, env, "-database-url", "sqlite:///var/lib/pulpdist/inventory.db")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !cfg.Migrate {
+		t.Fatal("PULPDIST_MIGRATE=true did not set Migrate")
 	}
 	if cfg.NATSURL != "nats://bus:14222" || cfg.DatabaseURL != "sqlite:///var/lib/pulpdist/inventory.db" ||
 		cfg.HTTPAddr != ":18080" || cfg.LogFormat != "json" || cfg.LogLevel != "debug" {
@@ -58,7 +62,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	s := config.New("inventory", func(string) (string, bool) { return "", false })
 	cfg.Bind(s)
 	names = s.EnvVars()
-	if got := strings.Join(names, ","); got != "PULPDIST_ADMIN_TOKEN,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_NATS_URL" {
+	if got := strings.Join(names, ","); got != "PULPDIST_ADMIN_TOKEN,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
 		t.Fatalf("env vars = %s", got)
 	}
 }

@@ -343,6 +343,26 @@ func testOverviewControl(t *testing.T, h *harness) {
 	if code, _, _ := h.send(t, "POST", "/api/v1/sites/Bad_Name/pause", "", nil); code != 400 {
 		t.Errorf("pause a bad name: %d, want 400", code)
 	}
+
+	// Resuming the tree resumed lyon's subscription, but lyon itself is
+	// still paused: no alarm for it even with 1h allowed, until it resumes.
+	_, hdr, _ = h.send(t, "GET", "/api/v1/trees/o-docs", "", nil)
+	if code, _, body := h.send(t, "PATCH", "/api/v1/trees/o-docs", `{"allowed_lag":"1h"}`, http.Header{"If-Match": {hdr.Get("ETag")}}); code != 200 {
+		t.Fatalf("PATCH allowed_lag: %d %s", code, body)
+	}
+	_, _, body = h.send(t, "GET", "/api/v1/sites/o-lyon", "", nil)
+	if site := decodeAs[inventoryapi.Site](t, body); !site.Paused {
+		t.Errorf("o-lyon after the tree's resume: %s, want paused", body)
+	}
+	if as := alarms(); len(as) != 0 {
+		t.Errorf("alarms with lyon paused: %+v", as)
+	}
+	if code, _, body := h.send(t, "POST", "/api/v1/sites/o-lyon/resume", "", nil); code != 200 {
+		t.Fatalf("resume lyon: %d %s", code, body)
+	}
+	if as := alarms(); len(as) != 1 || as[0].Site != "o-lyon" {
+		t.Errorf("alarms with lyon resumed: %+v", as)
+	}
 }
 
 // scanned scans a directory holding files (path: content) and stores its

@@ -63,6 +63,9 @@ type Config struct {
 	// AdminToken, when set, is accepted as an admin bearer token: the
 	// bootstrap token that makes the first stored tokens (docs/operations.md).
 	AdminToken string
+	// Migrate applies pending database migrations at start; without it
+	// the inventory refuses to start on a schema that is not current.
+	Migrate bool
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -73,6 +76,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", "127.0.0.1:7400", "address of the REST API, /healthz and /readyz (port 0: any free port)")
 	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
 	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.Bool(&c.Migrate, "migrate", "PULPDIST_MIGRATE", false, "apply pending database migrations at start (without it, a schema that is not current stops the inventory)")
 	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
 }
 
@@ -155,7 +159,7 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	if s.consumer, err = js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, bus.ConsumerConfig(events.Durable, events.Filter)); err != nil {
 		return fmt.Errorf("consumer %s: %w", events.Durable, err)
 	}
-	if s.store, err = store.Open(ctx, cfg.DatabaseURL); err != nil {
+	if s.store, err = store.OpenWith(ctx, cfg.DatabaseURL, cfg.Migrate); err != nil {
 		return err
 	}
 	n := &notifier{js: js, events: bus.NewEvents(js, EventSource), keys: layout.SigningKeys, log: s.log}

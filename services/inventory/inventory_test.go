@@ -25,6 +25,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/libs/pgtest"
 	"github.com/pulpdist/pulpdist/services/inventory"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/store"
 )
 
 // harness is a running inventory wired to an embedded NATS server.
@@ -58,6 +59,7 @@ func startWith(t *testing.T, cfg inventory.Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
 	cfg.HTTPAddr, cfg.LogFormat, cfg.LogLevel = "127.0.0.1:0", "text", "info"
+	cfg.Migrate = true
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testAdminToken
 	}
@@ -556,7 +558,7 @@ func TestReadiness(t *testing.T) {
 	natsURL := natstest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg := inventory.Config{NATSURL: natsURL, DatabaseURL: databases[0].url(t), HTTPAddr: "127.0.0.1:0", LogFormat: "json", LogLevel: "debug",
+	cfg := inventory.Config{NATSURL: natsURL, DatabaseURL: databases[0].url(t), HTTPAddr: "127.0.0.1:0", LogFormat: "json", LogLevel: "debug", Migrate: true,
 		ExtraProbes: []*health.Probe{other}}
 	svc, err := inventory.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	mustOK(t, err)
@@ -594,7 +596,7 @@ func TestNewFails(t *testing.T) {
 	natsURL := natstest.Start(t)
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	good := inventory.Config{NATSURL: natsURL, DatabaseURL: databases[0].url(t), HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info"}
+	good := inventory.Config{NATSURL: natsURL, DatabaseURL: databases[0].url(t), HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info", Migrate: true}
 	for _, tc := range []struct {
 		name string
 		edit func(*inventory.Config)
@@ -616,6 +618,35 @@ func TestNewFails(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
+		})
+	}
+}
+
+// TestMigrateIsExplicit: without Migrate the inventory changes no schema:
+// it refuses an empty database with a message saying what to do, and
+// starts on one a migrating start brought up to date.
+func TestMigrateIsExplicit(t *testing.T) {
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) {
+			natsURL := natstest.Start(t)
+			log := slog.New(slog.DiscardHandler)
+			cfg := inventory.Config{NATSURL: natsURL, DatabaseURL: db.url(t), HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info"}
+			svc, err := inventory.New(t.Context(), cfg, log)
+			if err == nil {
+				mustOK(t, svc.Close())
+				t.Fatal("New without Migrate succeeded on an empty database")
+			}
+			if !errors.Is(err, store.ErrSchema) || !strings.Contains(err.Error(), "PULPDIST_MIGRATE=true") {
+				t.Fatalf("err = %v, want ErrSchema naming PULPDIST_MIGRATE", err)
+			}
+			cfg.Migrate = true
+			svc, err = inventory.New(t.Context(), cfg, log)
+			mustOK(t, err)
+			mustOK(t, svc.Close())
+			cfg.Migrate = false
+			svc, err = inventory.New(t.Context(), cfg, log)
+			mustOK(t, err)
+			mustOK(t, svc.Close())
 		})
 	}
 }

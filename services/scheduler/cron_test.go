@@ -50,6 +50,7 @@ func TestCronFiresOncePerMinuteAcrossInstances(t *testing.T) {
 		{Name: "manual"},
 		{Name: "at-midnight", Schedule: "0 0 * * *"},
 		{Name: "disabled", Schedule: "* * * * *", Enabled: &disabled},
+		{Name: "paused", Schedule: "* * * * *", Paused: true},
 	}
 	out := &sender{js: js, events: bus.NewEvents(js, "/test")}
 	a := cron.New(trees, out, time.Minute, log)

@@ -157,6 +157,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 
 	inv, err := inventory.New(ctx, inventory.Config{
 		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra, AdminToken: st.Token,
+		Migrate: true, // the dev stack's own database: always brought up to date
 	}, o.Log.With("service", "inventory"))
 	if err != nil {
 		return nil, err

@@ -73,7 +73,10 @@ type Site struct {
 	// LastHeartbeat is when an event from the site's agent was last seen;
 	// nil when none was. Set by the bus, never by a request.
 	LastHeartbeat *time.Time
-	CreatedAt     time.Time
+	// Paused sites get no commands, whatever their subscriptions say.
+	// Set by pause and resume only.
+	Paused    bool
+	CreatedAt time.Time
 }
 
 // Tree is a named directory that its origin site publishes.
@@ -101,7 +104,10 @@ type Tree struct {
 	// AllowedLag is how far behind its origin a site may be before the
 	// freshness alarm fires.
 	AllowedLag time.Duration
-	CreatedAt  time.Time
+	// Paused trees are neither scanned nor synced. Set by pause and
+	// resume only.
+	Paused    bool
+	CreatedAt time.Time
 }
 
 // Subscription says that a site holds a replica of a tree.

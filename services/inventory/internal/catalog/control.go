@@ -10,6 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
@@ -181,6 +184,44 @@ func (s *Service) SetPaused(ctx context.Context, f SubscriptionFilter, paused bo
 	return subs, nil
 }
 
+// RequestSubscriptionSync asks the scheduler to sync one subscription
+// now and returns the trigger id: the origin scans as for a tree sync,
+// but only site gets the deltas and apply commands. It fails with
+// ErrSubscriptionNotFound when site does not subscribe to tree.
+func (s *Service) RequestSubscriptionSync(ctx context.Context, site, tree string) (string, error) {
+	if err := checkName("site", site); err != nil {
+		return "", err
+	}
+	if err := checkName("tree", tree); err != nil {
+		return "", err
+	}
+	subs, err := s.repo.Subscriptions(ctx, SubscriptionFilter{Site: site, Tree: tree})
+	if err != nil {
+		return "", fmt.Errorf("sync of %s to %s: %w", tree, site, err)
+	}
+	if len(subs) != 1 {
+		return "", fmt.Errorf("%w: %q to %q", ErrSubscriptionNotFound, site, tree)
+	}
+	t := bus.Trigger{
+		V:           bus.MessageVersion,
+		TriggerID:   uuid.NewString(),
+		Tree:        tree,
+		Reason:      "manual",
+		RequestedAt: s.timestamp(),
+		Sites:       []string{site},
+	}
+	if err := s.notify.SyncRequested(ctx, t); err != nil {
+		return "", fmt.Errorf("request sync of %s to %s: %w", tree, site, err)
+	}
+	// Audited once the trigger is out, as RequestSync.
+	e := NewAuditEntry(ctx, t.RequestedAt, AuditTrigger, "subscription", site+"/"+tree,
+		map[string]any{"trigger_id": t.TriggerID, "reason": "manual", "site": site, "tree": tree})
+	if err := s.repo.RecordAudit(ctx, e); err != nil {
+		return "", fmt.Errorf("sync of %s to %s requested (trigger %s) but not audited: %w", tree, site, t.TriggerID, err)
+	}
+	return t.TriggerID, nil
+}
+
 // TreeHistory lists the versions of a tree that must exist, newest
 // first, each with the times the sites got it.
 func (s *Service) TreeHistory(ctx context.Context, name string) ([]VersionHistory, error) {
@@ -241,12 +282,22 @@ func (s *Service) Alarms(ctx context.Context) ([]Alarm, error) {
 		return nil, fmt.Errorf("alarms: %w", err)
 	}
 	allowed := map[string]time.Duration{}
+	// A paused site or tree gets no syncs: its subscriptions are not late.
+	pausedTree, pausedSite := map[string]bool{}, map[string]bool{}
 	for _, t := range d.Trees {
 		allowed[t.Name] = cmp.Or(t.AllowedLag, DefaultAllowedLag)
+		pausedTree[t.Name] = t.Paused
+	}
+	sites, err := s.repo.Sites(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("alarms: %w", err)
+	}
+	for _, site := range sites {
+		pausedSite[site.Name] = site.Paused
 	}
 	out := []Alarm{}
 	for _, r := range buildOverview(d, s.now()) {
-		if r.Role != RoleReplica || r.Paused || r.BehindSince == nil {
+		if r.Role != RoleReplica || r.Paused || pausedTree[r.Tree] || pausedSite[r.Site] || r.BehindSince == nil {
 			continue
 		}
 		if lag := time.Duration(r.LagSeconds) * time.Second; lag > allowed[r.Tree] {

@@ -131,6 +131,8 @@ var policies = map[string]policy{
 	"POST /api/v1/sites/{name}/resume":       operate,
 	"POST /api/v1/trees/{name}/pause":        operate,
 	"POST /api/v1/trees/{name}/resume":       operate,
+	// Syncing one subscription, like a tree, is an operator's act.
+	"POST /api/v1/subscriptions/{site}/{tree}/sync": operate,
 	// The audit log says which token did what: for admins, like tokens.
 	"GET /api/v1/audit":    administer,
 	"GET /api/v1/deltas":   read,

@@ -25,6 +25,7 @@ type ControlCatalog interface {
 	Alarms(ctx context.Context) ([]catalog.Alarm, error)
 	DryRun(ctx context.Context, site, tree string) (catalog.DryRun, error)
 	Subscriptions(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Subscription, error)
+	RequestSubscriptionSync(ctx context.Context, site, tree string) (string, error)
 }
 
 // ControlEndpoints are the update, history and control operations.
@@ -42,6 +43,8 @@ type ControlEndpoints struct {
 	DryRun      endpoint.Endpoint
 	// GetSubscription answers one subscription (with an ETag, as every GET).
 	GetSubscription endpoint.Endpoint
+	// SyncSubscription triggers a sync of one subscription.
+	SyncSubscription endpoint.Endpoint
 }
 
 // update is a decoded PATCH: the name, the If-Match tags and the patch.
@@ -107,6 +110,10 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 			}
 			return wire.Subscription(ss[0]), nil
 		}),
+		SyncSubscription: typed(func(ctx context.Context, s catalog.Subscription) (inventoryapi.SyncAccepted, error) {
+			id, err := c.RequestSubscriptionSync(ctx, s.Site, s.Tree)
+			return inventoryapi.SyncAccepted{TriggerID: id, Tree: s.Tree, Site: s.Site}, err
+		}),
 		DryRun: typed(func(ctx context.Context, s catalog.Subscription) (inventoryapi.DryRun, error) {
 			d, err := c.DryRun(ctx, s.Site, s.Tree)
 			return wire.DryRun(d), err
@@ -128,6 +135,7 @@ func registerControl(handle func(string, endpoint.Endpoint, httptransport.Decode
 	handle("POST /api/v1/trees/{name}/resume", e.ResumeTree, decodePathValue("name"), http.StatusOK)
 	handle("GET /api/v1/subscriptions/{site}/{tree}", e.GetSubscription, decodeSubscriptionPath, http.StatusOK)
 	handle("GET /api/v1/subscriptions/{site}/{tree}/dry-run", e.DryRun, decodeSubscriptionPath, http.StatusOK)
+	handle("POST /api/v1/subscriptions/{site}/{tree}/sync", e.SyncSubscription, decodeSubscriptionPath, http.StatusAccepted)
 }
 
 func decodeSubscriptionPath(_ context.Context, r *http.Request) (any, error) {

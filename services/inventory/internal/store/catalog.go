@@ -37,14 +37,14 @@ func (s *Store) CreateSite(ctx context.Context, site catalog.Site) error {
 	})
 }
 
-const siteColumns = `name, description, created_at, location, wan_link, bandwidth_limit, bandwidth_windows, agent, last_heartbeat`
+const siteColumns = `name, description, created_at, location, wan_link, bandwidth_limit, bandwidth_windows, agent, last_heartbeat, paused`
 
 func scanSite(sc interface{ Scan(...any) error }) (catalog.Site, error) {
 	var site catalog.Site
 	var created, heartbeat dbTime
 	var windows string
 	if err := sc.Scan(&site.Name, &site.Description, &created, &site.Location, &site.WANLink, &site.BandwidthLimit,
-		&windows, &site.AgentIdentity, &heartbeat); err != nil {
+		&windows, &site.AgentIdentity, &heartbeat, &site.Paused); err != nil {
 		return site, err
 	}
 	site.CreatedAt = created.t
@@ -109,7 +109,7 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 	})
 }
 
-const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters, type, max_deletions, protected_paths, enabled, allowed_lag_seconds`
+const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters, type, max_deletions, protected_paths, enabled, allowed_lag_seconds, paused`
 
 func scanTree(sc interface{ Scan(...any) error }) (catalog.Tree, error) {
 	var t catalog.Tree
@@ -118,7 +118,7 @@ func scanTree(sc interface{ Scan(...any) error }) (catalog.Tree, error) {
 	var enabled bool
 	var lag int64
 	if err := sc.Scan(&t.Name, &t.OriginSite, &t.Source, &t.Schedule, &t.Keep, &created, &filters,
-		&t.Type, &t.MaxDeletions, &protected, &enabled, &lag); err != nil {
+		&t.Type, &t.MaxDeletions, &protected, &enabled, &lag, &t.Paused); err != nil {
 		return t, err
 	}
 	t.CreatedAt = created.t

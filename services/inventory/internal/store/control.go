@@ -79,7 +79,8 @@ func (s *Store) UpdateSite(ctx context.Context, name string, f func(catalog.Site
 }
 
 // SetPaused implements catalog.Repository; the audit log records it as
-// a pause or resume of the site, tree or subscription.
+// a pause or resume of the site, tree or subscription. For a site or a
+// tree alone it also sets the paused flag of the site or tree itself.
 func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, paused bool) ([]catalog.Subscription, error) {
 	var out []catalog.Subscription
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -91,6 +92,15 @@ func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, pau
 		if f.Tree != "" {
 			if err := exists(ctx, tx, "trees", f.Tree, catalog.ErrTreeNotFound); err != nil {
 				return err
+			}
+		}
+		if (f.Site == "") != (f.Tree == "") {
+			table, name := "sites", f.Site
+			if f.Site == "" {
+				table, name = "trees", f.Tree
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET paused = $2 WHERE name = $1`, name, paused); err != nil {
+				return fmt.Errorf("update %s %s: %w", table, name, err)
 			}
 		}
 		w, args := where([2]string{"site", f.Site}, [2]string{"tree", f.Tree})

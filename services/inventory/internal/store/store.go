@@ -9,7 +9,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,8 +80,20 @@ type Store struct {
 	driver string
 }
 
+// ErrSchema marks a database whose schema is not the one this inventory
+// needs and that it was not asked to migrate.
+var ErrSchema = errors.New("database schema is not current")
+
 // Open connects to the database at rawURL and brings its schema up to date.
 func Open(ctx context.Context, rawURL string) (*Store, error) {
+	return OpenWith(ctx, rawURL, true)
+}
+
+// OpenWith connects to the database at rawURL. With apply, pending
+// migrations are applied; without, the schema must already be current
+// (ErrSchema otherwise, saying what to do): an inventory never changes a
+// schema it was not told to.
+func OpenWith(ctx context.Context, rawURL string, apply bool) (*Store, error) {
 	driver, dsn, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -96,11 +110,59 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		db.SetMaxOpenConns(16)
 	}
 	s := &Store{db: db, driver: driver}
-	if err := s.migrate(ctx, dsn, (*migrate.Migrate).Up); err != nil {
+	step := (*migrate.Migrate).Up
+	if !apply {
+		step = checkCurrent
+	}
+	if err := s.migrate(ctx, dsn, step); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkCurrent refuses a schema that is missing, dirty (a migration failed
+// half-way), older or newer than the embedded migrations.
+func checkCurrent(m *migrate.Migrate) error {
+	latest, err := latestMigration()
+	if err != nil {
+		return err
+	}
+	v, dirty, err := m.Version()
+	switch {
+	case errors.Is(err, migrate.ErrNilVersion):
+		return fmt.Errorf("%w: the database has no pulpdist schema; start the inventory once with --migrate (PULPDIST_MIGRATE=true)", ErrSchema)
+	case err != nil:
+		return fmt.Errorf("read schema version: %w", err)
+	case dirty:
+		return fmt.Errorf("%w: migration %d failed half-way (dirty); repair it by hand, see docs/operations.md", ErrSchema, v)
+	case v < latest:
+		return fmt.Errorf("%w: schema version %d, this inventory needs %d; start it with --migrate (PULPDIST_MIGRATE=true) to apply the migrations", ErrSchema, v, latest)
+	case v > latest:
+		return fmt.Errorf("%w: schema version %d is newer than this inventory's %d; run the newer release", ErrSchema, v, latest)
+	}
+	return nil
+}
+
+// latestMigration is the highest version among the embedded migrations.
+func latestMigration() (uint, error) {
+	entries, err := fs.ReadDir(migrations.Inventory, "inventory")
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	var latest uint
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(num, 10, 32)
+		if err != nil {
+			continue
+		}
+		latest = max(latest, uint(n))
+	}
+	return latest, nil
 }
 
 // Close closes the database.
@@ -156,7 +218,7 @@ func (s *Store) migrate(ctx context.Context, dsn string, step func(*migrate.Migr
 		}
 	}()
 	if err := step(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("migrate inventory schema: %w", err)
+		return fmt.Errorf("inventory schema: %w", err)
 	}
 	return nil
 }

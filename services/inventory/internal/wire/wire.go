@@ -13,7 +13,7 @@ func Site(s catalog.Site) inventoryapi.Site {
 	return inventoryapi.Site{
 		Name: s.Name, Description: s.Description, Location: s.Location, WANLink: s.WANLink,
 		BandwidthLimit: s.BandwidthLimit, BandwidthWindows: s.BandwidthWindows, AgentIdentity: s.AgentIdentity,
-		LastHeartbeat: s.LastHeartbeat, CreatedAt: s.CreatedAt,
+		LastHeartbeat: s.LastHeartbeat, Paused: s.Paused, CreatedAt: s.CreatedAt,
 	}
 }
 
@@ -23,7 +23,7 @@ func Tree(t catalog.Tree) inventoryapi.Tree {
 	return inventoryapi.Tree{
 		Name: t.Name, OriginSite: t.OriginSite, Source: t.Source, Schedule: t.Schedule, Filters: t.Filters, Keep: t.Keep,
 		Type: t.Type, MaxDeletions: t.MaxDeletions, ProtectedPaths: t.ProtectedPaths, Enabled: &enabled,
-		AllowedLag: catalog.FormatLag(t.AllowedLag), CreatedAt: t.CreatedAt,
+		AllowedLag: catalog.FormatLag(t.AllowedLag), Paused: t.Paused, CreatedAt: t.CreatedAt,
 	}
 }
 

@@ -68,8 +68,9 @@ func (c *Cron) Tick(ctx context.Context, now time.Time) error {
 	}
 	minute := now.UTC().Truncate(time.Minute)
 	for _, t := range c.cached {
-		// A disabled tree is not scheduled; manual syncs still run.
-		if t.Schedule == "" || (t.Enabled != nil && !*t.Enabled) || c.fired[t.Name].Equal(minute) {
+		// A disabled tree is not scheduled; manual syncs still run. A
+		// paused tree is not scheduled either (nor synced: see dispatch).
+		if t.Schedule == "" || (t.Enabled != nil && !*t.Enabled) || t.Paused || c.fired[t.Name].Equal(minute) {
 			continue
 		}
 		due, err := c.gron.IsDue(t.Schedule, minute)

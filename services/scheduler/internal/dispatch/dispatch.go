@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,9 +20,11 @@ import (
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 )
 
-// Inventory answers what trees and subscriptions exist.
+// Inventory answers what trees, sites and subscriptions exist, and which
+// are paused.
 type Inventory interface {
 	Tree(ctx context.Context, name string) (inventoryapi.Tree, error)
+	Site(ctx context.Context, name string) (inventoryapi.Site, error)
 	Subscriptions(ctx context.Context, tree string) ([]inventoryapi.Subscription, error)
 }
 
@@ -60,26 +64,79 @@ func RunID(triggerID, site string, kind bus.CommandKind, from, to string) string
 	return uuid.NewSHA1(runNamespace, []byte(triggerID+"|"+site+"|"+string(kind)+"|"+from+"|"+to)).String()
 }
 
+// scopeSep separates a trigger id from the sites a trigger is limited to
+// (see ScopedTriggerID). Trigger ids the scheduler accepts never hold it.
+const scopeSep = "~"
+
+// ScopedTriggerID is the id the work of a trigger limited to sites is
+// correlated by: the snapshot command, and so the snapshot, the delta
+// requests, the ready deltas and the runs. The snapshot and ready deltas
+// carry nothing else from the trigger, so the scope travels in the id:
+// "<id>~<site>[,<site>...]". Without sites it is id itself.
+func ScopedTriggerID(id string, sites []string) string {
+	if len(sites) == 0 {
+		return id
+	}
+	return id + scopeSep + strings.Join(sites, ",")
+}
+
+// TriggerScope returns the sites a scoped trigger id names; nil means
+// every subscription. An id whose scope does not parse is treated as
+// unscoped: only ScopedTriggerID makes scopes.
+func TriggerScope(id string) []string {
+	i := strings.LastIndex(id, scopeSep)
+	if i < 0 {
+		return nil
+	}
+	sites := strings.Split(id[i+len(scopeSep):], ",")
+	for _, s := range sites {
+		if bus.ValidateName("site", s) != nil {
+			return nil
+		}
+	}
+	return sites
+}
+
 // Trigger asks the origin site of the tree to scan and publish a version.
+// A trigger of a paused tree, or of a tree whose origin site is paused,
+// is dropped. A trigger limited to sites runs the same scan; its id then
+// carries the scope to the snapshot and the deltas that follow.
 func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
+	if strings.Contains(t.TriggerID, scopeSep) {
+		return bus.Permanent(fmt.Errorf("trigger %s: trigger id %q holds %q, which the scheduler reserves", t.Tree, t.TriggerID, scopeSep))
+	}
 	tree, err := d.inv.Tree(ctx, t.Tree)
 	if err != nil {
 		return classify(fmt.Errorf("trigger %s: %w", t.Tree, err))
 	}
+	if tree.Paused {
+		d.log.Info("trigger of a paused tree dropped", "tree", tree.Name, "trigger", t.TriggerID)
+		return nil
+	}
+	origin, err := d.inv.Site(ctx, tree.OriginSite)
+	if err != nil {
+		return classify(fmt.Errorf("trigger %s: origin %s: %w", t.Tree, tree.OriginSite, err))
+	}
+	if origin.Paused {
+		d.log.Info("trigger dropped: the origin site is paused", "tree", tree.Name, "site", origin.Name, "trigger", t.TriggerID)
+		return nil
+	}
+	id := ScopedTriggerID(t.TriggerID, t.Sites)
 	cmd := bus.SyncCommand{
-		V: bus.MessageVersion, TriggerID: t.TriggerID, Kind: bus.CommandSnapshot,
+		V: bus.MessageVersion, TriggerID: id, Kind: bus.CommandSnapshot,
 		Site: tree.OriginSite, Tree: tree.Name, Source: tree.Source, Filters: tree.Filters, Keep: tree.Keep,
 	}
-	cmd.RunID = RunID(t.TriggerID, cmd.Site, cmd.Kind, "", "")
+	cmd.RunID = RunID(id, cmd.Site, cmd.Kind, "", "")
 	return d.start(ctx, cmd)
 }
 
 // Snapshot reacts to a new version: sites already at it are told so (they
-// report UP_TO_DATE), paused subscriptions are recorded as DISABLED, and one
-// delta is requested per distinct base version that some site holds. A
-// snapshot the origin has since replaced is ignored.
+// report UP_TO_DATE), paused subscriptions (or of a paused site or tree)
+// are recorded as DISABLED, and one delta is requested per distinct base
+// version that some site holds. A snapshot the origin has since replaced
+// is ignored. A scoped trigger id limits all this to its sites.
 func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
-	tree, subs, err := d.treeAndSubs(ctx, s.Tree)
+	tree, subs, err := d.treeAndSubs(ctx, s.Tree, s.TriggerID)
 	if err != nil {
 		return err
 	}
@@ -88,8 +145,12 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	}
 	bases := map[string]bool{}
 	for _, sub := range subs {
-		if sub.Paused {
-			if err := d.disabled(ctx, s.TriggerID, sub, s.Root); err != nil {
+		why, err := d.paused(ctx, tree, sub)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", s.Tree, err)
+		}
+		if why != "" {
+			if err := d.disabled(ctx, s.TriggerID, sub, s.Root, why); err != nil {
 				return err
 			}
 			continue
@@ -147,7 +208,7 @@ func (d *Dispatcher) stale(ctx context.Context, tree inventoryapi.Tree, root str
 // towards a version the origin has since replaced is not sent: sites never
 // go back to an older version.
 func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
-	tree, subs, err := d.treeAndSubs(ctx, r.Tree)
+	tree, subs, err := d.treeAndSubs(ctx, r.Tree, r.TriggerID)
 	if err != nil {
 		return err
 	}
@@ -155,7 +216,11 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 		return err
 	}
 	for _, sub := range subs {
-		if sub.Paused {
+		why, err := d.paused(ctx, tree, sub)
+		if err != nil {
+			return fmt.Errorf("delta ready %s: %w", r.Tree, err)
+		}
+		if why != "" {
 			continue
 		}
 		cur, err := d.ver.SiteVersion(ctx, sub.Site, r.Tree)
@@ -180,7 +245,9 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 	return nil
 }
 
-func (d *Dispatcher) treeAndSubs(ctx context.Context, name string) (inventoryapi.Tree, []inventoryapi.Subscription, error) {
+// treeAndSubs reads the tree and those of its subscriptions that the
+// scope of triggerID names (all of them when it names none).
+func (d *Dispatcher) treeAndSubs(ctx context.Context, name, triggerID string) (inventoryapi.Tree, []inventoryapi.Subscription, error) {
 	tree, err := d.inv.Tree(ctx, name)
 	if err != nil {
 		return tree, nil, classify(fmt.Errorf("tree %s: %w", name, err))
@@ -189,7 +256,40 @@ func (d *Dispatcher) treeAndSubs(ctx context.Context, name string) (inventoryapi
 	if err != nil {
 		return tree, nil, classify(fmt.Errorf("subscriptions of %s: %w", name, err))
 	}
-	return tree, subs, nil
+	scope := TriggerScope(triggerID)
+	if scope == nil {
+		return tree, subs, nil
+	}
+	in := make([]inventoryapi.Subscription, 0, len(scope))
+	for _, s := range subs {
+		if slices.Contains(scope, s.Site) {
+			in = append(in, s)
+		}
+	}
+	if len(in) < len(scope) {
+		d.log.Info("a site the trigger names has no subscription to the tree", "tree", name, "trigger", triggerID)
+	}
+	return tree, in, nil
+}
+
+// paused says why sub gets no work ("" when it does): the subscription,
+// its tree or its site is paused. A site paused after a subscription was
+// made pauses it too.
+func (d *Dispatcher) paused(ctx context.Context, tree inventoryapi.Tree, sub inventoryapi.Subscription) (string, error) {
+	switch {
+	case sub.Paused:
+		return "subscription paused", nil
+	case tree.Paused:
+		return "tree paused", nil
+	}
+	site, err := d.inv.Site(ctx, sub.Site)
+	if err != nil {
+		return "", classify(fmt.Errorf("site %s: %w", sub.Site, err))
+	}
+	if site.Paused {
+		return "site paused", nil
+	}
+	return "", nil
 }
 
 func (d *Dispatcher) apply(triggerID string, tree inventoryapi.Tree, site, from, to string) bus.SyncCommand {
@@ -215,13 +315,14 @@ func (d *Dispatcher) start(ctx context.Context, cmd bus.SyncCommand) error {
 	return nil
 }
 
-// disabled records a paused subscription's run as DISABLED.
-func (d *Dispatcher) disabled(ctx context.Context, triggerID string, sub inventoryapi.Subscription, to string) error {
+// disabled records a paused subscription's run as DISABLED, why says
+// what is paused.
+func (d *Dispatcher) disabled(ctx context.Context, triggerID string, sub inventoryapi.Subscription, to, why string) error {
 	now := d.now().UTC()
 	fin := bus.SyncFinished{
 		RunID: RunID(triggerID, sub.Site, bus.CommandApply, "paused", to), TriggerID: triggerID,
 		Site: sub.Site, Tree: sub.Tree, Kind: bus.CommandApply, To: to,
-		Result: bus.ResultDisabled, Error: "subscription paused", FinishedAt: now,
+		Result: bus.ResultDisabled, Error: why, FinishedAt: now,
 	}
 	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, sub.Site+"/"+sub.Tree, fin.RunID, fin)
 }

@@ -18,7 +18,16 @@ import (
 type inventory struct {
 	trees map[string]inventoryapi.Tree
 	subs  map[string][]inventoryapi.Subscription
-	fail  error
+	// paused names the paused sites; every other site exists, unpaused.
+	paused map[string]bool
+	fail   error
+}
+
+func (i *inventory) Site(_ context.Context, name string) (inventoryapi.Site, error) {
+	if i.fail != nil {
+		return inventoryapi.Site{}, i.fail
+	}
+	return inventoryapi.Site{Name: name, Paused: i.paused[name]}, nil
 }
 
 func (i *inventory) Tree(_ context.Context, name string) (inventoryapi.Tree, error) {
@@ -222,5 +231,197 @@ func TestDeltaReadyCatchesUpSitesThatMoved(t *testing.T) {
 	// "new" serves nothing: it needs the full delta; "current" is at v3.
 	if len(out.requests) != 1 || out.requests[0].From != "" || out.requests[0].To != v3 {
 		t.Fatalf("requests %+v, want one from no version to v3", out.requests)
+	}
+}
+
+// sites lists the sites of the commands.
+func sites(cs []bus.SyncCommand) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Site)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+// TestScopedTriggerReachesOnlyItsSites: a trigger naming one site scans
+// at the origin as usual, but the snapshot and the ready delta that follow
+// it (correlated by the scoped trigger id) give work to that site only.
+func TestScopedTriggerReachesOnlyItsSites(t *testing.T) {
+	inv, ver := fixture()
+	ver["origin/demo"] = v3
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.Trigger(t.Context(), bus.Trigger{V: 1, TriggerID: "t1", Tree: "demo", Reason: "manual", Sites: []string{"old-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 1 || out.commands[0].Site != "origin" || out.commands[0].Kind != bus.CommandSnapshot {
+		t.Fatalf("commands %+v, want the snapshot at the origin", out.commands)
+	}
+	id := out.commands[0].TriggerID
+	if id != dispatch.ScopedTriggerID("t1", []string{"old-a"}) || strings.Join(dispatch.TriggerScope(id), ",") != "old-a" {
+		t.Fatalf("snapshot trigger id %q does not carry the scope", id)
+	}
+	out.commands = nil
+	if err := d.Snapshot(t.Context(), bus.Snapshot{V: 1, TriggerID: id, Tree: "demo", Site: "origin", Root: v3}); err != nil {
+		t.Fatal(err)
+	}
+	// old-a is at v1: one delta from v1, nothing for the others.
+	if len(out.commands) != 0 || len(out.requests) != 1 || out.requests[0].From != v1 || out.requests[0].TriggerID != id {
+		t.Fatalf("commands %+v, requests %+v: want one request from v1 for old-a", out.commands, out.requests)
+	}
+	if len(out.finished) != 0 {
+		t.Fatalf("finished %+v: the paused subscription is out of scope", out.finished)
+	}
+	ready := bus.DeltaReady{V: 1, TriggerID: id, Tree: "demo", From: v1, To: v3, Pack: bus.DeltaID("demo", v1, v3), PackHash: v2}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if got := sites(out.commands); got != "old-a" {
+		t.Fatalf("pack sent to %q, want old-a only (old-b is at the same base)", got)
+	}
+	// The same ready delta of a whole-tree trigger goes to both.
+	out.commands = nil
+	ready.TriggerID = "t2"
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if got := sites(out.commands); got != "old-a,old-b" {
+		t.Fatalf("unscoped: pack sent to %q, want old-a,old-b", got)
+	}
+}
+
+func TestTriggerScope(t *testing.T) {
+	for _, tc := range []struct {
+		id, want string
+	}{
+		{"t1", ""},
+		{dispatch.ScopedTriggerID("t1", nil), ""},
+		{dispatch.ScopedTriggerID("t1", []string{"a"}), "a"},
+		{dispatch.ScopedTriggerID("t1", []string{"a", "b-2"}), "a,b-2"},
+		{"t1~", ""},       // empty scope: not one
+		{"t1~A.B", ""},    // not site names: not a scope
+		{"t1~a,,b", ""},   // an empty name
+		{"t~x~a", "a"},    // the last separator counts
+		{"t1~a,../b", ""}, // any bad name spoils it
+		{"~a", "a"},       // ScopedTriggerID never makes this, but it parses
+	} {
+		if got := strings.Join(dispatch.TriggerScope(tc.id), ","); got != tc.want {
+			t.Errorf("TriggerScope(%q) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+}
+
+// TestTriggerRefusesAReservedID: a trigger id holding the scope separator
+// would be read as a scope later; it is refused for good.
+func TestTriggerRefusesAReservedID(t *testing.T) {
+	inv, ver := fixture()
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	err := d.Trigger(t.Context(), bus.Trigger{V: 1, TriggerID: "t1~old-a", Tree: "demo", Reason: "manual"})
+	if !bus.IsPermanent(err) || !strings.Contains(err.Error(), "reserves") {
+		t.Fatalf("Trigger = %v, want a permanent error", err)
+	}
+	if len(out.commands) != 0 {
+		t.Fatalf("commands %+v", out.commands)
+	}
+}
+
+// TestPausedTreeOrOriginDropsTriggers: nothing is scanned for a paused
+// tree, nor at a paused origin; resumed, the same trigger scans.
+func TestPausedTreeOrOriginDropsTriggers(t *testing.T) {
+	inv, ver := fixture()
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	trig := bus.Trigger{V: 1, TriggerID: "t1", Tree: "demo", Reason: "manual"}
+	tree := inv.trees["demo"]
+	tree.Paused = true
+	inv.trees["demo"] = tree
+	if err := d.Trigger(t.Context(), trig); err != nil {
+		t.Fatal(err)
+	}
+	tree.Paused = false
+	inv.trees["demo"] = tree
+	inv.paused = map[string]bool{"origin": true}
+	if err := d.Trigger(t.Context(), trig); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 0 || len(out.events) != 0 {
+		t.Fatalf("paused: commands %+v, events %v", out.commands, out.events)
+	}
+	inv.paused = nil
+	if err := d.Trigger(t.Context(), trig); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 1 {
+		t.Fatalf("resumed: commands %+v, want the snapshot", out.commands)
+	}
+}
+
+// TestPausedSiteGetsNoWork: a paused site gets no command even though its
+// subscription itself is not paused (it was made after the pause, say);
+// its run is recorded as DISABLED with the reason.
+func TestPausedSiteGetsNoWork(t *testing.T) {
+	inv, ver := fixture()
+	ver["origin/demo"] = v3
+	inv.paused = map[string]bool{"current": true, "old-b": true}
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.Snapshot(t.Context(), bus.Snapshot{V: 1, TriggerID: "t1", Tree: "demo", Site: "origin", Root: v3}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 0 {
+		t.Fatalf("commands %+v: current is paused", out.commands)
+	}
+	why := map[string]string{}
+	for _, f := range out.finished {
+		if f.Result != bus.ResultDisabled {
+			t.Errorf("finished %+v", f)
+		}
+		why[f.Site] = f.Error
+	}
+	if len(why) != 3 || why["current"] != "site paused" || why["old-b"] != "site paused" || why["paused"] != "subscription paused" {
+		t.Fatalf("disabled runs %v", why)
+	}
+	ready := bus.DeltaReady{V: 1, TriggerID: "t1", Tree: "demo", From: v1, To: v3, Pack: bus.DeltaID("demo", v1, v3), PackHash: v2}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if got := sites(out.commands); got != "old-a" {
+		t.Fatalf("pack sent to %q, want old-a only", got)
+	}
+}
+
+// TestPausedTreeGetsNoWork: a snapshot or pack of a tree paused since its
+// trigger moves no site.
+func TestPausedTreeGetsNoWork(t *testing.T) {
+	inv, ver := fixture()
+	ver["origin/demo"] = v3
+	tree := inv.trees["demo"]
+	tree.Paused = true
+	inv.trees["demo"] = tree
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.Snapshot(t.Context(), bus.Snapshot{V: 1, TriggerID: "t1", Tree: "demo", Site: "origin", Root: v3}); err != nil {
+		t.Fatal(err)
+	}
+	ready := bus.DeltaReady{V: 1, TriggerID: "t1", Tree: "demo", From: v1, To: v3, Pack: bus.DeltaID("demo", v1, v3), PackHash: v2}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 0 || len(out.requests) != 0 {
+		t.Fatalf("commands %+v, requests %+v", out.commands, out.requests)
+	}
+	if len(out.finished) != 5 {
+		t.Fatalf("finished %+v, want five DISABLED runs", out.finished)
+	}
+	for _, f := range out.finished {
+		want := "tree paused"
+		if f.Site == "paused" {
+			want = "subscription paused"
+		}
+		if f.Result != bus.ResultDisabled || f.Error != want {
+			t.Errorf("finished %+v, want DISABLED: %s", f, want)
+		}
 	}
 }

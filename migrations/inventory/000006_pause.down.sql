@@ -1,0 +1,2 @@
+ALTER TABLE trees DROP COLUMN paused;
+ALTER TABLE sites DROP COLUMN paused;
