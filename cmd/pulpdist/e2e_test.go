@@ -163,6 +163,26 @@ func keys[M ~map[string]V, V any](m M) []string {
 	return out
 }
 
+// startStack runs a dev stack with o until the test ends.
+func startStack(t *testing.T, o devstack.Options) *devstack.Stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	st, err := devstack.New(ctx, o)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- st.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("stack stopped with %v", err)
+		}
+	})
+	return st
+}
+
 // TestEndToEnd runs the whole flow with the four services as separate
 // components wired only by an embedded JetStream and the inventory's REST
 // API, on the machine's PostgreSQL: a tree travels from an origin to two
@@ -184,21 +204,10 @@ func TestEndToEnd(t *testing.T) {
 	writeFile(t, src, "data/partial.tmp", "being written", 0o644)
 	writeFile(t, src, "scratch/notes.txt", "local only", 0o644)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	st, err := devstack.New(ctx, devstack.Options{
+	ctx := t.Context()
+	st := startStack(t, devstack.Options{
 		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, DatabaseURL: dbURL, APIAddr: "127.0.0.1:0",
 		Sites: []string{"origin", "site-a", "site-b"}, DeltaCaches: 2,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- st.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("stack stopped with %v", err)
-		}
 	})
 	events := subscribeEvents(t, st.NATSURL)
 	poll.Until(t, 30*time.Second, func() error {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -182,21 +181,9 @@ func TestKeysCommands(t *testing.T) {
 // again, all without restarting anything.
 func TestKeysReachTheAgents(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(t.Context())
-	st, err := devstack.New(ctx, devstack.Options{
+	ctx := t.Context()
+	st := startStack(t, devstack.Options{
 		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, APIAddr: "127.0.0.1:0", Sites: []string{"site-a"}, AdminToken: testToken,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- st.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("stack stopped with %v", err)
-		}
 	})
 	ready(t, st.APIURL)
 	api := st.APIURL

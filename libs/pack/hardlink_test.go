@@ -2,7 +2,6 @@ package pack
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -137,11 +136,7 @@ func TestHardlinkHeaderChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			js, _ := json.Marshal(good)
-			if err := json.Unmarshal(js, &h); err != nil {
-				t.Fatal(err)
-			}
+			h := copyHeader(t, good)
 			tt.change(&h)
 			err := h.Validate()
 			if tt.inValidate {

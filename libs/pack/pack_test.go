@@ -372,6 +372,20 @@ func TestBuildRefusesWrongContent(t *testing.T) {
 	}
 }
 
+// copyHeader returns a deep copy of h, made through JSON.
+func copyHeader(t *testing.T, h Header) Header {
+	t.Helper()
+	js, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Header
+	if err := json.Unmarshal(js, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // header is a small valid delta header for validation tests.
 func header(t *testing.T) (Header, *tree.Manifest, store) {
 	t.Helper()
@@ -428,11 +442,7 @@ func TestHeaderValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			js, _ := json.Marshal(good)
-			if err := json.Unmarshal(js, &h); err != nil {
-				t.Fatal(err)
-			}
+			h := copyHeader(t, good)
 			tt.change(&h)
 			if err := h.Validate(); !errors.Is(err, ErrFormat) {
 				t.Fatalf("Validate: %v, want ErrFormat", err)
@@ -472,11 +482,7 @@ func TestTargetChecksTheBase(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			js, _ := json.Marshal(good)
-			if err := json.Unmarshal(js, &h); err != nil {
-				t.Fatal(err)
-			}
+			h := copyHeader(t, good)
 			if tt.change != nil {
 				tt.change(&h)
 			}

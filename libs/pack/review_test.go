@@ -2,7 +2,6 @@ package pack
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -65,11 +64,7 @@ func TestSizeSumsDoNotOverflow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			js, _ := json.Marshal(good)
-			if err := json.Unmarshal(js, &h); err != nil {
-				t.Fatal(err)
-			}
+			h := copyHeader(t, good)
 			tt.change(&h)
 			if err := h.Validate(); !errors.Is(err, ErrFormat) {
 				t.Fatalf("Validate: %v, want ErrFormat", err)
@@ -120,11 +115,7 @@ func TestTargetRefusesContentOfAnotherSize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h Header
-			js, _ := json.Marshal(good)
-			if err := json.Unmarshal(js, &h); err != nil {
-				t.Fatal(err)
-			}
+			h := copyHeader(t, good)
 			// "0" sorts before "c", so the part still matches the
 			// size of the last set entry with its hash.
 			e := tt.like

@@ -43,6 +43,19 @@ func plus(t *testing.T, src string, files map[string][]byte) string {
 	return dir
 }
 
+// replicaWithA opens the replica demo in dir and applies the small
+// version A to it; it returns the replica, A's source tree and manifest.
+func replicaWithA(t *testing.T, dir string) (*Replica, string, *tree.Manifest) {
+	t.Helper()
+	srcA := smallTree(t)
+	fullA, mA := packBytes(t, srcA, nil)
+	r, err := Open(filepath.Join(dir, "demo"), 1)
+	mustDo(t, err)
+	_, err = r.Apply(t.Context(), reader(t, fullA))
+	mustDo(t, err)
+	return r, srcA, mA
+}
+
 // assertOutOfSpace checks that err is ENOSPC and says so.
 func assertOutOfSpace(t *testing.T, err error) {
 	t.Helper()
@@ -75,17 +88,12 @@ func TestApplyOutOfSpace(t *testing.T) {
 		return // ran in a user and mount namespace
 	}
 	ctx := t.Context()
-	srcA := smallTree(t)
-	fullA, mA := packBytes(t, srcA, nil)
-	r, err := Open(filepath.Join(dir, "demo"), 1)
-	mustDo(t, err)
-	_, err = r.Apply(ctx, reader(t, fullA))
-	mustDo(t, err)
+	r, srcA, mA := replicaWithA(t, dir)
 
 	// B adds 5 MiB of incompressible data to a 4 MiB filesystem.
 	deltaB, _ := packBytes(t, plus(t, srcA, map[string][]byte{"data/huge": randomBytes(3, 5<<20)}), mA)
 	before, free := snapshot(t, r), statfs(t, dir).Bavail
-	_, err = r.Apply(ctx, reader(t, deltaB))
+	_, err := r.Apply(ctx, reader(t, deltaB))
 	assertOutOfSpace(t, err)
 	assertUnchanged(t, r, before, mA)
 	if got := statfs(t, dir).Bavail; got != free {
@@ -157,12 +165,7 @@ func TestApplyOutOfSpaceAfterBuild(t *testing.T) {
 				return // ran in a user and mount namespace
 			}
 			ctx := t.Context()
-			srcA := smallTree(t)
-			fullA, mA := packBytes(t, srcA, nil)
-			r, err := Open(filepath.Join(dir, "demo"), 1)
-			mustDo(t, err)
-			_, err = r.Apply(ctx, reader(t, fullA))
-			mustDo(t, err)
+			r, srcA, mA := replicaWithA(t, dir)
 			deltaB, mB := packBytes(t, plus(t, srcA, map[string][]byte{"new.bin": randomBytes(5, 8192)}), mA)
 			filler := tt.exhaust(t, dir, mB)
 
@@ -174,7 +177,7 @@ func TestApplyOutOfSpaceAfterBuild(t *testing.T) {
 				steps = append(steps, s)
 			})
 			before, free := snapshot(t, r), statfs(t, dir)
-			_, err = r.Apply(ctx, reader(t, deltaB))
+			_, err := r.Apply(ctx, reader(t, deltaB))
 			r.SetStepHook(nil)
 			assertOutOfSpace(t, err)
 			if !slices.Contains(steps, "rename staging to versions/"+mB.Root()) || !slices.Contains(steps, tt.failsAt(mB.Root())) ||

@@ -221,17 +221,7 @@ func TestScanWithFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := ParseFilter(tt.rules)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := ScanWith(t.Context(), dir, ScanOptions{Filter: f})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Validate(); err != nil {
-				t.Fatalf("filtered manifest invalid: %v", err)
-			}
+			m := scanFiltered(t, dir, tt.rules)
 			if got := entryPaths(m); !slices.Equal(got, tt.want) {
 				t.Fatalf("entries\n got %q\nwant %q", got, tt.want)
 			}
@@ -345,4 +335,21 @@ func TestFilterMatchesPathMatch(t *testing.T) {
 		}
 	}
 	t.Logf("%d pattern/path pairs agree", checked)
+}
+
+// scanFiltered scans dir with the filter rules and validates the result.
+func scanFiltered(t *testing.T, dir string, rules []string) *Manifest {
+	t.Helper()
+	f, err := ParseFilter(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ScanWith(t.Context(), dir, ScanOptions{Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("filtered manifest invalid: %v", err)
+	}
+	return m
 }

@@ -131,17 +131,7 @@ func TestScanHardlinkFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := ParseFilter(tt.rules)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := ScanWith(t.Context(), dir, ScanOptions{Filter: f})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Validate(); err != nil {
-				t.Fatal(err)
-			}
+			m := scanFiltered(t, dir, tt.rules)
 			group := &Manifest{}
 			for _, e := range m.Entries {
 				if e.Path == "sub/b.txt" || e.Path == "sub/deep/b2" || e.Path == "z-b" {
@@ -161,17 +151,7 @@ func TestStatCacheHardlinks(t *testing.T) {
 
 	// Members are neither looked up nor hashed nor remembered: the
 	// leader stands for the group.
-	c := NewStatCache()
-	cold := scanCached(t, dir, c, later)
-	assertStats(t, c, 0, files)
-	if c.Len() != int(files) {
-		t.Fatalf("cache holds %d files, want %d", c.Len(), files)
-	}
-	warm := scanCached(t, dir, c, later)
-	assertStats(t, c, files, 0)
-	if warm.Root() != cold.Root() {
-		t.Fatal("warm root differs")
-	}
+	c := warmCache(t, dir, files)
 
 	// Breaking the group: the former member is a new file (hashed), the
 	// leader's ctime moved with its link count (hashed again).

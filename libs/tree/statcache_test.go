@@ -38,6 +38,24 @@ func scanCached(t testing.TB, dir string, cache *StatCache, now func() time.Time
 	return m
 }
 
+// warmCache scans dir twice with a new StatCache: the first scan hashes
+// all its files (files of them), the second none. It returns the cache.
+func warmCache(t testing.TB, dir string, files int64) *StatCache {
+	t.Helper()
+	c := NewStatCache()
+	cold := scanCached(t, dir, c, later)
+	assertStats(t, c, 0, files)
+	if c.Len() != int(files) {
+		t.Fatalf("cache holds %d files, want %d", c.Len(), files)
+	}
+	warm := scanCached(t, dir, c, later)
+	assertStats(t, c, files, 0)
+	if warm.Root() != cold.Root() {
+		t.Fatal("warm root differs")
+	}
+	return c
+}
+
 // assertStats checks the hit and miss counts of the latest scan.
 func assertStats(t testing.TB, c *StatCache, hits, misses int64) {
 	t.Helper()
@@ -78,18 +96,7 @@ func TestStatCacheWarmScanHashesNothing(t *testing.T) {
 	writeSample(t, dir)
 	files, _ := scan(t, dir).Totals()
 
-	c := NewStatCache()
-	cold := scanCached(t, dir, c, later)
-	assertStats(t, c, 0, files)
-	if c.Len() != int(files) {
-		t.Fatalf("cache holds %d files, want %d", c.Len(), files)
-	}
-	warm := scanCached(t, dir, c, later)
-	assertStats(t, c, files, 0)
-	if warm.Root() != cold.Root() {
-		t.Fatal("warm root differs")
-	}
-
+	warmCache(t, dir, files)
 }
 
 func TestStatCacheDetectsChanges(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -13,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
-	"github.com/pulpdist/pulpdist/libs/natstest"
-	"github.com/pulpdist/pulpdist/services/inventory"
 )
 
 // openAPIPath is the API description the access matrix walks.
@@ -139,16 +136,7 @@ func call(t *testing.T, h *harness, method, path string, auth ...string) (int, h
 	for _, a := range auth {
 		req.Header.Add("Authorization", a)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, string(b)
+	return roundTrip(t, req)
 }
 
 // wantRefusal checks a 401 or 403 problem+json answer.
@@ -170,7 +158,7 @@ func wantRefusal(t *testing.T, what string, status int, code int, hdr http.Heade
 func TestAccessMatrix(t *testing.T) {
 	for _, db := range databases {
 		t.Run(db.name, func(t *testing.T) {
-			h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: db.url(t), AdminToken: testAdminToken})
+			h := start(t, db.url(t))
 			testAccessMatrix(t, h)
 		})
 	}
@@ -304,7 +292,7 @@ func testAccessMatrix(t *testing.T, h *harness) {
 }
 
 func TestBadTokens(t *testing.T) {
-	h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t), AdminToken: testAdminToken})
+	h := start(t, databases[0].url(t))
 	ctx := context.Background()
 	good, err := h.client.CreateToken(ctx, inventoryapi.TokenCreate{Role: "viewer"})
 	mustOK(t, err)

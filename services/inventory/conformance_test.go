@@ -1,7 +1,6 @@
 package inventory_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -144,27 +143,19 @@ func (c *conformance) call(method, path, body string, header http.Header, want i
 		}
 		req.Body = io.NopCloser(strings.NewReader(body)) // ValidateRequest read it
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
+	code, hdr, b := roundTrip(t, req)
+	if code != want {
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, code, want, b)
 	}
 	out := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
-		Body:    io.NopCloser(bytes.NewReader(b)),
+		RequestValidationInput: in, Status: code, Header: hdr,
+		Body:    io.NopCloser(strings.NewReader(b)),
 		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
 	if err := openapi3filter.ValidateResponse(t.Context(), out); err != nil {
-		t.Errorf("%s %s: %d response does not match the spec: %v\n%s", method, path, resp.StatusCode, err, b)
+		t.Errorf("%s %s: %d response does not match the spec: %v\n%s", method, path, code, err, b)
 	}
-	return resp.Header, string(b)
+	return hdr, b
 }
 
 // TestOpenAPIConformance runs a scripted session against a real inventory

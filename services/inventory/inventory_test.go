@@ -106,18 +106,15 @@ func (h *harness) do(t *testing.T, method, path, body string) (int, string) {
 
 func (h *harness) doHeader(t *testing.T, method, path, body string) (int, http.Header, string) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, h.url+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	return h.send(t, method, path, body, nil)
+}
+
+// roundTrip sends req and returns the status, headers and body.
+func roundTrip(t *testing.T, req *http.Request) (int, http.Header, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", req.Method, req.URL.RequestURI(), err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

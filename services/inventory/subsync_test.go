@@ -9,8 +9,6 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
-	"github.com/pulpdist/pulpdist/libs/natstest"
-	"github.com/pulpdist/pulpdist/services/inventory"
 )
 
 // TestSubscriptionSync: POST /api/v1/subscriptions/{site}/{tree}/sync
@@ -19,7 +17,7 @@ import (
 func TestSubscriptionSync(t *testing.T) {
 	for _, db := range databases {
 		t.Run(db.name, func(t *testing.T) {
-			h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: db.url(t), AdminToken: testAdminToken})
+			h := start(t, db.url(t))
 			testSubscriptionSync(t, h)
 		})
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
-	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/services/scheduler/internal/cron"
 )
 
@@ -34,16 +33,8 @@ func (l *flakyList) Trees(context.Context) ([]inventoryapi.Tree, error) {
 // TestCronFiresOncePerMinuteAcrossInstances runs two cron instances against
 // one embedded JetStream: a due schedule yields exactly one trigger.
 func TestCronFiresOncePerMinuteAcrossInstances(t *testing.T) {
-	url := natstest.Start(t)
+	js, _ := startBus(t)
 	log := slog.New(slog.DiscardHandler)
-	nc, js, err := bus.Connect(t.Context(), url, "test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := bus.Ensure(t.Context(), js); err != nil {
-		t.Fatal(err)
-	}
 	disabled := false
 	trees := treeList{
 		{Name: "every-minute", Schedule: "* * * * *"},

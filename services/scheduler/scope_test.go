@@ -43,23 +43,31 @@ func (f *fixedInventory) Subscriptions(_ context.Context, tree string) ([]invent
 	return slices.Clone(f.subs[tree]), nil
 }
 
+// startBus connects to a new embedded NATS server and ensures the
+// pulpdist streams and buckets on it; the connection closes when the
+// test ends.
+func startBus(t *testing.T) (jetstream.JetStream, *bus.Layout) {
+	t.Helper()
+	nc, js, err := bus.Connect(t.Context(), natstest.Start(t), "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	layout, err := bus.Ensure(t.Context(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, layout
+}
+
 // TestSubscriptionSyncCommandsOnlyItsSite runs a trigger naming one site
 // through the dispatcher wired to an embedded JetStream: the origin gets
 // its snapshot command, then only the named site gets an apply command,
 // although another site waits at the same base. A paused site, whose
 // subscription was made unpaused, gets nothing from a whole-tree sync.
 func TestSubscriptionSyncCommandsOnlyItsSite(t *testing.T) {
-	url := natstest.Start(t)
+	js, layout := startBus(t)
 	log := slog.New(slog.DiscardHandler)
-	nc, js, err := bus.Connect(t.Context(), url, "test", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	layout, err := bus.Ensure(t.Context(), js)
-	if err != nil {
-		t.Fatal(err)
-	}
 	v1, v2 := strings.Repeat("1", 64), strings.Repeat("2", 64)
 	inv := &fixedInventory{
 		trees: map[string]inventoryapi.Tree{"demo": {Name: "demo", OriginSite: "origin", Source: "/srv/demo", Keep: 2}},

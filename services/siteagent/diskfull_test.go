@@ -3,17 +3,11 @@
 package siteagent_test
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/zeebo/blake3"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/pack"
@@ -28,24 +22,9 @@ import (
 // name, BLAKE3 and target manifest.
 func (h *harness) storeDelta(t *testing.T, treeName string, base *tree.Manifest, dir string) (name, hash string, m *tree.Manifest) {
 	t.Helper()
-	m, err := tree.Scan(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byHash := map[string]string{}
-	for _, e := range m.Entries {
-		byHash[e.Hash] = filepath.Join(dir, filepath.FromSlash(e.Path))
-	}
-	var buf bytes.Buffer
-	open := func(_ context.Context, hash string) (io.ReadCloser, error) { return os.Open(byHash[hash]) }
-	if _, err := pack.Build(t.Context(), &buf, pack.Options{Tree: treeName, From: base, To: m, TempDir: t.TempDir()}, open); err != nil {
-		t.Fatal(err)
-	}
+	b, m := buildPack(t, dir, pack.Options{Tree: treeName, From: base})
 	name = bus.DeltaID(treeName, base.Root(), m.Root())
-	if _, err := h.layout.Deltas.PutBytes(t.Context(), name, buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	return name, fmt.Sprintf("%x", blake3.Sum256(buf.Bytes())), m
+	return name, h.putDelta(t, name, b), m
 }
 
 // grow copies the tree src and adds a file of n random bytes.

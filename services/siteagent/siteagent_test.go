@@ -135,6 +135,18 @@ func (h *harness) storePack(t *testing.T, treeName, dir string, corrupt func([]b
 // storeSignedPack is storePack, signed with key unless it is nil.
 func (h *harness) storeSignedPack(t *testing.T, treeName, dir string, corrupt func([]byte), key ed25519.PrivateKey) (name, hash, root string) {
 	t.Helper()
+	b, m := buildPack(t, dir, pack.Options{Tree: treeName, Key: key})
+	if corrupt != nil {
+		corrupt(b)
+	}
+	name = bus.DeltaID(treeName, "", m.Root())
+	return name, h.putDelta(t, name, b), m.Root()
+}
+
+// buildPack builds a pack with opts to the tree in dir, which holds every
+// content the pack needs, and returns it and the tree's manifest.
+func buildPack(t *testing.T, dir string, opts pack.Options) ([]byte, *tree.Manifest) {
+	t.Helper()
 	m, err := tree.Scan(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -145,18 +157,20 @@ func (h *harness) storeSignedPack(t *testing.T, treeName, dir string, corrupt fu
 	}
 	var buf bytes.Buffer
 	open := func(_ context.Context, hash string) (io.ReadCloser, error) { return os.Open(byHash[hash]) }
-	if _, err := pack.Build(t.Context(), &buf, pack.Options{Tree: treeName, To: m, Key: key, TempDir: t.TempDir()}, open); err != nil {
+	opts.To, opts.TempDir = m, t.TempDir()
+	if _, err := pack.Build(t.Context(), &buf, opts, open); err != nil {
 		t.Fatal(err)
 	}
-	b := buf.Bytes()
-	if corrupt != nil {
-		corrupt(b)
-	}
-	name = bus.DeltaID(treeName, "", m.Root())
+	return buf.Bytes(), m
+}
+
+// putDelta writes b into the deltas store as name and returns its BLAKE3.
+func (h *harness) putDelta(t *testing.T, name string, b []byte) string {
+	t.Helper()
 	if _, err := h.layout.Deltas.PutBytes(t.Context(), name, b); err != nil {
 		t.Fatal(err)
 	}
-	return name, fmt.Sprintf("%x", blake3.Sum256(b)), m.Root()
+	return fmt.Sprintf("%x", blake3.Sum256(b))
 }
 
 func current(t *testing.T, h *harness, treeName string) string {

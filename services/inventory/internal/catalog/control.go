@@ -72,7 +72,8 @@ type Alarm struct {
 	AllowedLag time.Duration
 }
 
-// normalizeTreeSettings checks and normalizes what an update may change.
+// normalizeTreeSettings checks and normalizes the settings that a create
+// or an update sets.
 func normalizeTreeSettings(t Tree) (Tree, error) {
 	t.Schedule = strings.Join(strings.Fields(t.Schedule), " ")
 	if err := ValidateSchedule(t.Schedule); err != nil {
@@ -167,15 +168,8 @@ func (s *Service) SetPaused(ctx context.Context, f SubscriptionFilter, paused bo
 	if f.Site == "" && f.Tree == "" {
 		return nil, invalidf("name a site, a tree or both")
 	}
-	if f.Site != "" {
-		if err := checkName("site", f.Site); err != nil {
-			return nil, err
-		}
-	}
-	if f.Tree != "" {
-		if err := checkName("tree", f.Tree); err != nil {
-			return nil, err
-		}
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return nil, err
 	}
 	subs, err := s.repo.SetPaused(ctx, f, paused)
 	if err != nil {

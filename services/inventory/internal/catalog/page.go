@@ -29,15 +29,8 @@ type RunPage struct {
 
 // checkRunFilter validates f and fills in its defaults.
 func checkRunFilter(f RunFilter) (RunFilter, error) {
-	if f.Site != "" {
-		if err := checkName("site", f.Site); err != nil {
-			return f, err
-		}
-	}
-	if f.Tree != "" {
-		if err := checkName("tree", f.Tree); err != nil {
-			return f, err
-		}
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return f, err
 	}
 	if f.Limit == 0 {
 		f.Limit = DefaultRunLimit

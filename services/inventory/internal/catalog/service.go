@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
-	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
 // Repository stores the catalog. Every method is one transaction.
@@ -215,26 +214,11 @@ func (s *Service) CreateTree(ctx context.Context, t Tree) (Tree, error) {
 	if err := ValidateSource(t.Source); err != nil {
 		return Tree{}, err
 	}
-	t.Schedule = strings.Join(strings.Fields(t.Schedule), " ")
-	if err := ValidateSchedule(t.Schedule); err != nil {
-		return Tree{}, err
-	}
-	if len(t.Filters) > maxFilters {
-		return Tree{}, invalidf("%d filter rules, at most %d", len(t.Filters), maxFilters)
-	}
-	if _, err := tree.ParseFilter(t.Filters); err != nil {
-		return Tree{}, invalidf("filters: %v", err)
-	}
-	if t.Filters == nil {
-		t.Filters = []string{}
-	}
 	if t.Keep == 0 {
 		t.Keep = DefaultKeep
 	}
-	if t.Keep < MinKeep || t.Keep > MaxKeep {
-		return Tree{}, invalidf("keep %d out of range %d..%d", t.Keep, MinKeep, MaxKeep)
-	}
-	if err := checkTreeEntity(&t); err != nil {
+	t, err := normalizeTreeSettings(t)
+	if err != nil {
 		return Tree{}, err
 	}
 	t.CreatedAt = s.timestamp()
@@ -286,17 +270,25 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription) (Subscription
 
 // Subscriptions lists subscriptions matching f.
 func (s *Service) Subscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, error) {
-	if f.Site != "" {
-		if err := checkName("site", f.Site); err != nil {
-			return nil, err
-		}
-	}
-	if f.Tree != "" {
-		if err := checkName("tree", f.Tree); err != nil {
-			return nil, err
-		}
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return nil, err
 	}
 	return s.repo.Subscriptions(ctx, f)
+}
+
+// checkGivenNames checks the names of site and tree, each unless empty.
+func checkGivenNames(site, tree string) error {
+	if site != "" {
+		if err := checkName("site", site); err != nil {
+			return err
+		}
+	}
+	if tree != "" {
+		if err := checkName("tree", tree); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TreeSubscriptions lists the subscriptions to a tree that must exist.
@@ -349,15 +341,8 @@ func (s *Service) Run(ctx context.Context, id string) (Run, error) {
 
 // Runs lists runs newest first. Limit 0 means DefaultRunLimit.
 func (s *Service) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
-	if f.Site != "" {
-		if err := checkName("site", f.Site); err != nil {
-			return nil, err
-		}
-	}
-	if f.Tree != "" {
-		if err := checkName("tree", f.Tree); err != nil {
-			return nil, err
-		}
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return nil, err
 	}
 	if f.Limit == 0 {
 		f.Limit = DefaultRunLimit

@@ -310,21 +310,31 @@ func (s *Store) OverviewData(ctx context.Context) (catalog.OverviewData, error) 
 	return d, nil
 }
 
+// markProcessed records event id as processed at t within tx and
+// reports whether this is its first delivery.
+func markProcessed(ctx context.Context, tx *sql.Tx, id string, t time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO processed_events (id, received_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
+		id, t)
+	if err != nil {
+		return false, fmt.Errorf("insert processed event: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("insert processed event: %w", err)
+	}
+	return n > 0, nil
+}
+
 // RecordEvent implements catalog.Repository.
 func (s *Store) RecordEvent(ctx context.Context, eventID string, c catalog.Change) (bool, error) {
 	var recorded bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO processed_events (id, received_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
-			eventID, ts(time.Now()))
+		first, err := markProcessed(ctx, tx, eventID, ts(time.Now()))
 		if err != nil {
-			return fmt.Errorf("insert processed event: %w", err)
+			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("insert processed event: %w", err)
-		}
-		if n == 0 {
+		if !first {
 			return nil // seen before: change nothing
 		}
 		recorded = true

@@ -116,17 +116,11 @@ func (s *Store) Deltas(ctx context.Context, f catalog.DeltaFilter) ([]catalog.De
 func (s *Store) RecordProblem(ctx context.Context, p catalog.EventProblem) (bool, error) {
 	var recorded bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO processed_events (id, received_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
-			p.EventID, ts(p.ReceivedAt))
+		first, err := markProcessed(ctx, tx, p.EventID, ts(p.ReceivedAt))
 		if err != nil {
-			return fmt.Errorf("insert processed event: %w", err)
+			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("insert processed event: %w", err)
-		}
-		if n == 0 {
+		if !first {
 			return nil // seen before: change nothing
 		}
 		recorded = true

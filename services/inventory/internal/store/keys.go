@@ -84,15 +84,11 @@ func (s *Store) RevokeSigningKey(ctx context.Context, id string, at time.Time) (
 	var out catalog.SigningKey
 	var revoked bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE signing_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, ts(at))
+		var err error
+		revoked, err = setRevoked(ctx, tx, "signing_keys", id, at)
 		if err != nil {
 			return fmt.Errorf("revoke signing key %s: %w", id, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("revoke signing key %s: %w", id, err)
-		}
-		revoked = n > 0
 		k, found, err := signingKey(ctx, tx, id)
 		switch {
 		case err != nil:

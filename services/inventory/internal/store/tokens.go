@@ -60,11 +60,7 @@ func (s *Store) Tokens(ctx context.Context) ([]catalog.Token, error) {
 func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (catalog.Token, error) {
 	var out catalog.Token
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, ts(at))
-		if err != nil {
-			return fmt.Errorf("revoke token %s: %w", id, err)
-		}
-		n, err := res.RowsAffected()
+		revoked, err := setRevoked(ctx, tx, "api_tokens", id, at)
 		if err != nil {
 			return fmt.Errorf("revoke token %s: %w", id, err)
 		}
@@ -76,7 +72,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (catal
 			return fmt.Errorf("select token %s: %w", id, err)
 		}
 		out = t
-		if n > 0 {
+		if revoked {
 			return audit(ctx, tx, catalog.AuditTokenRevoked(ctx, t, at))
 		}
 		return nil
@@ -85,4 +81,18 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) (catal
 		return catalog.Token{}, err
 	}
 	return out, nil
+}
+
+// setRevoked marks row id of table revoked at at, unless it already is,
+// and reports whether it changed the row.
+func setRevoked(ctx context.Context, tx *sql.Tx, table, id string, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, ts(at))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
 }
