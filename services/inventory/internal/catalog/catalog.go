@@ -213,6 +213,9 @@ type OverviewRow struct {
 
 // OverviewData is what the overview is computed from, read at once.
 type OverviewData struct {
+	// Sites are read for their paused flag: a paused site's rows, like a
+	// paused tree's, show as paused whatever the subscription says.
+	Sites         []Site
 	Trees         []Tree
 	Subscriptions []Subscription
 	// Versions of every tree, in any order.

@@ -186,3 +186,39 @@ func TestOverviewAfterTheOriginWentBack(t *testing.T) {
 		t.Errorf("at-b %+v, want behind", r)
 	}
 }
+
+// TestOverviewPausedSitesAndTrees: a paused site or tree shows its rows
+// as paused and disabled even where the subscription itself is active,
+// and they get no next run.
+func TestOverviewPausedSitesAndTrees(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	d := OverviewData{
+		Sites: []Site{{Name: "origin"}, {Name: "quiet", Paused: true}, {Name: "busy"}},
+		Trees: []Tree{
+			{Name: "docs", OriginSite: "origin", Schedule: "*/5 * * * *"},
+			{Name: "held", OriginSite: "origin", Schedule: "*/5 * * * *", Paused: true},
+		},
+		Subscriptions: []Subscription{
+			{Site: "quiet", Tree: "docs"},
+			{Site: "busy", Tree: "docs"},
+			{Site: "busy", Tree: "held"},
+		},
+	}
+	want := map[[2]string]bool{
+		{"origin", "docs"}: false, {"quiet", "docs"}: true, {"busy", "docs"}: false,
+		{"origin", "held"}: true, {"busy", "held"}: true,
+	}
+	rows := buildOverview(d, now)
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d", len(rows), len(want))
+	}
+	for _, r := range rows {
+		paused, ok := want[[2]string{r.Site, r.Tree}]
+		if !ok {
+			t.Fatalf("unexpected row %s/%s", r.Site, r.Tree)
+		}
+		if r.Paused != paused || (paused && (r.State != StateDisabled || r.NextRunAt != nil)) {
+			t.Errorf("%s/%s: paused %t state %s next %v, want paused %t", r.Site, r.Tree, r.Paused, r.State, r.NextRunAt, paused)
+		}
+	}
+}

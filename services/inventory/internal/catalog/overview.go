@@ -105,12 +105,21 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 		return o
 	}
 
+	pausedSite := map[string]bool{}
+	for _, s := range d.Sites {
+		pausedSite[s.Name] = s.Paused
+	}
+	pausedTree := map[string]bool{}
+	for _, t := range d.Trees {
+		pausedTree[t.Name] = t.Paused
+	}
 	var out []OverviewRow
 	for _, t := range d.Trees {
-		out = append(out, row(t.OriginSite, t.Name, RoleOrigin, false, latestOf[t.Name]))
+		out = append(out, row(t.OriginSite, t.Name, RoleOrigin, t.Paused || pausedSite[t.OriginSite], latestOf[t.Name]))
 	}
 	for _, s := range d.Subscriptions {
-		out = append(out, row(s.Site, s.Tree, RoleReplica, s.Paused, serves[key{s.Site, s.Tree}]))
+		paused := s.Paused || pausedSite[s.Site] || pausedTree[s.Tree]
+		out = append(out, row(s.Site, s.Tree, RoleReplica, paused, serves[key{s.Site, s.Tree}]))
 	}
 	slices.SortFunc(out, func(a, b OverviewRow) int {
 		return cmp.Or(

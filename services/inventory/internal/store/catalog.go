@@ -285,6 +285,9 @@ func (s *Store) OverviewData(ctx context.Context) (catalog.OverviewData, error) 
 	var d catalog.OverviewData
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
+		if d.Sites, err = list(ctx, tx, "sites", `SELECT `+siteColumns+` FROM sites ORDER BY name`, nil, scanSite); err != nil {
+			return err
+		}
 		if d.Trees, err = list(ctx, tx, "trees", `SELECT `+treeColumns+` FROM trees ORDER BY name`, nil, scanTree); err != nil {
 			return err
 		}
