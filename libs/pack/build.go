@@ -173,11 +173,21 @@ type builder struct {
 	baseSize    map[string]int64 // content hash → size
 	chunkSource map[string]Range // chunk hash → where the base has it
 
+	// bases gives random access to the base contents dictionaries are cut
+	// from at an offset (see readRange); closed by close.
+	bases map[string]baseFile
+
 	segments []Segment
 	parts    []Part
 	copied   int64
 	literal  int64
 	buf      []byte
+}
+
+// baseFile is random access to one base content and how to release it.
+type baseFile struct {
+	r       io.ReaderAt
+	release func()
 }
 
 func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*builder, error) {
@@ -210,7 +220,7 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 		plain: plain, dicted: dicted,
 		baseByPath: map[string]*tree.Entry{}, baseByName: map[string]*tree.Entry{},
 		baseSize: map[string]int64{}, chunkSource: map[string]Range{},
-		buf: make([]byte, 256<<10),
+		buf: make([]byte, 256<<10), bases: map[string]baseFile{},
 	}
 	if o.From != nil {
 		for i := range o.From.Entries {
@@ -237,6 +247,9 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 func (b *builder) close() {
 	_ = b.plain.Close()  // only releases resources here
 	_ = b.dicted.Close() // same
+	for _, f := range b.bases {
+		f.release()
+	}
 }
 
 // job is one part to carry and the base file it may be compressed against.
@@ -413,8 +426,24 @@ func (b *builder) endSegment(enc *zstd.Encoder) error {
 	return nil
 }
 
-// readRange appends base content r to d.
+// readRange appends base content r to d. A range from the start is
+// streamed; one further in is read through baseAt, so that the many
+// dictionaries of one large file do not each read it from its start.
 func (b *builder) readRange(d *bytes.Buffer, r Range) error {
+	if r.Off > 0 {
+		f, err := b.baseAt(r.Hash)
+		if err != nil {
+			return err
+		}
+		n, err := d.ReadFrom(io.NewSectionReader(f, r.Off, r.Len))
+		if err != nil {
+			return fmt.Errorf("read base content %s: %w", r.Hash, err)
+		}
+		if n < r.Len {
+			return fmt.Errorf("read base content %s: %w", r.Hash, io.ErrUnexpectedEOF)
+		}
+		return nil
+	}
 	rc, err := b.src(b.ctx, r.Hash)
 	if err != nil {
 		return fmt.Errorf("open base content %s: %w", r.Hash, err)
@@ -427,6 +456,38 @@ func (b *builder) readRange(d *bytes.Buffer, r Range) error {
 		return fmt.Errorf("read base content %s: %w", r.Hash, truncated(err))
 	}
 	return nil
+}
+
+// baseAt returns random access to base content hash, opened once: the
+// source's file itself when it is one (os.File), else a copy spooled to
+// TempDir.
+func (b *builder) baseAt(hash string) (io.ReaderAt, error) {
+	if f, ok := b.bases[hash]; ok {
+		return f.r, nil
+	}
+	rc, err := b.src(b.ctx, hash)
+	if err != nil {
+		return nil, fmt.Errorf("open base content %s: %w", hash, err)
+	}
+	if f, ok := rc.(*os.File); ok {
+		b.bases[hash] = baseFile{r: f, release: func() { _ = f.Close() }} // read-only
+		return f, nil
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(b.tempDir, "pulpdist-base-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool base content %s: %w", hash, err)
+	}
+	release := func() {
+		_ = tmp.Close()           // a temp file: nothing to flush that matters
+		_ = os.Remove(tmp.Name()) // and nothing else uses it
+	}
+	if _, err := io.CopyBuffer(tmp, &ctxReader{ctx: b.ctx, r: rc}, b.buf); err != nil {
+		release()
+		return nil, fmt.Errorf("spool base content %s: %w", hash, err)
+	}
+	b.bases[hash] = baseFile{r: tmp, release: release}
+	return tmp, nil
 }
 
 // copyContent writes e's whole content to dst, checking size and hash.
