@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 
+	"github.com/pulpdist/pulpdist/libs/ctxio"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
@@ -93,6 +94,11 @@ func Build(ctx context.Context, w io.Writer, o Options, src Source) (Result, err
 	if remove != nil {
 		h.Remove = remove
 	}
+	// Everything but the parts and segments can be checked now, before
+	// hours of compression: a bad tree name fails at once.
+	if err := h.Validate(); err != nil {
+		return Result{}, fmt.Errorf("build pack: %w", err)
+	}
 	spool, err := os.CreateTemp(o.TempDir, "pulpdist-pack-*")
 	if err != nil {
 		return Result{}, fmt.Errorf("build pack: spool: %w", err)
@@ -147,7 +153,7 @@ func Build(ctx context.Context, w io.Writer, o Options, src Source) (Result, err
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("build pack: spool: %w", err)
 	}
-	if _, err := io.Copy(bw, &ctxReader{ctx: ctx, r: spool}); err != nil {
+	if _, err := io.Copy(bw, ctxio.Reader(ctx, spool)); err != nil {
 		return res, fmt.Errorf("build pack: body: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -482,7 +488,7 @@ func (b *builder) baseAt(hash string) (io.ReaderAt, error) {
 		_ = tmp.Close()           // a temp file: nothing to flush that matters
 		_ = os.Remove(tmp.Name()) // and nothing else uses it
 	}
-	if _, err := io.CopyBuffer(tmp, &ctxReader{ctx: b.ctx, r: rc}, b.buf); err != nil {
+	if _, err := io.CopyBuffer(tmp, ctxio.Reader(b.ctx, rc), b.buf); err != nil {
 		release()
 		return nil, fmt.Errorf("spool base content %s: %w", hash, err)
 	}
@@ -500,7 +506,7 @@ func (b *builder) copyContent(dst io.Writer, e *tree.Entry) error {
 	hasher := blake3.New()
 	// At most one byte more than declared: enough to notice a longer
 	// content without streaming all of it.
-	r := io.TeeReader(io.LimitReader(&ctxReader{ctx: b.ctx, r: rc}, e.Size+1), hasher)
+	r := io.TeeReader(io.LimitReader(ctxio.Reader(b.ctx, rc), e.Size+1), hasher)
 	n, err := io.CopyBuffer(dst, io.LimitReader(r, e.Size), b.buf)
 	if err != nil {
 		return fmt.Errorf("compress content: %w", err)
@@ -627,7 +633,7 @@ func (b *builder) encodeChunked(e *tree.Entry) (Part, error) {
 	}
 	defer rc.Close()
 	hasher := blake3.New()
-	r := io.TeeReader(&ctxReader{ctx: b.ctx, r: rc}, hasher)
+	r := io.TeeReader(ctxio.Reader(b.ctx, rc), hasher)
 	var total int64
 	for i, op := range ops {
 		if op.Hash != "" {

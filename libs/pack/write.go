@@ -1,7 +1,6 @@
 package pack
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 )
@@ -66,19 +65,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// ctxReader fails reads once ctx is done, so a long part stops promptly.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // hasKey reports whether m holds k.

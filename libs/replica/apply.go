@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pulpdist/pulpdist/libs/ctxio"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
@@ -392,7 +393,7 @@ func writeFile(ctx context.Context, root *os.Root, name string, r io.Reader, ste
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(&stepWriter{w: f, name: name, step: step}, &ctxReader{ctx: ctx, r: r})
+	n, err := io.Copy(&stepWriter{w: f, name: name, step: step}, ctxio.Reader(ctx, r))
 	if err != nil {
 		f.Close()
 		return n, err
@@ -429,19 +430,6 @@ func (s *stepWriter) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
 	s.n += int64(n)
 	return n, err
-}
-
-// ctxReader fails reads once ctx is done, so a long copy stops promptly.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // verify scans the built tree and compares it to the target manifest.
