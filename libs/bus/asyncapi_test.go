@@ -249,6 +249,11 @@ func TestAsyncAPIEvents(t *testing.T) {
 		{bus.EntityTree, bus.ActionCreated, "Tree"},
 		{bus.EntitySite, bus.ActionCreated, "Site"},
 		{bus.EntitySubscription, bus.ActionCreated, "Subscription"},
+		{bus.EntityTree, bus.ActionUpdated, "Tree"},
+		{bus.EntitySite, bus.ActionUpdated, "Site"},
+		{bus.EntityTree, bus.ActionDeleted, "Tree"},
+		{bus.EntitySite, bus.ActionDeleted, "Site"},
+		{bus.EntitySubscription, bus.ActionDeleted, "Subscription"},
 		{bus.EntityKey, bus.ActionAdded, "SigningKey"},
 		{bus.EntityKey, bus.ActionRevoked, "SigningKey"},
 	}

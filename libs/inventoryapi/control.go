@@ -11,11 +11,33 @@ type TreePatch struct {
 	Enabled  *bool     `json:"enabled,omitempty"`
 	// AllowedLag is a duration such as "6h" or "90m".
 	AllowedLag *string `json:"allowed_lag,omitempty"`
+	// Source is the directory on the origin site; the origin site itself
+	// cannot change (make a new tree).
+	Source         *string   `json:"source,omitempty"`
+	Type           *string   `json:"type,omitempty"`
+	MaxDeletions   *int64    `json:"max_deletions,omitempty"`
+	ProtectedPaths *[]string `json:"protected_paths,omitempty"`
 }
 
 // SitePatch is the body of PATCH /api/v1/sites/{name}, like TreePatch.
 type SitePatch struct {
-	Description *string `json:"description,omitempty"`
+	Description      *string   `json:"description,omitempty"`
+	Location         *string   `json:"location,omitempty"`
+	WANLink          *string   `json:"wan_link,omitempty"`
+	BandwidthLimit   *int64    `json:"bandwidth_limit,omitempty"`
+	BandwidthWindows *[]string `json:"bandwidth_windows,omitempty"`
+	AgentIdentity    *string   `json:"agent_identity,omitempty"`
+}
+
+// Deletion answers a DELETE: what was deleted, and how many dependent
+// records went with it (subscriptions, versions, deltas, site_versions,
+// agent_tokens_revoked).
+type Deletion struct {
+	// Entity is "tree", "site" or "subscription"; Name names it ("docs",
+	// "paris", "paris/docs").
+	Entity  string           `json:"entity"`
+	Name    string           `json:"name"`
+	Removed map[string]int64 `json:"removed"`
 }
 
 // Arrival is when a site first served a version.

@@ -233,6 +233,9 @@ var routes = []route{
 	{"get", "/api/v1/audit", "200"},
 	{"get", "/api/v1/deltas", "200"},
 	{"get", "/api/v1/problems", "200"},
+	{"delete", "/api/v1/trees/{name}", "200"},
+	{"delete", "/api/v1/sites/{name}", "200"},
+	{"delete", "/api/v1/subscriptions/{site}/{tree}", "200"},
 	{"get", "/healthz", "200"},
 	{"get", "/readyz", "200"},
 }

@@ -119,6 +119,9 @@ var matrix = map[string]access{
 	"GET /api/v1/subscriptions/{site}/{tree}":         {min: viewer, agentSite: true},
 	"GET /api/v1/subscriptions/{site}/{tree}/dry-run": {min: viewer, agentSite: true},
 	"POST /api/v1/subscriptions/{site}/{tree}/sync":   {min: operator},
+	"DELETE /api/v1/trees/{name}":                     {min: admin},
+	"DELETE /api/v1/sites/{name}":                     {min: admin},
+	"DELETE /api/v1/subscriptions/{site}/{tree}":      {min: admin},
 }
 
 var rank = map[who]int{viewer: 1, operator: 2, admin: 3}
@@ -199,8 +202,18 @@ func testAccessMatrix(t *testing.T, h *harness) {
 		seen[r.String()] = true
 		// Path parameters name the agent's own site, so that the agent
 		// is allowed exactly where its site is in the request.
-		path := strings.NewReplacer("{name}", "replica-a", "{site}", "replica-a", "{tree}", "docs", "{id}", "000000000000").Replace(r.path)
-		own, other := path, strings.NewReplacer("{name}", "replica-b", "{site}", "replica-b", "{tree}", "docs", "{id}", "000000000000").Replace(r.path)
+		// A DELETE names what does not exist, so that the allowed calls
+		// leave the seeded sites and trees for the routes after it; the
+		// refusals are the same either way (TestDeleteRefusalsHideExistence).
+		tree := "docs"
+		if r.method == http.MethodDelete {
+			tree = "no-such-tree"
+		}
+		path := strings.NewReplacer("{name}", "replica-a", "{site}", "replica-a", "{tree}", tree, "{id}", "000000000000").Replace(r.path)
+		own, other := path, strings.NewReplacer("{name}", "replica-b", "{site}", "replica-b", "{tree}", tree, "{id}", "000000000000").Replace(r.path)
+		if r.method == http.MethodDelete {
+			own = strings.ReplaceAll(own, "/replica-a", "/no-such-site")
+		}
 		sitePath := strings.Contains(r.path, "/sites/{name}") || strings.Contains(r.path, "{site}")
 		if want.agentSite && !sitePath {
 			own, other = path+"?site=replica-a", path+"?site=replica-b"

@@ -224,7 +224,13 @@ func TestOpenAPIConformance(t *testing.T) {
 	c.call("GET", "/api/v1/subscriptions/paris/docs", "", http.Header{"If-None-Match": {hdr.Get("ETag")}}, 304)
 	c.call("GET", "/api/v1/subscriptions/origin/docs", "", nil, 404)
 	hdr, _ = c.call("GET", "/api/v1/sites/paris", "", nil, 200)
-	c.call("PATCH", "/api/v1/sites/paris", `{"description":"Paris, bldg 2"}`, http.Header{"If-Match": {hdr.Get("ETag")}}, 200)
+	hdr, _ = c.call("PATCH", "/api/v1/sites/paris", `{"description":"Paris, bldg 2"}`, http.Header{"If-Match": {hdr.Get("ETag")}}, 200)
+	hdr, _ = c.call("PATCH", "/api/v1/sites/paris", `{"location":"Paris","wan_link":"1 Gbit/s","bandwidth_limit":2500000,"bandwidth_windows":["Mon-Fri 22:00-06:00"],"agent_identity":"UAPARIS"}`,
+		http.Header{"If-Match": {hdr.Get("ETag")}}, 200)
+	c.call("PATCH", "/api/v1/sites/paris", `{"bandwidth_windows":["22:00"]}`, http.Header{"If-Match": {hdr.Get("ETag")}}, 400)
+	hdr, _ = c.call("GET", "/api/v1/trees/blank", "", nil, 200)
+	c.call("PATCH", "/api/v1/trees/blank", `{"source":"/srv/blank2","type":"versioned","max_deletions":100,"protected_paths":["/keep/**"]}`,
+		http.Header{"If-Match": {hdr.Get("ETag")}}, 200)
 
 	// Control.
 	for _, path := range []string{"/api/v1/sites/paris/pause", "/api/v1/sites/paris/resume", "/api/v1/trees/docs/pause", "/api/v1/trees/docs/resume", "/api/v1/trees/docs/sync"} {
@@ -234,6 +240,15 @@ func TestOpenAPIConformance(t *testing.T) {
 		}
 		c.call("POST", path, "", nil, want)
 	}
+
+	// Deletions, conditional when If-Match is given.
+	hdr, _ = c.call("GET", "/api/v1/subscriptions/lyon/docs", "", nil, 200)
+	c.call("DELETE", "/api/v1/subscriptions/lyon/docs", "", http.Header{"If-Match": {`"stale"`}}, 412)
+	c.call("DELETE", "/api/v1/subscriptions/lyon/docs", "", http.Header{"If-Match": {hdr.Get("ETag")}}, 200)
+	c.call("DELETE", "/api/v1/subscriptions/lyon/docs", "", nil, 404)
+	c.call("DELETE", "/api/v1/sites/origin", "", nil, 409)
+	c.call("DELETE", "/api/v1/trees/blank", "", nil, 200)
+	c.call("DELETE", "/api/v1/sites/lyon", "", nil, 200)
 
 	// Errors are problem+json with a documented status.
 	c.call("GET", "/api/v1/trees/nope", "", nil, 404)

@@ -268,6 +268,26 @@ func (n *notifier) SubscriptionCreated(ctx context.Context, s catalog.Subscripti
 	return n.events.Publish(ctx, bus.EntitySubscription, bus.ActionCreated, s.Site+"/"+s.Tree, wire.Subscription(s))
 }
 
+func (n *notifier) TreeUpdated(ctx context.Context, t catalog.Tree) error {
+	return n.events.Publish(ctx, bus.EntityTree, bus.ActionUpdated, t.Name, wire.Tree(t))
+}
+
+func (n *notifier) SiteUpdated(ctx context.Context, s catalog.Site) error {
+	return n.events.Publish(ctx, bus.EntitySite, bus.ActionUpdated, s.Name, wire.Site(s))
+}
+
+func (n *notifier) TreeDeleted(ctx context.Context, t catalog.Tree) error {
+	return n.events.Publish(ctx, bus.EntityTree, bus.ActionDeleted, t.Name, wire.Tree(t))
+}
+
+func (n *notifier) SiteDeleted(ctx context.Context, s catalog.Site) error {
+	return n.events.Publish(ctx, bus.EntitySite, bus.ActionDeleted, s.Name, wire.Site(s))
+}
+
+func (n *notifier) SubscriptionDeleted(ctx context.Context, s catalog.Subscription) error {
+	return n.events.Publish(ctx, bus.EntitySubscription, bus.ActionDeleted, s.Site+"/"+s.Tree, wire.Subscription(s))
+}
+
 // SyncRequested publishes the trigger (deduplicated by its id), then the
 // sync.requested event. Once the trigger is stored the request has
 // succeeded, so a failure to send the event is only logged.

@@ -85,19 +85,45 @@ func NewAuditEntry(ctx context.Context, at time.Time, action, entity, name strin
 
 // AuditSiteCreated is the audit entry of a site's creation.
 func AuditSiteCreated(ctx context.Context, s Site) AuditEntry {
-	return NewAuditEntry(ctx, s.CreatedAt, AuditCreate, "site", s.Name, map[string]any{
+	return NewAuditEntry(ctx, s.CreatedAt, AuditCreate, "site", s.Name, siteSummary(s))
+}
+
+// AuditSiteUpdated is the audit entry of a site's update at at: its
+// settings after the change.
+func AuditSiteUpdated(ctx context.Context, at time.Time, s Site) AuditEntry {
+	return NewAuditEntry(ctx, at, AuditUpdate, "site", s.Name, siteSummary(s))
+}
+
+func siteSummary(s Site) map[string]any {
+	return map[string]any{
 		"description": s.Description, "location": s.Location, "wan_link": s.WANLink,
 		"bandwidth_limit": s.BandwidthLimit, "bandwidth_windows": s.BandwidthWindows, "agent_identity": s.AgentIdentity,
-	})
+	}
 }
 
 // AuditTreeCreated is the audit entry of a tree's creation.
 func AuditTreeCreated(ctx context.Context, t Tree) AuditEntry {
-	return NewAuditEntry(ctx, t.CreatedAt, AuditCreate, "tree", t.Name, map[string]any{
+	return NewAuditEntry(ctx, t.CreatedAt, AuditCreate, "tree", t.Name, treeSummary(t))
+}
+
+// AuditTreeUpdated is the audit entry of a tree's update at at: its
+// settings after the change.
+func AuditTreeUpdated(ctx context.Context, at time.Time, t Tree) AuditEntry {
+	return NewAuditEntry(ctx, at, AuditUpdate, "tree", t.Name, treeSummary(t))
+}
+
+func treeSummary(t Tree) map[string]any {
+	return map[string]any{
 		"origin_site": t.OriginSite, "source": t.Source, "schedule": t.Schedule, "filters": t.Filters,
 		"keep": t.Keep, "type": t.Type, "max_deletions": t.MaxDeletions, "protected_paths": t.ProtectedPaths,
 		"enabled": !t.Disabled, "allowed_lag": FormatLag(t.AllowedLag),
-	})
+	}
+}
+
+// AuditDeleted is the audit entry of a deletion at at, with the counts
+// of the dependent records that went with it.
+func AuditDeleted(ctx context.Context, at time.Time, entity, name string, removed map[string]int64) AuditEntry {
+	return NewAuditEntry(ctx, at, AuditDelete, entity, name, map[string]any{"removed": removed})
 }
 
 // AuditSubscribed is the audit entry of a subscription's creation.

@@ -19,12 +19,12 @@ import (
 // ControlRepository changes what exists. Every method is one transaction.
 type ControlRepository interface {
 	// UpdateTree reads the tree, lets f return its new state and stores
-	// the schedule, filters, keep, enabled and allowed lag f returned,
-	// with nobody changing
-	// the tree in between. An error of f is returned as it is and
+	// what a TreePatch may change (every field but the name, origin site,
+	// creation time and pause flag), with nobody changing the tree in
+	// between. An error of f is returned as it is and
 	// changes nothing. It fails with ErrTreeNotFound for an unknown tree.
 	UpdateTree(ctx context.Context, name string, f func(Tree) (Tree, error)) (Tree, error)
-	// UpdateSite is UpdateTree for a site's description.
+	// UpdateSite is UpdateTree for what a SitePatch may change.
 	UpdateSite(ctx context.Context, name string, f func(Site) (Site, error)) (Site, error)
 	// SetPaused pauses or resumes the subscriptions f selects (a site's,
 	// a tree's or one) and returns them. It fails with ErrSiteNotFound or
@@ -44,11 +44,21 @@ type TreePatch struct {
 	Keep       *int
 	Enabled    *bool
 	AllowedLag *time.Duration
+	Source     *string
+	Type       *string
+	// MaxDeletions and ProtectedPaths are the tree's deletion guards.
+	MaxDeletions   *int64
+	ProtectedPaths *[]string
 }
 
 // SitePatch is a change to a site; nil fields stay as they are.
 type SitePatch struct {
-	Description *string
+	Description      *string
+	Location         *string
+	WANLink          *string
+	BandwidthLimit   *int64
+	BandwidthWindows *[]string
+	AgentIdentity    *string
 }
 
 // Arrival is when a site first served a version.
@@ -128,10 +138,31 @@ func (s *Service) UpdateTree(ctx context.Context, name string, p TreePatch, chec
 			}
 			t.AllowedLag = *p.AllowedLag
 		}
+		if p.Source != nil {
+			if err := ValidateSource(*p.Source); err != nil {
+				return Tree{}, err
+			}
+			t.Source = *p.Source
+		}
+		if p.Type != nil {
+			if *p.Type == "" {
+				return Tree{}, invalidf("type must be %s, %s or %s", TreeSimple, TreeVersioned, TreeSnapshot)
+			}
+			t.Type = *p.Type
+		}
+		if p.MaxDeletions != nil {
+			t.MaxDeletions = *p.MaxDeletions
+		}
+		if p.ProtectedPaths != nil {
+			t.ProtectedPaths = *p.ProtectedPaths
+		}
 		return normalizeTreeSettings(t)
 	})
 	if err != nil {
 		return Tree{}, fmt.Errorf("update tree %s: %w", name, err)
+	}
+	if err := s.notify.TreeUpdated(ctx, t); err != nil {
+		s.log.Warn("tree.updated event not sent", "tree", name, "err", err)
 	}
 	return t, nil
 }
@@ -147,18 +178,43 @@ func (s *Service) UpdateSite(ctx context.Context, name string, p SitePatch, chec
 				return Site{}, err
 			}
 		}
-		if p.Description != nil {
-			site.Description = *p.Description
-		}
+		p.apply(&site)
 		if len(site.Description) > maxDescription || !utf8.ValidString(site.Description) {
 			return Site{}, invalidf("description must be UTF-8 text of at most %d bytes", maxDescription)
 		}
+		heartbeat := site.LastHeartbeat // events set it, not updates
+		if err := checkSiteEntity(&site); err != nil {
+			return Site{}, err
+		}
+		site.LastHeartbeat = heartbeat
 		return site, nil
 	})
 	if err != nil {
 		return Site{}, fmt.Errorf("update site %s: %w", name, err)
 	}
+	if err := s.notify.SiteUpdated(ctx, site); err != nil {
+		s.log.Warn("site.updated event not sent", "site", name, "err", err)
+	}
 	return site, nil
+}
+
+// apply sets the fields p names.
+func (p SitePatch) apply(site *Site) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&site.Description, p.Description)
+	set(&site.Location, p.Location)
+	set(&site.WANLink, p.WANLink)
+	set(&site.AgentIdentity, p.AgentIdentity)
+	if p.BandwidthLimit != nil {
+		site.BandwidthLimit = *p.BandwidthLimit
+	}
+	if p.BandwidthWindows != nil {
+		site.BandwidthWindows = slices.Clone(*p.BandwidthWindows)
+	}
 }
 
 // SetPaused pauses (or resumes) every subscription of a site, of a tree,

@@ -60,6 +60,8 @@ type Repository interface {
 	// EntityRepository keeps the audit log, deltas, heartbeats and event
 	// problems (entities.go).
 	EntityRepository
+	// RemovalRepository deletes trees, sites and subscriptions (remove.go).
+	RemovalRepository
 }
 
 // Change is what one bus event does to the catalog; nil fields do nothing.
@@ -86,6 +88,11 @@ type Notifier interface {
 	SiteCreated(ctx context.Context, s Site) error
 	TreeCreated(ctx context.Context, t Tree) error
 	SubscriptionCreated(ctx context.Context, s Subscription) error
+	TreeUpdated(ctx context.Context, t Tree) error
+	SiteUpdated(ctx context.Context, s Site) error
+	TreeDeleted(ctx context.Context, t Tree) error
+	SiteDeleted(ctx context.Context, s Site) error
+	SubscriptionDeleted(ctx context.Context, s Subscription) error
 	// SyncRequested sends the trigger to the scheduler; when it returns
 	// nil the trigger is stored on the bus.
 	SyncRequested(ctx context.Context, t bus.Trigger) error

@@ -140,6 +140,10 @@ var policies = map[string]policy{
 	// An agent may read its own site's subscriptions and preview their syncs.
 	"GET /api/v1/subscriptions/{site}/{tree}":         readSite(pathSite("site")),
 	"GET /api/v1/subscriptions/{site}/{tree}/dry-run": readSite(pathSite("site")),
+	// Deleting is an admin's act, like creating.
+	"DELETE /api/v1/trees/{name}":                administer,
+	"DELETE /api/v1/sites/{name}":                administer,
+	"DELETE /api/v1/subscriptions/{site}/{tree}": administer,
 	// Unknown routes answer 404 to any valid token.
 	"/api/v1/": anyoneKnown,
 }

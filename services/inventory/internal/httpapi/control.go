@@ -151,7 +151,10 @@ func decodeTreePatch(_ context.Context, r *http.Request) (any, error) {
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	p := catalog.TreePatch{Schedule: in.Schedule, Filters: in.Filters, Keep: in.Keep, Enabled: in.Enabled}
+	p := catalog.TreePatch{
+		Schedule: in.Schedule, Filters: in.Filters, Keep: in.Keep, Enabled: in.Enabled,
+		Source: in.Source, Type: in.Type, MaxDeletions: in.MaxDeletions, ProtectedPaths: in.ProtectedPaths,
+	}
 	if in.AllowedLag != nil {
 		d, err := catalog.ParseLag(*in.AllowedLag)
 		if err != nil {
@@ -171,7 +174,11 @@ func decodeSitePatch(_ context.Context, r *http.Request) (any, error) {
 	if err := decodeJSON(r, &in); err != nil {
 		return nil, err
 	}
-	return update[catalog.SitePatch]{name: r.PathValue("name"), ifMatch: tags, patch: catalog.SitePatch{Description: in.Description}}, nil
+	p := catalog.SitePatch{
+		Description: in.Description, Location: in.Location, WANLink: in.WANLink,
+		BandwidthLimit: in.BandwidthLimit, BandwidthWindows: in.BandwidthWindows, AgentIdentity: in.AgentIdentity,
+	}
+	return update[catalog.SitePatch]{name: r.PathValue("name"), ifMatch: tags, patch: p}, nil
 }
 
 func decodeSiteHistory(ctx context.Context, r *http.Request) (any, error) {

@@ -38,6 +38,7 @@ type Catalog interface {
 	TokenCatalog
 	ControlCatalog
 	EntityCatalog
+	RemovalCatalog
 }
 
 // Endpoints are the API's operations. Requests are domain values (a name,
@@ -65,6 +66,7 @@ type Endpoints struct {
 	RevokeToken        endpoint.Endpoint
 	ControlEndpoints
 	EntityEndpoints
+	RemovalEndpoints
 }
 
 // noRequest is the request of operations that take none.
@@ -162,6 +164,7 @@ func MakeEndpoints(c Catalog) Endpoints {
 
 		ControlEndpoints: makeControlEndpoints(c),
 		EntityEndpoints:  makeEntityEndpoints(c),
+		RemovalEndpoints: makeRemovalEndpoints(c),
 	}
 }
 

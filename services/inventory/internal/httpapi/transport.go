@@ -56,6 +56,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	handle("POST /api/v1/tokens/{id}/revoke", e.RevokeToken, decodePathValue("id"), http.StatusOK)
 	registerControl(handle, e.ControlEndpoints)
 	registerEntities(handle, e.EntityEndpoints)
+	registerRemovals(handle, e.RemovalEndpoints)
 	mux.Handle("/api/v1/", auth.Guard("/api/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, inventoryapi.Problem{
 			Title:  http.StatusText(http.StatusNotFound),
@@ -175,7 +176,7 @@ func Problem(err error) inventoryapi.Problem {
 		status = http.StatusBadRequest
 	case errors.Is(err, catalog.ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, catalog.ErrAlreadyExists):
+	case errors.Is(err, catalog.ErrAlreadyExists), errors.Is(err, catalog.ErrInUse):
 		status = http.StatusConflict
 	case errors.Is(err, catalog.ErrUnauthenticated):
 		status = http.StatusUnauthorized

@@ -36,14 +36,13 @@ func (s *Store) UpdateTree(ctx context.Context, name string, f func(catalog.Tree
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,
-			`UPDATE trees SET schedule = $2, filters = $3, keep = $4, enabled = $5, allowed_lag_seconds = $6 WHERE name = $1`,
-			name, out.Schedule, filtersJSON(out.Filters), out.Keep, !out.Disabled, int64(out.AllowedLag/time.Second)); err != nil {
+			`UPDATE trees SET schedule = $2, filters = $3, keep = $4, enabled = $5, allowed_lag_seconds = $6,
+				source = $7, type = $8, max_deletions = $9, protected_paths = $10 WHERE name = $1`,
+			name, out.Schedule, filtersJSON(out.Filters), out.Keep, !out.Disabled, lagSeconds(out.AllowedLag),
+			out.Source, treeType(out.Type), out.MaxDeletions, filtersJSON(out.ProtectedPaths)); err != nil {
 			return fmt.Errorf("update tree %s: %w", name, err)
 		}
-		return audit(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), catalog.AuditUpdate, "tree", name, map[string]any{
-			"schedule": out.Schedule, "filters": out.Filters, "keep": out.Keep, "enabled": !out.Disabled,
-			"allowed_lag": catalog.FormatLag(out.AllowedLag),
-		}))
+		return audit(ctx, tx, catalog.AuditTreeUpdated(ctx, time.Now(), out))
 	})
 	if err != nil {
 		return catalog.Tree{}, err
@@ -65,12 +64,13 @@ func (s *Store) UpdateSite(ctx context.Context, name string, f func(catalog.Site
 		if out, err = f(site); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE sites SET description = $2 WHERE name = $1`, name, out.Description); err != nil {
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE sites SET description = $2, location = $3, wan_link = $4, bandwidth_limit = $5, bandwidth_windows = $6, agent = $7
+			WHERE name = $1`,
+			name, out.Description, out.Location, out.WANLink, out.BandwidthLimit, filtersJSON(out.BandwidthWindows), out.AgentIdentity); err != nil {
 			return fmt.Errorf("update site %s: %w", name, err)
 		}
-		return audit(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), catalog.AuditUpdate, "site", name, map[string]any{
-			"description": out.Description,
-		}))
+		return audit(ctx, tx, catalog.AuditSiteUpdated(ctx, time.Now(), out))
 	})
 	if err != nil {
 		return catalog.Site{}, err
