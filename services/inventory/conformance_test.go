@@ -202,7 +202,9 @@ func TestOpenAPIConformance(t *testing.T) {
 		"/api/v1/runs?since=" + url.QueryEscape(now.Add(-96*time.Hour).Format(time.RFC3339)) + "&until=" + url.QueryEscape(now.Format(time.RFC3339)),
 		"/api/v1/runs/run-1", "/api/v1/overview", "/api/v1/keys",
 		"/api/v1/trees/docs/history", "/api/v1/sites/lyon/history?limit=1",
-		"/api/v1/failing", "/api/v1/alarms", "/api/v1/subscriptions/paris/blank/dry-run", "/healthz", "/readyz",
+		"/api/v1/failing", "/api/v1/alarms",
+		"/api/v1/audit?entity=site&limit=1", "/api/v1/audit?sort=at&action=create&since=" + url.QueryEscape(now.Add(-time.Hour).Format(time.RFC3339)),
+		"/api/v1/deltas?tree=docs&limit=1", "/api/v1/problems?sort=received_at&type=x", "/api/v1/subscriptions/paris/blank/dry-run", "/healthz", "/readyz",
 	} {
 		c.call("GET", path, "", nil, 200)
 	}
@@ -255,6 +257,8 @@ func TestOpenAPIConformance(t *testing.T) {
 	c.call("GET", "/api/v1/subscriptions/lyon/docs/dry-run", "", nil, 404) // no manifest stored
 	c.call("GET", "/api/v1/runs?sort=size", "", nil, 400)
 	c.call("GET", "/api/v1/runs?since=yesterday", "", nil, 400)
+	c.call("GET", "/api/v1/audit?sort=-received_at", "", nil, 400)
+	c.call("GET", "/api/v1/problems?until=soon", "", nil, 400)
 	c.call("GET", "/api/v1/sites?cursor=bm9wZQ", "", nil, 400)
 	c.call("POST", "/api/v1/sites", `{"name":"paris"}`, nil, 409)
 	c.call("GET", "/api/v1/overview", "", http.Header{"Authorization": {"Bearer nope"}}, 401)

@@ -147,19 +147,28 @@ func AuditSyncRequested(ctx context.Context, tree, triggerID string, at time.Tim
 	return NewAuditEntry(ctx, at, AuditTrigger, "tree", tree, map[string]any{"trigger_id": triggerID, "reason": "manual"})
 }
 
-// AuditFilter selects audit entries, newest first.
+// AuditFilter selects audit entries, newest first; empty fields match
+// all.
 type AuditFilter struct {
+	// Entity is "site", "tree", "subscription", "key" or "token"; Name
+	// the one entity ("paris", "paris/docs").
+	Entity, Name string
+	Action       string
+	Actor        string
+	Range
 	Limit int
 }
 
-// AuditLog lists the newest audit entries. Limit 0 means
+// AuditLog lists one page of the audit log. Limit 0 means
 // DefaultAuditLimit.
-func (s *Service) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	if f.Limit == 0 {
-		f.Limit = DefaultAuditLimit
+func (s *Service) AuditLog(ctx context.Context, f AuditFilter) (Page[AuditEntry], error) {
+	for _, v := range [][2]string{{"entity", f.Entity}, {"name", f.Name}, {"action", f.Action}, {"actor", f.Actor}} {
+		if err := checkText(v[0], v[1]); err != nil {
+			return Page[AuditEntry]{}, err
+		}
 	}
-	if f.Limit < 1 || f.Limit > MaxAuditLimit {
-		return nil, invalidf("limit %d out of range 1..%d", f.Limit, MaxAuditLimit)
-	}
-	return s.repo.AuditLog(ctx, f)
+	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultAuditLimit, MaxAuditLimit,
+		func(ctx context.Context) ([]AuditEntry, error) { return s.repo.AuditLog(ctx, f) },
+		func(e AuditEntry) TimeKey { return TimeKey{At: e.At, ID: e.ID} })
+	return p, wrapList("audit log", err)
 }

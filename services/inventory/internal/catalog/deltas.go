@@ -35,9 +35,11 @@ type Delta struct {
 	TimesServed int64
 }
 
-// DeltaFilter selects deltas, newest first; an empty Tree matches all.
+// DeltaFilter selects deltas by first sight, newest first; an empty
+// Tree matches all.
 type DeltaFilter struct {
-	Tree  string
+	Tree string
+	Range
 	Limit int
 }
 
@@ -52,8 +54,11 @@ type EventProblem struct {
 	ReceivedAt time.Time
 }
 
-// ProblemFilter selects event problems, newest first.
+// ProblemFilter selects event problems by arrival, newest first; an
+// empty Type matches all.
 type ProblemFilter struct {
+	Type string
+	Range
 	Limit int
 }
 
@@ -160,30 +165,32 @@ func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time
 	return nil
 }
 
-// Deltas lists deltas newest first. Limit 0 means DefaultDeltaLimit.
-func (s *Service) Deltas(ctx context.Context, f DeltaFilter) ([]Delta, error) {
+// Deltas lists one page of deltas. Limit 0 means DefaultDeltaLimit.
+func (s *Service) Deltas(ctx context.Context, f DeltaFilter) (Page[Delta], error) {
 	if f.Tree != "" {
 		if err := checkName("tree", f.Tree); err != nil {
-			return nil, err
+			return Page[Delta]{}, err
 		}
 	}
-	if f.Limit == 0 {
-		f.Limit = DefaultDeltaLimit
-	}
-	if f.Limit < 1 || f.Limit > MaxDeltaLimit {
-		return nil, invalidf("limit %d out of range 1..%d", f.Limit, MaxDeltaLimit)
-	}
-	return s.repo.Deltas(ctx, f)
+	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultDeltaLimit, MaxDeltaLimit,
+		func(ctx context.Context) ([]Delta, error) { return s.repo.Deltas(ctx, f) }, DeltaKey)
+	return p, wrapList("deltas", err)
 }
 
-// Problems lists the events kept as problems, newest first. Limit 0 means
+// DeltaKey is where a delta stands in a delta list: its first sight and
+// "tree/from/to" (from "" for a pack from an empty tree).
+func DeltaKey(d Delta) TimeKey {
+	return TimeKey{At: d.FirstSeenAt, ID: d.Tree + "/" + d.From + "/" + d.To}
+}
+
+// Problems lists one page of the events kept as problems. Limit 0 means
 // DefaultDeltaLimit.
-func (s *Service) Problems(ctx context.Context, f ProblemFilter) ([]EventProblem, error) {
-	if f.Limit == 0 {
-		f.Limit = DefaultDeltaLimit
+func (s *Service) Problems(ctx context.Context, f ProblemFilter) (Page[EventProblem], error) {
+	if err := checkText("type", f.Type); err != nil {
+		return Page[EventProblem]{}, err
 	}
-	if f.Limit < 1 || f.Limit > MaxDeltaLimit {
-		return nil, invalidf("limit %d out of range 1..%d", f.Limit, MaxDeltaLimit)
-	}
-	return s.repo.Problems(ctx, f)
+	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultDeltaLimit, MaxDeltaLimit,
+		func(ctx context.Context) ([]EventProblem, error) { return s.repo.Problems(ctx, f) },
+		func(p EventProblem) TimeKey { return TimeKey{At: p.ReceivedAt, ID: p.EventID} })
+	return p, wrapList("problems", err)
 }

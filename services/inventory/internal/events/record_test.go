@@ -90,10 +90,11 @@ func testRecordIntoStore(t *testing.T, url string) {
 		}
 	}
 
-	problems, err := cat.Problems(ctx, catalog.ProblemFilter{})
+	problemPage, err := cat.Problems(ctx, catalog.ProblemFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	problems := problemPage.Items
 	if len(problems) != 2 || problems[0].Reason == "" {
 		t.Fatalf("problems = %+v, want the two ghost events once each", problems)
 	}
@@ -102,10 +103,11 @@ func testRecordIntoStore(t *testing.T, url string) {
 			t.Errorf("problem = %+v", p)
 		}
 	}
-	deltas, err := cat.Deltas(ctx, catalog.DeltaFilter{Tree: "docs"})
+	deltaPage, err := cat.Deltas(ctx, catalog.DeltaFilter{Tree: "docs"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	deltas := deltaPage.Items
 	if len(deltas) != 1 || deltas[0].ComputedBy != "dc-1" || deltas[0].Size != 77 || deltas[0].TimesServed != 1 ||
 		deltas[0].ComputedAt == nil || !deltas[0].ComputedAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("deltas = %+v", deltas)

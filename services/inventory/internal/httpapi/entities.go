@@ -2,9 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strconv"
+	"net/url"
 
 	"github.com/go-kit/kit/endpoint"
 	httptransport "github.com/go-kit/kit/transport/http"
@@ -16,9 +15,9 @@ import (
 
 // EntityCatalog is what the audit, delta and problem routes use.
 type EntityCatalog interface {
-	AuditLog(ctx context.Context, f catalog.AuditFilter) ([]catalog.AuditEntry, error)
-	Deltas(ctx context.Context, f catalog.DeltaFilter) ([]catalog.Delta, error)
-	Problems(ctx context.Context, f catalog.ProblemFilter) ([]catalog.EventProblem, error)
+	AuditLog(ctx context.Context, f catalog.AuditFilter) (catalog.Page[catalog.AuditEntry], error)
+	Deltas(ctx context.Context, f catalog.DeltaFilter) (catalog.Page[catalog.Delta], error)
+	Problems(ctx context.Context, f catalog.ProblemFilter) (catalog.Page[catalog.EventProblem], error)
 }
 
 // EntityEndpoints are the audit log, delta and problem lists.
@@ -30,17 +29,17 @@ type EntityEndpoints struct {
 
 func makeEntityEndpoints(c EntityCatalog) EntityEndpoints {
 	return EntityEndpoints{
-		AuditLog: typed(func(ctx context.Context, f catalog.AuditFilter) ([]inventoryapi.AuditEntry, error) {
-			es, err := c.AuditLog(ctx, f)
-			return wire.List(es, wire.AuditEntry), err
+		AuditLog: typed(func(ctx context.Context, r timeListRequest[catalog.AuditFilter]) (page, error) {
+			p, err := c.AuditLog(ctx, r.filter)
+			return timePage(ctx, p, r.sort, wire.AuditEntry), err
 		}),
-		Deltas: typed(func(ctx context.Context, f catalog.DeltaFilter) ([]inventoryapi.Delta, error) {
-			ds, err := c.Deltas(ctx, f)
-			return wire.List(ds, wire.Delta), err
+		Deltas: typed(func(ctx context.Context, r timeListRequest[catalog.DeltaFilter]) (page, error) {
+			p, err := c.Deltas(ctx, r.filter)
+			return timePage(ctx, p, r.sort, wire.Delta), err
 		}),
-		Problems: typed(func(ctx context.Context, f catalog.ProblemFilter) ([]inventoryapi.EventProblem, error) {
-			ps, err := c.Problems(ctx, f)
-			return wire.List(ps, wire.EventProblem), err
+		Problems: typed(func(ctx context.Context, r timeListRequest[catalog.ProblemFilter]) (page, error) {
+			p, err := c.Problems(ctx, r.filter)
+			return timePage(ctx, p, r.sort, wire.EventProblem), err
 		}),
 	}
 }
@@ -52,32 +51,22 @@ func registerEntities(handle func(string, endpoint.Endpoint, httptransport.Decod
 	handle("GET /api/v1/problems", e.Problems, decodeProblemFilter, http.StatusOK)
 }
 
-// queryLimit reads ?limit=; 0 when absent (the catalog's default).
-func queryLimit(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("%w: limit %q is not a positive integer", errMalformed, s)
-	}
-	return n, nil
-}
-
 func decodeAuditFilter(_ context.Context, r *http.Request) (any, error) {
-	n, err := queryLimit(r)
-	return catalog.AuditFilter{Limit: n}, err
+	return decodeTimeList(r, "at", func(q url.Values, rg catalog.Range, limit int) catalog.AuditFilter {
+		return catalog.AuditFilter{Entity: q.Get("entity"), Name: q.Get("name"), Action: q.Get("action"), Actor: q.Get("actor"), Range: rg, Limit: limit}
+	})
 }
 
 func decodeDeltaFilter(_ context.Context, r *http.Request) (any, error) {
-	n, err := queryLimit(r)
-	return catalog.DeltaFilter{Tree: r.URL.Query().Get("tree"), Limit: n}, err
+	return decodeTimeList(r, "first_seen_at", func(q url.Values, rg catalog.Range, limit int) catalog.DeltaFilter {
+		return catalog.DeltaFilter{Tree: q.Get("tree"), Range: rg, Limit: limit}
+	})
 }
 
 func decodeProblemFilter(_ context.Context, r *http.Request) (any, error) {
-	n, err := queryLimit(r)
-	return catalog.ProblemFilter{Limit: n}, err
+	return decodeTimeList(r, "received_at", func(q url.Values, rg catalog.Range, limit int) catalog.ProblemFilter {
+		return catalog.ProblemFilter{Type: q.Get("type"), Range: rg, Limit: limit}
+	})
 }
 
 // siteFromWire is the site a create request asks for; read-only fields

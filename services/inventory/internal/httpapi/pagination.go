@@ -226,6 +226,85 @@ func subscriptionKey(s catalog.Subscription) []string {
 }
 func versionKey(v catalog.Version) []string { return []string{keyTime(v.PublishedAt), v.Root} }
 
+// timeListRequest is a decoded list request of a list ordered by time.
+type timeListRequest[F any] struct {
+	filter F
+	sort   string
+}
+
+// decodeTimeList reads the range, order and page of a list ordered by
+// the time column timeCol: since and until (RFC 3339), sort (timeCol or
+// -timeCol, the default), limit and cursor; filter builds the catalog's
+// filter from them and the other query parameters.
+func decodeTimeList[F any](r *http.Request, timeCol string, filter func(q url.Values, rg catalog.Range, limit int) F) (any, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	sortOrder := cmp.Or(q.Get("sort"), "-"+timeCol)
+	if sortOrder != timeCol && sortOrder != "-"+timeCol {
+		return nil, fmt.Errorf("%w: sort %q: want -%s or %s", errMalformed, sortOrder, timeCol, timeCol)
+	}
+	p, err := parsePage(q, sortOrder)
+	if err != nil {
+		return nil, err
+	}
+	rg := catalog.Range{Ascending: sortOrder == timeCol}
+	if err := parseTimes(q, &rg.Since, &rg.Until); err != nil {
+		return nil, err
+	}
+	if p.after != nil {
+		k, err := timeKey(p.after)
+		if err != nil {
+			return nil, err
+		}
+		rg.After = &k
+	}
+	return timeListRequest[F]{filter: filter(q, rg, p.limit), sort: sortOrder}, nil
+}
+
+// parseTimes reads ?since= and ?until=.
+func parseTimes(q url.Values, since, until *time.Time) error {
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", since}, {"until", until}} {
+		if s := q.Get(b.name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return fmt.Errorf("%w: %s %q is not an RFC 3339 time such as 2025-03-01T09:00:00Z", errMalformed, b.name, s)
+			}
+			*b.t = t
+		}
+	}
+	return nil
+}
+
+// timeKey reads the key of a cursor of a list ordered by time.
+func timeKey(key []string) (catalog.TimeKey, error) {
+	if len(key) != 2 {
+		return catalog.TimeKey{}, fmt.Errorf("%w: cursor is not one of this list", errMalformed)
+	}
+	at, err := time.Parse(time.RFC3339Nano, key[0])
+	if err != nil {
+		return catalog.TimeKey{}, fmt.Errorf("%w: cursor is not one of this list", errMalformed)
+	}
+	return catalog.TimeKey{At: at, ID: key[1]}, nil
+}
+
+// timePage is the response of a list ordered by time.
+func timePage[T, W any](ctx context.Context, p catalog.Page[T], sortOrder string, conv func(T) W) page {
+	out := make([]W, 0, len(p.Items))
+	for _, v := range p.Items {
+		out = append(out, conv(v))
+	}
+	var next string
+	if p.Next != nil {
+		next = cursor{Sort: sortOrder, Key: []string{p.Next.At.UTC().Format(time.RFC3339Nano), p.Next.ID}}.encode()
+	}
+	return page{items: out, next: next, uri: requestURI(ctx)}
+}
+
 // runSorts are the orders of run lists (?sort=).
 var runSorts = map[string]bool{catalog.SortStartedDesc: false, catalog.SortStartedAsc: true}
 
@@ -246,27 +325,15 @@ func decodeRunList(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	f := catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree"), Result: q.Get("result"), Limit: p.limit, Ascending: asc}
-	for _, b := range []struct {
-		name string
-		t    *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(b.name); s != "" {
-			t, err := time.Parse(time.RFC3339Nano, s)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s %q is not an RFC 3339 time such as 2025-03-01T09:00:00Z", errMalformed, b.name, s)
-			}
-			*b.t = t
-		}
+	if err := parseTimes(q, &f.Since, &f.Until); err != nil {
+		return nil, err
 	}
 	if p.after != nil {
-		if len(p.after) != 2 {
-			return nil, fmt.Errorf("%w: cursor is not one of a run list", errMalformed)
-		}
-		at, err := time.Parse(time.RFC3339Nano, p.after[0])
+		k, err := timeKey(p.after)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cursor is not one of a run list", errMalformed)
+			return nil, err
 		}
-		f.After = &catalog.RunKey{StartedAt: at, ID: p.after[1]}
+		f.After = &catalog.RunKey{StartedAt: k.At, ID: k.ID}
 	}
 	return runListRequest{filter: f, sort: sortOrder}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
@@ -60,8 +59,13 @@ func scanAudit(sc interface{ Scan(...any) error }) (catalog.AuditEntry, error) {
 
 // AuditLog implements catalog.Repository.
 func (s *Store) AuditLog(ctx context.Context, f catalog.AuditFilter) ([]catalog.AuditEntry, error) {
-	return list(ctx, s.db, "audit log",
-		`SELECT `+auditColumns+` FROM audit_log ORDER BY at DESC, id DESC LIMIT $1`, []any{f.Limit}, scanAudit)
+	l := timeList{selectFrom: `SELECT ` + auditColumns + ` FROM audit_log`, timeCol: "at", idExpr: "id"}
+	l.eq("entity", f.Entity)
+	l.eq("name", f.Name)
+	l.eq("action", f.Action)
+	l.eq("actor", f.Actor)
+	q, args := l.query(f.Range, f.Limit)
+	return list(ctx, s.db, "audit log", q, args, scanAudit)
 }
 
 // recordDelta inserts or updates a delta. delta.computed sets the
@@ -104,12 +108,12 @@ func scanDelta(sc interface{ Scan(...any) error }) (catalog.Delta, error) {
 
 // Deltas implements catalog.Repository.
 func (s *Store) Deltas(ctx context.Context, f catalog.DeltaFilter) ([]catalog.Delta, error) {
-	w, args := where([2]string{"d.tree", f.Tree})
-	args = append(args, f.Limit)
-	return list(ctx, s.db, "deltas",
-		`SELECT `+deltaColumns+` FROM deltas d`+w+
-			` ORDER BY d.first_seen_at DESC, d.tree, d.from_version, d.to_version LIMIT $`+strconv.Itoa(len(args)),
-		args, scanDelta)
+	// The id is catalog.DeltaKey's.
+	l := timeList{selectFrom: `SELECT ` + deltaColumns + ` FROM deltas d`, timeCol: "d.first_seen_at",
+		idExpr: "(d.tree || '/' || d.from_version || '/' || d.to_version)"}
+	l.eq("d.tree", f.Tree)
+	q, args := l.query(f.Range, f.Limit)
+	return list(ctx, s.db, "deltas", q, args, scanDelta)
 }
 
 // RecordProblem implements catalog.Repository.
@@ -147,9 +151,10 @@ func scanProblem(sc interface{ Scan(...any) error }) (catalog.EventProblem, erro
 
 // Problems implements catalog.Repository.
 func (s *Store) Problems(ctx context.Context, f catalog.ProblemFilter) ([]catalog.EventProblem, error) {
-	return list(ctx, s.db, "problems",
-		`SELECT event_id, type, subject, reason, received_at FROM problems ORDER BY received_at DESC, event_id DESC LIMIT $1`,
-		[]any{f.Limit}, scanProblem)
+	l := timeList{selectFrom: `SELECT event_id, type, subject, reason, received_at FROM problems`, timeCol: "received_at", idExpr: "event_id"}
+	l.eq("type", f.Type)
+	q, args := l.query(f.Range, f.Limit)
+	return list(ctx, s.db, "problems", q, args, scanProblem)
 }
 
 // RecordHeartbeat implements catalog.Repository.

@@ -7,41 +7,66 @@ import (
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
-// runsQuery builds the query of a run list: the filters of f, then the
-// rows after f.After in the list's order (keyset pagination: a page
-// starts where the last one ended, whatever was added meanwhile), at
-// most f.Limit of them. Runs are ordered by start time, then id.
-func runsQuery(f catalog.RunFilter) (string, []any) {
-	var conds []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+// timeList builds the query of a list ordered by a time column, then an
+// id expression: the equality filters that are set, the window (time
+// range, order, and the rows after its key: keyset pagination, so a page
+// starts where the last one ended whatever was added meanwhile), at most
+// limit rows.
+type timeList struct {
+	// selectFrom is "SELECT … FROM …".
+	selectFrom string
+	timeCol    string
+	idExpr     string
+	conds      []string
+	args       []any
+}
+
+func (l *timeList) arg(v any) string {
+	l.args = append(l.args, v)
+	return "$" + strconv.Itoa(len(l.args))
+}
+
+// eq adds "col = v" unless v is "".
+func (l *timeList) eq(col, v string) {
+	if v != "" {
+		l.conds = append(l.conds, col+" = "+l.arg(v))
 	}
-	for _, c := range [][2]string{{"site", f.Site}, {"tree", f.Tree}, {"result", f.Result}} {
-		if c[1] != "" {
-			conds = append(conds, c[0]+" = "+arg(c[1]))
-		}
+}
+
+// query is the whole query for w and limit.
+func (l *timeList) query(w catalog.Range, limit int) (string, []any) {
+	if !w.Since.IsZero() {
+		l.conds = append(l.conds, l.timeCol+" >= "+l.arg(ts(w.Since)))
 	}
-	if !f.Since.IsZero() {
-		conds = append(conds, "started_at >= "+arg(ts(f.Since)))
-	}
-	if !f.Until.IsZero() {
-		conds = append(conds, "started_at < "+arg(ts(f.Until)))
+	if !w.Until.IsZero() {
+		l.conds = append(l.conds, l.timeCol+" < "+l.arg(ts(w.Until)))
 	}
 	cmp, order := "<", "DESC"
-	if f.Ascending {
+	if w.Ascending {
 		cmp, order = ">", "ASC"
 	}
-	if k := f.After; k != nil {
-		at := arg(ts(k.StartedAt))
-		id := arg(k.ID)
-		conds = append(conds, "(started_at "+cmp+" "+at+" OR (started_at = "+at+" AND id "+cmp+" "+id+"))")
+	if k := w.After; k != nil {
+		at, id := l.arg(ts(k.At)), l.arg(k.ID)
+		l.conds = append(l.conds, "("+l.timeCol+" "+cmp+" "+at+" OR ("+l.timeCol+" = "+at+" AND "+l.idExpr+" "+cmp+" "+id+"))")
 	}
-	q := `SELECT ` + runColumns + ` FROM runs`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
+	q := l.selectFrom
+	if len(l.conds) > 0 {
+		q += " WHERE " + strings.Join(l.conds, " AND ")
 	}
-	q += " ORDER BY started_at " + order + ", id " + order + " LIMIT " + arg(f.Limit)
-	return q, args
+	q += " ORDER BY " + l.timeCol + " " + order + ", " + l.idExpr + " " + order + " LIMIT " + l.arg(limit)
+	return q, l.args
+}
+
+// runsQuery builds the query of a run list, ordered by start time, then
+// id.
+func runsQuery(f catalog.RunFilter) (string, []any) {
+	l := timeList{selectFrom: `SELECT ` + runColumns + ` FROM runs`, timeCol: "started_at", idExpr: "id"}
+	l.eq("site", f.Site)
+	l.eq("tree", f.Tree)
+	l.eq("result", f.Result)
+	w := catalog.Range{Since: f.Since, Until: f.Until, Ascending: f.Ascending}
+	if f.After != nil {
+		w.After = &catalog.TimeKey{At: f.After.StartedAt, ID: f.After.ID}
+	}
+	return l.query(w, f.Limit)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -243,4 +244,62 @@ func testUpdatesAndPause(t *testing.T, s *Store) {
 			t.Errorf("arrival %d: %+v, want %+v", i, as[i], want[i])
 		}
 	}
+}
+
+func TestDeltaPages(t *testing.T) {
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) { testDeltaPages(t, open(t, db.url(t))) })
+	}
+}
+
+// testDeltaPages pages through deltas seen at the same instant: the key
+// of each (catalog.DeltaKey) orders them, and the rows after a key are
+// the ones not given yet, in both orders.
+func testDeltaPages(t *testing.T, s *Store) {
+	ctx := context.Background()
+	seed(t, s)
+	for i, d := range []catalog.Delta{
+		{Tree: "docs", To: root('a')}, {Tree: "docs", From: root('a'), To: root('b')}, {Tree: "isos", To: root('c')},
+		{Tree: "docs", From: root('b'), To: root('c')},
+	} {
+		d.FirstSeenAt = t0
+		if i == 3 {
+			d.FirstSeenAt = t0.Add(time.Second)
+		}
+		_, err := s.RecordEvent(ctx, "d"+strconv.Itoa(i), catalog.Change{Delta: &d})
+		must(t, err)
+	}
+	for _, asc := range []bool{false, true} {
+		var got []string
+		rg := catalog.Range{Ascending: asc}
+		for range 10 {
+			ds, err := s.Deltas(ctx, catalog.DeltaFilter{Range: rg, Limit: 1})
+			must(t, err)
+			if len(ds) == 0 {
+				break
+			}
+			k := catalog.DeltaKey(ds[0])
+			got = append(got, k.ID)
+			rg.After = &k
+		}
+		if len(got) != 4 || len(uniq(got)) != 4 {
+			t.Fatalf("ascending=%t: pages %v, want 4 distinct deltas", asc, got)
+		}
+		if first := got[0]; (first == "docs/"+root('b')+"/"+root('c')) == asc {
+			t.Errorf("ascending=%t: first %s", asc, first)
+		}
+	}
+	ds, err := s.Deltas(ctx, catalog.DeltaFilter{Tree: "docs", Range: catalog.Range{Since: t0.Add(time.Second)}, Limit: 10})
+	must(t, err)
+	if len(ds) != 1 || ds[0].From != root('b') {
+		t.Fatalf("deltas of docs since t0+1s: %+v", ds)
+	}
+}
+
+func uniq(ss []string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range ss {
+		m[s] = true
+	}
+	return m
 }
