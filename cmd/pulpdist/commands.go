@@ -49,6 +49,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newKeys(stdout, client, asJSON))
 	root.AddCommand(newToken(stdout, stderr, client, asJSON))
 	root.AddCommand(newTreeCommands(stdout, stderr)...)
+	root.AddCommand(newTreeCatalog(stdout, client, asJSON))
+	root.AddCommand(newSiteCatalog(stdout, client, asJSON)...)
 	root.AddCommand(&cobra.Command{
 		Use:   "overview",
 		Short: "Show every site × tree with version, state and lag",

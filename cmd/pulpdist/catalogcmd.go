@@ -1,0 +1,378 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+)
+
+// The catalog commands: `pulpdist tree|site create|show|set|pause|resume|delete`,
+// `pulpdist sites`, `pulpdist subscribe` and `pulpdist unsubscribe`. A
+// set reads the tree or site with its ETag and changes only the flags
+// given, with If-Match, so that a change somebody made meanwhile is
+// refused (412) rather than overwritten.
+
+// treeFlags are the settings of a tree as flags.
+type treeFlags struct {
+	origin, source, schedule, typ, lag string
+	filters, protect                   []string
+	keep                               int
+	maxDeletions                       int64
+	disabled                           bool
+}
+
+func (f *treeFlags) bind(fs *pflag.FlagSet, create bool) {
+	if create {
+		fs.StringVar(&f.origin, "origin", "", "the origin site (required)")
+	}
+	fs.StringVar(&f.source, "source", "", "absolute path of the tree on the origin site")
+	fs.StringVar(&f.schedule, "schedule", "", `five-field cron expression ("" for manual syncs only)`)
+	fs.StringVar(&f.typ, "type", "", "simple, versioned or snapshot")
+	fs.StringVar(&f.lag, "allowed-lag", "", "how far behind a site may be before the freshness alarm, such as 6h")
+	fs.StringArrayVar(&f.filters, "filter", nil, `rsync-style rule such as "- *.tmp" (repeat; docs/filters.md)`)
+	fs.StringArrayVar(&f.protect, "protect", nil, "pattern of paths no sync deletes (repeat)")
+	fs.IntVar(&f.keep, "keep", 0, "versions kept at each site (retention)")
+	fs.Int64Var(&f.maxDeletions, "max-deletions", 0, "refuse a sync that deletes more entries than this (0: no guard)")
+	fs.BoolVar(&f.disabled, "disabled", false, "the scheduler does not fire the tree")
+}
+
+// patch is the TreePatch of the flags given on the command line.
+func (f *treeFlags) patch(fs *pflag.FlagSet) inventoryapi.TreePatch {
+	var p inventoryapi.TreePatch
+	if fs.Changed("source") {
+		p.Source = &f.source
+	}
+	if fs.Changed("schedule") {
+		p.Schedule = &f.schedule
+	}
+	if fs.Changed("type") {
+		p.Type = &f.typ
+	}
+	if fs.Changed("allowed-lag") {
+		p.AllowedLag = &f.lag
+	}
+	if fs.Changed("filter") {
+		p.Filters = &f.filters
+	}
+	if fs.Changed("protect") {
+		p.ProtectedPaths = &f.protect
+	}
+	if fs.Changed("keep") {
+		p.Keep = &f.keep
+	}
+	if fs.Changed("max-deletions") {
+		p.MaxDeletions = &f.maxDeletions
+	}
+	if fs.Changed("disabled") {
+		enabled := !f.disabled
+		p.Enabled = &enabled
+	}
+	return p
+}
+
+// siteFlags are the settings of a site as flags.
+type siteFlags struct {
+	description, location, wan, agent string
+	windows                           []string
+	bandwidth                         int64
+}
+
+func (f *siteFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&f.description, "description", "", "free text")
+	fs.StringVar(&f.location, "location", "", `where the site is, such as "Lyon, bldg 3"`)
+	fs.StringVar(&f.wan, "wan-link", "", `the site's WAN link, such as "10 Mbit/s MPLS"`)
+	fs.StringVar(&f.agent, "agent-identity", "", "the site-agent's NATS user or public key")
+	fs.StringArrayVar(&f.windows, "window", nil, `period transfers may run, "DAYS HH:MM-HH:MM" such as "Mon-Fri 22:00-06:00" (repeat)`)
+	fs.Int64Var(&f.bandwidth, "bandwidth", 0, "bandwidth budget in bytes/s (0: unlimited)")
+}
+
+func (f *siteFlags) patch(fs *pflag.FlagSet) inventoryapi.SitePatch {
+	var p inventoryapi.SitePatch
+	for name, dst := range map[string]**string{
+		"description": &p.Description, "location": &p.Location, "wan-link": &p.WANLink, "agent-identity": &p.AgentIdentity,
+	} {
+		if fs.Changed(name) {
+			v, _ := fs.GetString(name) // defined above as a string flag
+			*dst = &v
+		}
+	}
+	if fs.Changed("window") {
+		p.BandwidthWindows = &f.windows
+	}
+	if fs.Changed("bandwidth") {
+		p.BandwidthLimit = &f.bandwidth
+	}
+	return p
+}
+
+func renderTree(w io.Writer, asJSON bool, t inventoryapi.Tree) error {
+	return render(w, asJSON, t, "FIELD\tVALUE", func(w io.Writer) {
+		enabled := t.Enabled == nil || *t.Enabled
+		for _, kv := range [][2]string{
+			{"name", t.Name}, {"origin", t.OriginSite}, {"source", t.Source}, {"type", t.Type},
+			{"schedule", dash(t.Schedule)}, {"filters", dash(strings.Join(t.Filters, "; "))},
+			{"keep", fmt.Sprint(t.Keep)}, {"max deletions", fmt.Sprint(t.MaxDeletions)},
+			{"protected", dash(strings.Join(t.ProtectedPaths, "; "))}, {"allowed lag", t.AllowedLag},
+			{"enabled", fmt.Sprint(enabled)}, {"paused", fmt.Sprint(t.Paused)},
+		} {
+			fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
+		}
+	})
+}
+
+func renderSites(w io.Writer, asJSON bool, v any, sites []inventoryapi.Site) error {
+	return render(w, asJSON, v, "SITE\tLOCATION\tBANDWIDTH\tWINDOWS\tPAUSED\tLAST HEARTBEAT", func(w io.Writer) {
+		for _, s := range sites {
+			bw, hb := "unlimited", "never"
+			if s.BandwidthLimit > 0 {
+				bw = fmt.Sprintf("%d B/s", s.BandwidthLimit)
+			}
+			if s.LastHeartbeat != nil {
+				hb = s.LastHeartbeat.Local().Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\t%s\n", s.Name, dash(s.Location), bw, dash(strings.Join(s.BandwidthWindows, ", ")), s.Paused, hb)
+		}
+	})
+}
+
+func renderDeletion(w io.Writer, asJSON bool, d inventoryapi.Deletion) error {
+	return render(w, asJSON, d, "DELETED\tALSO REMOVED", func(w io.Writer) {
+		var also []string
+		for _, k := range []string{"subscriptions", "versions", "deltas", "site_versions", "agent_tokens_revoked"} {
+			if n, ok := d.Removed[k]; ok {
+				also = append(also, fmt.Sprintf("%s=%d", k, n))
+			}
+		}
+		fmt.Fprintf(w, "%s %s\t%s\n", d.Entity, d.Name, dash(strings.Join(also, " ")))
+	})
+}
+
+// pauseCommands are `pause NAME` and `resume NAME` of kind ("trees" or
+// "sites").
+func pauseCommands(stdout io.Writer, client func() *inventoryapi.Client, asJSON *bool, kind string) []*cobra.Command {
+	var out []*cobra.Command
+	for _, paused := range []bool{true, false} {
+		verb, what := "resume", "Resume"
+		if paused {
+			verb, what = "pause", "Pause"
+		}
+		out = append(out, &cobra.Command{
+			Use:   verb + " NAME",
+			Short: what + " every sync of the " + strings.TrimSuffix(kind, "s") + " (operator)",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				subs, err := client().SetPaused(cmd.Context(), kind, args[0], paused)
+				if err != nil {
+					return err
+				}
+				return render(stdout, *asJSON, subs, "SITE\tTREE\tPAUSED", func(w io.Writer) {
+					for _, s := range subs {
+						fmt.Fprintf(w, "%s\t%s\t%t\n", s.Site, s.Tree, s.Paused)
+					}
+				})
+			},
+		})
+	}
+	return out
+}
+
+// deleteCommand is `delete NAME --yes`.
+func deleteCommand(stdout io.Writer, asJSON *bool, what, long string, del func(cmd *cobra.Command, name string) (inventoryapi.Deletion, error)) *cobra.Command {
+	var yes bool
+	c := &cobra.Command{
+		Use:   "delete NAME --yes",
+		Short: "Delete a " + what + " from the inventory (admin)",
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !yes {
+				return fmt.Errorf("%s delete %s: this removes its record for good; add --yes to go ahead", what, args[0])
+			}
+			d, err := del(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return renderDeletion(stdout, *asJSON, d)
+		},
+	}
+	c.Flags().BoolVar(&yes, "yes", false, "really delete")
+	return c
+}
+
+func newTreeCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON *bool) *cobra.Command {
+	tree := &cobra.Command{Use: "tree", Short: "Declare, show, change, pause and delete trees"}
+	var cf treeFlags
+	create := &cobra.Command{
+		Use:   "create NAME --origin SITE --source PATH [settings]",
+		Short: "Declare a tree (admin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cf.origin == "" || cf.source == "" {
+				return fmt.Errorf("tree create %s: --origin and --source are required", args[0])
+			}
+			enabled := !cf.disabled
+			t, err := client().CreateTree(cmd.Context(), inventoryapi.Tree{
+				Name: args[0], OriginSite: cf.origin, Source: cf.source, Schedule: cf.schedule, Filters: cf.filters,
+				Keep: cf.keep, Type: cf.typ, MaxDeletions: cf.maxDeletions, ProtectedPaths: cf.protect,
+				Enabled: &enabled, AllowedLag: cf.lag,
+			})
+			if err != nil {
+				return err
+			}
+			return renderTree(stdout, *asJSON, t)
+		},
+	}
+	cf.bind(create.Flags(), true)
+	var sf treeFlags
+	set := &cobra.Command{
+		Use:   "set NAME [settings]",
+		Short: "Change the settings given, keeping the others (admin)",
+		Long: `Change the settings given, keeping the others. The tree is read with its
+ETag and written back with If-Match: if somebody changed it in between, the
+change is refused (412) and nothing is written; run the command again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := sf.patch(cmd.Flags())
+			if p == (inventoryapi.TreePatch{}) {
+				return fmt.Errorf("tree set %s: give at least one setting to change (see --help)", args[0])
+			}
+			c := client()
+			_, tag, err := c.TreeTagged(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			t, _, err := c.UpdateTree(cmd.Context(), args[0], tag, p)
+			if err != nil {
+				return err
+			}
+			return renderTree(stdout, *asJSON, t)
+		},
+	}
+	sf.bind(set.Flags(), false)
+	tree.AddCommand(create, set, &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a tree's settings",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := client().Tree(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return renderTree(stdout, *asJSON, t)
+		},
+	}, deleteCommand(stdout, asJSON, "tree", `Delete a tree with its subscriptions, versions and deltas from the
+inventory, in one transaction. Runs stay in the record. Nothing is removed at
+the sites, and stored packs stay in the object store until collected.`,
+		func(cmd *cobra.Command, name string) (inventoryapi.Deletion, error) {
+			return client().DeleteTree(cmd.Context(), name, "")
+		}))
+	tree.AddCommand(pauseCommands(stdout, client, asJSON, "trees")...)
+	return tree
+}
+
+func newSiteCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON *bool) []*cobra.Command {
+	site := &cobra.Command{Use: "site", Short: "Declare, show, change, pause and delete sites"}
+	var cf siteFlags
+	create := &cobra.Command{
+		Use:   "create NAME [settings]",
+		Short: "Declare a site (admin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := client().CreateSite(cmd.Context(), inventoryapi.Site{
+				Name: args[0], Description: cf.description, Location: cf.location, WANLink: cf.wan,
+				BandwidthLimit: cf.bandwidth, BandwidthWindows: cf.windows, AgentIdentity: cf.agent,
+			})
+			if err != nil {
+				return err
+			}
+			return renderSites(stdout, *asJSON, s, []inventoryapi.Site{s})
+		},
+	}
+	cf.bind(create.Flags())
+	var sf siteFlags
+	set := &cobra.Command{
+		Use:   "set NAME [settings]",
+		Short: "Change the settings given, keeping the others (admin; refused if changed meanwhile)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := sf.patch(cmd.Flags())
+			if p == (inventoryapi.SitePatch{}) {
+				return fmt.Errorf("site set %s: give at least one setting to change (see --help)", args[0])
+			}
+			c := client()
+			_, tag, err := c.SiteTagged(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			s, _, err := c.UpdateSite(cmd.Context(), args[0], tag, p)
+			if err != nil {
+				return err
+			}
+			return renderSites(stdout, *asJSON, s, []inventoryapi.Site{s})
+		},
+	}
+	sf.bind(set.Flags())
+	site.AddCommand(create, set, &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a site's settings",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := client().Site(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return renderSites(stdout, *asJSON, s, []inventoryapi.Site{s})
+		},
+	}, deleteCommand(stdout, asJSON, "site", `Delete a site with its subscriptions from the inventory and revoke its
+agent tokens, in one transaction. Refused while the site is the origin of a
+tree. Nothing is removed at the site.`,
+		func(cmd *cobra.Command, name string) (inventoryapi.Deletion, error) {
+			return client().DeleteSite(cmd.Context(), name, "")
+		}))
+	site.AddCommand(pauseCommands(stdout, client, asJSON, "sites")...)
+
+	var paused bool
+	subscribe := &cobra.Command{
+		Use:   "subscribe SITE TREE [--paused]",
+		Short: "Make a site a replica of a tree (admin)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := client().Subscribe(cmd.Context(), inventoryapi.Subscription{Site: args[0], Tree: args[1], Paused: paused})
+			if err != nil {
+				return err
+			}
+			return render(stdout, *asJSON, s, "SITE\tTREE\tPAUSED", func(w io.Writer) {
+				fmt.Fprintf(w, "%s\t%s\t%t\n", s.Site, s.Tree, s.Paused)
+			})
+		},
+	}
+	subscribe.Flags().BoolVar(&paused, "paused", false, "subscribe paused")
+	return []*cobra.Command{site, subscribe, {
+		Use:   "unsubscribe SITE TREE",
+		Short: "End a site's replica of a tree in the inventory; its files stay (admin)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := client().DeleteSubscription(cmd.Context(), args[0], args[1], "")
+			if err != nil {
+				return err
+			}
+			return renderDeletion(stdout, *asJSON, d)
+		},
+	}, {
+		Use:   "sites",
+		Short: "List sites",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ss, err := client().Sites(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return renderSites(stdout, *asJSON, ss, ss)
+		},
+	}}
+}
