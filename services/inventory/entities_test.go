@@ -150,7 +150,7 @@ func publishFrom(t *testing.T, h *harness, id, source, entity, action string, da
 
 func testEntityEvents(t *testing.T, h *harness) {
 	ctx := context.Background()
-	ghost := bus.Snapshot{V: bus.MessageVersion, Tree: "ghost", Site: "origin", Root: root('a'), PublishedAt: time.Now().UTC()}
+	ghost := bus.Snapshot{V: bus.MessageVersion, Tree: "ghost", Site: "lyon", Root: root('a'), PublishedAt: time.Now().UTC()}
 	computed := bus.DeltaComputed{Tree: "docs", To: root('a'), Pack: "docs/none/" + root('a'), Size: 42, Instance: "dc-7", DurationMS: 5}
 	for range 2 {
 		publishFrom(t, h, "ghost-snap", "/pulpdist/siteagent/lyon", bus.EntitySnapshot, bus.ActionPublished, ghost)

@@ -2,7 +2,8 @@
 // on pulpdist.evt.> and records the ones that change the catalog (a
 // snapshot published, a sync started or finished, a delta computed or
 // ready). Any event from a site-agent also counts as the site's heartbeat.
-// An event about a tree the inventory does not know is kept as a problem.
+// An event about a tree the inventory does not know, or one in which a
+// site-agent reports for another site than its own, is kept as a problem.
 // Other event types are acknowledged and ignored.
 package events
 
@@ -68,24 +69,46 @@ func Handle(ctx context.Context, rec Recorder, body []byte) error {
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	if site, ok := strings.CutPrefix(ev.Source(), SiteAgentSource); ok && bus.ValidateName("site", site) == nil {
-		if err := rec.RecordHeartbeat(ctx, site, ev.Time()); err != nil {
+	agent, fromAgent := strings.CutPrefix(ev.Source(), SiteAgentSource)
+	if fromAgent && bus.ValidateName("site", agent) == nil {
+		if err := rec.RecordHeartbeat(ctx, agent, ev.Time()); err != nil {
 			return fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err)
 		}
 	}
+	// A site-agent reports for its own site only: what it says of another
+	// site is kept as a problem, not applied.
+	own := func(site string) error {
+		if fromAgent && site != agent {
+			return fmt.Errorf("%w: the site-agent of %q reported for site %q", errOtherSite, agent, site)
+		}
+		return nil
+	}
 	switch ev.Type() {
 	case TypeSnapshotPublished:
-		return record(ctx, rec, body, byID(rec.RecordSnapshot))
+		return record(ctx, rec, body, checked(func(m bus.Snapshot) error { return own(m.Site) }, byID(rec.RecordSnapshot)))
 	case TypeSyncStarted:
-		return record(ctx, rec, body, byID(rec.RecordSyncStarted))
+		return record(ctx, rec, body, checked(func(m bus.SyncStarted) error { return own(m.Site) }, byID(rec.RecordSyncStarted)))
 	case TypeSyncFinished:
-		return record(ctx, rec, body, byID(rec.RecordSyncFinished))
+		return record(ctx, rec, body, checked(func(m bus.SyncFinished) error { return own(m.Site) }, byID(rec.RecordSyncFinished)))
 	case TypeDeltaComputed:
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaComputed))
 	case TypeDeltaReady:
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaReady))
 	}
 	return nil
+}
+
+// errOtherSite marks an event a site-agent sent about another site.
+var errOtherSite = errors.New("report for another site")
+
+// checked runs check on the decoded event before f records it.
+func checked[T any](check func(T) error, f func(context.Context, event.Event, T) error) func(context.Context, event.Event, T) error {
+	return func(ctx context.Context, ev event.Event, m T) error {
+		if err := check(m); err != nil {
+			return err
+		}
+		return f(ctx, ev, m)
+	}
 }
 
 // byID and byIDAndTime adapt Record methods to the event they record.
@@ -103,7 +126,7 @@ func record[T any](ctx context.Context, rec Recorder, body []byte, f func(contex
 		return bus.Permanent(err)
 	}
 	err = f(ctx, ev, data)
-	if errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrInvalid) {
+	if (errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrInvalid)) || errors.Is(err, errOtherSite) {
 		// Kept, not dropped: an operator sees it at /api/v1/problems.
 		err = rec.RecordProblem(ctx, catalog.EventProblem{EventID: ev.ID(), Type: ev.Type(), Subject: ev.Subject(), Reason: err.Error()})
 	}

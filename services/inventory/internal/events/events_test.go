@@ -140,8 +140,11 @@ func TestHandleHeartbeat(t *testing.T) {
 		{"/pulpdist/siteagent/paris", TypeSyncFinished, []string{"heartbeat paris", "finished ev-1 r COMPLETED"}},
 		{"/pulpdist/siteagent/Not_A_Site", "dev.pulpdist.something.new", nil},
 		{"/pulpdist/scheduler", TypeSyncStarted, []string{"started ev-1 r"}},
+		// A site-agent reporting for another site: kept as a problem.
+		{"/pulpdist/siteagent/lyon", TypeSyncFinished, []string{"heartbeat lyon", "problem ev-1 " + TypeSyncFinished}},
+		{"/pulpdist/siteagent/lyon", TypeSnapshotPublished, []string{"heartbeat lyon", "problem ev-1 " + TypeSnapshotPublished}},
 	} {
-		b := bodyFrom(t, tc.source, tc.typ, map[string]string{"run_id": "r", "result": "COMPLETED"})
+		b := bodyFrom(t, tc.source, tc.typ, map[string]string{"run_id": "r", "result": "COMPLETED", "site": "paris"})
 		var c calls
 		if err := Handle(context.Background(), &c, b); err != nil {
 			t.Fatalf("%s %s: %v", tc.source, tc.typ, err)
