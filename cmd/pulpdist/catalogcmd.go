@@ -41,32 +41,22 @@ func (f *treeFlags) bind(fs *pflag.FlagSet, create bool) {
 	fs.BoolVar(&f.disabled, "disabled", false, "the scheduler does not fire the tree")
 }
 
+// given is v when the flag name was given on the command line, nil
+// otherwise: a patch changes only what was asked.
+func given[T any](fs *pflag.FlagSet, name string, v *T) *T {
+	if fs.Changed(name) {
+		return v
+	}
+	return nil
+}
+
 // patch is the TreePatch of the flags given on the command line.
 func (f *treeFlags) patch(fs *pflag.FlagSet) inventoryapi.TreePatch {
-	var p inventoryapi.TreePatch
-	if fs.Changed("source") {
-		p.Source = &f.source
-	}
-	if fs.Changed("schedule") {
-		p.Schedule = &f.schedule
-	}
-	if fs.Changed("type") {
-		p.Type = &f.typ
-	}
-	if fs.Changed("allowed-lag") {
-		p.AllowedLag = &f.lag
-	}
-	if fs.Changed("filter") {
-		p.Filters = &f.filters
-	}
-	if fs.Changed("protect") {
-		p.ProtectedPaths = &f.protect
-	}
-	if fs.Changed("keep") {
-		p.Keep = &f.keep
-	}
-	if fs.Changed("max-deletions") {
-		p.MaxDeletions = &f.maxDeletions
+	p := inventoryapi.TreePatch{
+		Source: given(fs, "source", &f.source), Schedule: given(fs, "schedule", &f.schedule),
+		Type: given(fs, "type", &f.typ), AllowedLag: given(fs, "allowed-lag", &f.lag),
+		Filters: given(fs, "filter", &f.filters), ProtectedPaths: given(fs, "protect", &f.protect),
+		Keep: given(fs, "keep", &f.keep), MaxDeletions: given(fs, "max-deletions", &f.maxDeletions),
 	}
 	if fs.Changed("disabled") {
 		enabled := !f.disabled
@@ -92,22 +82,11 @@ func (f *siteFlags) bind(fs *pflag.FlagSet) {
 }
 
 func (f *siteFlags) patch(fs *pflag.FlagSet) inventoryapi.SitePatch {
-	var p inventoryapi.SitePatch
-	for name, dst := range map[string]**string{
-		"description": &p.Description, "location": &p.Location, "wan-link": &p.WANLink, "agent-identity": &p.AgentIdentity,
-	} {
-		if fs.Changed(name) {
-			v, _ := fs.GetString(name) // defined above as a string flag
-			*dst = &v
-		}
+	return inventoryapi.SitePatch{
+		Description: given(fs, "description", &f.description), Location: given(fs, "location", &f.location),
+		WANLink: given(fs, "wan-link", &f.wan), AgentIdentity: given(fs, "agent-identity", &f.agent),
+		BandwidthWindows: given(fs, "window", &f.windows), BandwidthLimit: given(fs, "bandwidth", &f.bandwidth),
 	}
-	if fs.Changed("window") {
-		p.BandwidthWindows = &f.windows
-	}
-	if fs.Changed("bandwidth") {
-		p.BandwidthLimit = &f.bandwidth
-	}
-	return p
 }
 
 func renderTree(w io.Writer, asJSON bool, t inventoryapi.Tree) error {

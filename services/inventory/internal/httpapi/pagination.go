@@ -346,13 +346,9 @@ type runListRequest struct {
 
 // runPage is the response of a run list.
 func runPage[W any](ctx context.Context, p catalog.RunPage, sortOrder string, conv func(catalog.Run) W) page {
-	out := make([]W, 0, len(p.Runs))
-	for _, r := range p.Runs {
-		out = append(out, conv(r))
-	}
-	var next string
+	tp := catalog.Page[catalog.Run]{Items: p.Runs}
 	if p.Next != nil {
-		next = cursor{Sort: sortOrder, Key: []string{p.Next.StartedAt.UTC().Format(time.RFC3339Nano), p.Next.ID}}.encode()
+		tp.Next = &catalog.TimeKey{At: p.Next.StartedAt, ID: p.Next.ID}
 	}
-	return page{items: out, next: next, uri: requestURI(ctx)}
+	return timePage(ctx, tp, sortOrder, conv)
 }

@@ -19,18 +19,38 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
+// lockRow reads the one row query selects, locked until tx ends, with
+// scan; no row is notFound.
+func lockRow[T any](ctx context.Context, s *Store, tx *sql.Tx, scan func(interface{ Scan(...any) error }) (T, error), notFound error, query string, args ...any) (T, error) {
+	v, err := scan(tx.QueryRowContext(ctx, query+s.forUpdate(), args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, notFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("select: %w", err)
+	}
+	return v, nil
+}
+
+func lockTree(ctx context.Context, s *Store, tx *sql.Tx, name string) (catalog.Tree, error) {
+	return lockRow(ctx, s, tx, scanTree, fmt.Errorf("%w: %q", catalog.ErrTreeNotFound, name),
+		`SELECT `+treeColumns+` FROM trees WHERE name = $1`, name)
+}
+
+func lockSite(ctx context.Context, s *Store, tx *sql.Tx, name string) (catalog.Site, error) {
+	return lockRow(ctx, s, tx, scanSite, fmt.Errorf("%w: %q", catalog.ErrSiteNotFound, name),
+		`SELECT `+siteColumns+` FROM sites WHERE name = $1`, name)
+}
+
 // UpdateTree implements catalog.Repository: it reads the tree, locked,
 // lets f change it and writes what f may change and its audit entry, in
 // one transaction.
 func (s *Store) UpdateTree(ctx context.Context, name string, f func(catalog.Tree) (catalog.Tree, error)) (catalog.Tree, error) {
 	var out catalog.Tree
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		t, err := scanTree(tx.QueryRowContext(ctx, `SELECT `+treeColumns+` FROM trees WHERE name = $1`+s.forUpdate(), name))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %q", catalog.ErrTreeNotFound, name)
-		}
+		t, err := lockTree(ctx, s, tx, name)
 		if err != nil {
-			return fmt.Errorf("select tree %s: %w", name, err)
+			return err
 		}
 		if out, err = f(t); err != nil {
 			return err
@@ -54,12 +74,9 @@ func (s *Store) UpdateTree(ctx context.Context, name string, f func(catalog.Tree
 func (s *Store) UpdateSite(ctx context.Context, name string, f func(catalog.Site) (catalog.Site, error)) (catalog.Site, error) {
 	var out catalog.Site
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		site, err := scanSite(tx.QueryRowContext(ctx, `SELECT `+siteColumns+` FROM sites WHERE name = $1`+s.forUpdate(), name))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %q", catalog.ErrSiteNotFound, name)
-		}
+		site, err := lockSite(ctx, s, tx, name)
 		if err != nil {
-			return fmt.Errorf("select site %s: %w", name, err)
+			return err
 		}
 		if out, err = f(site); err != nil {
 			return err

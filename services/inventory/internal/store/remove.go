@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,17 +42,12 @@ type removal struct {
 func (s *Store) DeleteTree(ctx context.Context, name string, check func(catalog.Tree) error) (catalog.Removed[catalog.Tree], error) {
 	var out catalog.Removed[catalog.Tree]
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		t, err := scanTree(tx.QueryRowContext(ctx, `SELECT `+treeColumns+` FROM trees WHERE name = $1`+s.forUpdate(), name))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %q", catalog.ErrTreeNotFound, name)
+		t, err := lockTree(ctx, s, tx, name)
+		if err == nil && check != nil {
+			err = check(t)
 		}
 		if err != nil {
-			return fmt.Errorf("select tree %s: %w", name, err)
-		}
-		if check != nil {
-			if err := check(t); err != nil {
-				return err
-			}
+			return err
 		}
 		counts, err := deleteRows(ctx, tx, []removal{
 			{"subscriptions", `DELETE FROM subscriptions WHERE tree = $1`, []any{name}},
@@ -78,17 +72,12 @@ func (s *Store) DeleteTree(ctx context.Context, name string, check func(catalog.
 func (s *Store) DeleteSite(ctx context.Context, name string, check func(catalog.Site) error) (catalog.Removed[catalog.Site], error) {
 	var out catalog.Removed[catalog.Site]
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		site, err := scanSite(tx.QueryRowContext(ctx, `SELECT `+siteColumns+` FROM sites WHERE name = $1`+s.forUpdate(), name))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %q", catalog.ErrSiteNotFound, name)
+		site, err := lockSite(ctx, s, tx, name)
+		if err == nil && check != nil {
+			err = check(site)
 		}
 		if err != nil {
-			return fmt.Errorf("select site %s: %w", name, err)
-		}
-		if check != nil {
-			if err := check(site); err != nil {
-				return err
-			}
+			return err
 		}
 		origins, err := list(ctx, tx, "trees", `SELECT name FROM trees WHERE origin_site = $1 ORDER BY name`, []any{name},
 			func(sc interface{ Scan(...any) error }) (string, error) {
@@ -129,18 +118,13 @@ func (s *Store) DeleteSubscription(ctx context.Context, site, tree string, check
 	var out catalog.Removed[catalog.Subscription]
 	name := site + "/" + tree
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		sub, err := scanSubscription(tx.QueryRowContext(ctx,
-			`SELECT `+subscriptionColumns+` FROM subscriptions WHERE site = $1 AND tree = $2`+s.forUpdate(), site, tree))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %q to %q", catalog.ErrSubscriptionNotFound, site, tree)
+		sub, err := lockRow(ctx, s, tx, scanSubscription, fmt.Errorf("%w: %q to %q", catalog.ErrSubscriptionNotFound, site, tree),
+			`SELECT `+subscriptionColumns+` FROM subscriptions WHERE site = $1 AND tree = $2`, site, tree)
+		if err == nil && check != nil {
+			err = check(sub)
 		}
 		if err != nil {
-			return fmt.Errorf("select subscription %s: %w", name, err)
-		}
-		if check != nil {
-			if err := check(sub); err != nil {
-				return err
-			}
+			return err
 		}
 		counts, err := deleteRows(ctx, tx, []removal{
 			{"site_versions", `DELETE FROM site_versions WHERE site = $1 AND tree = $2`, []any{site, tree}},
