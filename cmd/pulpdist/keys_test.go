@@ -204,6 +204,10 @@ func TestKeysReachTheAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := inventoryapi.NewClient(api, nil).WithToken(testToken)
+	const keysOrigin = "keys-origin"
+	if _, err := c.CreateSite(ctx, inventoryapi.Site{Name: keysOrigin}); err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	// apply sends site-a a full pack of src signed with the key file, as
 	// a new tree, and returns how the run ended.
@@ -211,6 +215,10 @@ func TestKeysReachTheAgents(t *testing.T) {
 		t.Helper()
 		n++
 		tree := fmt.Sprint("keys-", n)
+		// Declared, so that the inventory records its runs.
+		if _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: tree, OriginSite: keysOrigin, Source: "/srv/" + tree}); err != nil {
+			t.Fatal(err)
+		}
 		packFile := filepath.Join(dir, tree+".pack")
 		if _, err := cli(t, "pack", src, "-o", packFile, "--tree", tree, "--key", keyFile); err != nil {
 			t.Fatal(err)

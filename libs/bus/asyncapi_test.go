@@ -492,9 +492,11 @@ func TestAsyncAPIMatchesServer(t *testing.T) {
 		}
 	}
 
-	// A published event has exactly the envelope the document describes.
+	// A published event, signed as a site-agent's are, has exactly the
+	// envelope the document describes.
 	ev := bus.SyncRequested{TriggerID: "t1", Tree: "demo", Reason: "manual"}
-	if err := bus.NewEvents(js, "/pulpdist/test").Publish(ctx, bus.EntitySync, bus.ActionRequested, "demo", ev); err != nil {
+	signed := bus.NewEvents(js, "/pulpdist/test").SignReportsWith("0123456789ab", bus.ReportKey("pdt_0123456789ab_x"))
+	if err := signed.Publish(ctx, bus.EntitySync, bus.ActionRequested, "demo", ev); err != nil {
 		t.Fatal(err)
 	}
 	st, err := js.Stream(ctx, bus.StreamEvents)

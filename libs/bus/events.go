@@ -24,6 +24,16 @@ const ContentTypeCloudEvents = "application/cloudevents+json"
 type Events struct {
 	js     jetstream.JetStream
 	source string
+	// signer and key sign every event (SignReportsWith); "" for none.
+	signer string
+	key    []byte
+}
+
+// SignReportsWith makes e sign every event it publishes with the agent
+// token tokenID whose ReportKey is key (reports.go).
+func (e *Events) SignReportsWith(tokenID string, key []byte) *Events {
+	e.signer, e.key = tokenID, key
+	return e
 }
 
 // NewEvents returns a publisher whose events carry the given source, such as
@@ -68,6 +78,11 @@ func (e *Events) PublishKeyed(ctx context.Context, entity, action, subject, key 
 	}
 	if err := ev.SetData("application/json", data); err != nil {
 		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+	}
+	if e.signer != "" {
+		if err := SignReport(&ev, e.signer, e.key); err != nil {
+			return fmt.Errorf("event %s.%s: %w", entity, action, err)
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return fmt.Errorf("event %s.%s: %w", entity, action, err)

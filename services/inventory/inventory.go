@@ -66,6 +66,9 @@ type Config struct {
 	// Migrate applies pending database migrations at start; without it
 	// the inventory refuses to start on a schema that is not current.
 	Migrate bool
+	// RequireSignedReports refuses (keeps as problems) the events of
+	// site-agents that are not signed with their site's agent token.
+	RequireSignedReports bool
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -77,6 +80,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
 	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.Bool(&c.Migrate, "migrate", "PULPDIST_MIGRATE", false, "apply pending database migrations at start (without it, a schema that is not current stops the inventory)")
+	s.Bool(&c.RequireSignedReports, "require-signed-reports", "PULPDIST_REQUIRE_SIGNED_REPORTS", false,
+		"apply a site-agent's events only when signed with its site's agent token (PULPDIST_AGENT_TOKEN of the agent); others are kept as problems")
 	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
 }
 
@@ -127,6 +132,8 @@ type Service struct {
 
 	// republish is how often the trusted signing keys are published again.
 	republish time.Duration
+	// reports says how site-agents' events are authenticated.
+	reports events.Reports
 }
 
 // New connects to NATS and declares the streams, opens and migrates the
@@ -139,7 +146,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish}
+	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish,
+		reports: events.Reports{RequireSigned: cfg.RequireSignedReports}}
 	if s.republish == 0 {
 		s.republish = DefaultKeyRepublish
 	}
@@ -193,7 +201,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.http.Serve(gctx) })
 	g.Go(func() error {
-		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog), bus.WithDeadLetter(s.js))
+		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog, s.reports), bus.WithDeadLetter(s.js))
 	})
 	g.Go(func() error { s.republishKeys(gctx); return nil })
 	s.probe.SetReady(true)

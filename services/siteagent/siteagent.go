@@ -42,6 +42,10 @@ type Config struct {
 	// signed by one of them or by one of the keys the inventory publishes
 	// (the signing-keys bucket), unless there are none at all.
 	TrustedKeys string
+	// AgentToken is the site's agent token of the inventory API; when set,
+	// every event the agent publishes is signed with it (bus.SignReport),
+	// so the inventory knows the report comes from this site.
+	AgentToken string
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -51,6 +55,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.DataDir, "data-dir", "PULPDIST_DATA_DIR", "/var/lib/pulpdist", "directory holding this site's trees")
 	s.String(&c.SourceRoots, "source-roots", "PULPDIST_SOURCE_ROOTS", "", "comma-separated directories tree sources must be under (empty: any)")
 	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys trusted besides the inventory's signing keys (with neither, packs need no signature)")
+	s.String(&c.AgentToken, "agent-token", "PULPDIST_AGENT_TOKEN", "", "this site's agent token of the inventory API (pulpdist token create --role agent --site SITE); signs every event the agent reports (prefer the env var: flags show in ps)")
 }
 
 // sourceRoots lists the configured source roots.
@@ -72,6 +77,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data dir %q must be an absolute path", c.DataDir))
+	}
+	if c.AgentToken != "" {
+		if _, err := bus.ReportTokenID(c.AgentToken); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, r := range c.sourceRoots() {
 		if !filepath.IsAbs(r) || filepath.Clean(r) != r {
@@ -120,9 +130,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	events := bus.NewEvents(d.JS, "/pulpdist/siteagent/"+cfg.Site)
+	if cfg.AgentToken != "" {
+		id, _ := bus.ReportTokenID(cfg.AgentToken) // checked by Validate
+		events.SignReportsWith(id, bus.ReportKey(cfg.AgentToken))
+	}
 	return &Service{
 		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, keys: newKeyring(trusted, log),
-		events: bus.NewEvents(d.JS, "/pulpdist/siteagent/"+cfg.Site),
+		events: events,
 	}, nil
 }
 

@@ -75,6 +75,9 @@ type TokenRepository interface {
 	// TokenByHash returns the token whose secret hashes to hash, revoked
 	// or not; ErrTokenNotFound when there is none.
 	TokenByHash(ctx context.Context, hash string) (Token, error)
+	// TokenByID returns a token, revoked or not, and the hash it is
+	// stored under; ErrTokenNotFound when there is none.
+	TokenByID(ctx context.Context, id string) (Token, string, error)
 	// Tokens lists every token, revoked ones included, oldest first.
 	Tokens(ctx context.Context) ([]Token, error)
 	// RevokeToken sets the revocation time of a token not revoked yet
@@ -230,4 +233,30 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (Token, error
 		return Token{}, fmt.Errorf("%w: token %s is revoked", ErrUnauthenticated, t.ID)
 	}
 	return t, nil
+}
+
+// ReportKey returns the site an agent token reports for and the key its
+// reports are signed with (bus.ReportKey: the token's stored hash). It
+// fails with ErrUnauthenticated for a token that is unknown, revoked or
+// not an agent's.
+func (s *Service) ReportKey(ctx context.Context, tokenID string) (string, []byte, error) {
+	if len(tokenID) != tokenIDLen || strings.Trim(tokenID, "0123456789abcdef") != "" {
+		return "", nil, fmt.Errorf("%w: report token id %.20q is malformed", ErrUnauthenticated, tokenID)
+	}
+	t, hash, err := s.repo.TokenByID(ctx, tokenID)
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		return "", nil, fmt.Errorf("%w: report signed with unknown token %s", ErrUnauthenticated, tokenID)
+	case err != nil:
+		return "", nil, fmt.Errorf("report token %s: %w", tokenID, err)
+	case t.RevokedAt != nil:
+		return "", nil, fmt.Errorf("%w: report signed with revoked token %s", ErrUnauthenticated, tokenID)
+	case t.Role != RoleAgent:
+		return "", nil, fmt.Errorf("%w: report signed with token %s of role %s, not an agent token", ErrUnauthenticated, tokenID, t.Role)
+	}
+	key, err := hex.DecodeString(hash)
+	if err != nil {
+		return "", nil, fmt.Errorf("report token %s: stored hash: %w", tokenID, err)
+	}
+	return t.Site, key, nil
 }

@@ -51,51 +51,101 @@ type Recorder interface {
 	RecordDeltaReady(ctx context.Context, eventID string, at time.Time, m bus.DeltaReady) error
 	RecordHeartbeat(ctx context.Context, site string, at time.Time) error
 	RecordProblem(ctx context.Context, p catalog.EventProblem) error
+	// ReportKey returns the site and report key of an agent token
+	// (bus.SignReport); catalog.ErrUnauthenticated when it may not report.
+	ReportKey(ctx context.Context, tokenID string) (site string, key []byte, err error)
+}
+
+// Reports says how the inventory takes site-agents' reports.
+type Reports struct {
+	// RequireSigned keeps every event from a site-agent that is not
+	// signed with an agent token of its site as a problem. Without it an
+	// unsigned report is taken on the word of its source; a signed one
+	// is checked either way.
+	RequireSigned bool
 }
 
 // Handler returns the bus handler for the events stream. An event that
 // does not decode, or that the catalog refuses as invalid, is permanent:
 // redelivery cannot fix it. One about a tree the catalog does not know is
 // recorded as a problem and acknowledged.
-func Handler(rec Recorder) bus.Handler {
+func Handler(rec Recorder, r Reports) bus.Handler {
 	return func(ctx context.Context, m jetstream.Msg) error {
-		return Handle(ctx, rec, m.Data())
+		return Handle(ctx, rec, r, m.Data())
 	}
 }
 
 // Handle records one event body.
-func Handle(ctx context.Context, rec Recorder, body []byte) error {
+func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 	ev, _, err := bus.DecodeEvent[json.RawMessage](body)
 	if err != nil {
 		return bus.Permanent(err)
 	}
 	agent, fromAgent := strings.CutPrefix(ev.Source(), SiteAgentSource)
+	if fromAgent {
+		err := r.authenticate(ctx, rec, ev, agent)
+		if errors.Is(err, catalog.ErrUnauthenticated) || errors.Is(err, bus.ErrBadReport) {
+			// Kept for an operator to see, and not applied: not even as
+			// the site's heartbeat.
+			return rec.RecordProblem(ctx, catalog.EventProblem{EventID: ev.ID(), Type: ev.Type(), Subject: ev.Subject(), Reason: err.Error()})
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err)
+		}
+	}
 	if fromAgent && bus.ValidateName("site", agent) == nil {
 		if err := rec.RecordHeartbeat(ctx, agent, ev.Time()); err != nil {
 			return fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err)
 		}
 	}
 	// A site-agent reports for its own site only: what it says of another
-	// site is kept as a problem, not applied.
-	own := func(site string) error {
-		if fromAgent && site != agent {
+	// site is kept as a problem, not applied. With signed reports required,
+	// what moves a site to a version (a snapshot, a run's result) is taken
+	// only from that site's agent; the scheduler's own records (a run
+	// dispatched, a run DISABLED) may come from elsewhere.
+	own := func(site string, movesVersion bool) error {
+		switch {
+		case fromAgent && site != agent:
 			return fmt.Errorf("%w: the site-agent of %q reported for site %q", errOtherSite, agent, site)
+		case !fromAgent && movesVersion && r.RequireSigned:
+			return fmt.Errorf("%w: a report for site %q from %q, not from the site's agent; the inventory requires signed reports", catalog.ErrUnauthenticated, site, ev.Source())
 		}
 		return nil
 	}
 	switch ev.Type() {
 	case TypeSnapshotPublished:
-		return record(ctx, rec, body, checked(func(m bus.Snapshot) error { return own(m.Site) }, byID(rec.RecordSnapshot)))
+		return record(ctx, rec, body, checked(func(m bus.Snapshot) error { return own(m.Site, true) }, byID(rec.RecordSnapshot)))
 	case TypeSyncStarted:
-		return record(ctx, rec, body, checked(func(m bus.SyncStarted) error { return own(m.Site) }, byID(rec.RecordSyncStarted)))
+		return record(ctx, rec, body, checked(func(m bus.SyncStarted) error { return own(m.Site, false) }, byID(rec.RecordSyncStarted)))
 	case TypeSyncFinished:
-		return record(ctx, rec, body, checked(func(m bus.SyncFinished) error { return own(m.Site) }, byID(rec.RecordSyncFinished)))
+		return record(ctx, rec, body, checked(func(m bus.SyncFinished) error { return own(m.Site, m.Result != bus.ResultDisabled) }, byID(rec.RecordSyncFinished)))
 	case TypeDeltaComputed:
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaComputed))
 	case TypeDeltaReady:
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaReady))
 	}
 	return nil
+}
+
+// authenticate checks the report signature of an event from the
+// site-agent of site: made with a live agent token of that site, and
+// matching the event. An unsigned event passes unless r.RequireSigned.
+func (r Reports) authenticate(ctx context.Context, rec Recorder, ev event.Event, site string) error {
+	id, signed := bus.ReportSigner(ev)
+	if !signed {
+		if r.RequireSigned {
+			return fmt.Errorf("%w: unsigned report from the site-agent of %q (the inventory requires reports signed with the site's agent token: PULPDIST_AGENT_TOKEN)", catalog.ErrUnauthenticated, site)
+		}
+		return nil
+	}
+	tokenSite, key, err := rec.ReportKey(ctx, id)
+	if err != nil {
+		return err
+	}
+	if tokenSite != site {
+		return fmt.Errorf("%w: report from the site-agent of %q signed with token %s of site %q", catalog.ErrUnauthenticated, site, id, tokenSite)
+	}
+	return bus.VerifyReport(ev, key)
 }
 
 // errOtherSite marks an event a site-agent sent about another site.
@@ -126,7 +176,7 @@ func record[T any](ctx context.Context, rec Recorder, body []byte, f func(contex
 		return bus.Permanent(err)
 	}
 	err = f(ctx, ev, data)
-	if (errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrInvalid)) || errors.Is(err, errOtherSite) {
+	if (errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrInvalid)) || errors.Is(err, errOtherSite) || errors.Is(err, catalog.ErrUnauthenticated) {
 		// Kept, not dropped: an operator sees it at /api/v1/problems.
 		err = rec.RecordProblem(ctx, catalog.EventProblem{EventID: ev.ID(), Type: ev.Type(), Subject: ev.Subject(), Reason: err.Error()})
 	}

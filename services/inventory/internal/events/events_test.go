@@ -86,7 +86,7 @@ func TestHandleRoutesByType(t *testing.T) {
 		{"dev.pulpdist.tree.created", map[string]string{"name": "docs"}, ""},
 	} {
 		var c calls
-		if err := Handle(context.Background(), &c, body(t, tc.typ, tc.data)); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, body(t, tc.typ, tc.data)); err != nil {
 			t.Errorf("%s: %v", tc.typ, err)
 		}
 		if got := fmt.Sprint(c.got); (tc.want == "" && len(c.got) != 0) || (tc.want != "" && got != "["+tc.want+"]") {
@@ -109,7 +109,7 @@ func TestHandleErrorClasses(t *testing.T) {
 		{"invalid", body(t, TypeSyncStarted, bus.SyncStarted{}), fmt.Errorf("%w: bad", catalog.ErrInvalid), true},
 		{"database down", body(t, TypeSyncFinished, bus.SyncFinished{}), errors.New("connection refused"), false},
 	} {
-		err := Handle(ctx, &calls{err: tc.err}, tc.body)
+		err := Handle(ctx, &calls{err: tc.err}, Reports{}, tc.body)
 		if err == nil || bus.IsPermanent(err) != tc.permanent {
 			t.Errorf("%s: err = %v, permanent %v, want %v", tc.name, err, bus.IsPermanent(err), tc.permanent)
 		}
@@ -121,7 +121,7 @@ func TestHandleErrorClasses(t *testing.T) {
 func TestHandleUnknownTreeIsAProblem(t *testing.T) {
 	for _, typ := range []string{TypeSnapshotPublished, TypeDeltaReady, TypeDeltaComputed} {
 		c := calls{err: fmt.Errorf("record: %w", catalog.ErrTreeNotFound)}
-		if err := Handle(context.Background(), &c, body(t, typ, map[string]string{"tree": "ghost"})); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, body(t, typ, map[string]string{"tree": "ghost"})); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
 		if len(c.got) != 2 || c.got[1] != "problem ev-1 "+typ {
@@ -146,7 +146,7 @@ func TestHandleHeartbeat(t *testing.T) {
 	} {
 		b := bodyFrom(t, tc.source, tc.typ, map[string]string{"run_id": "r", "result": "COMPLETED", "site": "paris"})
 		var c calls
-		if err := Handle(context.Background(), &c, b); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, b); err != nil {
 			t.Fatalf("%s %s: %v", tc.source, tc.typ, err)
 		}
 		if fmt.Sprint(c.got) != fmt.Sprint(tc.want) {
@@ -170,4 +170,9 @@ func bodyFrom(t *testing.T, source, typ string, data any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func (c *calls) ReportKey(_ context.Context, id string) (string, []byte, error) {
+	c.got = append(c.got, "report key "+id)
+	return "", nil, catalog.ErrUnauthenticated
 }

@@ -84,7 +84,7 @@ func testRecordIntoStore(t *testing.T, url string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Handle(ctx, cat, body); err != nil {
+			if err := Handle(ctx, cat, Reports{}, body); err != nil {
 				t.Fatalf("%s: %v", e.id, err)
 			}
 		}
@@ -137,7 +137,7 @@ func testRecordIntoStore(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Handle(ctx, cat, body); err != nil {
+	if err := Handle(ctx, cat, Reports{}, body); err != nil {
 		t.Fatal(err)
 	}
 	if paris, err = cat.Site(ctx, "paris"); err != nil {

@@ -329,6 +329,20 @@ func markProcessed(ctx context.Context, tx *sql.Tx, id string, t time.Time) (boo
 	return n > 0, nil
 }
 
+// changeTrees are the trees the runs and site version of c name.
+func changeTrees(c catalog.Change) []string {
+	var out []string
+	for _, r := range []*catalog.Run{c.RunStarted, c.RunFinished} {
+		if r != nil {
+			out = append(out, r.Tree)
+		}
+	}
+	if c.SiteVersion != nil {
+		out = append(out, c.SiteVersion.Tree)
+	}
+	return out
+}
+
 // RecordEvent implements catalog.Repository.
 func (s *Store) RecordEvent(ctx context.Context, eventID string, c catalog.Change) (bool, error) {
 	var recorded bool
@@ -341,6 +355,13 @@ func (s *Store) RecordEvent(ctx context.Context, eventID string, c catalog.Chang
 			return nil // seen before: change nothing
 		}
 		recorded = true
+		// A run or a served version of a tree the inventory does not know
+		// is not recorded: the event is kept as a problem instead.
+		for _, tree := range changeTrees(c) {
+			if err := exists(ctx, tx, "trees", tree, catalog.ErrTreeNotFound); err != nil {
+				return err
+			}
+		}
 		if v := c.Version; v != nil {
 			_, err := tx.ExecContext(ctx,
 				`INSERT INTO versions (tree, root, site, files, bytes, published_at) VALUES ($1, $2, $3, $4, $5, $6)

@@ -40,6 +40,7 @@ func ids(rs []catalog.Run) []string {
 
 func testRunPages(t *testing.T, s *Store) {
 	ctx := context.Background()
+	seed(t, s)
 	base := time.Date(2025, 3, 1, 9, 0, 0, 123456000, time.UTC)
 	// r0..r5, one a minute; r2 and r3 start at the same instant, so the id
 	// breaks the tie.

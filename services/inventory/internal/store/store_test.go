@@ -245,6 +245,7 @@ func finished(id, site, tree string, start time.Time, result string) *catalog.Ru
 
 func testRuns(t *testing.T, s *Store) {
 	ctx := context.Background()
+	seed(t, s)
 	record := func(id string, c catalog.Change) {
 		t.Helper()
 		if _, err := s.RecordEvent(ctx, id, c); err != nil {
@@ -324,6 +325,7 @@ func siteVersion(t *testing.T, s *Store, site, tree string) string {
 
 func testSiteVersions(t *testing.T, s *Store) {
 	ctx := context.Background()
+	seed(t, s)
 	set := func(id string, c byte, at time.Time) {
 		t.Helper()
 		_, err := s.RecordEvent(ctx, id, catalog.Change{SiteVersion: &catalog.SiteVersion{Site: "replica-a", Tree: "docs", Root: root(c), UpdatedAt: at}})

@@ -51,6 +51,29 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (catalog.Token, er
 	return t, nil
 }
 
+// TokenByID implements catalog.Repository.
+func (s *Store) TokenByID(ctx context.Context, id string) (catalog.Token, string, error) {
+	var hash string
+	t, err := scanToken(rowWith(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+`, hash FROM api_tokens WHERE id = $1`, id), &hash))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return catalog.Token{}, "", catalog.ErrTokenNotFound
+	case err != nil:
+		return catalog.Token{}, "", unavailable(fmt.Errorf("select token %s: %w", id, err))
+	}
+	return t, hash, nil
+}
+
+// rowWith scans a row whose last columns go to extra, after those the
+// scanner it is given reads.
+func rowWith(r *sql.Row, extra ...any) interface{ Scan(...any) error } {
+	return scanFunc(func(dest ...any) error { return r.Scan(append(dest, extra...)...) })
+}
+
+type scanFunc func(dest ...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
 // Tokens implements catalog.Repository.
 func (s *Store) Tokens(ctx context.Context) ([]catalog.Token, error) {
 	return list(ctx, s.db, "tokens", `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at, id`, nil, scanToken)

@@ -59,6 +59,12 @@ func testTokens(t *testing.T, s *Store) {
 		t.Fatal("revoked token found without its revocation")
 	}
 
+	if got, hash, err := s.TokenByID(ctx, agent.ID); err != nil || got.Site != "replica-a" || hash != h2 {
+		t.Fatalf("token by id = %+v %q, %v", got, hash, err)
+	}
+	_, _, err = s.TokenByID(ctx, "999999999999")
+	wantErr(t, err, catalog.ErrTokenNotFound)
+
 	all, err := s.Tokens(ctx)
 	must(t, err)
 	if len(all) != 2 || all[0].ID != viewer.ID || all[1].ID != agent.ID || all[0].RevokedAt == nil || all[1].RevokedAt != nil {
