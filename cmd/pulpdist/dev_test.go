@@ -77,6 +77,26 @@ func TestDevRunsTheDemo(t *testing.T) {
 		}
 		return nil
 	})
+	// The dev inventory requires signed reports: the demo's agents signed
+	// every one with their own agent token, and none was refused.
+	if ps, err := c.Problems(ctx, 0); err != nil || len(ps) != 0 {
+		t.Fatalf("problems %+v, %v: want none", ps, err)
+	}
+	toks, err := c.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]bool{}
+	for _, tk := range toks {
+		if tk.Role == "agent" && tk.RevokedAt == nil {
+			agents[tk.Site] = true
+		}
+	}
+	for _, site := range append([]string{demo.Origin}, demo.Replicas...) {
+		if !agents[site] {
+			t.Errorf("no agent token of %s among %+v", site, toks)
+		}
+	}
 	// The dashboard URL carries the token in its fragment, which the
 	// browser keeps to itself; the page is static, served without a token,
 	// and its script reads the API with the token.

@@ -81,6 +81,10 @@ type Stack struct {
 	inventory func(context.Context) error
 	publicKey string // PEM
 	runs      []func(context.Context) error
+	// agents are the site-agents to build once the inventory serves, so
+	// that each gets its own agent token first.
+	agents   []siteagent.Config
+	agentLog *slog.Logger
 }
 
 // KeyName is the name under which the stack registers its signing key.
@@ -158,6 +162,8 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	inv, err := inventory.New(ctx, inventory.Config{
 		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra, AdminToken: st.Token,
 		Migrate: true, // the dev stack's own database: always brought up to date
+		// Every agent signs its reports with its own token (Run).
+		RequireSignedReports: true,
 	}, o.Log.With("service", "inventory"))
 	if err != nil {
 		return nil, err
@@ -186,28 +192,75 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		st.runs = append(st.runs, dc.Run)
 	}
 	for i, site := range o.Sites {
-		ag, err := siteagent.New(ctx, siteagent.Config{
+		cfg := siteagent.Config{
 			Options: daemon.Options{NATSURL: st.NATSURL, Probe: agentProbes[i]},
 			Site:    site, DataDir: st.SiteDir(site),
-		}, o.Log.With("service", "siteagent"))
-		if err != nil {
+		}
+		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
-		st.runs = append(st.runs, ag.Run)
+		st.agents = append(st.agents, cfg)
 	}
+	st.agentLog = o.Log.With("service", "siteagent")
 	return st, nil
+}
+
+// startAgents gives each site-agent its agent token (kept in
+// keys/agent-<site>.token, made again when the inventory no longer
+// accepts it), builds it and adds it to the services to run.
+func (s *Stack) startAgents(ctx context.Context) error {
+	admin := inventoryapi.NewClient(s.APIURL, &http.Client{Timeout: 30 * time.Second}).WithToken(s.Token)
+	for _, cfg := range s.agents {
+		tok, err := s.agentToken(ctx, admin, cfg.Site)
+		if err != nil {
+			return err
+		}
+		cfg.AgentToken = tok
+		ag, err := siteagent.New(ctx, cfg, s.agentLog)
+		if err != nil {
+			return err
+		}
+		s.runs = append(s.runs, ag.Run)
+	}
+	return nil
+}
+
+func (s *Stack) agentToken(ctx context.Context, admin *inventoryapi.Client, site string) (string, error) {
+	path := filepath.Join(s.DataDir, "keys", "agent-"+site+".token")
+	if b, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(b))
+		// A live agent token may read its site (404 while the site is not
+		// declared); a revoked or unknown one gets 401.
+		_, err := admin.WithToken(tok).Site(ctx, site)
+		var p *inventoryapi.Problem
+		if err == nil || (errors.As(err, &p) && p.Status != http.StatusUnauthorized) {
+			return tok, nil
+		}
+	}
+	tc, err := admin.CreateToken(ctx, inventoryapi.TokenCreate{Role: "agent", Site: site, Name: "pulpdist dev agent of " + site})
+	if err != nil {
+		return "", fmt.Errorf("agent token of %s: %w", site, err)
+	}
+	if err := os.WriteFile(path, []byte(tc.Secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("agent token of %s: %w", site, err)
+	}
+	return tc.Secret, nil
 }
 
 // Run runs every service until ctx ends or one fails, then stops them all
 // and the embedded NATS server. The inventory starts first: the stack's
 // signing key is registered through its API before the other services
-// start, so the site-agents trust it from their first command.
+// start, so the site-agents trust it from their first command, and each
+// site-agent gets its agent token to sign its reports with.
 func (s *Stack) Run(ctx context.Context) error {
 	defer s.stopNATS()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.inventory(ctx) })
 	g.Go(func() error {
 		err := s.registerKey(ctx)
+		if err == nil {
+			err = s.startAgents(ctx)
+		}
 		runCtx := ctx
 		if err != nil {
 			// The services only release what New acquired.
