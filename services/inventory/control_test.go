@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,43 +54,16 @@ func TestRESTMechanics(t *testing.T) {
 }
 
 // names pages through a list of named things with limit n, calling
-// between after each page, and returns the names.
+// between after the first page, and returns the names.
 func names(t *testing.T, h *harness, path string, n int, between func()) []string {
 	t.Helper()
 	var got []string
-	next := ""
-	for range 20 {
-		p := path + "?limit=" + strconv.Itoa(n)
-		if next != "" {
-			p += "&cursor=" + url.QueryEscape(next)
-		}
-		code, hdr, body := h.send(t, "GET", p, "", nil)
-		if code != 200 {
-			t.Fatalf("GET %s: %d %s", p, code, body)
-		}
-		page := decodeAs[[]struct {
-			Name string `json:"name"`
-		}](t, body)
-		if len(page) > n {
-			t.Fatalf("GET %s: %d items", p, len(page))
-		}
-		for _, it := range page {
-			got = append(got, it.Name)
-		}
-		next = hdr.Get("X-Next-Cursor")
-		if link := hdr.Get("Link"); (next == "") != (link == "") || (link != "" && !strings.Contains(link, "cursor="+url.QueryEscape(next))) {
-			t.Fatalf("GET %s: X-Next-Cursor %q, Link %q", p, next, link)
-		}
-		if next == "" {
-			return got
-		}
-		if between != nil {
-			between()
-			between = nil
-		}
+	for _, it := range pages[struct {
+		Name string `json:"name"`
+	}](t, h, path, "", n, between) {
+		got = append(got, it.Name)
 	}
-	t.Fatal("no last page")
-	return nil
+	return got
 }
 
 func testPages(t *testing.T, h *harness) {

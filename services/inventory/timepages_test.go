@@ -17,8 +17,9 @@ func TestTimeOrderedLists(t *testing.T) {
 	}
 }
 
-// pages reads a list ordered by time page by page (query holds the
-// filters), calling between once after the first page.
+// pages reads a list page by page (query holds the filters), calling
+// between once after the first page; every page names the next in both
+// X-Next-Cursor and Link.
 func pages[T any](t *testing.T, h *harness, path, query string, n int, between func()) []T {
 	t.Helper()
 	var got []T
@@ -37,7 +38,11 @@ func pages[T any](t *testing.T, h *harness, path, query string, n int, between f
 			t.Fatalf("GET %s: %d items", p, len(page))
 		}
 		got = append(got, page...)
-		if next = hdr.Get("X-Next-Cursor"); next == "" {
+		next = hdr.Get("X-Next-Cursor")
+		if link := hdr.Get("Link"); (next == "") != (link == "") || (link != "" && !strings.Contains(link, "cursor="+url.QueryEscape(next))) {
+			t.Fatalf("GET %s: X-Next-Cursor %q, Link %q", p, next, link)
+		}
+		if next == "" {
 			return got
 		}
 		if between != nil {
