@@ -53,6 +53,9 @@ func TestCatalogCommands(t *testing.T) {
 		t.Fatalf("site pause:\n%s", out)
 	}
 	run("site", "resume", "lab-1")
+	if out := run("sync", "builds", "--site", "lab-1"); !strings.Contains(out, "lab-1") {
+		t.Fatalf("sync --site:\n%s", out)
+	}
 
 	// Bad input is refused with the API's reason, and nothing changes.
 	for _, tc := range []struct {
@@ -71,6 +74,7 @@ func TestCatalogCommands(t *testing.T) {
 		{[]string{"tree", "delete", "builds"}, "add --yes"},
 		{[]string{"site", "delete", "hq", "--yes"}, "origin of tree builds"},
 		{[]string{"unsubscribe", "hq", "builds"}, "Not Found"},
+		{[]string{"sync", "builds", "--site", "hq"}, "Not Found"},
 	} {
 		if _, err := cli(t, append([]string{"--api", api}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)

@@ -67,20 +67,29 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			})
 		},
 	})
-	root.AddCommand(&cobra.Command{
-		Use:   "sync TREE",
-		Short: "Sync a tree now",
+	var syncSite string
+	syncCmd := &cobra.Command{
+		Use:   "sync TREE [--site SITE]",
+		Short: "Sync a tree now: every subscribed site, or only --site (operator)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			acc, err := client().Sync(cmd.Context(), args[0])
+			var acc inventoryapi.SyncAccepted
+			var err error
+			if syncSite != "" {
+				acc, err = client().SyncSubscription(cmd.Context(), syncSite, args[0])
+			} else {
+				acc, err = client().Sync(cmd.Context(), args[0])
+			}
 			if err != nil {
 				return err
 			}
-			return render(stdout, *asJSON, acc, "TREE\tTRIGGER", func(w io.Writer) {
-				fmt.Fprintf(w, "%s\t%s\n", acc.Tree, acc.TriggerID)
+			return render(stdout, *asJSON, acc, "TREE\tSITE\tTRIGGER", func(w io.Writer) {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", acc.Tree, dash(acc.Site), acc.TriggerID)
 			})
 		},
-	})
+	}
+	syncCmd.Flags().StringVar(&syncSite, "site", "", "sync only this site's subscription")
+	root.AddCommand(syncCmd)
 	root.AddCommand(&cobra.Command{
 		Use:   "trees",
 		Short: "List trees",
