@@ -181,12 +181,10 @@ type RunFilter struct {
 	Limit int
 	// Result selects finished runs with that result.
 	Result string
-	// Since and Until bound the start time: Since <= started_at < Until.
-	Since, Until time.Time
-	// Ascending lists oldest first.
-	Ascending bool
-	// After continues a list after the run at that key (RunPage.Next).
-	After *RunKey
+	// Range bounds the start time (Since <= started_at < Until), orders
+	// the list (oldest first when Ascending) and continues it after the
+	// run at After (Page.Next: start time and id).
+	Range
 }
 
 // OverviewRow is one site × tree: what it serves, how far behind it is.

@@ -15,12 +15,12 @@ import (
 
 // ControlCatalog is what the update, history and control routes use.
 type ControlCatalog interface {
-	RunPage(ctx context.Context, f catalog.RunFilter) (catalog.RunPage, error)
+	RunPage(ctx context.Context, f catalog.RunFilter) (catalog.Page[catalog.Run], error)
 	UpdateTree(ctx context.Context, name string, p catalog.TreePatch, check func(catalog.Tree) error) (catalog.Tree, error)
 	UpdateSite(ctx context.Context, name string, p catalog.SitePatch, check func(catalog.Site) error) (catalog.Site, error)
 	SetPaused(ctx context.Context, f catalog.SubscriptionFilter, paused bool) ([]catalog.Subscription, error)
 	TreeHistory(ctx context.Context, tree string) ([]catalog.VersionHistory, error)
-	SiteHistory(ctx context.Context, site string, f catalog.RunFilter) (catalog.RunPage, error)
+	SiteHistory(ctx context.Context, site string, f catalog.RunFilter) (catalog.Page[catalog.Run], error)
 	Failing(ctx context.Context) ([]catalog.Run, error)
 	Alarms(ctx context.Context) ([]catalog.Alarm, error)
 	DryRun(ctx context.Context, site, tree string) (catalog.DryRun, error)
@@ -86,7 +86,7 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 		}),
 		SiteHistory: typed(func(ctx context.Context, r named[runListRequest]) (page, error) {
 			p, err := c.SiteHistory(ctx, r.name, r.req.filter)
-			return runPage(ctx, p, r.req.sort, wire.Run), err
+			return timePage(ctx, p, r.req.sort, wire.Run), err
 		}),
 		Failing: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Run, error) {
 			rs, err := c.Failing(ctx)

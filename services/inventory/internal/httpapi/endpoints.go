@@ -136,7 +136,7 @@ func MakeEndpoints(c Catalog) Endpoints {
 		}),
 		ListRuns: typed(func(ctx context.Context, r runListRequest) (page, error) {
 			p, err := c.RunPage(ctx, r.filter)
-			return runPage(ctx, p, r.sort, wire.Run), err
+			return timePage(ctx, p, r.sort, wire.Run), err
 		}),
 		GetRun: typed(func(ctx context.Context, id string) (inventoryapi.Run, error) {
 			r, err := c.Run(ctx, id)

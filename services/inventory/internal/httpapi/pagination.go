@@ -324,7 +324,7 @@ func decodeRunList(_ context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree"), Result: q.Get("result"), Limit: p.limit, Ascending: asc}
+	f := catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree"), Result: q.Get("result"), Limit: p.limit, Range: catalog.Range{Ascending: asc}}
 	if err := parseTimes(q, &f.Since, &f.Until); err != nil {
 		return nil, err
 	}
@@ -333,7 +333,7 @@ func decodeRunList(_ context.Context, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.After = &catalog.RunKey{StartedAt: k.At, ID: k.ID}
+		f.After = &k
 	}
 	return runListRequest{filter: f, sort: sortOrder}, nil
 }
@@ -342,13 +342,4 @@ func decodeRunList(_ context.Context, r *http.Request) (any, error) {
 type runListRequest struct {
 	filter catalog.RunFilter
 	sort   string
-}
-
-// runPage is the response of a run list.
-func runPage[W any](ctx context.Context, p catalog.RunPage, sortOrder string, conv func(catalog.Run) W) page {
-	tp := catalog.Page[catalog.Run]{Items: p.Runs}
-	if p.Next != nil {
-		tp.Next = &catalog.TimeKey{At: p.Next.StartedAt, ID: p.Next.ID}
-	}
-	return timePage(ctx, tp, sortOrder, conv)
 }

@@ -64,9 +64,5 @@ func runsQuery(f catalog.RunFilter) (string, []any) {
 	l.eq("site", f.Site)
 	l.eq("tree", f.Tree)
 	l.eq("result", f.Result)
-	w := catalog.Range{Since: f.Since, Until: f.Until, Ascending: f.Ascending}
-	if f.After != nil {
-		w.After = &catalog.TimeKey{At: f.After.StartedAt, ID: f.After.ID}
-	}
-	return l.query(w, f.Limit)
+	return l.query(f.Range, f.Limit)
 }

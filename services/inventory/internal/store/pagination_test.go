@@ -73,7 +73,7 @@ func testRunPages(t *testing.T, s *Store) {
 				return got
 			}
 			last := rs[len(rs)-1]
-			f.After = &catalog.RunKey{StartedAt: last.StartedAt, ID: last.ID}
+			f.After = &catalog.TimeKey{At: last.StartedAt, ID: last.ID}
 			if between != nil {
 				between(page)
 			}
@@ -85,13 +85,13 @@ func testRunPages(t *testing.T, s *Store) {
 	if got, want := walk(catalog.RunFilter{}, nil), []string{"r5", "r4", "r3", "r2", "r1", "r0"}; !slices.Equal(got, want) {
 		t.Errorf("newest first: %v, want %v", got, want)
 	}
-	if got, want := walk(catalog.RunFilter{Ascending: true}, nil), []string{"r0", "r1", "r2", "r3", "r4", "r5"}; !slices.Equal(got, want) {
+	if got, want := walk(catalog.RunFilter{Range: catalog.Range{Ascending: true}}, nil), []string{"r0", "r1", "r2", "r3", "r4", "r5"}; !slices.Equal(got, want) {
 		t.Errorf("oldest first: %v, want %v", got, want)
 	}
 	if got, want := walk(catalog.RunFilter{Site: "lyon", Result: "FAILED"}, nil), []string{"r5", "r3", "r1"}; !slices.Equal(got, want) {
 		t.Errorf("lyon failed: %v, want %v", got, want)
 	}
-	f := catalog.RunFilter{Since: base.Add(time.Minute), Until: base.Add(4 * time.Minute)}
+	f := catalog.RunFilter{Range: catalog.Range{Since: base.Add(time.Minute), Until: base.Add(4 * time.Minute)}}
 	if got, want := walk(f, nil), []string{"r3", "r2", "r1"}; !slices.Equal(got, want) {
 		t.Errorf("since/until: %v, want %v", got, want)
 	}
