@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
 )
 
 // The bearer tokens of the REST API. A token is shown once, when it is
@@ -99,10 +100,11 @@ const (
 )
 
 // HashToken is what the store keeps of a token: the lower-case hex of its
-// SHA-256. Tokens are 256-bit random values, so a fast hash is enough.
+// SHA-256. Tokens are 256-bit random values, so a fast hash is enough. It
+// is bus.ReportKey in hex, so the stored hash is the key the token's
+// holder signs reports with (ReportKey).
 func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(bus.ReportKey(token))
 }
 
 // newToken makes a token and returns its id and the token itself.

@@ -87,7 +87,7 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 		if errors.Is(err, catalog.ErrUnauthenticated) || errors.Is(err, bus.ErrBadReport) {
 			// Kept for an operator to see, and not applied: not even as
 			// the site's heartbeat.
-			return rec.RecordProblem(ctx, catalog.EventProblem{EventID: ev.ID(), Type: ev.Type(), Subject: ev.Subject(), Reason: err.Error()})
+			return keep(ctx, rec, ev, err)
 		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err)
@@ -148,6 +148,12 @@ func (r Reports) authenticate(ctx context.Context, rec Recorder, ev event.Event,
 	return bus.VerifyReport(ev, key)
 }
 
+// keep records ev as a problem, for the reason err: kept, not dropped, an
+// operator sees it at /api/v1/problems.
+func keep(ctx context.Context, rec Recorder, ev event.Event, err error) error {
+	return rec.RecordProblem(ctx, catalog.EventProblem{EventID: ev.ID(), Type: ev.Type(), Subject: ev.Subject(), Reason: err.Error()})
+}
+
 // errOtherSite marks an event a site-agent sent about another site.
 var errOtherSite = errors.New("report for another site")
 
@@ -177,8 +183,7 @@ func record[T any](ctx context.Context, rec Recorder, body []byte, f func(contex
 	}
 	err = f(ctx, ev, data)
 	if (errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrInvalid)) || errors.Is(err, errOtherSite) || errors.Is(err, catalog.ErrUnauthenticated) {
-		// Kept, not dropped: an operator sees it at /api/v1/problems.
-		err = rec.RecordProblem(ctx, catalog.EventProblem{EventID: ev.ID(), Type: ev.Type(), Subject: ev.Subject(), Reason: err.Error()})
+		err = keep(ctx, rec, ev, err)
 	}
 	if err != nil {
 		if errors.Is(err, catalog.ErrInvalid) {
