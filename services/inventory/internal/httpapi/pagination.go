@@ -305,41 +305,14 @@ func timePage[T, W any](ctx context.Context, p catalog.Page[T], sortOrder string
 	return page{items: out, next: next, uri: requestURI(ctx)}
 }
 
-// runSorts are the orders of run lists (?sort=).
-var runSorts = map[string]bool{catalog.SortStartedDesc: false, catalog.SortStartedAsc: true}
-
-// decodeRunList reads the filters, order and page of a run list:
-// site, tree, result, since and until (RFC 3339), sort, limit, cursor.
+// decodeRunList reads the filters of a run list (site, tree, result)
+// and, as decodeTimeList, its range, order and page by start time
+// (catalog.SortStartedDesc, the default, or catalog.SortStartedAsc).
 func decodeRunList(_ context.Context, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
-	if err != nil {
-		return nil, err
-	}
-	sortOrder := cmp.Or(q.Get("sort"), catalog.SortStartedDesc)
-	asc, ok := runSorts[sortOrder]
-	if !ok {
-		return nil, fmt.Errorf("%w: sort %q: want %s or %s", errMalformed, sortOrder, catalog.SortStartedDesc, catalog.SortStartedAsc)
-	}
-	p, err := parsePage(q, sortOrder)
-	if err != nil {
-		return nil, err
-	}
-	f := catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree"), Result: q.Get("result"), Limit: p.limit, Range: catalog.Range{Ascending: asc}}
-	if err := parseTimes(q, &f.Since, &f.Until); err != nil {
-		return nil, err
-	}
-	if p.after != nil {
-		k, err := timeKey(p.after)
-		if err != nil {
-			return nil, err
-		}
-		f.After = &k
-	}
-	return runListRequest{filter: f, sort: sortOrder}, nil
+	return decodeTimeList(r, catalog.SortStartedAsc, func(q url.Values, rg catalog.Range, limit int) catalog.RunFilter {
+		return catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree"), Result: q.Get("result"), Range: rg, Limit: limit}
+	})
 }
 
 // runListRequest is a decoded run list request.
-type runListRequest struct {
-	filter catalog.RunFilter
-	sort   string
-}
+type runListRequest = timeListRequest[catalog.RunFilter]
