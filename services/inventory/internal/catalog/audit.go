@@ -167,8 +167,8 @@ func (s *Service) AuditLog(ctx context.Context, f AuditFilter) (Page[AuditEntry]
 			return Page[AuditEntry]{}, err
 		}
 	}
-	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultAuditLimit, MaxAuditLimit,
-		func(ctx context.Context) ([]AuditEntry, error) { return s.repo.AuditLog(ctx, f) },
+	p, err := pageOf(ctx, f.Range, f.Limit, DefaultAuditLimit, MaxAuditLimit,
+		func(ctx context.Context, n int) ([]AuditEntry, error) { f.Limit = n; return s.repo.AuditLog(ctx, f) },
 		func(e AuditEntry) TimeKey { return TimeKey{At: e.At, ID: e.ID} })
 	return p, wrapList("audit log", err)
 }

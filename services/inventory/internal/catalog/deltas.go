@@ -172,8 +172,8 @@ func (s *Service) Deltas(ctx context.Context, f DeltaFilter) (Page[Delta], error
 			return Page[Delta]{}, err
 		}
 	}
-	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultDeltaLimit, MaxDeltaLimit,
-		func(ctx context.Context) ([]Delta, error) { return s.repo.Deltas(ctx, f) }, DeltaKey)
+	p, err := pageOf(ctx, f.Range, f.Limit, DefaultDeltaLimit, MaxDeltaLimit,
+		func(ctx context.Context, n int) ([]Delta, error) { f.Limit = n; return s.repo.Deltas(ctx, f) }, DeltaKey)
 	return p, wrapList("deltas", err)
 }
 
@@ -189,8 +189,8 @@ func (s *Service) Problems(ctx context.Context, f ProblemFilter) (Page[EventProb
 	if err := checkText("type", f.Type); err != nil {
 		return Page[EventProblem]{}, err
 	}
-	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultDeltaLimit, MaxDeltaLimit,
-		func(ctx context.Context) ([]EventProblem, error) { return s.repo.Problems(ctx, f) },
+	p, err := pageOf(ctx, f.Range, f.Limit, DefaultDeltaLimit, MaxDeltaLimit,
+		func(ctx context.Context, n int) ([]EventProblem, error) { f.Limit = n; return s.repo.Problems(ctx, f) },
 		func(p EventProblem) TimeKey { return TimeKey{At: p.ReceivedAt, ID: p.EventID} })
 	return p, wrapList("problems", err)
 }

@@ -30,8 +30,8 @@ func (s *Service) RunPage(ctx context.Context, f RunFilter) (Page[Run], error) {
 	if err := checkRunFilter(f); err != nil {
 		return Page[Run]{}, err
 	}
-	p, err := pageOf(ctx, f.Range, &f.Limit, DefaultRunLimit, MaxRunLimit,
-		func(ctx context.Context) ([]Run, error) { return s.repo.Runs(ctx, f) },
+	p, err := pageOf(ctx, f.Range, f.Limit, DefaultRunLimit, MaxRunLimit,
+		func(ctx context.Context, n int) ([]Run, error) { f.Limit = n; return s.repo.Runs(ctx, f) },
 		func(r Run) TimeKey { return TimeKey{At: r.StartedAt, ID: r.ID} })
 	return p, wrapList("runs", err)
 }

@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// Lists ordered by a time (the audit log by when, deltas by first sight,
-// event problems by arrival) share one way of paging, as runs do
-// (page.go): a time range, an order, and a key that says where the last
-// page ended, so entries added meanwhile neither repeat nor skip others.
+// Lists ordered by a time (runs by start, the audit log by when, deltas by
+// first sight, event problems by arrival) share one way of paging: a time
+// range, an order, and a key that says where the last page ended, so
+// entries added meanwhile neither repeat nor skip others.
 
 // TimeKey is where an entry stands in a list ordered by a time, then an
 // id.
@@ -34,33 +34,32 @@ type Page[T any] struct {
 	Next *TimeKey
 }
 
-// checkRange validates w.
-func checkRange(w Range) error {
-	if !w.Since.IsZero() && !w.Until.IsZero() && !w.Until.After(w.Since) {
-		return invalidf("until %s is not after since %s", w.Until.Format(time.RFC3339Nano), w.Since.Format(time.RFC3339Nano))
+// checkRange validates rg.
+func checkRange(rg Range) error {
+	if !rg.Since.IsZero() && !rg.Until.IsZero() && !rg.Until.After(rg.Since) {
+		return invalidf("until %s is not after since %s", rg.Until.Format(time.RFC3339Nano), rg.Since.Format(time.RFC3339Nano))
 	}
-	if w.After != nil && w.After.ID == "" {
+	if rg.After != nil && rg.After.ID == "" {
 		return invalidf("cursor names no entry")
 	}
 	return nil
 }
 
-// pageOf reads one page: it checks the window and *limit (0 means def,
-// at most max), asks fetch for one item more than the limit and, when
-// that one came, cuts it off and names the last item kept as Next.
-func pageOf[T any](ctx context.Context, w Range, limit *int, def, max int, fetch func(context.Context) ([]T, error), key func(T) TimeKey) (Page[T], error) {
-	if err := checkRange(w); err != nil {
+// pageOf reads one page: it checks rg and limit (0 means def, at most
+// max), asks fetch for up to one item more than the limit and, when that
+// one came, cuts it off and names the last item kept as Next.
+func pageOf[T any](ctx context.Context, rg Range, limit, def, max int, fetch func(ctx context.Context, limit int) ([]T, error), key func(T) TimeKey) (Page[T], error) {
+	if err := checkRange(rg); err != nil {
 		return Page[T]{}, err
 	}
-	if *limit == 0 {
-		*limit = def
+	n := limit
+	if n == 0 {
+		n = def
 	}
-	n := *limit
 	if n < 1 || n > max {
 		return Page[T]{}, invalidf("limit %d out of range 1..%d", n, max)
 	}
-	*limit = n + 1
-	items, err := fetch(ctx)
+	items, err := fetch(ctx, n+1)
 	if err != nil {
 		return Page[T]{}, err
 	}
