@@ -64,6 +64,20 @@ func (e *Events) Publish(ctx context.Context, entity, action, subject string, da
 // same fact twice within DuplicateWindow stores it once. An empty key gives
 // a random id.
 func (e *Events) PublishKeyed(ctx context.Context, entity, action, subject, key string, data any) error {
+	msg, id, err := e.Render(entity, action, subject, key, data)
+	if err != nil {
+		return err
+	}
+	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("publish event %s.%s: %w", entity, action, err)
+	}
+	return nil
+}
+
+// Render makes the message PublishKeyed sends, and returns it with the
+// event id that PublishKeyed uses as Nats-Msg-Id, without sending it: an
+// outbox stores it with the change it announces and publishes it later.
+func (e *Events) Render(entity, action, subject, key string, data any) (*nats.Msg, string, error) {
 	ev := event.New()
 	if key == "" {
 		ev.SetID(uuid.NewString())
@@ -77,27 +91,24 @@ func (e *Events) PublishKeyed(ctx context.Context, entity, action, subject, key 
 		ev.SetSubject(subject)
 	}
 	if err := ev.SetData("application/json", data); err != nil {
-		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
 	}
 	if e.signer != "" {
 		if err := SignReport(&ev, e.signer, e.key); err != nil {
-			return fmt.Errorf("event %s.%s: %w", entity, action, err)
+			return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
 		}
 	}
 	if err := ev.Validate(); err != nil {
-		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("event %s.%s: %w", entity, action, err)
+		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
 	}
 	msg := nats.NewMsg(EventSubject(entity, action))
 	msg.Header.Set("Content-Type", ContentTypeCloudEvents)
 	msg.Data = body
-	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID())); err != nil {
-		return fmt.Errorf("publish event %s.%s: %w", entity, action, err)
-	}
-	return nil
+	return msg, ev.ID(), nil
 }
 
 // DecodeEvent parses a structured CloudEvent and unmarshals its data into T.

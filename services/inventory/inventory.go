@@ -31,7 +31,6 @@ import (
 	"github.com/pulpdist/pulpdist/services/inventory/internal/events"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/httpapi"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/store"
-	"github.com/pulpdist/pulpdist/services/inventory/internal/wire"
 )
 
 // EventSource is the CloudEvents source of the inventory's events.
@@ -170,8 +169,8 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	if s.store, err = store.OpenWith(ctx, cfg.DatabaseURL, cfg.Migrate); err != nil {
 		return err
 	}
-	n := &notifier{js: js, events: bus.NewEvents(js, EventSource), keys: layout.SigningKeys, log: s.log}
-	s.catalog = catalog.New(s.store, n, s.log)
+	s.store.UseEncoder(encoder{events: bus.NewEvents(js, EventSource)}.encode)
+	s.catalog = catalog.New(s.store, &notifier{keys: layout.SigningKeys}, s.log)
 	s.catalog.UseManifests(manifestStore{store: layout.Manifests})
 	// The bucket is brought in line with the database before anything
 	// else: site-agents trust what it holds.
@@ -204,6 +203,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog, s.reports), bus.WithDeadLetter(s.js))
 	})
 	g.Go(func() error { s.republishKeys(gctx); return nil })
+	g.Go(func() error { s.relayOutbox(gctx); return nil })
 	s.probe.SetReady(true)
 	s.log.Info("inventory ready", "url", s.URL())
 	err := g.Wait()
@@ -256,58 +256,10 @@ func (s *Service) Close() error {
 	return s.closeErr
 }
 
-// notifier announces the catalog's changes on the bus.
+// notifier mirrors the trusted signing keys into the bucket site-agents
+// watch.
 type notifier struct {
-	js     jetstream.JetStream
-	events *bus.Events
-	keys   jetstream.KeyValue
-	log    *slog.Logger
-}
-
-func (n *notifier) SiteCreated(ctx context.Context, s catalog.Site) error {
-	return n.events.Publish(ctx, bus.EntitySite, bus.ActionCreated, s.Name, wire.Site(s))
-}
-
-func (n *notifier) TreeCreated(ctx context.Context, t catalog.Tree) error {
-	return n.events.Publish(ctx, bus.EntityTree, bus.ActionCreated, t.Name, wire.Tree(t))
-}
-
-func (n *notifier) SubscriptionCreated(ctx context.Context, s catalog.Subscription) error {
-	return n.events.Publish(ctx, bus.EntitySubscription, bus.ActionCreated, s.Site+"/"+s.Tree, wire.Subscription(s))
-}
-
-func (n *notifier) TreeUpdated(ctx context.Context, t catalog.Tree) error {
-	return n.events.Publish(ctx, bus.EntityTree, bus.ActionUpdated, t.Name, wire.Tree(t))
-}
-
-func (n *notifier) SiteUpdated(ctx context.Context, s catalog.Site) error {
-	return n.events.Publish(ctx, bus.EntitySite, bus.ActionUpdated, s.Name, wire.Site(s))
-}
-
-func (n *notifier) TreeDeleted(ctx context.Context, t catalog.Tree) error {
-	return n.events.Publish(ctx, bus.EntityTree, bus.ActionDeleted, t.Name, wire.Tree(t))
-}
-
-func (n *notifier) SiteDeleted(ctx context.Context, s catalog.Site) error {
-	return n.events.Publish(ctx, bus.EntitySite, bus.ActionDeleted, s.Name, wire.Site(s))
-}
-
-func (n *notifier) SubscriptionDeleted(ctx context.Context, s catalog.Subscription) error {
-	return n.events.Publish(ctx, bus.EntitySubscription, bus.ActionDeleted, s.Site+"/"+s.Tree, wire.Subscription(s))
-}
-
-// SyncRequested publishes the trigger (deduplicated by its id), then the
-// sync.requested event. Once the trigger is stored the request has
-// succeeded, so a failure to send the event is only logged.
-func (n *notifier) SyncRequested(ctx context.Context, t bus.Trigger) error {
-	if err := bus.Publish(ctx, n.js, bus.TriggerSubject(t.Tree), t.TriggerID, t); err != nil {
-		return err
-	}
-	if err := n.events.Publish(ctx, bus.EntitySync, bus.ActionRequested, t.Tree,
-		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason}); err != nil {
-		n.log.Warn("sync.requested event not sent", "tree", t.Tree, "trigger_id", t.TriggerID, "err", err)
-	}
-	return nil
+	keys jetstream.KeyValue
 }
 
 // TrustSigningKeys mirrors keys into the signing-keys bucket that every
@@ -318,12 +270,4 @@ func (n *notifier) TrustSigningKeys(ctx context.Context, keys []catalog.SigningK
 		pems[i] = []byte(k.PublicKey)
 	}
 	return bus.MirrorSigningKeys(ctx, n.keys, pems)
-}
-
-func (n *notifier) SigningKeyAdded(ctx context.Context, k catalog.SigningKey) error {
-	return n.events.Publish(ctx, bus.EntityKey, bus.ActionAdded, k.ID, wire.SigningKey(k))
-}
-
-func (n *notifier) SigningKeyRevoked(ctx context.Context, k catalog.SigningKey) error {
-	return n.events.Publish(ctx, bus.EntityKey, bus.ActionRevoked, k.ID, wire.SigningKey(k))
 }

@@ -161,9 +161,6 @@ func (s *Service) UpdateTree(ctx context.Context, name string, p TreePatch, chec
 	if err != nil {
 		return Tree{}, fmt.Errorf("update tree %s: %w", name, err)
 	}
-	if err := s.notify.TreeUpdated(ctx, t); err != nil {
-		s.log.Warn("tree.updated event not sent", "tree", name, "err", err)
-	}
 	return t, nil
 }
 
@@ -191,9 +188,6 @@ func (s *Service) UpdateSite(ctx context.Context, name string, p SitePatch, chec
 	})
 	if err != nil {
 		return Site{}, fmt.Errorf("update site %s: %w", name, err)
-	}
-	if err := s.notify.SiteUpdated(ctx, site); err != nil {
-		s.log.Warn("site.updated event not sent", "site", name, "err", err)
 	}
 	return site, nil
 }
@@ -260,14 +254,11 @@ func (s *Service) RequestSubscriptionSync(ctx context.Context, site, tree string
 		RequestedAt: s.timestamp(),
 		Sites:       []string{site},
 	}
-	if err := s.notify.SyncRequested(ctx, t); err != nil {
-		return "", fmt.Errorf("request sync of %s to %s: %w", tree, site, err)
-	}
-	// Audited once the trigger is out, as RequestSync.
+	// Through the outbox with its audit entry, as RequestSync.
 	e := NewAuditEntry(ctx, t.RequestedAt, AuditTrigger, "subscription", site+"/"+tree,
 		map[string]any{"trigger_id": t.TriggerID, "reason": "manual", "site": site, "tree": tree})
-	if err := s.repo.RecordAudit(ctx, e); err != nil {
-		return "", fmt.Errorf("sync of %s to %s requested (trigger %s) but not audited: %w", tree, site, t.TriggerID, err)
+	if err := s.repo.RecordAudit(ctx, e, SyncRequestedEvent(t)); err != nil {
+		return "", fmt.Errorf("request sync of %s to %s: %w", tree, site, err)
 	}
 	return t.TriggerID, nil
 }

@@ -275,9 +275,10 @@ func (w Window) String() string {
 // transaction of the change; so must every later method that changes
 // the catalog.
 type EntityRepository interface {
-	// RecordAudit writes one audit entry on its own, for a change that
-	// is not in the database (a sync request).
-	RecordAudit(ctx context.Context, e AuditEntry) error
+	// RecordAudit writes one audit entry with the outbox messages of
+	// evs, in one transaction, for a change that is not in the catalog's
+	// tables (a sync request, whose trigger is the event).
+	RecordAudit(ctx context.Context, e AuditEntry, evs ...Event) error
 	// AuditLog lists audit entries newest first, at most f.Limit.
 	AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error)
 	// Deltas lists deltas by first sight, newest first, with TimesServed.

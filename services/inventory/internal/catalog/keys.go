@@ -47,11 +47,6 @@ func (s *Service) AddSigningKey(ctx context.Context, name, publicKey string) (Si
 	if err := s.PublishSigningKeys(ctx); err != nil {
 		return SigningKey{}, false, fmt.Errorf("signing key %s is stored but site-agents may not trust it yet (add it again to retry): %w", id, err)
 	}
-	if added {
-		if err := s.notify.SigningKeyAdded(ctx, k); err != nil {
-			s.log.Warn("key.added event not sent", "key", id, "err", err)
-		}
-	}
 	return k, added, nil
 }
 
@@ -61,17 +56,12 @@ func (s *Service) RevokeSigningKey(ctx context.Context, id string) (SigningKey, 
 	if err := bus.ValidateSigningKeyID(id); err != nil {
 		return SigningKey{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	k, revoked, err := s.repo.RevokeSigningKey(ctx, id, s.timestamp())
+	k, _, err := s.repo.RevokeSigningKey(ctx, id, s.timestamp())
 	if err != nil {
 		return SigningKey{}, fmt.Errorf("revoke signing key %s: %w", id, err)
 	}
 	if err := s.PublishSigningKeys(ctx); err != nil {
 		return SigningKey{}, fmt.Errorf("signing key %s is revoked but site-agents may still trust it (revoke it again to retry): %w", id, err)
-	}
-	if revoked {
-		if err := s.notify.SigningKeyRevoked(ctx, k); err != nil {
-			s.log.Warn("key.revoked event not sent", "key", id, "err", err)
-		}
 	}
 	return k, nil
 }

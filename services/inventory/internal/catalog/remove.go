@@ -48,9 +48,6 @@ func (s *Service) DeleteTree(ctx context.Context, name string, check func(Tree) 
 	if err != nil {
 		return Removed[Tree]{}, fmt.Errorf("delete tree %s: %w", name, err)
 	}
-	if err := s.notify.TreeDeleted(ctx, r.Entity); err != nil {
-		s.log.Warn("tree.deleted event not sent", "tree", name, "err", err)
-	}
 	return r, nil
 }
 
@@ -62,9 +59,6 @@ func (s *Service) DeleteSite(ctx context.Context, name string, check func(Site) 
 	r, err := s.repo.DeleteSite(ctx, name, check)
 	if err != nil {
 		return Removed[Site]{}, fmt.Errorf("delete site %s: %w", name, err)
-	}
-	if err := s.notify.SiteDeleted(ctx, r.Entity); err != nil {
-		s.log.Warn("site.deleted event not sent", "site", name, "err", err)
 	}
 	return r, nil
 }
@@ -82,9 +76,6 @@ func (s *Service) DeleteSubscription(ctx context.Context, site, tree string, che
 	r, err := s.repo.DeleteSubscription(ctx, site, tree, check)
 	if err != nil {
 		return Removed[Subscription]{}, fmt.Errorf("unsubscribe %s from %s: %w", site, tree, err)
-	}
-	if err := s.notify.SubscriptionDeleted(ctx, r.Entity); err != nil {
-		s.log.Warn("subscription.deleted event not sent", "site", site, "tree", tree, "err", err)
 	}
 	return r, nil
 }

@@ -83,24 +83,13 @@ type Change struct {
 	Delta *Delta
 }
 
-// Notifier tells the rest of the system what the catalog did.
+// Notifier keeps the state the bus holds for site-agents in line with the
+// catalog. The events of changes do not go through it: the Repository
+// writes them to the outbox with the change (outbox.go).
 type Notifier interface {
-	SiteCreated(ctx context.Context, s Site) error
-	TreeCreated(ctx context.Context, t Tree) error
-	SubscriptionCreated(ctx context.Context, s Subscription) error
-	TreeUpdated(ctx context.Context, t Tree) error
-	SiteUpdated(ctx context.Context, s Site) error
-	TreeDeleted(ctx context.Context, t Tree) error
-	SiteDeleted(ctx context.Context, s Site) error
-	SubscriptionDeleted(ctx context.Context, s Subscription) error
-	// SyncRequested sends the trigger to the scheduler; when it returns
-	// nil the trigger is stored on the bus.
-	SyncRequested(ctx context.Context, t bus.Trigger) error
 	// TrustSigningKeys makes keys exactly the set site-agents trust; when
 	// it returns nil, the set is stored on the bus.
 	TrustSigningKeys(ctx context.Context, keys []SigningKey) error
-	SigningKeyAdded(ctx context.Context, k SigningKey) error
-	SigningKeyRevoked(ctx context.Context, k SigningKey) error
 }
 
 // Service applies the catalog's rules.
@@ -157,11 +146,6 @@ func (s *Service) CreateSite(ctx context.Context, site Site) (Site, error) {
 	site.CreatedAt = s.timestamp()
 	if err := s.repo.CreateSite(ctx, site); err != nil {
 		return Site{}, fmt.Errorf("create site %s: %w", site.Name, err)
-	}
-	if err := s.notify.SiteCreated(ctx, site); err != nil {
-		// The site is stored; the event is informational and a failure
-		// to send it must not turn a success into an error.
-		s.log.Warn("site.created event not sent", "site", site.Name, "err", err)
 	}
 	return site, nil
 }
@@ -232,9 +216,6 @@ func (s *Service) CreateTree(ctx context.Context, t Tree) (Tree, error) {
 	if err := s.repo.CreateTree(ctx, t); err != nil {
 		return Tree{}, fmt.Errorf("create tree %s: %w", t.Name, err)
 	}
-	if err := s.notify.TreeCreated(ctx, t); err != nil {
-		s.log.Warn("tree.created event not sent", "tree", t.Name, "err", err)
-	}
 	return t, nil
 }
 
@@ -268,9 +249,6 @@ func (s *Service) Subscribe(ctx context.Context, sub Subscription) (Subscription
 	sub.CreatedAt = s.timestamp()
 	if err := s.repo.CreateSubscription(ctx, sub); err != nil {
 		return Subscription{}, fmt.Errorf("subscribe %s to %s: %w", sub.Site, sub.Tree, err)
-	}
-	if err := s.notify.SubscriptionCreated(ctx, sub); err != nil {
-		s.log.Warn("subscription.created event not sent", "site", sub.Site, "tree", sub.Tree, "err", err)
 	}
 	return sub, nil
 }
@@ -319,13 +297,10 @@ func (s *Service) RequestSync(ctx context.Context, tree string) (string, error) 
 		Reason:      "manual",
 		RequestedAt: s.timestamp(),
 	}
-	if err := s.notify.SyncRequested(ctx, t); err != nil {
+	// The trigger goes out through the outbox, with its audit entry: the
+	// log shows every sync requested, and only those.
+	if err := s.repo.RecordAudit(ctx, AuditSyncRequested(ctx, tree, t.TriggerID, t.RequestedAt), SyncRequestedEvent(t)); err != nil {
 		return "", fmt.Errorf("request sync of %s: %w", tree, err)
-	}
-	// Audited once the trigger is out: the log never shows a sync that
-	// was not requested. A failure here is reported, not hidden.
-	if err := s.repo.RecordAudit(ctx, AuditSyncRequested(ctx, tree, t.TriggerID, t.RequestedAt)); err != nil {
-		return "", fmt.Errorf("sync of %s requested (trigger %s) but not audited: %w", tree, t.TriggerID, err)
 	}
 	return t.TriggerID, nil
 }

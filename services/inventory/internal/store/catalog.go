@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
@@ -33,7 +34,7 @@ func (s *Store) CreateSite(ctx context.Context, site catalog.Site) error {
 		if err != nil {
 			return unavailable(fmt.Errorf("insert site %s: %w", site.Name, err))
 		}
-		return audit(ctx, tx, catalog.AuditSiteCreated(ctx, site))
+		return s.record(ctx, tx, catalog.AuditSiteCreated(ctx, site), catalog.SiteEvent(bus.ActionCreated, site))
 	})
 }
 
@@ -105,7 +106,7 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 		case err != nil:
 			return fmt.Errorf("insert tree %s: %w", t.Name, err)
 		}
-		return audit(ctx, tx, catalog.AuditTreeCreated(ctx, t))
+		return s.record(ctx, tx, catalog.AuditTreeCreated(ctx, t), catalog.TreeEvent(bus.ActionCreated, t))
 	})
 }
 
@@ -182,7 +183,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub catalog.Subscription
 		case err != nil:
 			return fmt.Errorf("insert subscription %s/%s: %w", sub.Site, sub.Tree, err)
 		}
-		return audit(ctx, tx, catalog.AuditSubscribed(ctx, sub))
+		return s.record(ctx, tx, catalog.AuditSubscribed(ctx, sub), catalog.SubscriptionEvent(bus.ActionCreated, sub))
 	})
 }
 

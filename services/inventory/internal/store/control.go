@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
@@ -62,7 +63,7 @@ func (s *Store) UpdateTree(ctx context.Context, name string, f func(catalog.Tree
 			out.Source, treeType(out.Type), out.MaxDeletions, filtersJSON(out.ProtectedPaths)); err != nil {
 			return fmt.Errorf("update tree %s: %w", name, err)
 		}
-		return audit(ctx, tx, catalog.AuditTreeUpdated(ctx, time.Now(), out))
+		return s.record(ctx, tx, catalog.AuditTreeUpdated(ctx, time.Now(), out), catalog.TreeEvent(bus.ActionUpdated, out))
 	})
 	if err != nil {
 		return catalog.Tree{}, err
@@ -87,7 +88,7 @@ func (s *Store) UpdateSite(ctx context.Context, name string, f func(catalog.Site
 			name, out.Description, out.Location, out.WANLink, out.BandwidthLimit, filtersJSON(out.BandwidthWindows), out.AgentIdentity); err != nil {
 			return fmt.Errorf("update site %s: %w", name, err)
 		}
-		return audit(ctx, tx, catalog.AuditSiteUpdated(ctx, time.Now(), out))
+		return s.record(ctx, tx, catalog.AuditSiteUpdated(ctx, time.Now(), out), catalog.SiteEvent(bus.ActionUpdated, out))
 	})
 	if err != nil {
 		return catalog.Site{}, err

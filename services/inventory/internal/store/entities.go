@@ -42,9 +42,18 @@ func audit(ctx context.Context, x execer, e catalog.AuditEntry) error {
 	return nil
 }
 
+// record writes the audit entry of a change and the outbox messages of
+// its events, inside the change's transaction.
+func (s *Store) record(ctx context.Context, tx *sql.Tx, e catalog.AuditEntry, evs ...catalog.Event) error {
+	if err := audit(ctx, tx, e); err != nil {
+		return err
+	}
+	return s.post(ctx, tx, evs...)
+}
+
 // RecordAudit implements catalog.Repository.
-func (s *Store) RecordAudit(ctx context.Context, e catalog.AuditEntry) error {
-	return audit(ctx, s.db, e)
+func (s *Store) RecordAudit(ctx context.Context, e catalog.AuditEntry, evs ...catalog.Event) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.record(ctx, tx, e, evs...) })
 }
 
 const auditColumns = `id, at, actor, action, entity, name, summary`

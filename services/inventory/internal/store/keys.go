@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
@@ -71,7 +72,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k catalog.SigningKey) (catalo
 		out, added = k, true
 		out.CreatedAt = ts(k.CreatedAt)
 		out.RevokedAt = nil
-		return audit(ctx, tx, catalog.AuditKeyAdded(ctx, out))
+		return s.record(ctx, tx, catalog.AuditKeyAdded(ctx, out), catalog.KeyEvent(bus.ActionAdded, out))
 	})
 	if err != nil {
 		return catalog.SigningKey{}, false, err
@@ -98,7 +99,7 @@ func (s *Store) RevokeSigningKey(ctx context.Context, id string, at time.Time) (
 		}
 		out = k
 		if revoked {
-			return audit(ctx, tx, catalog.AuditKeyRevoked(ctx, k, at))
+			return s.record(ctx, tx, catalog.AuditKeyRevoked(ctx, k, at), catalog.KeyEvent(bus.ActionRevoked, k))
 		}
 		return nil
 	})

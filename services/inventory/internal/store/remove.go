@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
@@ -60,7 +61,7 @@ func (s *Store) DeleteTree(ctx context.Context, name string, check func(catalog.
 			return fmt.Errorf("delete tree %s: %w", name, err)
 		}
 		out = catalog.Removed[catalog.Tree]{Entity: t, Also: counts}
-		return audit(ctx, tx, catalog.AuditDeleted(ctx, time.Now(), "tree", name, counts))
+		return s.record(ctx, tx, catalog.AuditDeleted(ctx, time.Now(), "tree", name, counts), catalog.TreeEvent(bus.ActionDeleted, t))
 	})
 	if err != nil {
 		return catalog.Removed[catalog.Tree]{}, err
@@ -105,7 +106,7 @@ func (s *Store) DeleteSite(ctx context.Context, name string, check func(catalog.
 			return fmt.Errorf("delete site %s: %w", name, err)
 		}
 		out = catalog.Removed[catalog.Site]{Entity: site, Also: counts}
-		return audit(ctx, tx, catalog.AuditDeleted(ctx, time.Now(), "site", name, counts))
+		return s.record(ctx, tx, catalog.AuditDeleted(ctx, time.Now(), "site", name, counts), catalog.SiteEvent(bus.ActionDeleted, site))
 	})
 	if err != nil {
 		return catalog.Removed[catalog.Site]{}, err
@@ -134,7 +135,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, site, tree string, check
 			return fmt.Errorf("delete subscription %s: %w", name, err)
 		}
 		out = catalog.Removed[catalog.Subscription]{Entity: sub, Also: counts}
-		return audit(ctx, tx, catalog.AuditDeleted(ctx, time.Now(), "subscription", name, counts))
+		return s.record(ctx, tx, catalog.AuditDeleted(ctx, time.Now(), "subscription", name, counts), catalog.SubscriptionEvent(bus.ActionDeleted, sub))
 	})
 	if err != nil {
 		return catalog.Removed[catalog.Subscription]{}, err

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -24,6 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/pulpdist/pulpdist/migrations"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
 // Driver names, as registered with database/sql.
@@ -78,6 +80,13 @@ func ParseURL(raw string) (driver, dsn string, err error) {
 type Store struct {
 	db     *sql.DB
 	driver string
+	// encode renders the events of changes for the outbox (outbox.go);
+	// wrote holds the open transactions that wrote to it; posted wakes
+	// the relay after such a transaction committed.
+	encode  catalog.Encoder
+	wroteMu sync.Mutex
+	wrote   map[*sql.Tx]bool
+	posted  chan struct{}
 }
 
 // ErrSchema marks a database whose schema is not the one this inventory
@@ -109,7 +118,7 @@ func OpenWith(ctx context.Context, rawURL string, apply bool) (*Store, error) {
 	if driver == DriverPostgres {
 		db.SetMaxOpenConns(16)
 	}
-	s := &Store{db: db, driver: driver}
+	s := &Store{db: db, driver: driver, wrote: map[*sql.Tx]bool{}, posted: make(chan struct{}, 1)}
 	step := (*migrate.Migrate).Up
 	if !apply {
 		step = checkCurrent
@@ -233,9 +242,14 @@ func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	if err := f(tx); err != nil {
 		// The error that made us give up matters more than a failed rollback.
 		_ = tx.Rollback()
+		s.wroteOutbox(tx)
 		return unavailable(err)
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	if s.wroteOutbox(tx) && err == nil {
+		s.signalPosted()
+	}
+	if err != nil {
 		return unavailable(fmt.Errorf("commit: %w", err))
 	}
 	return nil

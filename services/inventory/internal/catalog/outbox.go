@@ -1,0 +1,64 @@
+package catalog
+
+import (
+	"time"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+)
+
+// Event is a fact the catalog announces on the bus: entity.action
+// (bus.EntityTree, bus.ActionCreated) about Subject, with Data one of
+// Site, Tree, Subscription, SigningKey or bus.Trigger. The Repository
+// writes the events of a change in the change's transaction (the outbox),
+// so a change is never stored unannounced nor announced unstored.
+type Event struct {
+	Entity  string
+	Action  string
+	Subject string
+	Data    any
+}
+
+// Message is an Event as sent on the bus: what the outbox stores.
+type Message struct {
+	// ID orders the outbox (a UUIDv7).
+	ID      string
+	Subject string
+	// MsgID is the Nats-Msg-Id: the same message published twice is
+	// stored once.
+	MsgID       string
+	ContentType string
+	Body        []byte
+	CreatedAt   time.Time
+	// Attempts counts failed publications; LastError is the latest.
+	Attempts  int64
+	LastError string
+}
+
+// Encoder turns an event into the messages that announce it.
+type Encoder func(Event) ([]Message, error)
+
+// SiteEvent is the event of a change to site s.
+func SiteEvent(action string, s Site) Event {
+	return Event{Entity: bus.EntitySite, Action: action, Subject: s.Name, Data: s}
+}
+
+// TreeEvent is the event of a change to tree t.
+func TreeEvent(action string, t Tree) Event {
+	return Event{Entity: bus.EntityTree, Action: action, Subject: t.Name, Data: t}
+}
+
+// SubscriptionEvent is the event of a change to subscription s.
+func SubscriptionEvent(action string, s Subscription) Event {
+	return Event{Entity: bus.EntitySubscription, Action: action, Subject: s.Site + "/" + s.Tree, Data: s}
+}
+
+// KeyEvent is the event of a change to signing key k.
+func KeyEvent(action string, k SigningKey) Event {
+	return Event{Entity: bus.EntityKey, Action: action, Subject: k.ID, Data: k}
+}
+
+// SyncRequestedEvent carries trigger t to the scheduler (and announces it
+// as sync.requested).
+func SyncRequestedEvent(t bus.Trigger) Event {
+	return Event{Entity: bus.EntitySync, Action: bus.ActionRequested, Subject: t.Tree, Data: t}
+}
