@@ -291,8 +291,11 @@ func (s *Service) TreeHistory(ctx context.Context, name string) ([]VersionHistor
 }
 
 // Failing lists the newest run of each subscription and origin whose
-// result is FAILED, by tree, then site.
-func (s *Service) Failing(ctx context.Context) ([]Run, error) {
+// result is FAILED, of the site and tree f names, by tree, then site.
+func (s *Service) Failing(ctx context.Context, f SubscriptionFilter) ([]Run, error) {
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return nil, err
+	}
 	d, err := s.repo.OverviewData(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("failing: %w", err)
@@ -312,12 +315,16 @@ func (s *Service) Failing(ctx context.Context) ([]Run, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b Run) int { return cmp.Or(cmp.Compare(a.Tree, b.Tree), cmp.Compare(a.Site, b.Site)) })
-	return out, nil
+	return matching(out, f, func(r Run) (string, string) { return r.Site, r.Tree }), nil
 }
 
-// Alarms lists the subscriptions, not paused, that have been behind the
-// latest version of their tree for longer than the tree allows.
-func (s *Service) Alarms(ctx context.Context) ([]Alarm, error) {
+// Alarms lists the subscriptions, not paused, of the site and tree f
+// names, that have been behind the latest version of their tree for
+// longer than the tree allows, by tree, then site.
+func (s *Service) Alarms(ctx context.Context, f SubscriptionFilter) ([]Alarm, error) {
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return nil, err
+	}
 	d, err := s.repo.OverviewData(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("alarms: %w", err)
@@ -337,7 +344,7 @@ func (s *Service) Alarms(ctx context.Context) ([]Alarm, error) {
 		pausedSite[site.Name] = site.Paused
 	}
 	out := []Alarm{}
-	for _, r := range buildOverview(d, s.now()) {
+	for _, r := range matching(buildOverview(d, s.now()), f, rowPlace) {
 		if r.Role != RoleReplica || r.Paused || pausedTree[r.Tree] || pausedSite[r.Site] || r.BehindSince == nil {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -335,11 +336,26 @@ func (s *Service) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	return s.repo.Runs(ctx, f)
 }
 
-// Overview returns one row per subscription and one per tree origin.
-func (s *Service) Overview(ctx context.Context) ([]OverviewRow, error) {
+// Overview returns one row per subscription and one per tree origin, of
+// the site and tree f names (empty: all), by tree, origin first, then
+// site.
+func (s *Service) Overview(ctx context.Context, f SubscriptionFilter) ([]OverviewRow, error) {
+	if err := checkGivenNames(f.Site, f.Tree); err != nil {
+		return nil, err
+	}
 	d, err := s.repo.OverviewData(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("overview: %w", err)
 	}
-	return buildOverview(d, s.now()), nil
+	return matching(buildOverview(d, s.now()), f, rowPlace), nil
+}
+
+func rowPlace(r OverviewRow) (site, tree string) { return r.Site, r.Tree }
+
+// matching keeps the items whose site and tree f matches.
+func matching[T any](items []T, f SubscriptionFilter, of func(T) (site, tree string)) []T {
+	return slices.DeleteFunc(items, func(v T) bool {
+		site, tree := of(v)
+		return (f.Site != "" && site != f.Site) || (f.Tree != "" && tree != f.Tree)
+	})
 }

@@ -21,8 +21,8 @@ type ControlCatalog interface {
 	SetPaused(ctx context.Context, f catalog.SubscriptionFilter, paused bool) ([]catalog.Subscription, error)
 	TreeHistory(ctx context.Context, tree string) ([]catalog.VersionHistory, error)
 	SiteHistory(ctx context.Context, site string, f catalog.RunFilter) (catalog.Page[catalog.Run], error)
-	Failing(ctx context.Context) ([]catalog.Run, error)
-	Alarms(ctx context.Context) ([]catalog.Alarm, error)
+	Failing(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Run, error)
+	Alarms(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Alarm, error)
 	DryRun(ctx context.Context, site, tree string) (catalog.DryRun, error)
 	Subscriptions(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Subscription, error)
 	RequestSubscriptionSync(ctx context.Context, site, tree string) (string, error)
@@ -88,13 +88,13 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 			p, err := c.SiteHistory(ctx, r.name, r.req.filter)
 			return timePage(ctx, p, r.req.sort, wire.Run), err
 		}),
-		Failing: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Run, error) {
-			rs, err := c.Failing(ctx)
-			return wire.List(rs, wire.Run), err
+		Failing: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
+			rs, err := c.Failing(ctx, r.filter)
+			return paginate(ctx, rs, sortTreeSit, false, runPlaceKey, wire.Run, r.page), err
 		}),
-		Alarms: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.Alarm, error) {
-			as, err := c.Alarms(ctx)
-			return wire.List(as, wire.Alarm), err
+		Alarms: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
+			as, err := c.Alarms(ctx, r.filter)
+			return paginate(ctx, as, sortTreeSit, false, alarmKey, wire.Alarm, r.page), err
 		}),
 		PauseSite:  pause(true, true),
 		ResumeSite: pause(true, false),
@@ -127,8 +127,8 @@ func registerControl(handle func(string, endpoint.Endpoint, httptransport.Decode
 	handle("PATCH /api/v1/sites/{name}", e.UpdateSite, decodeSitePatch, http.StatusOK)
 	handle("GET /api/v1/trees/{name}/history", e.TreeHistory, decodePathValue("name"), http.StatusOK)
 	handle("GET /api/v1/sites/{name}/history", e.SiteHistory, decodeSiteHistory, http.StatusOK)
-	handle("GET /api/v1/failing", e.Failing, decodeNothing, http.StatusOK)
-	handle("GET /api/v1/alarms", e.Alarms, decodeNothing, http.StatusOK)
+	handle("GET /api/v1/failing", e.Failing, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
+	handle("GET /api/v1/alarms", e.Alarms, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
 	handle("POST /api/v1/sites/{name}/pause", e.PauseSite, decodePathValue("name"), http.StatusOK)
 	handle("POST /api/v1/sites/{name}/resume", e.ResumeSite, decodePathValue("name"), http.StatusOK)
 	handle("POST /api/v1/trees/{name}/pause", e.PauseTree, decodePathValue("name"), http.StatusOK)
@@ -182,9 +182,6 @@ func decodeSitePatch(_ context.Context, r *http.Request) (any, error) {
 }
 
 func decodeSiteHistory(ctx context.Context, r *http.Request) (any, error) {
-	if r.URL.Query().Has("site") {
-		return nil, fmt.Errorf("%w: the site is named in the path, not with ?site=", errMalformed)
-	}
 	req, err := decodeRunList(ctx, r)
 	if err != nil {
 		return nil, err

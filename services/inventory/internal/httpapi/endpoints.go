@@ -31,7 +31,7 @@ type Catalog interface {
 	Versions(ctx context.Context, tree string) ([]catalog.Version, error)
 	Run(ctx context.Context, id string) (catalog.Run, error)
 	Runs(ctx context.Context, f catalog.RunFilter) ([]catalog.Run, error)
-	Overview(ctx context.Context) ([]catalog.OverviewRow, error)
+	Overview(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.OverviewRow, error)
 	SigningKeys(ctx context.Context) ([]catalog.SigningKey, error)
 	AddSigningKey(ctx context.Context, name, publicKey string) (catalog.SigningKey, bool, error)
 	RevokeSigningKey(ctx context.Context, id string) (catalog.SigningKey, error)
@@ -142,9 +142,9 @@ func MakeEndpoints(c Catalog) Endpoints {
 			r, err := c.Run(ctx, id)
 			return wire.Run(r), err
 		}),
-		Overview: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.OverviewRow, error) {
-			rows, err := c.Overview(ctx)
-			return wire.List(rows, wire.OverviewRow), err
+		Overview: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
+			rows, err := c.Overview(ctx, r.filter)
+			return paginate(ctx, rows, sortOverview, false, overviewKey, wire.OverviewRow, r.page), err
 		}),
 		ListSigningKeys: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.SigningKey, error) {
 			ks, err := c.SigningKeys(ctx)

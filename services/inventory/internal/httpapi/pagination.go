@@ -214,9 +214,10 @@ func keyTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.00
 
 // Sort orders and keys of the lists paginated in memory.
 const (
-	sortName    = "name"
-	sortTreeSit = "tree,site"
-	sortVersion = "-published_at"
+	sortName     = "name"
+	sortTreeSit  = "tree,site"
+	sortOverview = "tree,role,site"
+	sortVersion  = "-published_at"
 )
 
 func siteKey(s catalog.Site) []string { return []string{s.Name} }
@@ -225,6 +226,18 @@ func subscriptionKey(s catalog.Subscription) []string {
 	return []string{s.Tree, s.Site}
 }
 func versionKey(v catalog.Version) []string { return []string{keyTime(v.PublishedAt), v.Root} }
+func runPlaceKey(r catalog.Run) []string    { return []string{r.Tree, r.Site} }
+func alarmKey(a catalog.Alarm) []string     { return []string{a.Tree, a.Site} }
+
+// overviewKey orders a tree's origin row before its replicas, as
+// catalog.Overview does.
+func overviewKey(r catalog.OverviewRow) []string {
+	role := "1"
+	if r.Role == catalog.RoleOrigin {
+		role = "0"
+	}
+	return []string{r.Tree, role, r.Site}
+}
 
 // timeListRequest is a decoded list request of a list ordered by time.
 type timeListRequest[F any] struct {

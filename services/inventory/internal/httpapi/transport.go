@@ -32,7 +32,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 		httptransport.ServerErrorEncoder(encodeError(log)),
 	}
 	handle := func(pattern string, ep endpoint.Endpoint, dec httptransport.DecodeRequestFunc, status int) {
-		mux.Handle(pattern, auth.Guard(pattern, httptransport.NewServer(ep, dec, encodeJSON(status), opts...)))
+		mux.Handle(pattern, auth.Guard(pattern, checkQuery(pattern, httptransport.NewServer(ep, dec, encodeJSON(status), opts...))))
 	}
 	handle("POST /api/v1/sites", e.CreateSite, decodeSite, http.StatusCreated)
 	handle("GET /api/v1/sites", e.ListSites, decodeList(sortName, noFilter), http.StatusOK)
@@ -47,7 +47,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	handle("GET /api/v1/subscriptions", e.ListSubscriptions, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
 	handle("GET /api/v1/runs", e.ListRuns, decodeRunList, http.StatusOK)
 	handle("GET /api/v1/runs/{id}", e.GetRun, decodePathValue("id"), http.StatusOK)
-	handle("GET /api/v1/overview", e.Overview, decodeNothing, http.StatusOK)
+	handle("GET /api/v1/overview", e.Overview, decodeList(sortOverview, subscriptionFilter), http.StatusOK)
 	handle("GET /api/v1/keys", e.ListSigningKeys, decodeNothing, http.StatusOK)
 	handle("POST /api/v1/keys", e.AddSigningKey, decodeSigningKey, http.StatusCreated)
 	handle("POST /api/v1/keys/{id}/revoke", e.RevokeSigningKey, decodePathValue("id"), http.StatusOK)
