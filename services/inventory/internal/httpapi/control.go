@@ -77,8 +77,8 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 			return withTag(wire.Tree(t)), err
 		}),
 		UpdateSite: typed(func(ctx context.Context, u update[catalog.SitePatch]) (tagged, error) {
-			s, err := c.UpdateSite(ctx, u.name, u.patch, checkTag(u.ifMatch, wire.Site))
-			return withTag(wire.Site(s)), err
+			s, err := c.UpdateSite(ctx, u.name, u.patch, checkTag(u.ifMatch, siteSettings))
+			return siteTagged(s), err
 		}),
 		TreeHistory: typed(func(ctx context.Context, name string) ([]inventoryapi.VersionHistory, error) {
 			hs, err := c.TreeHistory(ctx, name)

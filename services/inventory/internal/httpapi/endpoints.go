@@ -98,9 +98,9 @@ func MakeEndpoints(c Catalog) Endpoints {
 			ss, err := c.Sites(ctx)
 			return paginate(ctx, ss, sortName, false, siteKey, wire.Site, r.page), err
 		}),
-		GetSite: typed(func(ctx context.Context, name string) (inventoryapi.Site, error) {
+		GetSite: typed(func(ctx context.Context, name string) (tagged, error) {
 			s, err := c.Site(ctx, name)
-			return wire.Site(s), err
+			return siteTagged(s), err
 		}),
 		CreateTree: typed(func(ctx context.Context, t catalog.Tree) (inventoryapi.Tree, error) {
 			t, err := c.CreateTree(ctx, t)

@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/wire"
 )
 
 // Conditional requests (RFC 9110 §13). Every GET answer carries an ETag:
@@ -124,6 +128,23 @@ func (t tagged) Headers() http.Header {
 		h.Set("ETag", t.tag)
 	}
 	return h
+}
+
+// siteSettings is what a site's entity tag covers: the site without its
+// last heartbeat, which the bus moves whenever the site's agent reports.
+// An administrator's If-Match stays good while agents report; a GET with
+// If-None-Match may then answer 304 although last_heartbeat moved (the
+// site lists and the overview are tagged by their whole bodies).
+func siteSettings(s catalog.Site) inventoryapi.Site {
+	s.LastHeartbeat = nil
+	return wire.Site(s)
+}
+
+// siteTagged answers a site with the tag of its settings.
+func siteTagged(s catalog.Site) tagged {
+	t := withTag(siteSettings(s))
+	t.v = wire.Site(s)
+	return t
 }
 
 // withTag answers v with its entity tag.

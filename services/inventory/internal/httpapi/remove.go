@@ -50,7 +50,7 @@ func makeRemovalEndpoints(c RemovalCatalog) RemovalEndpoints {
 			return inventoryapi.Deletion{Entity: "tree", Name: r.Entity.Name, Removed: r.Also}, err
 		}),
 		DeleteSite: typed(func(ctx context.Context, d deletion) (inventoryapi.Deletion, error) {
-			r, err := c.DeleteSite(ctx, d.site, optionalTag(d.ifMatch, wire.Site))
+			r, err := c.DeleteSite(ctx, d.site, optionalTag(d.ifMatch, siteSettings))
 			return inventoryapi.Deletion{Entity: "site", Name: r.Entity.Name, Removed: r.Also}, err
 		}),
 		DeleteSubscription: typed(func(ctx context.Context, d deletion) (inventoryapi.Deletion, error) {
