@@ -31,6 +31,7 @@ type compose struct {
 		} `yaml:"build"`
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   any               `yaml:"depends_on"`
+		Volumes     []string          `yaml:"volumes"`
 	} `yaml:"services"`
 }
 
@@ -81,6 +82,9 @@ func TestComposeMatchesPrograms(t *testing.T) {
 			continue
 		}
 		prog := svc.Build.Args["SERVICE"]
+		if prog == "pulpdist" { // the command line: checked with the agents below
+			continue
+		}
 		vars, ok := reads[prog]
 		if !ok {
 			t.Errorf("%s builds SERVICE=%q, which is not a pulpdist service", name, prog)
@@ -146,12 +150,89 @@ func TestComposeMatchesPrograms(t *testing.T) {
 			t.Errorf("%s: %s is %q, want a ${PULPDIST_…:?…} or ${…:-…} reference to the environment", name, env, v)
 		}
 	}
+	checkAgentTokens(t, c, httpPort["inventory"])
 	nats, ok := c.Services["nats"]
 	if !ok || !slices.Contains(nats.Command, "--jetstream") {
 		t.Errorf("the nats service must run with --jetstream")
 	}
 	if _, ok := c.Services["postgres"]; !ok {
 		t.Errorf("no postgres service")
+	}
+}
+
+// checkAgentTokens: one `pulpdist token provision` job writes the token
+// file of every site-agent into a volume, in the file the agent reads, and
+// each agent starts only once the job has completed.
+func checkAgentTokens(t *testing.T, c compose, inventoryPort string) {
+	t.Helper()
+	var job string
+	for name, svc := range c.Services {
+		if svc.Build.Args["SERVICE"] == "pulpdist" {
+			if job != "" {
+				t.Errorf("two command-line jobs: %s and %s", job, name)
+			}
+			job = name
+		}
+	}
+	if job == "" {
+		t.Fatal("no job provisions the site-agents' tokens (a service built with SERVICE=pulpdist running token provision)")
+	}
+	j := c.Services[job]
+	cmd := j.Command
+	if len(cmd) < 4 || cmd[0] != "token" || cmd[1] != "provision" {
+		t.Fatalf("%s runs %q, want token provision", job, cmd)
+	}
+	dir := ""
+	var sites []string
+	for i := 2; i < len(cmd); i++ {
+		switch cmd[i] {
+		case "--dir":
+			i++
+			dir = cmd[i]
+		case "--wait":
+			i++
+		default:
+			sites = append(sites, cmd[i])
+		}
+	}
+	if u, err := url.Parse(j.Environment["PULPDIST_API_URL"]); err != nil || u.Hostname() != "inventory" || u.Port() != inventoryPort {
+		t.Errorf("%s: PULPDIST_API_URL %q is not the inventory's API", job, j.Environment["PULPDIST_API_URL"])
+	}
+	if !strings.HasPrefix(j.Environment["PULPDIST_TOKEN"], "${PULPDIST_ADMIN_TOKEN:?") {
+		t.Errorf("%s: PULPDIST_TOKEN must be the admin token from the environment", job)
+	}
+	volume := ""
+	for _, v := range j.Volumes {
+		if src, dst, _ := strings.Cut(v, ":"); dst == dir {
+			volume = src
+		}
+	}
+	if volume == "" {
+		t.Fatalf("%s writes %s, which is no volume of it (%v)", job, dir, j.Volumes)
+	}
+	var agentSites []string
+	for name, svc := range c.Services {
+		if svc.Build.Args["SERVICE"] != "siteagent" {
+			continue
+		}
+		site := svc.Environment["PULPDIST_SITE"]
+		agentSites = append(agentSites, site)
+		if got, want := svc.Environment["PULPDIST_AGENT_TOKEN_FILE"], dir+"/"+site+".token"; got != want {
+			t.Errorf("%s reads its agent token from %q, the job writes %q", name, got, want)
+		}
+		if !slices.Contains(svc.Volumes, volume+":"+dir+":ro") {
+			t.Errorf("%s does not mount %s read-only at %s (%v)", name, volume, dir, svc.Volumes)
+		}
+		deps, _ := svc.DependsOn.(map[string]any)
+		dep, _ := deps[job].(map[string]any)
+		if dep["condition"] != "service_completed_successfully" {
+			t.Errorf("%s does not wait for %s to complete (depends_on %v)", name, job, svc.DependsOn)
+		}
+	}
+	slices.Sort(agentSites)
+	slices.Sort(sites)
+	if !slices.Equal(sites, agentSites) {
+		t.Errorf("%s provisions %v, the site-agents are %v", job, sites, agentSites)
 	}
 }
 
@@ -165,7 +246,8 @@ func TestDockerfileBuildsEveryService(t *testing.T) {
 	df := string(raw)
 	for _, want := range []string{
 		"ARG SERVICE", "COPY go.work go.work.sum", "COPY libs/", "COPY migrations/", "COPY services/",
-		"./services/${SERVICE}/cmd/${SERVICE}", "CGO_ENABLED=0",
+		"./services/${SERVICE}/cmd/${SERVICE}", "./cmd/pulpdist", "CGO_ENABLED=0",
+		"--chown=65532:65532 /out/empty/ /var/lib/pulpdist/", "--chown=65532:65532 /out/empty/ /etc/pulpdist/",
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 )
 
@@ -87,7 +93,80 @@ for; the other roles take none.`,
 			return renderTokens([]inventoryapi.Token{t})
 		},
 	})
+	token.AddCommand(newTokenProvision(stdout, client))
 	return token
+}
+
+// newTokenProvision makes `pulpdist token provision`: the agent token
+// files of a deployment, made once and kept while they are live.
+func newTokenProvision(stdout io.Writer, client func() *inventoryapi.Client) *cobra.Command {
+	var dir string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "provision SITE... --dir DIR [--wait DURATION]",
+		Short: "Make sure DIR/<site>.token holds a live agent token of each site",
+		Long: `For each site, keep the agent token in DIR/<site>.token when the inventory
+still accepts it for that site, or make a new one (admin) and write it there
+(mode 0600, replaced atomically). Run it at every start of a deployment: it
+changes nothing once the tokens exist. Each site-agent then reads its file
+(PULPDIST_AGENT_TOKEN_FILE) and signs its reports with it. With --wait, an
+inventory that is not answering yet is tried again until the time is up.
+Prints "created PATH" or "kept PATH" per site.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, sites []string) error {
+			if dir == "" {
+				return fmt.Errorf("token provision: --dir is required")
+			}
+			for _, site := range sites {
+				if err := bus.ValidateName("site", site); err != nil {
+					return fmt.Errorf("token provision: %w", err)
+				}
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("token provision: %w", err)
+			}
+			deadline := time.Now().Add(wait)
+			for _, site := range sites {
+				path := filepath.Join(dir, site+".token")
+				for {
+					_, made, err := inventoryapi.ProvisionAgentToken(cmd.Context(), client(), site, path, "agent of "+site+" (pulpdist token provision)")
+					if err != nil && retryable(err) && time.Now().Before(deadline) {
+						select {
+						case <-cmd.Context().Done():
+							return cmd.Context().Err()
+						case <-time.After(time.Second):
+						}
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					verb := "kept"
+					if made {
+						verb = "created"
+					}
+					fmt.Fprintln(stdout, verb, path)
+					break
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory of the token files (required; made if missing)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "how long to keep trying while the inventory does not answer (0: fail at once)")
+	return cmd
+}
+
+// retryable reports whether err says the inventory is not there yet (no
+// connection, or 503), rather than refusing the request.
+func retryable(err error) bool {
+	var p *inventoryapi.Problem
+	if errors.As(err, &p) {
+		return p.Status == http.StatusServiceUnavailable
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &oe) || errors.As(err, &ne)
 }
 
 func dash(s string) string {

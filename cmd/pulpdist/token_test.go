@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -99,6 +101,106 @@ func TestTokenCommandsRefuseBadInput(t *testing.T) {
 		{[]string{"--token", strings.Repeat("x", 600), "token", "list"}, "longer than 512 bytes"},
 	} {
 		if _, err := cli(t, append([]string{"--api", api}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestTokenProvision: provision makes one agent token file per site, keeps
+// live ones on later runs, and replaces a revoked token or one of another
+// site.
+func TestTokenProvision(t *testing.T) {
+	api := startInventory(t)
+	dir := filepath.Join(t.TempDir(), "keys")
+	read := func(site string) string {
+		t.Helper()
+		p := filepath.Join(dir, site+".token")
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", p, fi.Mode().Perm())
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokenLine.Find(b) == nil {
+			t.Fatalf("%s holds %q, want one token line", p, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	provision := func(want string, sites ...string) {
+		t.Helper()
+		out, err := cli(t, append([]string{"--api", api, "token", "provision", "--dir", dir}, sites...)...)
+		if err != nil {
+			t.Fatalf("provision %v: %v", sites, err)
+		}
+		if out != want {
+			t.Fatalf("provision %v printed %q, want %q", sites, out, want)
+		}
+	}
+	agentTokens := func() []inventoryapi.Token {
+		t.Helper()
+		out, err := cli(t, "--api", api, "--json", "token", "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts []inventoryapi.Token
+		if err := json.Unmarshal([]byte(out), &ts); err != nil {
+			t.Fatal(err)
+		}
+		var live []inventoryapi.Token
+		for _, tk := range ts {
+			if tk.Role == "agent" && tk.RevokedAt == nil {
+				live = append(live, tk)
+			}
+		}
+		return live
+	}
+
+	provision("created "+filepath.Join(dir, "origin.token")+"\ncreated "+filepath.Join(dir, "site-a.token")+"\n", "origin", "site-a")
+	origin, siteA := read("origin"), read("site-a")
+	if ts := agentTokens(); len(ts) != 2 || ts[0].Site != "origin" || ts[1].Site != "site-a" {
+		t.Fatalf("agent tokens = %+v", ts)
+	}
+	provision("kept "+filepath.Join(dir, "origin.token")+"\nkept "+filepath.Join(dir, "site-a.token")+"\n", "origin", "site-a")
+	if read("origin") != origin || read("site-a") != siteA || len(agentTokens()) != 2 {
+		t.Fatal("a second provision changed live tokens")
+	}
+
+	// A revoked token is replaced; so is another site's token.
+	id := tokenLine.FindStringSubmatch(siteA + "\n")[1]
+	if _, err := cli(t, "--api", api, "token", "revoke", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "site-b.token"), []byte(origin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	provision("kept "+filepath.Join(dir, "origin.token")+"\ncreated "+filepath.Join(dir, "site-a.token")+"\ncreated "+filepath.Join(dir, "site-b.token")+"\n",
+		"origin", "site-a", "site-b")
+	if read("site-a") == siteA || read("site-b") == origin || read("origin") != origin {
+		t.Fatal("the revoked or foreign token was kept, or the live one replaced")
+	}
+	if ts := agentTokens(); len(ts) != 3 {
+		t.Fatalf("live agent tokens = %+v, want origin, site-a and site-b", ts)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"token", "provision", "origin"}, "--dir is required"},
+		{[]string{"token", "provision", "--dir", dir}, "requires at least 1 arg"},
+		{[]string{"token", "provision", "--dir", dir, "Bad_Site"}, "[a-z0-9][a-z0-9-]{0,62}"},
+		{[]string{"--api", "http://127.0.0.1:1", "token", "provision", "--dir", t.TempDir(), "origin"}, "connection refused"},
+	} {
+		args := tc.args
+		if args[0] != "--api" {
+			args = append([]string{"--api", api}, args...)
+		}
+		if _, err := cli(t, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}
 	}

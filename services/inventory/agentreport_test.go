@@ -94,14 +94,14 @@ func publishSigned(t *testing.T, h *harness, id, site, token string, data any, t
 	publishRaw(t, h.js, bus.EventSubject(bus.EntitySync, bus.ActionFinished), body)
 }
 
-// TestSignedAgentReports: with signed reports required, a site-agent's
+// TestSignedAgentReports: by default (signed reports required), a site-agent's
 // event is applied only when signed with a live agent token of its own
 // site and unchanged since; every other one is kept as a problem, without
 // counting as a heartbeat.
 func TestSignedAgentReports(t *testing.T) {
 	for _, db := range databases {
 		t.Run(db.name, func(t *testing.T) {
-			h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: db.url(t), RequireSignedReports: true})
+			h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: db.url(t)})
 			testSignedAgentReports(t, h)
 		})
 	}

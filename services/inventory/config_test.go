@@ -37,20 +37,20 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigEnvAndFlags(t *testing.T) {
 	env := map[string]string{
-		"PULPDIST_NATS_URL":               "nats://bus:14222",
-		"PULPDIST_DATABASE_URL":           "postgresql://inv@db/inventory",
-		"PULPDIST_HTTP_ADDR":              ":18080",
-		"PULPDIST_LOG_FORMAT":             "json",
-		"PULPDIST_LOG_LEVEL":              "debug",
-		"PULPDIST_MIGRATE":                "true",
-		"PULPDIST_REQUIRE_SIGNED_REPORTS": "true",
+		"PULPDIST_NATS_URL":                "nats://bus:14222",
+		"PULPDIST_DATABASE_URL":            "postgresql://inv@db/inventory",
+		"PULPDIST_HTTP_ADDR":               ":18080",
+		"PULPDIST_LOG_FORMAT":              "json",
+		"PULPDIST_LOG_LEVEL":               "debug",
+		"PULPDIST_MIGRATE":                 "true",
+		"PULPDIST_ACCEPT_UNSIGNED_REPORTS": "true",
 	}
 	cfg, err := parse(t, env, "-database-url", "sqlite:///var/lib/pulpdist/inventory.db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Migrate || !cfg.RequireSignedReports {
-		t.Fatal("PULPDIST_MIGRATE=true or PULPDIST_REQUIRE_SIGNED_REPORTS=true did not set its field")
+	if !cfg.Migrate || !cfg.AcceptUnsignedReports {
+		t.Fatal("PULPDIST_MIGRATE=true or PULPDIST_ACCEPT_UNSIGNED_REPORTS=true did not set its field")
 	}
 	if cfg.NATSURL != "nats://bus:14222" || cfg.DatabaseURL != "sqlite:///var/lib/pulpdist/inventory.db" ||
 		cfg.HTTPAddr != ":18080" || cfg.LogFormat != "json" || cfg.LogLevel != "debug" {
@@ -63,7 +63,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	s := config.New("inventory", func(string) (string, bool) { return "", false })
 	cfg.Bind(s)
 	names = s.EnvVars()
-	if got := strings.Join(names, ","); got != "PULPDIST_ADMIN_TOKEN,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL,PULPDIST_REQUIRE_SIGNED_REPORTS" {
+	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
 		t.Fatalf("env vars = %s", got)
 	}
 }

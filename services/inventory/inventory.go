@@ -65,9 +65,11 @@ type Config struct {
 	// Migrate applies pending database migrations at start; without it
 	// the inventory refuses to start on a schema that is not current.
 	Migrate bool
-	// RequireSignedReports refuses (keeps as problems) the events of
-	// site-agents that are not signed with their site's agent token.
-	RequireSignedReports bool
+	// AcceptUnsignedReports applies site-agents' events that carry no
+	// signature, as reports of the site their source names. By default
+	// (false) they are kept as problems: only an agent holding its site's
+	// agent token reports for the site (docs/adr/0004-signed-agent-reports.md).
+	AcceptUnsignedReports bool
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -79,8 +81,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
 	s.String(&c.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.Bool(&c.Migrate, "migrate", "PULPDIST_MIGRATE", false, "apply pending database migrations at start (without it, a schema that is not current stops the inventory)")
-	s.Bool(&c.RequireSignedReports, "require-signed-reports", "PULPDIST_REQUIRE_SIGNED_REPORTS", false,
-		"apply a site-agent's events only when signed with its site's agent token (PULPDIST_AGENT_TOKEN of the agent); others are kept as problems")
+	s.Bool(&c.AcceptUnsignedReports, "accept-unsigned-reports", "PULPDIST_ACCEPT_UNSIGNED_REPORTS", false,
+		"also apply site-agents' events that are not signed with an agent token, believing the site their source names (for agents not yet given PULPDIST_AGENT_TOKEN; signed ones are checked all the same)")
 	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
 }
 
@@ -146,7 +148,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish,
-		reports: events.Reports{RequireSigned: cfg.RequireSignedReports}}
+		reports: events.Reports{RequireSigned: !cfg.AcceptUnsignedReports}}
 	if s.republish == 0 {
 		s.republish = DefaultKeyRepublish
 	}

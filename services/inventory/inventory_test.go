@@ -48,7 +48,9 @@ var databases = []struct {
 
 func start(t *testing.T, dbURL string, extra ...*health.Probe) *harness {
 	t.Helper()
-	return startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: dbURL, ExtraProbes: extra})
+	// The tests publish agents' events unsigned (agentreport_test.go
+	// checks signed ones).
+	return startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: dbURL, ExtraProbes: extra, AcceptUnsignedReports: true})
 }
 
 // startWith runs an inventory with cfg (NATS and database URLs set by the

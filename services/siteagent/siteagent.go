@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,6 +47,37 @@ type Config struct {
 	// every event the agent publishes is signed with it (bus.SignReport),
 	// so the inventory knows the report comes from this site.
 	AgentToken string
+	// AgentTokenFile names a file holding AgentToken (a mounted secret,
+	// or what `pulpdist token provision` wrote); one of the two at most.
+	AgentTokenFile string
+}
+
+// maxTokenFile bounds an agent token file.
+const maxTokenFile = 4096
+
+// agentToken is the agent token configured, read from AgentTokenFile
+// when that is set ("" when neither is).
+func (c Config) agentToken() (string, error) {
+	if c.AgentTokenFile == "" {
+		return c.AgentToken, nil
+	}
+	if c.AgentToken != "" {
+		return "", fmt.Errorf("agent token: set PULPDIST_AGENT_TOKEN or PULPDIST_AGENT_TOKEN_FILE, not both")
+	}
+	f, err := os.Open(c.AgentTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("agent token file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("agent token file %s: %w", c.AgentTokenFile, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(b) > maxTokenFile || tok == "" || strings.ContainsAny(tok, "\r\n") {
+		return "", fmt.Errorf("agent token file %s must hold one token on one line", c.AgentTokenFile)
+	}
+	return tok, nil
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -56,6 +88,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.SourceRoots, "source-roots", "PULPDIST_SOURCE_ROOTS", "", "comma-separated directories tree sources must be under (empty: any)")
 	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys trusted besides the inventory's signing keys (with neither, packs need no signature)")
 	s.String(&c.AgentToken, "agent-token", "PULPDIST_AGENT_TOKEN", "", "this site's agent token of the inventory API (pulpdist token create --role agent --site SITE); signs every event the agent reports (prefer the env var: flags show in ps)")
+	s.String(&c.AgentTokenFile, "agent-token-file", "PULPDIST_AGENT_TOKEN_FILE", "", "file holding this site's agent token, instead of PULPDIST_AGENT_TOKEN (pulpdist token provision writes one)")
 }
 
 // sourceRoots lists the configured source roots.
@@ -78,8 +111,10 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data dir %q must be an absolute path", c.DataDir))
 	}
-	if c.AgentToken != "" {
-		if _, err := bus.ReportTokenID(c.AgentToken); err != nil {
+	if tok, err := c.agentToken(); err != nil {
+		errs = append(errs, err)
+	} else if tok != "" {
+		if _, err := bus.ReportTokenID(tok); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -125,15 +160,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 			return nil, fmt.Errorf("siteagent config: %w", err)
 		}
 	}
+	tok, err := cfg.agentToken()
+	if err != nil { // read by Validate too, but the file may have gone since
+		return nil, fmt.Errorf("siteagent config: %w", err)
+	}
 	log = log.With("site", cfg.Site)
 	d, err := daemon.New(ctx, "siteagent-"+cfg.Site, cfg.Options, log)
 	if err != nil {
 		return nil, err
 	}
 	events := bus.NewEvents(d.JS, "/pulpdist/siteagent/"+cfg.Site)
-	if cfg.AgentToken != "" {
-		id, _ := bus.ReportTokenID(cfg.AgentToken) // checked by Validate
-		events.SignReportsWith(id, bus.ReportKey(cfg.AgentToken))
+	if tok != "" {
+		id, _ := bus.ReportTokenID(tok) // checked by Validate
+		events.SignReportsWith(id, bus.ReportKey(tok))
+	} else {
+		log.Warn("no agent token: an inventory that requires signed reports (the default) keeps this agent's reports as problems; set PULPDIST_AGENT_TOKEN_FILE or PULPDIST_AGENT_TOKEN")
 	}
 	return &Service{
 		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, keys: newKeyring(trusted, log),

@@ -392,3 +392,39 @@ func TestConfigIsValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentTokenFile: the token may come from a file (a mounted secret);
+// a file that is missing, empty, of several lines, too big or holding no
+// token, or a token given both ways, is refused before the agent starts.
+func TestAgentTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "s", DataDir: "/d"}
+	good := base
+	good.AgentTokenFile = file("good", "pdt_abc123_secretsecret\n")
+	if err := good.Validate(); err != nil {
+		t.Fatalf("a token file with a trailing newline: %v", err)
+	}
+	for _, tc := range []struct {
+		name, token, file, want string
+	}{
+		{"missing", "", filepath.Join(dir, "nope"), "no such file"},
+		{"empty", "", file("empty", "\n"), "one token on one line"},
+		{"two lines", "", file("two", "pdt_a_b\npdt_c_d\n"), "one token on one line"},
+		{"too big", "", file("big", "pdt_a_"+strings.Repeat("x", 5000)), "one token on one line"},
+		{"not a token", "", file("junk", "hunter2"), "pdt_<id>_<secret>"},
+		{"both", "pdt_abc123_secretsecret", good.AgentTokenFile, "not both"},
+	} {
+		cfg := base
+		cfg.AgentToken, cfg.AgentTokenFile = tc.token, tc.file
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -163,7 +163,6 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra, AdminToken: st.Token,
 		Migrate: true, // the dev stack's own database: always brought up to date
 		// Every agent signs its reports with its own token (Run).
-		RequireSignedReports: true,
 	}, o.Log.With("service", "inventory"))
 	if err != nil {
 		return nil, err
@@ -211,11 +210,10 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 func (s *Stack) startAgents(ctx context.Context) error {
 	admin := inventoryapi.NewClient(s.APIURL, &http.Client{Timeout: 30 * time.Second}).WithToken(s.Token)
 	for _, cfg := range s.agents {
-		tok, err := s.agentToken(ctx, admin, cfg.Site)
-		if err != nil {
+		cfg.AgentTokenFile = filepath.Join(s.DataDir, "keys", "agent-"+cfg.Site+".token")
+		if _, _, err := inventoryapi.ProvisionAgentToken(ctx, admin, cfg.Site, cfg.AgentTokenFile, "pulpdist dev agent of "+cfg.Site); err != nil {
 			return err
 		}
-		cfg.AgentToken = tok
 		ag, err := siteagent.New(ctx, cfg, s.agentLog)
 		if err != nil {
 			return err
@@ -223,28 +221,6 @@ func (s *Stack) startAgents(ctx context.Context) error {
 		s.runs = append(s.runs, ag.Run)
 	}
 	return nil
-}
-
-func (s *Stack) agentToken(ctx context.Context, admin *inventoryapi.Client, site string) (string, error) {
-	path := filepath.Join(s.DataDir, "keys", "agent-"+site+".token")
-	if b, err := os.ReadFile(path); err == nil {
-		tok := strings.TrimSpace(string(b))
-		// A live agent token may read its site (404 while the site is not
-		// declared); a revoked or unknown one gets 401.
-		_, err := admin.WithToken(tok).Site(ctx, site)
-		var p *inventoryapi.Problem
-		if err == nil || (errors.As(err, &p) && p.Status != http.StatusUnauthorized) {
-			return tok, nil
-		}
-	}
-	tc, err := admin.CreateToken(ctx, inventoryapi.TokenCreate{Role: "agent", Site: site, Name: "pulpdist dev agent of " + site})
-	if err != nil {
-		return "", fmt.Errorf("agent token of %s: %w", site, err)
-	}
-	if err := os.WriteFile(path, []byte(tc.Secret+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("agent token of %s: %w", site, err)
-	}
-	return tc.Secret, nil
 }
 
 // Run runs every service until ctx ends or one fails, then stops them all

@@ -134,7 +134,7 @@ func (r Reports) authenticate(ctx context.Context, rec Recorder, ev event.Event,
 	id, signed := bus.ReportSigner(ev)
 	if !signed {
 		if r.RequireSigned {
-			return fmt.Errorf("%w: unsigned report from the site-agent of %q (the inventory requires reports signed with the site's agent token: PULPDIST_AGENT_TOKEN)", catalog.ErrUnauthenticated, site)
+			return fmt.Errorf("%w: unsigned report from the site-agent of %q (give the agent its site's agent token, PULPDIST_AGENT_TOKEN or PULPDIST_AGENT_TOKEN_FILE, or run the inventory with PULPDIST_ACCEPT_UNSIGNED_REPORTS=true)", catalog.ErrUnauthenticated, site)
 		}
 		return nil
 	}
