@@ -11,11 +11,15 @@ import (
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 )
 
-// The catalog commands: `pulpdist tree|site create|show|set|pause|resume|delete`,
+// The catalog commands: `pulpdist tree|site create|show|set|history|pause|resume|delete`,
 // `pulpdist sites`, `pulpdist subscribe` and `pulpdist unsubscribe`. A
 // set reads the tree or site with its ETag and changes only the flags
 // given, with If-Match, so that a change somebody made meanwhile is
-// refused (412) rather than overwritten.
+// refused (412) rather than overwritten. A list flag given to set
+// (--filter, --protect, --window) replaces the whole list; --clear-filters,
+// --clear-protect and --clear-windows empty it. An empty value such as
+// --filter '' is refused rather than taken to mean "clear": in a script,
+// an unset variable would otherwise wipe the list.
 
 // treeFlags are the settings of a tree as flags.
 type treeFlags struct {
@@ -24,6 +28,8 @@ type treeFlags struct {
 	keep                               int
 	maxDeletions                       int64
 	disabled                           bool
+	// clearFilters and clearProtect (set only) empty the lists.
+	clearFilters, clearProtect bool
 }
 
 func (f *treeFlags) bind(fs *pflag.FlagSet, create bool) {
@@ -34,8 +40,14 @@ func (f *treeFlags) bind(fs *pflag.FlagSet, create bool) {
 	fs.StringVar(&f.schedule, "schedule", "", `five-field cron expression ("" for manual syncs only)`)
 	fs.StringVar(&f.typ, "type", "", "simple, versioned or snapshot")
 	fs.StringVar(&f.lag, "allowed-lag", "", "how far behind a site may be before the freshness alarm, such as 6h")
-	fs.StringArrayVar(&f.filters, "filter", nil, `rsync-style rule such as "- *.tmp" (repeat; docs/filters.md)`)
-	fs.StringArrayVar(&f.protect, "protect", nil, "pattern of paths no sync deletes (repeat)")
+	filterHelp, protectHelp := "repeat", "repeat"
+	if !create {
+		filterHelp, protectHelp = "repeat; the rules given replace them all", "repeat; the patterns given replace them all"
+		fs.BoolVar(&f.clearFilters, "clear-filters", false, "remove every filter rule")
+		fs.BoolVar(&f.clearProtect, "clear-protect", false, "remove every protected path pattern")
+	}
+	fs.StringArrayVar(&f.filters, "filter", nil, `rsync-style rule such as "- *.tmp" (`+filterHelp+`; docs/filters.md)`)
+	fs.StringArrayVar(&f.protect, "protect", nil, "pattern of paths no sync deletes ("+protectHelp+")")
 	fs.IntVar(&f.keep, "keep", 0, "versions kept at each site (retention)")
 	fs.Int64Var(&f.maxDeletions, "max-deletions", 0, "refuse a sync that deletes more entries than this (0: no guard)")
 	fs.BoolVar(&f.disabled, "disabled", false, "the scheduler does not fire the tree")
@@ -50,19 +62,58 @@ func given[T any](fs *pflag.FlagSet, name string, v *T) *T {
 	return nil
 }
 
+// listFlag checks the values of the list flag name, whose clear flag
+// (clearFlag: "" on create) empties the list, and returns the list to send:
+// nil when neither flag was given, empty when cleared.
+func listFlag(fs *pflag.FlagSet, name, clearFlag string, vals []string, cleared bool) (*[]string, error) {
+	for _, v := range vals {
+		if strings.TrimSpace(v) != "" {
+			continue
+		}
+		if clearFlag == "" {
+			return nil, fmt.Errorf("an empty --%s is not a value; leave the flag out", name)
+		}
+		return nil, fmt.Errorf("an empty --%s is not a value; --%s removes them all", name, clearFlag)
+	}
+	switch {
+	case cleared && fs.Changed(name):
+		return nil, fmt.Errorf("--%s and --%s contradict each other (--%s alone replaces the whole list)", name, clearFlag, name)
+	case cleared:
+		return &[]string{}, nil
+	}
+	return given(fs, name, &vals), nil
+}
+
 // patch is the TreePatch of the flags given on the command line.
-func (f *treeFlags) patch(fs *pflag.FlagSet) inventoryapi.TreePatch {
+func (f *treeFlags) patch(fs *pflag.FlagSet) (inventoryapi.TreePatch, error) {
+	filters, err := listFlag(fs, "filter", "clear-filters", f.filters, f.clearFilters)
+	if err != nil {
+		return inventoryapi.TreePatch{}, err
+	}
+	protect, err := listFlag(fs, "protect", "clear-protect", f.protect, f.clearProtect)
+	if err != nil {
+		return inventoryapi.TreePatch{}, err
+	}
 	p := inventoryapi.TreePatch{
 		Source: given(fs, "source", &f.source), Schedule: given(fs, "schedule", &f.schedule),
 		Type: given(fs, "type", &f.typ), AllowedLag: given(fs, "allowed-lag", &f.lag),
-		Filters: given(fs, "filter", &f.filters), ProtectedPaths: given(fs, "protect", &f.protect),
+		Filters: filters, ProtectedPaths: protect,
 		Keep: given(fs, "keep", &f.keep), MaxDeletions: given(fs, "max-deletions", &f.maxDeletions),
 	}
 	if fs.Changed("disabled") {
 		enabled := !f.disabled
 		p.Enabled = &enabled
 	}
-	return p
+	return p, nil
+}
+
+// checkCreate checks the list flags of a create.
+func (f *treeFlags) checkCreate(fs *pflag.FlagSet) error {
+	if _, err := listFlag(fs, "filter", "", f.filters, false); err != nil {
+		return err
+	}
+	_, err := listFlag(fs, "protect", "", f.protect, false)
+	return err
 }
 
 // siteFlags are the settings of a site as flags.
@@ -70,23 +121,34 @@ type siteFlags struct {
 	description, location, wan, agent string
 	windows                           []string
 	bandwidth                         int64
+	// clearWindows (set only) empties the bandwidth windows.
+	clearWindows bool
 }
 
-func (f *siteFlags) bind(fs *pflag.FlagSet) {
+func (f *siteFlags) bind(fs *pflag.FlagSet, create bool) {
 	fs.StringVar(&f.description, "description", "", "free text")
 	fs.StringVar(&f.location, "location", "", `where the site is, such as "Lyon, bldg 3"`)
 	fs.StringVar(&f.wan, "wan-link", "", `the site's WAN link, such as "10 Mbit/s MPLS"`)
 	fs.StringVar(&f.agent, "agent-identity", "", "the site-agent's NATS user or public key")
-	fs.StringArrayVar(&f.windows, "window", nil, `period transfers may run, "DAYS HH:MM-HH:MM" such as "Mon-Fri 22:00-06:00" (repeat)`)
+	windowHelp := "repeat"
+	if !create {
+		windowHelp = "repeat; the windows given replace them all"
+		fs.BoolVar(&f.clearWindows, "clear-windows", false, "remove every bandwidth window: transfers may run at any time")
+	}
+	fs.StringArrayVar(&f.windows, "window", nil, `period transfers may run, "DAYS HH:MM-HH:MM" such as "Mon-Fri 22:00-06:00" (`+windowHelp+`)`)
 	fs.Int64Var(&f.bandwidth, "bandwidth", 0, "bandwidth budget in bytes/s (0: unlimited)")
 }
 
-func (f *siteFlags) patch(fs *pflag.FlagSet) inventoryapi.SitePatch {
+func (f *siteFlags) patch(fs *pflag.FlagSet) (inventoryapi.SitePatch, error) {
+	windows, err := listFlag(fs, "window", "clear-windows", f.windows, f.clearWindows)
+	if err != nil {
+		return inventoryapi.SitePatch{}, err
+	}
 	return inventoryapi.SitePatch{
 		Description: given(fs, "description", &f.description), Location: given(fs, "location", &f.location),
 		WANLink: given(fs, "wan-link", &f.wan), AgentIdentity: given(fs, "agent-identity", &f.agent),
-		BandwidthWindows: given(fs, "window", &f.windows), BandwidthLimit: given(fs, "bandwidth", &f.bandwidth),
-	}
+		BandwidthWindows: windows, BandwidthLimit: given(fs, "bandwidth", &f.bandwidth),
+	}, nil
 }
 
 func renderTree(w io.Writer, asJSON bool, t inventoryapi.Tree) error {
@@ -184,7 +246,7 @@ func deleteCommand(stdout io.Writer, asJSON *bool, what, long string, del func(c
 }
 
 func newTreeCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON *bool) *cobra.Command {
-	tree := &cobra.Command{Use: "tree", Short: "Declare, show, change, pause and delete trees"}
+	tree := &cobra.Command{Use: "tree", Short: "Declare, show, change, pause and delete trees; list a tree's versions"}
 	var cf treeFlags
 	create := &cobra.Command{
 		Use:   "create NAME --origin SITE --source PATH [settings]",
@@ -193,6 +255,9 @@ func newTreeCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cf.origin == "" || cf.source == "" {
 				return fmt.Errorf("tree create %s: --origin and --source are required", args[0])
+			}
+			if err := cf.checkCreate(cmd.Flags()); err != nil {
+				return fmt.Errorf("tree create %s: %w", args[0], err)
 			}
 			enabled := !cf.disabled
 			t, err := client().CreateTree(cmd.Context(), inventoryapi.Tree{
@@ -213,10 +278,20 @@ func newTreeCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON
 		Short: "Change the settings given, keeping the others (admin)",
 		Long: `Change the settings given, keeping the others. The tree is read with its
 ETag and written back with If-Match: if somebody changed it in between, the
-change is refused (412) and nothing is written; run the command again.`,
+change is refused (412) and nothing is written; run the command again.
+
+--filter and --protect replace the whole list with the values given (repeat
+the flag for several); --clear-filters and --clear-protect empty the list.
+An empty value (--filter '') is refused, so that an unset shell variable
+cannot wipe the list by accident.`,
+		Example: `  pulpdist tree set docs --filter '- *.tmp' --filter '- .cache/'   # these two rules, no others
+  pulpdist tree set docs --clear-filters --clear-protect            # no filter rules, no protected paths`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := sf.patch(cmd.Flags())
+			p, err := sf.patch(cmd.Flags())
+			if err != nil {
+				return fmt.Errorf("tree set %s: %w", args[0], err)
+			}
 			if p == (inventoryapi.TreePatch{}) {
 				return fmt.Errorf("tree set %s: give at least one setting to change (see --help)", args[0])
 			}
@@ -251,17 +326,21 @@ the sites, and stored packs stay in the object store until collected.`,
 			return client().DeleteTree(cmd.Context(), name, "")
 		}))
 	tree.AddCommand(pauseCommands(stdout, client, asJSON, "trees")...)
+	tree.AddCommand(treeHistoryCommand(stdout, client, asJSON))
 	return tree
 }
 
-func newSiteCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON *bool) []*cobra.Command {
-	site := &cobra.Command{Use: "site", Short: "Declare, show, change, pause and delete sites"}
+func newSiteCatalog(stdout, stderr io.Writer, client func() *inventoryapi.Client, asJSON *bool) []*cobra.Command {
+	site := &cobra.Command{Use: "site", Short: "Declare, show, change, pause and delete sites; list a site's runs"}
 	var cf siteFlags
 	create := &cobra.Command{
 		Use:   "create NAME [settings]",
 		Short: "Declare a site (admin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := listFlag(cmd.Flags(), "window", "", cf.windows, false); err != nil {
+				return fmt.Errorf("site create %s: %w", args[0], err)
+			}
 			s, err := client().CreateSite(cmd.Context(), inventoryapi.Site{
 				Name: args[0], Description: cf.description, Location: cf.location, WANLink: cf.wan,
 				BandwidthLimit: cf.bandwidth, BandwidthWindows: cf.windows, AgentIdentity: cf.agent,
@@ -272,14 +351,26 @@ func newSiteCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON
 			return renderSites(stdout, *asJSON, s, []inventoryapi.Site{s})
 		},
 	}
-	cf.bind(create.Flags())
+	cf.bind(create.Flags(), true)
 	var sf siteFlags
 	set := &cobra.Command{
 		Use:   "set NAME [settings]",
 		Short: "Change the settings given, keeping the others (admin; refused if changed meanwhile)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Change the settings given, keeping the others. The site is read with its
+ETag and written back with If-Match: if somebody changed it in between, the
+change is refused (412) and nothing is written; run the command again.
+
+--window replaces every bandwidth window with the ones given (repeat the
+flag for several); --clear-windows removes them all, so that transfers may
+run at any time. An empty --window '' is refused.`,
+		Example: `  pulpdist site set lab-1 --window 'Mon-Fri 22:00-06:00' --window 'Sat-Sun 00:00-24:00'
+  pulpdist site set lab-1 --clear-windows`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := sf.patch(cmd.Flags())
+			p, err := sf.patch(cmd.Flags())
+			if err != nil {
+				return fmt.Errorf("site set %s: %w", args[0], err)
+			}
 			if p == (inventoryapi.SitePatch{}) {
 				return fmt.Errorf("site set %s: give at least one setting to change (see --help)", args[0])
 			}
@@ -295,7 +386,7 @@ func newSiteCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON
 			return renderSites(stdout, *asJSON, s, []inventoryapi.Site{s})
 		},
 	}
-	sf.bind(set.Flags())
+	sf.bind(set.Flags(), false)
 	site.AddCommand(create, set, &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show a site's settings",
@@ -314,6 +405,7 @@ tree. Nothing is removed at the site.`,
 			return client().DeleteSite(cmd.Context(), name, "")
 		}))
 	site.AddCommand(pauseCommands(stdout, client, asJSON, "sites")...)
+	site.AddCommand(siteHistoryCommand(stdout, stderr, client, asJSON))
 
 	var paused bool
 	subscribe := &cobra.Command{

@@ -50,7 +50,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newToken(stdout, stderr, client, asJSON))
 	root.AddCommand(newTreeCommands(stdout, stderr)...)
 	root.AddCommand(newTreeCatalog(stdout, client, asJSON))
-	root.AddCommand(newSiteCatalog(stdout, client, asJSON)...)
+	root.AddCommand(newSiteCatalog(stdout, stderr, client, asJSON)...)
 	root.AddCommand(&cobra.Command{
 		Use:   "overview",
 		Short: "Show every site × tree with version, state and lag",
@@ -106,30 +106,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 			})
 		},
 	})
-	var runTree, runSite string
-	runs := &cobra.Command{
-		Use:   "runs",
-		Short: "List sync runs, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			rs, err := client().Runs(cmd.Context(), runTree, runSite)
-			if err != nil {
-				return err
-			}
-			return render(stdout, *asJSON, rs, "STARTED\tSITE\tTREE\tKIND\tTO\tRESULT\tFILES\tBYTES", func(w io.Writer) {
-				for _, r := range rs {
-					res := r.Result
-					if res == "" {
-						res = r.State
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.StartedAt.Local().Format(time.DateTime), r.Site, r.Tree, r.Kind, short(r.To), res, r.Files, r.Bytes)
-				}
-			})
-		},
-	}
-	runs.Flags().StringVar(&runTree, "tree", "", "only runs of this tree")
-	runs.Flags().StringVar(&runSite, "site", "", "only runs of this site")
-	root.AddCommand(runs)
+	root.AddCommand(newViewCommands(stdout, stderr, client, asJSON)...)
 	return root
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,14 +30,21 @@ const testToken = "pulpdist-test-admin-token-0123456789abcdef"
 // testToken unless args hold --token.
 func cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	root := newRoot(&out, io.Discard)
+	out, _, err := cliStreams(t, args...)
+	return out, err
+}
+
+// cliStreams is cli returning stderr too.
+func cliStreams(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRoot(&out, &errOut)
 	if !slices.ContainsFunc(args, func(a string) bool { return a == "--token" || strings.HasPrefix(a, "--token=") }) {
 		args = append([]string{"--token", testToken}, args...)
 	}
 	root.SetArgs(args)
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
+	err = root.ExecuteContext(t.Context())
+	return out.String(), errOut.String(), err
 }
 
 // ready waits until an API's /readyz answers 200.
@@ -55,9 +61,17 @@ func ready(t *testing.T, api string) {
 // until the test ends, and returns its URL.
 func startInventory(t *testing.T) string {
 	t.Helper()
+	api, _ := startInventoryBus(t)
+	return api
+}
+
+// startInventoryBus is startInventory returning the NATS server's URL too.
+func startInventoryBus(t *testing.T) (api, natsURL string) {
+	t.Helper()
+	natsURL = natstest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := inventory.New(ctx, inventory.Config{
-		NATSURL: natstest.Start(t), DatabaseURL: "sqlite://" + filepath.Join(t.TempDir(), "inventory.db"),
+		NATSURL: natsURL, DatabaseURL: "sqlite://" + filepath.Join(t.TempDir(), "inventory.db"),
 		HTTPAddr: "127.0.0.1:0", LogFormat: "text", LogLevel: "info", AdminToken: testToken, Migrate: true,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -73,7 +87,7 @@ func startInventory(t *testing.T) string {
 		}
 	})
 	ready(t, svc.URL())
-	return svc.URL()
+	return svc.URL(), natsURL
 }
 
 func listKeys(t *testing.T, api string) []inventoryapi.SigningKey {

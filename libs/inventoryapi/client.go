@@ -74,17 +74,11 @@ func (c *Client) Sync(ctx context.Context, tree string) (SyncAccepted, error) {
 	return out, c.do(ctx, http.MethodPost, "/api/v1/trees/"+url.PathEscape(tree)+"/sync", nil, &out)
 }
 
-// Runs lists sync runs, newest first, optionally for one tree and/or site.
+// Runs lists sync runs, newest first, optionally for one tree and/or site:
+// the first page of RunPage (the server's default size).
 func (c *Client) Runs(ctx context.Context, tree, site string) ([]Run, error) {
-	q := url.Values{}
-	if tree != "" {
-		q.Set("tree", tree)
-	}
-	if site != "" {
-		q.Set("site", site)
-	}
-	var out []Run
-	return out, c.do(ctx, http.MethodGet, "/api/v1/runs?"+q.Encode(), nil, &out)
+	out, _, err := c.RunPage(ctx, RunQuery{Tree: tree, Site: site})
+	return out, err
 }
 
 // Versions lists the published versions of a tree, newest first.

@@ -3,9 +3,6 @@ package inventoryapi
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -55,36 +52,23 @@ type EventProblem struct {
 	ReceivedAt time.Time `json:"received_at"`
 }
 
-// limitQuery is "?limit=N", or "" for the server's default (limit 0).
-func limitQuery(q url.Values, limit int) string {
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if len(q) == 0 {
-		return ""
-	}
-	return "?" + q.Encode()
-}
-
-// AuditLog lists the newest audit entries (limit 0: the server's default).
+// AuditLog lists the newest audit entries (limit 0: the server's
+// default): the first page of AuditPage.
 func (c *Client) AuditLog(ctx context.Context, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	return out, c.do(ctx, http.MethodGet, "/api/v1/audit"+limitQuery(url.Values{}, limit), nil, &out)
+	out, _, err := c.AuditPage(ctx, AuditQuery{TimeQuery: TimeQuery{Limit: limit}})
+	return out, err
 }
 
 // Deltas lists the deltas the inventory knows, newest first, optionally
-// of one tree.
+// of one tree: the first page of DeltaPage.
 func (c *Client) Deltas(ctx context.Context, tree string, limit int) ([]Delta, error) {
-	q := url.Values{}
-	if tree != "" {
-		q.Set("tree", tree)
-	}
-	var out []Delta
-	return out, c.do(ctx, http.MethodGet, "/api/v1/deltas"+limitQuery(q, limit), nil, &out)
+	out, _, err := c.DeltaPage(ctx, DeltaQuery{Tree: tree, TimeQuery: TimeQuery{Limit: limit}})
+	return out, err
 }
 
-// Problems lists the events kept as problems, newest first.
+// Problems lists the events kept as problems, newest first: the first
+// page of ProblemPage.
 func (c *Client) Problems(ctx context.Context, limit int) ([]EventProblem, error) {
-	var out []EventProblem
-	return out, c.do(ctx, http.MethodGet, "/api/v1/problems"+limitQuery(url.Values{}, limit), nil, &out)
+	out, _, err := c.ProblemPage(ctx, ProblemQuery{TimeQuery: TimeQuery{Limit: limit}})
+	return out, err
 }

@@ -3,12 +3,14 @@ package inventoryapi_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -305,7 +307,7 @@ func TestOpenAPIClient(t *testing.T) {
 	doc := loadOpenAPI(t)
 	type request struct {
 		method, path string
-		query        []string
+		query        url.Values
 	}
 	var (
 		mu   sync.Mutex
@@ -313,7 +315,7 @@ func TestOpenAPIClient(t *testing.T) {
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen = append(seen, request{r.Method, r.URL.Path, keys(toAny(r.URL.Query()))})
+		seen = append(seen, request{r.Method, r.URL.Path, r.URL.Query()})
 		if r.Header.Get("Authorization") != "Bearer pdt_0123456789ab_"+strings.Repeat("x", 43) {
 			t.Errorf("%s %s: Authorization %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
 		}
@@ -357,6 +359,27 @@ func TestOpenAPIClient(t *testing.T) {
 		"PauseSite":   func() error { _, err := c.SetPaused(ctx, "sites", "a", true); return err },
 		"ResumeTree":  func() error { _, err := c.SetPaused(ctx, "trees", "demo", false); return err },
 		"DryRun":      func() error { _, err := c.DryRun(ctx, "a", "demo"); return err },
+		// The page methods with every parameter they can send.
+		"RunPage": func() error {
+			_, _, err := c.RunPage(ctx, inventoryapi.RunQuery{Tree: "demo", Site: "a", Result: "FAILED", TimeQuery: everyTimeParam})
+			return err
+		},
+		"SiteHistory": func() error {
+			_, _, err := c.SiteHistory(ctx, "a", inventoryapi.RunQuery{Tree: "demo", Result: "FAILED", TimeQuery: everyTimeParam})
+			return err
+		},
+		"AuditPage": func() error {
+			_, _, err := c.AuditPage(ctx, inventoryapi.AuditQuery{Entity: "tree", Name: "demo", Action: "update", Actor: "alice", TimeQuery: everyTimeParam})
+			return err
+		},
+		"DeltaPage": func() error {
+			_, _, err := c.DeltaPage(ctx, inventoryapi.DeltaQuery{Tree: "demo", TimeQuery: everyTimeParam})
+			return err
+		},
+		"ProblemPage": func() error {
+			_, _, err := c.ProblemPage(ctx, inventoryapi.ProblemQuery{Type: "dev.pulpdist.snapshot.published", TimeQuery: everyTimeParam})
+			return err
+		},
 		"RevokeSigningKey": func() error {
 			_, err := c.RevokeSigningKey(ctx, "630dcd2966c4336691125448bbb25b4f")
 			return err
@@ -382,27 +405,31 @@ func TestOpenAPIClient(t *testing.T) {
 			t.Errorf("client %s %s: %s has no %s operation", req.method, req.path, tmpl, req.method)
 			continue
 		}
-		var params []string
+		params := map[string]any{} // name: schema
 		opParams, _ := node(op, "parameters").([]any)
 		for _, p := range opParams {
 			if p := resolve(t, doc, p); node(p, "in") == "query" {
-				params = append(params, node(p, "name").(string))
+				params[node(p, "name").(string)] = resolve(t, doc, node(p, "schema"))
 			}
 		}
-		for _, q := range req.query {
-			if !slices.Contains(params, q) {
-				t.Errorf("client %s %s: query parameter %q not documented (have %v)", req.method, req.path, q, params)
+		for q, vs := range req.query {
+			schema, ok := params[q]
+			if !ok {
+				t.Errorf("client %s %s: query parameter %q not documented (have %v)", req.method, req.path, q, keys(params))
+				continue
+			}
+			// A value outside a documented enum (a sort order) is a 400.
+			if enum := strs(node(schema, "enum")); len(enum) > 0 && !slices.Contains(enum, vs[0]) {
+				t.Errorf("client %s %s: %s=%q, documented %v", req.method, req.path, q, vs[0], enum)
 			}
 		}
 	}
 }
 
-func toAny(q map[string][]string) any {
-	m := make(map[string]any, len(q))
-	for k, v := range q {
-		m[k] = v
-	}
-	return m
+// everyTimeParam sets every parameter of a list ordered by time.
+var everyTimeParam = inventoryapi.TimeQuery{
+	Since: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC),
+	Ascending: true, Limit: 10, Cursor: "eyJzIjoiYXQiLCJrIjpbIngiXX0",
 }
 
 // matchPath returns the documented path template that path matches: each
