@@ -51,12 +51,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newTreeCommands(stdout, stderr)...)
 	root.AddCommand(newTreeCatalog(stdout, client, asJSON))
 	root.AddCommand(newSiteCatalog(stdout, stderr, client, asJSON)...)
-	root.AddCommand(&cobra.Command{
-		Use:   "overview",
+	var overviewOf inventoryapi.Place
+	overview := &cobra.Command{
+		Use:   "overview [--site SITE] [--tree TREE]",
 		Short: "Show every site × tree with version, state and lag",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rows, err := client().Overview(cmd.Context())
+			rows, err := client().OverviewOf(cmd.Context(), overviewOf)
 			if err != nil {
 				return err
 			}
@@ -66,7 +67,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				}
 			})
 		},
-	})
+	}
+	placeFlags(overview, &overviewOf)
+	root.AddCommand(overview)
 	var syncSite string
 	syncCmd := &cobra.Command{
 		Use:   "sync TREE [--site SITE]",

@@ -271,7 +271,8 @@ that left it serving that version first finished. "-" is no site yet.`,
 
 // newViewCommands are the read commands at the top level.
 func newViewCommands(stdout, stderr io.Writer, client func() *inventoryapi.Client, asJSON *bool) []*cobra.Command {
-	return []*cobra.Command{
+	var alarmsOf, failingOf inventoryapi.Place
+	cmds := []*cobra.Command{
 		newRuns(stdout, stderr, client, asJSON),
 		newDryRun(stdout, client, asJSON),
 		{
@@ -283,7 +284,7 @@ the number of versions missing, LAG how long since the oldest of them was
 published, ALLOWED the tree's allowed lag.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				as, err := client().Alarms(cmd.Context())
+				as, err := client().AlarmsOf(cmd.Context(), alarmsOf)
 				if err != nil {
 					return err
 				}
@@ -302,7 +303,7 @@ published, ALLOWED the tree's allowed lag.`,
 result is FAILED (GET /api/v1/failing), by tree, then site, with its error.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				rs, err := client().Failing(cmd.Context())
+				rs, err := client().FailingOf(cmd.Context(), failingOf)
 				if err != nil {
 					return err
 				}
@@ -318,6 +319,16 @@ result is FAILED (GET /api/v1/failing), by tree, then site, with its error.`,
 		newProblems(stdout, stderr, client, asJSON),
 		newDeltas(stdout, stderr, client, asJSON),
 	}
+	placeFlags(cmds[2], &alarmsOf)
+	placeFlags(cmds[3], &failingOf)
+	return cmds
+}
+
+// placeFlags adds --site and --tree, which keep the rows of one site
+// and/or one tree.
+func placeFlags(cmd *cobra.Command, p *inventoryapi.Place) {
+	cmd.Flags().StringVar(&p.Site, "site", "", "only the rows of this site")
+	cmd.Flags().StringVar(&p.Tree, "tree", "", "only the rows of this tree")
 }
 
 func seconds(s int64) string { return (time.Duration(s) * time.Second).String() }

@@ -248,6 +248,25 @@ func TestViewCommands(t *testing.T) {
 		if out := run("failing"); !strings.Contains(out, "lyon") || !strings.Contains(out, "disk full") {
 			t.Errorf("failing:\n%s", out)
 		}
+		// --site and --tree keep one place's rows.
+		if as := decodeJSON[[]inventoryapi.Alarm](t, run("--json", "alarms", "--site", "paris")); len(as) != 0 {
+			t.Errorf("alarms --site paris: %+v", as)
+		}
+		if fs := decodeJSON[[]inventoryapi.Run](t, run("--json", "failing", "--site", "lyon", "--tree", "docs")); !slices.Equal(runIDs(fs), []string{"r3"}) {
+			t.Errorf("failing --site lyon --tree docs: %v", runIDs(fs))
+		}
+		if fs := decodeJSON[[]inventoryapi.Run](t, run("--json", "failing", "--tree", "isos")); len(fs) != 0 {
+			t.Errorf("failing --tree isos: %v", runIDs(fs))
+		}
+		rows := decodeJSON[[]inventoryapi.OverviewRow](t, run("--json", "overview", "--site", "lyon"))
+		if len(rows) == 0 {
+			t.Error("overview --site lyon: no rows")
+		}
+		for _, r := range rows {
+			if r.Site != "lyon" {
+				t.Errorf("overview --site lyon has a row of %s/%s", r.Site, r.Tree)
+			}
+		}
 	})
 
 	t.Run("audit", func(t *testing.T) {

@@ -89,8 +89,23 @@ func (c *Client) Versions(ctx context.Context, tree string) ([]Version, error) {
 
 // Overview returns every site × tree.
 func (c *Client) Overview(ctx context.Context) ([]OverviewRow, error) {
+	return c.OverviewOf(ctx, Place{})
+}
+
+// Place selects the rows of one site and/or one tree; "" matches all.
+type Place struct{ Site, Tree string }
+
+func (p Place) query(path string) string {
+	if v := setGiven(url.Values{}, [2]string{"site", p.Site}, [2]string{"tree", p.Tree}); len(v) > 0 {
+		return path + "?" + v.Encode()
+	}
+	return path
+}
+
+// OverviewOf is the overview of the site and tree p names.
+func (c *Client) OverviewOf(ctx context.Context, p Place) ([]OverviewRow, error) {
 	var out []OverviewRow
-	return out, c.do(ctx, http.MethodGet, "/api/v1/overview", nil, &out)
+	return out, c.do(ctx, http.MethodGet, p.query("/api/v1/overview"), nil, &out)
 }
 
 // SigningKeys lists every pack-signing key, revoked ones included, oldest

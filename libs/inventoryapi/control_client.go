@@ -15,15 +15,21 @@ func (c *Client) TreeHistory(ctx context.Context, tree string) ([]VersionHistory
 
 // Failing lists the newest run of each subscription (and origin) whose
 // result is FAILED.
-func (c *Client) Failing(ctx context.Context) ([]Run, error) {
+func (c *Client) Failing(ctx context.Context) ([]Run, error) { return c.FailingOf(ctx, Place{}) }
+
+// FailingOf is Failing for the site and tree p names.
+func (c *Client) FailingOf(ctx context.Context, p Place) ([]Run, error) {
 	var out []Run
-	return out, c.do(ctx, http.MethodGet, "/api/v1/failing", nil, &out)
+	return out, c.do(ctx, http.MethodGet, p.query("/api/v1/failing"), nil, &out)
 }
 
 // Alarms lists the subscriptions behind longer than their tree allows.
-func (c *Client) Alarms(ctx context.Context) ([]Alarm, error) {
+func (c *Client) Alarms(ctx context.Context) ([]Alarm, error) { return c.AlarmsOf(ctx, Place{}) }
+
+// AlarmsOf is Alarms for the site and tree p names.
+func (c *Client) AlarmsOf(ctx context.Context, p Place) ([]Alarm, error) {
 	var out []Alarm
-	return out, c.do(ctx, http.MethodGet, "/api/v1/alarms", nil, &out)
+	return out, c.do(ctx, http.MethodGet, p.query("/api/v1/alarms"), nil, &out)
 }
 
 // SetPaused pauses (or resumes) every subscription of a site (kind
