@@ -32,9 +32,10 @@ type ControlRepository interface {
 	// ErrSubscriptionNotFound when f names one subscription that does not
 	// exist.
 	SetPaused(ctx context.Context, f SubscriptionFilter, paused bool) ([]Subscription, error)
-	// Arrivals lists, for each site and version of the tree, when the
-	// site first finished a run that left it serving that version.
-	Arrivals(ctx context.Context, tree string) ([]Arrival, error)
+	// Arrivals lists, for each site and each of the versions of the
+	// tree, when the site first finished a run that left it serving that
+	// version.
+	Arrivals(ctx context.Context, tree string, versions []string) ([]Arrival, error)
 }
 
 // TreePatch is a change to a tree; nil fields stay as they are.
@@ -263,16 +264,21 @@ func (s *Service) RequestSubscriptionSync(ctx context.Context, site, tree string
 	return t.TriggerID, nil
 }
 
-// TreeHistory lists the versions of a tree that must exist, newest
-// first, each with the times the sites got it.
-func (s *Service) TreeHistory(ctx context.Context, name string) ([]VersionHistory, error) {
-	vs, err := s.Versions(ctx, name)
+// TreeHistory lists one page of the versions of a tree that must exist
+// (as Versions), each with the times the sites got it.
+func (s *Service) TreeHistory(ctx context.Context, f VersionFilter) (Page[VersionHistory], error) {
+	p, err := s.Versions(ctx, f)
 	if err != nil {
-		return nil, err
+		return Page[VersionHistory]{}, err
 	}
-	as, err := s.repo.Arrivals(ctx, name)
+	vs := p.Items
+	roots := make([]string, len(vs))
+	for i, v := range vs {
+		roots[i] = v.Root
+	}
+	as, err := s.repo.Arrivals(ctx, f.Tree, roots)
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", name, err)
+		return Page[VersionHistory]{}, fmt.Errorf("history of %s: %w", f.Tree, err)
 	}
 	byRoot := map[string][]Arrival{}
 	for _, a := range as {
@@ -287,7 +293,7 @@ func (s *Service) TreeHistory(ctx context.Context, name string) ([]VersionHistor
 		slices.SortFunc(arr, func(a, b Arrival) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Site, b.Site)) })
 		out = append(out, VersionHistory{Version: v, Arrivals: arr})
 	}
-	return out, nil
+	return Page[VersionHistory]{Items: out, Next: p.Next}, nil
 }
 
 // Failing lists the newest run of each subscription and origin whose

@@ -32,8 +32,9 @@ type Repository interface {
 	// for an unknown site or tree and ErrAlreadyExists for a repeat.
 	CreateSubscription(ctx context.Context, s Subscription) error
 	Subscriptions(ctx context.Context, f SubscriptionFilter) ([]Subscription, error)
-	// Versions lists a tree's versions, newest first.
-	Versions(ctx context.Context, tree string) ([]Version, error)
+	// Versions lists the versions of f.Tree in f's range and order (by
+	// publication, then root), at most f.Limit of them.
+	Versions(ctx context.Context, f VersionFilter) ([]Version, error)
 	Run(ctx context.Context, id string) (Run, error)
 	// Runs lists runs newest first, at most f.Limit of them.
 	Runs(ctx context.Context, f RunFilter) ([]Run, error)
@@ -306,13 +307,34 @@ func (s *Service) RequestSync(ctx context.Context, tree string) (string, error) 
 	return t.TriggerID, nil
 }
 
-// Versions lists the versions of a tree that must exist, newest first.
-func (s *Service) Versions(ctx context.Context, tree string) ([]Version, error) {
-	if _, err := s.Tree(ctx, tree); err != nil {
-		return nil, err
-	}
-	return s.repo.Versions(ctx, tree)
+// VersionFilter selects one page of a tree's versions by publication
+// time, newest first unless Ascending.
+type VersionFilter struct {
+	Tree string
+	Range
+	Limit int
 }
+
+// Version list limits.
+const (
+	DefaultVersionLimit = 100
+	MaxVersionLimit     = 1000
+)
+
+// Versions lists one page of the versions of a tree that must exist.
+// Limit 0 means DefaultVersionLimit.
+func (s *Service) Versions(ctx context.Context, f VersionFilter) (Page[Version], error) {
+	if _, err := s.Tree(ctx, f.Tree); err != nil {
+		return Page[Version]{}, err
+	}
+	p, err := pageOf(ctx, f.Range, f.Limit, DefaultVersionLimit, MaxVersionLimit,
+		func(ctx context.Context, n int) ([]Version, error) { f.Limit = n; return s.repo.Versions(ctx, f) }, VersionKey)
+	return p, wrapList("versions of "+f.Tree, err)
+}
+
+// VersionKey is where a version stands in a version list: its
+// publication time and root.
+func VersionKey(v Version) TimeKey { return TimeKey{At: v.PublishedAt, ID: v.Root} }
 
 // Run returns one run.
 func (s *Service) Run(ctx context.Context, id string) (Run, error) {

@@ -19,7 +19,7 @@ type ControlCatalog interface {
 	UpdateTree(ctx context.Context, name string, p catalog.TreePatch, check func(catalog.Tree) error) (catalog.Tree, error)
 	UpdateSite(ctx context.Context, name string, p catalog.SitePatch, check func(catalog.Site) error) (catalog.Site, error)
 	SetPaused(ctx context.Context, f catalog.SubscriptionFilter, paused bool) ([]catalog.Subscription, error)
-	TreeHistory(ctx context.Context, tree string) ([]catalog.VersionHistory, error)
+	TreeHistory(ctx context.Context, f catalog.VersionFilter) (catalog.Page[catalog.VersionHistory], error)
 	SiteHistory(ctx context.Context, site string, f catalog.RunFilter) (catalog.Page[catalog.Run], error)
 	Failing(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Run, error)
 	Alarms(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Alarm, error)
@@ -80,9 +80,9 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 			s, err := c.UpdateSite(ctx, u.name, u.patch, checkTag(u.ifMatch, siteSettings))
 			return siteTagged(s), err
 		}),
-		TreeHistory: typed(func(ctx context.Context, name string) ([]inventoryapi.VersionHistory, error) {
-			hs, err := c.TreeHistory(ctx, name)
-			return wire.List(hs, wire.VersionHistory), err
+		TreeHistory: typed(func(ctx context.Context, r timeListRequest[catalog.VersionFilter]) (page, error) {
+			p, err := c.TreeHistory(ctx, r.filter)
+			return timePage(ctx, p, r.sort, wire.VersionHistory), err
 		}),
 		SiteHistory: typed(func(ctx context.Context, r named[runListRequest]) (page, error) {
 			p, err := c.SiteHistory(ctx, r.name, r.req.filter)
@@ -90,11 +90,11 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 		}),
 		Failing: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
 			rs, err := c.Failing(ctx, r.filter)
-			return paginate(ctx, rs, sortTreeSit, false, runPlaceKey, wire.Run, r.page), err
+			return paginate(ctx, rs, sortTreeSit, runPlaceKey, wire.Run, r.page), err
 		}),
 		Alarms: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
 			as, err := c.Alarms(ctx, r.filter)
-			return paginate(ctx, as, sortTreeSit, false, alarmKey, wire.Alarm, r.page), err
+			return paginate(ctx, as, sortTreeSit, alarmKey, wire.Alarm, r.page), err
 		}),
 		PauseSite:  pause(true, true),
 		ResumeSite: pause(true, false),
@@ -125,7 +125,7 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 func registerControl(handle func(string, endpoint.Endpoint, httptransport.DecodeRequestFunc, int), e ControlEndpoints) {
 	handle("PATCH /api/v1/trees/{name}", e.UpdateTree, decodeTreePatch, http.StatusOK)
 	handle("PATCH /api/v1/sites/{name}", e.UpdateSite, decodeSitePatch, http.StatusOK)
-	handle("GET /api/v1/trees/{name}/history", e.TreeHistory, decodePathValue("name"), http.StatusOK)
+	handle("GET /api/v1/trees/{name}/history", e.TreeHistory, decodeVersionList, http.StatusOK)
 	handle("GET /api/v1/sites/{name}/history", e.SiteHistory, decodeSiteHistory, http.StatusOK)
 	handle("GET /api/v1/failing", e.Failing, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
 	handle("GET /api/v1/alarms", e.Alarms, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)

@@ -28,7 +28,7 @@ type Catalog interface {
 	Subscriptions(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Subscription, error)
 	TreeSubscriptions(ctx context.Context, tree string) ([]catalog.Subscription, error)
 	RequestSync(ctx context.Context, tree string) (string, error)
-	Versions(ctx context.Context, tree string) ([]catalog.Version, error)
+	Versions(ctx context.Context, f catalog.VersionFilter) (catalog.Page[catalog.Version], error)
 	Run(ctx context.Context, id string) (catalog.Run, error)
 	Runs(ctx context.Context, f catalog.RunFilter) ([]catalog.Run, error)
 	Overview(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.OverviewRow, error)
@@ -96,7 +96,7 @@ func MakeEndpoints(c Catalog) Endpoints {
 		}),
 		ListSites: typed(func(ctx context.Context, r listRequest[noRequest]) (page, error) {
 			ss, err := c.Sites(ctx)
-			return paginate(ctx, ss, sortName, false, siteKey, wire.Site, r.page), err
+			return paginate(ctx, ss, sortName, siteKey, wire.Site, r.page), err
 		}),
 		GetSite: typed(func(ctx context.Context, name string) (tagged, error) {
 			s, err := c.Site(ctx, name)
@@ -108,7 +108,7 @@ func MakeEndpoints(c Catalog) Endpoints {
 		}),
 		ListTrees: typed(func(ctx context.Context, r listRequest[noRequest]) (page, error) {
 			ts, err := c.Trees(ctx)
-			return paginate(ctx, ts, sortName, false, treeKey, wire.Tree, r.page), err
+			return paginate(ctx, ts, sortName, treeKey, wire.Tree, r.page), err
 		}),
 		GetTree: typed(func(ctx context.Context, name string) (inventoryapi.Tree, error) {
 			t, err := c.Tree(ctx, name)
@@ -120,19 +120,19 @@ func MakeEndpoints(c Catalog) Endpoints {
 		}),
 		ListSubscriptions: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
 			ss, err := c.Subscriptions(ctx, r.filter)
-			return paginate(ctx, ss, sortTreeSit, false, subscriptionKey, wire.Subscription, r.page), err
+			return paginate(ctx, ss, sortTreeSit, subscriptionKey, wire.Subscription, r.page), err
 		}),
 		TreeSubscriptions: typed(func(ctx context.Context, r listRequest[string]) (page, error) {
 			ss, err := c.TreeSubscriptions(ctx, r.filter)
-			return paginate(ctx, ss, sortTreeSit, false, subscriptionKey, wire.Subscription, r.page), err
+			return paginate(ctx, ss, sortTreeSit, subscriptionKey, wire.Subscription, r.page), err
 		}),
 		RequestSync: typed(func(ctx context.Context, tree string) (inventoryapi.SyncAccepted, error) {
 			id, err := c.RequestSync(ctx, tree)
 			return inventoryapi.SyncAccepted{TriggerID: id, Tree: tree}, err
 		}),
-		TreeVersions: typed(func(ctx context.Context, r listRequest[string]) (page, error) {
-			vs, err := c.Versions(ctx, r.filter)
-			return paginate(ctx, vs, sortVersion, true, versionKey, wire.Version, r.page), err
+		TreeVersions: typed(func(ctx context.Context, r timeListRequest[catalog.VersionFilter]) (page, error) {
+			p, err := c.Versions(ctx, r.filter)
+			return timePage(ctx, p, r.sort, wire.Version), err
 		}),
 		ListRuns: typed(func(ctx context.Context, r runListRequest) (page, error) {
 			p, err := c.RunPage(ctx, r.filter)
@@ -144,7 +144,7 @@ func MakeEndpoints(c Catalog) Endpoints {
 		}),
 		Overview: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
 			rows, err := c.Overview(ctx, r.filter)
-			return paginate(ctx, rows, sortOverview, false, overviewKey, wire.OverviewRow, r.page), err
+			return paginate(ctx, rows, sortOverview, overviewKey, wire.OverviewRow, r.page), err
 		}),
 		ListSigningKeys: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.SigningKey, error) {
 			ks, err := c.SigningKeys(ctx)

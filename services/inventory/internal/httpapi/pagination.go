@@ -180,19 +180,13 @@ func subscriptionFilter(r *http.Request) (catalog.SubscriptionFilter, error) {
 }
 
 // paginate cuts the page p asks for out of items, which are sorted by
-// key (descending when desc). It is for the lists the inventory reads
-// whole anyway: sites, trees, subscriptions, versions.
-func paginate[T, W any](ctx context.Context, items []T, sortOrder string, desc bool, key func(T) []string, conv func(T) W, p pageQuery) page {
+// key. It is for the short lists the inventory reads whole anyway (sites,
+// trees, subscriptions and the views built from them); lists that grow
+// with time page in SQL (timeList in the store).
+func paginate[T, W any](ctx context.Context, items []T, sortOrder string, key func(T) []string, conv func(T) W, p pageQuery) page {
 	if p.after != nil {
 		i := 0
-		for i < len(items) {
-			c := slices.Compare(key(items[i]), p.after)
-			if desc {
-				c = -c
-			}
-			if c > 0 {
-				break
-			}
+		for i < len(items) && slices.Compare(key(items[i]), p.after) <= 0 {
 			i++
 		}
 		items = items[i:]
@@ -209,15 +203,11 @@ func paginate[T, W any](ctx context.Context, items []T, sortOrder string, desc b
 	return page{items: out, next: next, uri: requestURI(ctx)}
 }
 
-// keyTime writes a time so that keys compare as the times do.
-func keyTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
-
 // Sort orders and keys of the lists paginated in memory.
 const (
 	sortName     = "name"
 	sortTreeSit  = "tree,site"
 	sortOverview = "tree,role,site"
-	sortVersion  = "-published_at"
 )
 
 func siteKey(s catalog.Site) []string { return []string{s.Name} }
@@ -225,9 +215,8 @@ func treeKey(t catalog.Tree) []string { return []string{t.Name} }
 func subscriptionKey(s catalog.Subscription) []string {
 	return []string{s.Tree, s.Site}
 }
-func versionKey(v catalog.Version) []string { return []string{keyTime(v.PublishedAt), v.Root} }
-func runPlaceKey(r catalog.Run) []string    { return []string{r.Tree, r.Site} }
-func alarmKey(a catalog.Alarm) []string     { return []string{a.Tree, a.Site} }
+func runPlaceKey(r catalog.Run) []string { return []string{r.Tree, r.Site} }
+func alarmKey(a catalog.Alarm) []string  { return []string{a.Tree, a.Site} }
 
 // overviewKey orders a tree's origin row before its replicas, as
 // catalog.Overview does.
@@ -324,6 +313,14 @@ func timePage[T, W any](ctx context.Context, p catalog.Page[T], sortOrder string
 func decodeRunList(_ context.Context, r *http.Request) (any, error) {
 	return decodeTimeList(r, catalog.SortStartedAsc, func(q url.Values, rg catalog.Range, limit int) catalog.RunFilter {
 		return catalog.RunFilter{Site: q.Get("site"), Tree: q.Get("tree"), Result: q.Get("result"), Range: rg, Limit: limit}
+	})
+}
+
+// decodeVersionList reads a page of the versions of the tree the path
+// names (its versions or its history), by publication time.
+func decodeVersionList(_ context.Context, r *http.Request) (any, error) {
+	return decodeTimeList(r, "published_at", func(_ url.Values, rg catalog.Range, limit int) catalog.VersionFilter {
+		return catalog.VersionFilter{Tree: r.PathValue("name"), Range: rg, Limit: limit}
 	})
 }
 

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	httptransport "github.com/go-kit/kit/transport/http"
 
@@ -33,7 +32,7 @@ func TestParsePage(t *testing.T) {
 		{query: "limit=1001", err: "out of range"},
 		{query: "cursor=paris", err: "not one this API gave"},
 		{query: "cursor=" + cursor{Sort: sortName}.encode(), err: "not one this API gave"},
-		{query: "cursor=" + cursor{Sort: sortVersion, Key: []string{"x"}}.encode(), err: `sorted by "-published_at"`},
+		{query: "cursor=" + cursor{Sort: "-published_at", Key: []string{"x"}}.encode(), err: `sorted by "-published_at"`},
 		{query: "cursor=" + strings.Repeat("A", maxCursor+1), err: "not one this API gave"},
 	} {
 		q, err := url.ParseQuery(tc.query)
@@ -58,7 +57,7 @@ func TestPaginate(t *testing.T) {
 	sites := []catalog.Site{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "e"}}
 	name := func(s catalog.Site) string { return s.Name }
 	ctx := context.WithValue(context.Background(), httptransport.ContextKeyRequestURI, "/api/v1/sites?limit=2&x=1")
-	p := paginate(ctx, sites, sortName, false, siteKey, name, pageQuery{limit: 2})
+	p := paginate(ctx, sites, sortName, siteKey, name, pageQuery{limit: 2})
 	if got := p.items.([]string); !slices.Equal(got, []string{"a", "b"}) || p.next == "" {
 		t.Fatalf("first page %v next %q", got, p.next)
 	}
@@ -70,25 +69,14 @@ func TestPaginate(t *testing.T) {
 	// an offset, so an item added meanwhile shows where it belongs.
 	sites = slices.Insert(sites, 3, catalog.Site{Name: "d"})
 	q, _ := parsePage(url.Values{"cursor": {p.next}, "limit": {"2"}}, sortName)
-	p = paginate(ctx, sites, sortName, false, siteKey, name, q)
+	p = paginate(ctx, sites, sortName, siteKey, name, q)
 	if got := p.items.([]string); !slices.Equal(got, []string{"c", "d"}) || p.next == "" {
 		t.Fatalf("second page %v next %q", got, p.next)
 	}
 	q, _ = parsePage(url.Values{"cursor": {p.next}, "limit": {"2"}}, sortName)
-	p = paginate(ctx, sites, sortName, false, siteKey, name, q)
+	p = paginate(ctx, sites, sortName, siteKey, name, q)
 	if got := p.items.([]string); !slices.Equal(got, []string{"e"}) || p.next != "" || p.Headers().Get("Link") != "" {
 		t.Fatalf("last page %v next %q", got, p.next)
-	}
-
-	// Descending: versions, newest first.
-	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	vs := []catalog.Version{{Root: "c", PublishedAt: t0.Add(2 * time.Second)}, {Root: "b", PublishedAt: t0.Add(time.Second)}, {Root: "a", PublishedAt: t0}}
-	root := func(v catalog.Version) string { return v.Root }
-	p = paginate(ctx, vs, sortVersion, true, versionKey, root, pageQuery{limit: 1})
-	q, _ = parsePage(url.Values{"cursor": {p.next}}, sortVersion)
-	p = paginate(ctx, vs, sortVersion, true, versionKey, root, q)
-	if got := p.items.([]string); !slices.Equal(got, []string{"b", "a"}) {
-		t.Errorf("versions after the first: %v", got)
 	}
 }
 

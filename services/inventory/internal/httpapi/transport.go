@@ -42,7 +42,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	handle("GET /api/v1/trees/{name}", e.GetTree, decodePathValue("name"), http.StatusOK)
 	handle("GET /api/v1/trees/{name}/subscriptions", e.TreeSubscriptions, decodeList(sortTreeSit, pathName("name")), http.StatusOK)
 	handle("POST /api/v1/trees/{name}/sync", e.RequestSync, decodePathValue("name"), http.StatusAccepted)
-	handle("GET /api/v1/trees/{name}/versions", e.TreeVersions, decodeList(sortVersion, pathName("name")), http.StatusOK)
+	handle("GET /api/v1/trees/{name}/versions", e.TreeVersions, decodeVersionList, http.StatusOK)
 	handle("POST /api/v1/subscriptions", e.CreateSubscription, decodeSubscription, http.StatusCreated)
 	handle("GET /api/v1/subscriptions", e.ListSubscriptions, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
 	handle("GET /api/v1/runs", e.ListRuns, decodeRunList, http.StatusOK)

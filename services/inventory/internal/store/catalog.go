@@ -233,10 +233,12 @@ func scanVersion(sc interface{ Scan(...any) error }) (catalog.Version, error) {
 }
 
 // Versions implements catalog.Repository.
-func (s *Store) Versions(ctx context.Context, tree string) ([]catalog.Version, error) {
-	return list(ctx, s.db, "versions",
-		`SELECT `+versionColumns+` FROM versions WHERE tree = $1 ORDER BY published_at DESC, root DESC`,
-		[]any{tree}, scanVersion)
+func (s *Store) Versions(ctx context.Context, f catalog.VersionFilter) ([]catalog.Version, error) {
+	// The id is catalog.VersionKey's.
+	l := timeList{selectFrom: `SELECT ` + versionColumns + ` FROM versions`, timeCol: "published_at", idExpr: "root"}
+	l.eq("tree", f.Tree)
+	q, args := l.query(f.Range, f.Limit)
+	return list(ctx, s.db, "versions", q, args, scanVersion)
 }
 
 const runColumns = `id, trigger_id, site, tree, kind, from_version, to_version, state, result, error, files, bytes, duration_ms, started_at, finished_at`

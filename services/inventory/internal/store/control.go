@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -162,12 +164,22 @@ func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, pau
 
 // Arrivals implements catalog.Repository: the first time each site
 // finished a run to each version of the tree with the version in place.
-func (s *Store) Arrivals(ctx context.Context, tree string) ([]catalog.Arrival, error) {
+func (s *Store) Arrivals(ctx context.Context, tree string, versions []string) ([]catalog.Arrival, error) {
+	if len(versions) == 0 {
+		return []catalog.Arrival{}, nil
+	}
+	args := []any{tree}
+	marks := make([]string, len(versions))
+	for i, v := range versions {
+		args = append(args, v)
+		marks[i] = "$" + strconv.Itoa(len(args))
+	}
 	return list(ctx, s.db, "arrivals",
 		`SELECT site, to_version, MIN(finished_at) FROM runs
-		WHERE tree = $1 AND state = 'DONE' AND result IN ('COMPLETED', 'UP_TO_DATE') AND to_version <> '' AND finished_at IS NOT NULL
+		WHERE tree = $1 AND to_version IN (`+strings.Join(marks, ", ")+`)
+			AND state = 'DONE' AND result IN ('COMPLETED', 'UP_TO_DATE') AND finished_at IS NOT NULL
 		GROUP BY site, to_version ORDER BY site, to_version`,
-		[]any{tree}, func(sc interface{ Scan(...any) error }) (catalog.Arrival, error) {
+		args, func(sc interface{ Scan(...any) error }) (catalog.Arrival, error) {
 			var a catalog.Arrival
 			var at dbTime
 			err := sc.Scan(&a.Site, &a.Version, &at)

@@ -232,9 +232,16 @@ func testUpdatesAndPause(t *testing.T, s *Store) {
 			t.Fatal(err)
 		}
 	}
-	as, err := s.Arrivals(ctx, "docs")
+	as, err := s.Arrivals(ctx, "docs", []string{"v1", "v2"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Only the versions asked for.
+	if v2, err := s.Arrivals(ctx, "docs", []string{"v2"}); err != nil || len(v2) != 0 {
+		t.Fatalf("arrivals of v2 (only a PARTIAL run) = %+v, %v", v2, err)
+	}
+	if none, err := s.Arrivals(ctx, "docs", nil); err != nil || len(none) != 0 {
+		t.Fatalf("arrivals of no version = %+v, %v", none, err)
 	}
 	want := []catalog.Arrival{{Site: "lyon", Version: "v1", At: now.Add(2 * time.Hour)}, {Site: "paris", Version: "v1", At: now}}
 	if len(as) != len(want) {

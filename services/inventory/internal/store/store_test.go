@@ -220,13 +220,13 @@ func testVersions(t *testing.T, s *Store) {
 	_, err = s.RecordEvent(ctx, "ev-3", catalog.Change{Version: &again})
 	must(t, err)
 
-	got, err := s.Versions(ctx, "docs")
+	got, err := s.Versions(ctx, catalog.VersionFilter{Tree: "docs", Limit: 100})
 	must(t, err)
 	v1.Files = 11
 	if want := []catalog.Version{v2, v1}; !equal(got, want) {
 		t.Fatalf("versions = %+v, want %+v", got, want)
 	}
-	got, err = s.Versions(ctx, "isos")
+	got, err = s.Versions(ctx, catalog.VersionFilter{Tree: "isos", Limit: 100})
 	must(t, err)
 	if len(got) != 0 {
 		t.Fatalf("versions of isos = %+v", got)
@@ -358,7 +358,7 @@ func testIdempotent(t *testing.T, s *Store) {
 	if ok {
 		t.Fatal("redelivered event reported as recorded")
 	}
-	vs, err := s.Versions(ctx, "docs")
+	vs, err := s.Versions(ctx, catalog.VersionFilter{Tree: "docs", Limit: 100})
 	must(t, err)
 	if len(vs) != 1 {
 		t.Fatalf("versions after redelivery = %+v", vs)
