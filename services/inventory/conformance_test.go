@@ -1,14 +1,21 @@
 package inventory_test
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +24,16 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/lib/pq"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/health"
+	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/pgtest"
+	"github.com/pulpdist/pulpdist/libs/tree"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/httpapi"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/store"
 )
 
 // openAPIFile is the contract of the REST API.
@@ -53,6 +65,102 @@ func loadSpec(t *testing.T) (*openapi3.T, routers.Router) {
 // patterns: names, a key id, a run id.
 var paramValue = map[string]string{"name": "docs", "site": "paris", "tree": "docs", "id": "0123456789abcdef0123456789abcdef"}
 
+// fill puts values in the {parameters} of path.
+func fill(t *testing.T, path string, values map[string]string) string {
+	t.Helper()
+	return regexp.MustCompile(`\{[^}]+\}`).ReplaceAllStringFunc(path, func(p string) string {
+		v, ok := values[strings.Trim(p, "{}")]
+		if !ok {
+			t.Fatalf("%s: no sample value for %s", path, p)
+		}
+		return v
+	})
+}
+
+// present are path parameters of things the walk of
+// TestOpenAPIConformance makes: paramValue, with an id of the route's kind.
+func present(path string) map[string]string {
+	v := maps.Clone(paramValue)
+	switch {
+	case strings.HasPrefix(path, "/api/v1/tokens/"):
+		v["id"] = "0123456789ab"
+	case strings.HasPrefix(path, "/api/v1/runs/"):
+		v["id"] = "run-1"
+	}
+	return v
+}
+
+// missing are path parameters that name nothing: for an id, that of the
+// route's kind, so that it passes the route's pattern.
+func missing(path string) map[string]string {
+	id := "no-such-run"
+	switch {
+	case strings.HasPrefix(path, "/api/v1/keys/"):
+		id = strings.Repeat("f", 32)
+	case strings.HasPrefix(path, "/api/v1/tokens/"):
+		id = strings.Repeat("f", 12)
+	}
+	return map[string]string{"name": "nope", "site": "nope", "tree": "nope", "id": id}
+}
+
+// operation is one operation of the spec.
+type operation struct {
+	method, path string
+	op           *openapi3.Operation
+}
+
+// apiOperations lists the operations of the spec under /api/v1, in order.
+func apiOperations(doc *openapi3.T) []operation {
+	var out []operation
+	for path, item := range doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/api/v1/") {
+			continue
+		}
+		for method, op := range item.Operations() {
+			out = append(out, operation{method: method, path: path, op: op})
+		}
+	}
+	slices.SortFunc(out, func(a, b operation) int { return cmp.Or(cmp.Compare(a.path, b.path), cmp.Compare(a.method, b.method)) })
+	return out
+}
+
+// sampleBody is a valid body of an operation that takes one ("" for the
+// others): a new operation with a body needs one here.
+func sampleBody(t *testing.T, o operation, key signer) string {
+	t.Helper()
+	if o.op.RequestBody == nil {
+		return ""
+	}
+	switch o.method + " " + o.path {
+	case "POST /api/v1/sites":
+		return `{"name":"nantes","description":"site nantes"}`
+	case "PATCH /api/v1/sites/{name}":
+		return `{"description":"another description"}`
+	case "POST /api/v1/trees":
+		return `{"name":"isos","origin_site":"origin","source":"/srv/isos"}`
+	case "PATCH /api/v1/trees/{name}":
+		return `{"keep":4}`
+	case "POST /api/v1/subscriptions":
+		return `{"site":"lyon","tree":"blank"}`
+	case "POST /api/v1/keys":
+		pem, err := json.Marshal(key.pem)
+		mustOK(t, err)
+		return `{"name":"deltacache-2026","public_key":` + string(pem) + `}`
+	case "POST /api/v1/tokens":
+		return `{"role":"viewer","name":"sample"}`
+	}
+	t.Fatalf("%s %s takes a body: give a sample in sampleBody", o.method, o.path)
+	return ""
+}
+
+// preconditions are the headers an operation needs: If-Match for a PATCH.
+func preconditions(o operation) http.Header {
+	if o.method == http.MethodPatch {
+		return http.Header{"If-Match": {`"0123"`}}
+	}
+	return nil
+}
+
 // registered lists the patterns Register adds ("METHOD /path"), and a mux
 // holding them.
 func registered(t *testing.T) ([]string, *http.ServeMux) {
@@ -76,13 +184,7 @@ func TestOpenAPIRoutesServed(t *testing.T) {
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			documented[method+" "+path] = true
-			target := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllStringFunc(path, func(p string) string {
-				v, ok := paramValue[strings.Trim(p, "{}")]
-				if !ok {
-					t.Fatalf("%s %s: no sample value for %s", method, path, p)
-				}
-				return v
-			})
+			target := fill(t, path, paramValue)
 			_, pattern := mux.Handler(httptest.NewRequestWithContext(t.Context(), method, target, nil))
 			if pattern != method+" "+path {
 				t.Errorf("%s %s is documented but served by %q", method, path, pattern)
@@ -106,17 +208,34 @@ func TestOpenAPIRoutesServed(t *testing.T) {
 // response against the spec.
 type conformance struct {
 	t      *testing.T
-	h      *harness
+	url    string
 	router routers.Router
+	// token is the bearer token of requests that set no Authorization;
+	// "" sends none.
+	token string
 }
 
-// call sends a request with the admin token and checks the response
-// against the spec, the request too when want is a success. It returns the
-// status, headers and body.
+// as is c sending token instead ("" for none).
+func (c *conformance) as(token string) *conformance {
+	d := *c
+	d.token = token
+	return &d
+}
+
+// call sends a request (with c's token unless header has Authorization)
+// and checks the response against the spec, the request too when want is
+// a success. It returns the headers and body.
 func (c *conformance) call(method, path, body string, header http.Header, want int) (http.Header, string) {
+	c.t.Helper()
+	return c.exchange(method, path, body, header, want, want < 300)
+}
+
+// exchange is call, checking the request against the spec when valid is
+// set: a request the spec allows, whatever its answer.
+func (c *conformance) exchange(method, path, body string, header http.Header, want int, valid bool) (http.Header, string) {
 	t := c.t
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, c.h.url+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), method, c.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +245,8 @@ func (c *conformance) call(method, path, body string, header http.Header, want i
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if req.Header.Get("Authorization") == "" {
-		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	if _, ok := header["Authorization"]; !ok && c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
@@ -137,7 +256,7 @@ func (c *conformance) call(method, path, body string, header http.Header, want i
 		Request: req, PathParams: params, Route: route,
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 	}
-	if want < 300 {
+	if valid {
 		if err := openapi3filter.ValidateRequest(t.Context(), in); err != nil {
 			t.Errorf("%s %s: request does not match the spec: %v", method, path, err)
 		}
@@ -161,9 +280,9 @@ func (c *conformance) call(method, path, body string, header http.Header, want i
 // TestOpenAPIConformance runs a scripted session against a real inventory
 // (SQLite, embedded NATS) and validates every exchange against the spec.
 func TestOpenAPIConformance(t *testing.T) {
-	_, router := loadSpec(t)
+	doc, router := loadSpec(t)
 	h := start(t, "sqlite://"+filepath.Join(t.TempDir(), "inventory.db"))
-	c := &conformance{t: t, h: h, router: router}
+	c := &conformance{t: t, url: h.url, router: router, token: testAdminToken}
 	ctx := context.Background()
 
 	for _, s := range []string{"origin", "paris", "lyon"} {
@@ -243,6 +362,79 @@ func TestOpenAPIConformance(t *testing.T) {
 		c.call("POST", path, "", nil, want)
 	}
 
+	// Tokens: made, used, refused and revoked.
+	token := func(body string) inventoryapi.TokenCreated {
+		t.Helper()
+		_, b := c.call("POST", "/api/v1/tokens", body, nil, 201)
+		return decodeAs[inventoryapi.TokenCreated](t, b)
+	}
+	viewer := token(`{"role":"viewer","name":"dashboard"}`)
+	operator := token(`{"role":"operator"}`)
+	lyonAgent := token(`{"role":"agent","site":"lyon","name":"site-agent lyon"}`)
+	c.call("POST", "/api/v1/tokens", `{"role":"agent"}`, nil, 400)
+	c.call("POST", "/api/v1/tokens", `{"role":"root"}`, nil, 400)
+	c.call("GET", "/api/v1/tokens", "", nil, 200)
+	c.as(viewer.Secret).call("GET", "/api/v1/overview", "", nil, 200)
+	c.as(viewer.Secret).call("GET", "/api/v1/tokens", "", nil, 403)
+	c.as(viewer.Secret).call("POST", "/api/v1/trees/docs/sync", "", nil, 403)
+	c.as(operator.Secret).call("POST", "/api/v1/tokens/"+viewer.ID+"/revoke", "", nil, 403)
+	c.as(lyonAgent.Secret).call("GET", "/api/v1/runs?site=lyon", "", nil, 200)
+	c.as(lyonAgent.Secret).call("GET", "/api/v1/runs?site=paris", "", nil, 403)
+	c.call("POST", "/api/v1/tokens/"+viewer.ID+"/revoke", "", nil, 200)
+	c.call("POST", "/api/v1/tokens/"+viewer.ID+"/revoke", "", nil, 200) // again: nothing changes
+	c.as(viewer.Secret).call("GET", "/api/v1/overview", "", nil, 401)
+	c.call("POST", "/api/v1/tokens/not-an-id/revoke", "", nil, 400)
+
+	// Signing keys: added (again: 200), refused, revoked.
+	key, other := newSigner(t), newSigner(t)
+	keyBody := func(name, pem string) string {
+		b, err := json.Marshal(inventoryapi.SigningKeyCreate{Name: name, PublicKey: pem})
+		mustOK(t, err)
+		return string(b)
+	}
+	c.call("POST", "/api/v1/keys", keyBody("deltacache-2025", key.pem), nil, 201)
+	c.call("POST", "/api/v1/keys", keyBody("deltacache-2025", key.pem), nil, 200)
+	c.call("POST", "/api/v1/keys", keyBody("deltacache-2024", key.pem), nil, 409)
+	c.call("POST", "/api/v1/keys", keyBody("broken", "not a key"), nil, 400)
+	c.as(operator.Secret).call("POST", "/api/v1/keys/"+key.id+"/revoke", "", nil, 403)
+	c.call("POST", "/api/v1/keys/"+key.id+"/revoke", "", nil, 200)
+	c.call("POST", "/api/v1/keys/"+key.id+"/revoke", "", nil, 200) // again: nothing changes
+	c.call("GET", "/api/v1/keys", "", nil, 200)
+	c.call("POST", "/api/v1/keys/not-an-id/revoke", "", nil, 400)
+
+	// One subscription synced.
+	c.as(operator.Secret).call("POST", "/api/v1/subscriptions/paris/docs/sync", "", nil, 202)
+	c.call("POST", "/api/v1/subscriptions/origin/docs/sync", "", nil, 404) // the origin does not subscribe
+	c.call("POST", "/api/v1/subscriptions/paris/Docs/sync", "", nil, 400)
+
+	// Preconditions of sites and deletions.
+	c.call("PATCH", "/api/v1/sites/paris", `{"description":"x"}`, nil, 428)
+	c.call("PATCH", "/api/v1/sites/paris", `{"description":"x"}`, http.Header{"If-Match": {`"stale"`}}, 412)
+	c.call("DELETE", "/api/v1/trees/blank", "", http.Header{"If-Match": {`"stale"`}}, 412)
+	c.call("DELETE", "/api/v1/sites/lyon", "", http.Header{"If-Match": {`"stale"`}}, 412)
+	c.call("POST", "/api/v1/trees", `{"name":"isos","origin_site":"nope","source":"/srv/isos"}`, nil, 404)
+	c.call("POST", "/api/v1/subscriptions", `{"site":"nope","tree":"docs"}`, nil, 404)
+
+	// Every operation refuses a request without a token (401) and one of
+	// the agent of a site it does not name (403); with names that name
+	// nothing it answers 404, and to a body too large, 413.
+	big := `{"name":"` + strings.Repeat("a", httpapi.MaxBody) + `"}`
+	ops := apiOperations(doc)
+	if len(ops) < 20 {
+		t.Fatalf("only %d operations under /api/v1", len(ops))
+	}
+	for _, o := range ops {
+		target := fill(t, o.path, present(o.path))
+		c.as("").call(o.method, target, "", nil, 401)
+		c.as(lyonAgent.Secret).call(o.method, target, "", nil, 403)
+		if strings.Contains(o.path, "{") {
+			c.call(o.method, fill(t, o.path, missing(o.path)), sampleBody(t, o, other), preconditions(o), 404)
+		}
+		if o.op.RequestBody != nil {
+			c.call(o.method, target, big, preconditions(o), 413)
+		}
+	}
+
 	// Deletions, conditional when If-Match is given.
 	hdr, _ = c.call("GET", "/api/v1/subscriptions/lyon/docs", "", nil, 200)
 	c.call("DELETE", "/api/v1/subscriptions/lyon/docs", "", http.Header{"If-Match": {`"stale"`}}, 412)
@@ -262,4 +454,73 @@ func TestOpenAPIConformance(t *testing.T) {
 	c.call("GET", "/api/v1/sites?cursor=bm9wZQ", "", nil, 400)
 	c.call("POST", "/api/v1/sites", `{"name":"paris"}`, nil, 409)
 	c.call("GET", "/api/v1/overview", "", http.Header{"Authorization": {"Bearer nope"}}, 401)
+}
+
+// noManifests is an object store without manifests.
+type noManifests struct{}
+
+func (noManifests) Manifest(context.Context, string, string) (*tree.Manifest, error) {
+	return nil, catalog.ErrManifestNotFound
+}
+
+// dropDatabase drops the PostgreSQL database at dbURL under its users.
+func dropDatabase(t *testing.T, dbURL string) {
+	t.Helper()
+	admin := os.Getenv(pgtest.EnvAdminURL)
+	if admin == "" {
+		admin = pgtest.DefaultAdminURL
+	}
+	db, err := sql.Open("postgres", admin)
+	mustOK(t, err)
+	defer db.Close()
+	u, err := url.Parse(dbURL)
+	mustOK(t, err)
+	_, err = db.ExecContext(t.Context(), "DROP DATABASE "+pq.QuoteIdentifier(strings.TrimPrefix(u.Path, "/"))+" WITH (FORCE)")
+	mustOK(t, err)
+}
+
+// TestOpenAPIUnavailable takes the database away under a running API
+// (SQLite: closed; PostgreSQL: dropped). Every operation under /api/v1,
+// sent a request the spec allows, answers 503 as the spec declares it,
+// and so does the authentication of a stored token.
+func TestOpenAPIUnavailable(t *testing.T) {
+	doc, router := loadSpec(t)
+	for _, db := range []struct {
+		name string
+		url  func(t *testing.T) string
+		away func(t *testing.T, st *store.Store, dbURL string)
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "inventory.db") },
+			func(t *testing.T, st *store.Store, _ string) { mustOK(t, st.Close()) }},
+		{"postgres", func(t *testing.T) string { return pgtest.NewDatabase(t) },
+			func(t *testing.T, _ *store.Store, dbURL string) { dropDatabase(t, dbURL) }},
+	} {
+		t.Run(db.name, func(t *testing.T) {
+			dbURL := db.url(t)
+			st, err := store.Open(t.Context(), dbURL)
+			mustOK(t, err)
+			t.Cleanup(func() { _ = st.Close() }) // closed or dropped already: nothing to report
+			log := slog.New(slog.DiscardHandler)
+			svc := catalog.New(st, nil, log) // no request gets as far as the bus
+			svc.UseManifests(noManifests{})
+			mux := http.NewServeMux()
+			httpapi.Register(mux, httpapi.MakeEndpoints(svc), httpapi.NewAuth(svc, testAdminToken, log), log)
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			c := &conformance{t: t, url: srv.URL, router: router, token: testAdminToken}
+			c.call("GET", "/api/v1/sites", "", nil, 200)
+
+			db.away(t, st, dbURL)
+			key := newSigner(t)
+			ops := apiOperations(doc)
+			if len(ops) < 20 {
+				t.Fatalf("only %d operations under /api/v1", len(ops))
+			}
+			for _, o := range ops {
+				c.exchange(o.method, fill(t, o.path, present(o.path)), sampleBody(t, o, key), preconditions(o), 503, true)
+			}
+			stored := "pdt_0123456789ab_" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+			c.as(stored).call("GET", "/api/v1/overview", "", nil, 503)
+		})
+	}
 }
