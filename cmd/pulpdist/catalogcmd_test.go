@@ -12,14 +12,7 @@ import (
 // and subscriptions through the CLI against a real inventory.
 func TestCatalogCommands(t *testing.T) {
 	api := startInventory(t)
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := cli(t, append([]string{"--api", api}, args...)...)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return out
-	}
+	run := runner(t, api)
 	run("site", "create", "hq", "--location", "Paris")
 	run("site", "create", "lab-1", "--bandwidth", "2000000", "--window", "mon-fri 22:00-06:00", "--wan-link", "10 Mbit/s")
 	out := run("--json", "tree", "create", "builds", "--origin", "hq", "--source", "/srv/builds",

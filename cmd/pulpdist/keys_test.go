@@ -34,6 +34,19 @@ func cli(t *testing.T, args ...string) (string, error) {
 	return out, err
 }
 
+// runner returns a function that runs the CLI against api and fails the
+// test when the command fails.
+func runner(t *testing.T, api string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := cli(t, append([]string{"--api", api}, args...)...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out
+	}
+}
+
 // cliStreams is cli returning stderr too.
 func cliStreams(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()

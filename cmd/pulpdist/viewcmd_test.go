@@ -43,14 +43,7 @@ func runIDs(rs []inventoryapi.Run) []string {
 // would feed it.
 func TestViewCommands(t *testing.T) {
 	api, natsURL := startInventoryBus(t)
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := cli(t, append([]string{"--api", api}, args...)...)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return out
-	}
+	run := runner(t, api)
 	for _, s := range []string{"hq", "paris", "lyon"} {
 		run("site", "create", s)
 	}
@@ -388,14 +381,7 @@ func TestViewCommandsBadInput(t *testing.T) {
 // site set, and refuses an empty value.
 func TestSetClearsLists(t *testing.T) {
 	api := startInventory(t)
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := cli(t, append([]string{"--api", api}, args...)...)
-		if err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		return out
-	}
+	run := runner(t, api)
 	run("site", "create", "hq", "--window", "Mon-Fri 22:00-06:00", "--window", "Sat-Sun 00:00-24:00")
 	run("tree", "create", "builds", "--origin", "hq", "--source", "/srv/builds", "--filter", "- *.tmp", "--filter", "- *.log", "--protect", "/keep/**")
 	treeNow := func(args ...string) inventoryapi.Tree {
