@@ -69,18 +69,23 @@ for; the other roles take none.`,
 	create.Flags().StringVar(&in.Site, "site", "", "the site of an agent token")
 	create.Flags().StringVar(&in.Name, "name", "", "who or what holds the token")
 	token.AddCommand(create)
-	token.AddCommand(&cobra.Command{
-		Use:   "list",
-		Short: "List every token, revoked ones included, oldest first (never their secrets)",
+	var lq inventoryapi.TokenQuery
+	list := &cobra.Command{
+		Use:   "list [--role ROLE] [--site SITE] [--live]",
+		Short: "List the tokens, revoked ones included, oldest first (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ts, err := client().Tokens(cmd.Context())
+			ts, err := client().TokensOf(cmd.Context(), lq)
 			if err != nil {
 				return err
 			}
 			return renderTokens(ts)
 		},
-	})
+	}
+	list.Flags().StringVar(&lq.Role, "role", "", "only tokens of this role")
+	list.Flags().StringVar(&lq.Site, "site", "", "only the agent tokens of this site")
+	list.Flags().BoolVar(&lq.Live, "live", false, "only the tokens not revoked")
+	token.AddCommand(list)
 	token.AddCommand(&cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a token by id: the inventory refuses it from the next request on",

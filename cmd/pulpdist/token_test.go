@@ -79,6 +79,17 @@ func TestTokenCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ts); err != nil || len(ts) != 2 || ts[0].ID != id || ts[0].RevokedAt == nil || ts[1].RevokedAt != nil {
 		t.Fatalf("token list --json: %q: %v", out, err)
 	}
+	out, err = cli(t, "--api", api, "--json", "token", "list", "--live", "--site", "site-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []inventoryapi.Token
+	if err := json.Unmarshal([]byte(out), &live); err != nil || len(live) != 1 || live[0].Site != "site-a" || live[0].RevokedAt != nil {
+		t.Fatalf("token list --live --site site-a: %q: %v", out, err)
+	}
+	if _, err := cli(t, "--api", api, "token", "list", "--role", "root"); err == nil || !strings.Contains(err.Error(), "role") {
+		t.Fatalf("token list --role root: err = %v, want 400 about the role", err)
+	}
 }
 
 func TestTokenCommandsRefuseBadInput(t *testing.T) {

@@ -300,7 +300,7 @@ published, ALLOWED the tree's allowed lag.`,
 			Use:   "failing",
 			Short: "List the subscriptions (and origins) whose newest run failed",
 			Long: `List the newest run of each subscription, and of each tree's origin, whose
-result is FAILED (GET /api/v1/failing), by tree, then site, with its error.`,
+result is FAILED or PARTIAL (GET /api/v1/failing), by tree, then site, with its error.`,
 			Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
 				rs, err := client().FailingOf(cmd.Context(), failingOf)

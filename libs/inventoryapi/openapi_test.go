@@ -346,6 +346,10 @@ func TestOpenAPIClient(t *testing.T) {
 		"SigningKeys":   func() error { _, err := c.SigningKeys(ctx); return err },
 		"AddSigningKey": func() error { _, err := c.AddSigningKey(ctx, "signer", "PEM"); return err },
 		"Tokens":        func() error { _, err := c.Tokens(ctx); return err },
+		"TokensOf": func() error {
+			_, err := c.TokensOf(ctx, inventoryapi.TokenQuery{Role: "agent", Site: "paris", Live: true})
+			return err
+		},
 		"CreateToken": func() error {
 			_, err := c.CreateToken(ctx, inventoryapi.TokenCreate{Role: "agent", Site: "a"})
 			return err

@@ -54,9 +54,27 @@ func (c *Client) WithToken(token string) *Client {
 }
 
 // Tokens lists every API token, revoked ones included, oldest first.
-func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) { return c.TokensOf(ctx, TokenQuery{}) }
+
+// TokenQuery selects tokens; empty fields match all.
+type TokenQuery struct {
+	Role, Site string
+	// Live keeps only the tokens not revoked.
+	Live bool
+}
+
+// TokensOf lists the tokens q selects, oldest first.
+func (c *Client) TokensOf(ctx context.Context, q TokenQuery) ([]Token, error) {
+	v := setGiven(url.Values{}, [2]string{"role", q.Role}, [2]string{"site", q.Site})
+	if q.Live {
+		v.Set("revoked", "false")
+	}
+	path := "/api/v1/tokens"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
 	var out []Token
-	return out, c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, &out)
+	return out, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // CreateToken makes a token; the answer holds its secret, shown only once.

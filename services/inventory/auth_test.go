@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -204,7 +205,7 @@ func testAccessMatrix(t *testing.T, h *harness) {
 		// is allowed exactly where its site is in the request.
 		// A DELETE names what does not exist, so that the allowed calls
 		// leave the seeded sites and trees for the routes after it; the
-		// refusals are the same either way (TestDeleteRefusalsHideExistence).
+		// refusals are the same either way (remove_test.go checks it).
 		tree := "docs"
 		if r.method == http.MethodDelete {
 			tree = "no-such-tree"
@@ -383,6 +384,39 @@ func TestBadTokens(t *testing.T) {
 	code, body := h.do(t, http.MethodGet, "/api/v1/tokens", "")
 	if code != http.StatusOK || !strings.Contains(body, good.ID) || strings.Contains(body, good.Secret) || !strings.Contains(body, `"revoked_at"`) {
 		t.Fatalf("token list: %d %s", code, body)
+	}
+
+	// The list filters by role, site and revocation, and pages.
+	for _, site := range []string{"replica-a", "replica-b", "replica-a"} {
+		_, err := h.client.CreateToken(ctx, inventoryapi.TokenCreate{Role: "agent", Site: site})
+		mustOK(t, err)
+	}
+	ids := func(query string, n int) []string {
+		t.Helper()
+		var out []string
+		for _, tk := range pages[inventoryapi.Token](t, h, "/api/v1/tokens", query, n, nil) {
+			out = append(out, tk.Role+"/"+tk.Site+"/"+strconv.FormatBool(tk.RevokedAt != nil))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"&role=agent&site=replica-a", []string{"agent/replica-a/false", "agent/replica-a/false"}},
+		{"&role=agent", []string{"agent/replica-a/false", "agent/replica-b/false", "agent/replica-a/false"}},
+		{"&revoked=true", []string{"viewer//true"}},
+		{"&role=viewer&revoked=false", nil},
+	} {
+		if got := ids(tc.query, 1); !slices.Equal(got, tc.want) {
+			t.Errorf("tokens%s in pages of 1 = %v, want %v", tc.query, got, tc.want)
+		}
+	}
+	for query, want := range map[string]string{"?role=root": "role", "?site=Bad_Site": "site", "?revoked=maybe": "true or false"} {
+		code, body := h.do(t, http.MethodGet, "/api/v1/tokens"+query, "")
+		if code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("tokens%s: %d %s, want 400 about %s", query, code, body, want)
+		}
 	}
 }
 

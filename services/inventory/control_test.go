@@ -324,6 +324,27 @@ func testOverviewControl(t *testing.T, h *harness) {
 	if as := alarms(); len(as) != 1 || as[0].Site != "o-lyon" {
 		t.Errorf("alarms with lyon resumed: %+v", as)
 	}
+	// The place filters keep one site's or tree's rows.
+	for path, want := range map[string]int{
+		"/api/v1/alarms?site=o-lyon&tree=o-docs": 1, "/api/v1/alarms?site=o-paris": 0, "/api/v1/alarms?tree=other": 0,
+		"/api/v1/failing?site=o-lyon": 1, "/api/v1/failing?site=o-paris&tree=o-docs": 0,
+	} {
+		_, _, body := h.send(t, "GET", path, "", nil)
+		if got := len(decodeAs[[]map[string]any](t, body)); got != want {
+			t.Errorf("GET %s: %d rows, want %d: %s", path, got, want, body)
+		}
+	}
+
+	// A sync stopped PARTIAL (the deletion guard) needs an operator as a
+	// failed one does: it is failing too.
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "o-docs", bus.SyncFinished{
+		RunID: "o-5", TriggerID: "t", Site: "o-paris", Tree: "o-docs", Kind: bus.CommandApply, To: root('3'),
+		Result: bus.ResultPartial, Error: "would delete 120 entries, the tree allows 100", FinishedAt: now}))
+	eventually(t, "the partial run recorded", func() (bool, string) {
+		_, _, body := h.send(t, "GET", "/api/v1/failing?tree=o-docs", "", nil)
+		runs := decodeAs[[]inventoryapi.Run](t, body)
+		return len(runs) == 2 && runs[0].ID == "o-4" && runs[1].ID == "o-5" && runs[1].Result == "PARTIAL", body
+	})
 }
 
 // scanned scans a directory holding files (path: content) and stores its

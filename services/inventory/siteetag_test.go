@@ -1,7 +1,11 @@
 package inventory_test
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,5 +54,60 @@ func TestSiteTagIgnoresHeartbeat(t *testing.T) {
 	code, _, body = h.send(t, http.MethodPatch, "/api/v1/sites/origin", `{"location":"Paris"}`, http.Header{"If-Match": {before}})
 	if code != http.StatusPreconditionFailed {
 		t.Fatalf("PATCH with a tag from before a change of setting: %d %s, want 412", code, body)
+	}
+}
+
+// TestRacingUpdatesOneWins: updates sent at once with the same If-Match
+// are serialised by the row lock: exactly one is applied, every other one
+// is a 412, and the stored tree is the winner's.
+func TestRacingUpdatesOneWins(t *testing.T) {
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) {
+			h := start(t, db.url(t))
+			seed(t, h)
+			_, hdr, _ := h.send(t, http.MethodGet, "/api/v1/trees/docs", "", nil)
+			tag := hdr.Get("ETag")
+			const n = 8
+			codes := make([]int, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { // no t.Fatal off the test goroutine: errors are kept
+					req, err := http.NewRequestWithContext(t.Context(), http.MethodPatch, h.url+"/api/v1/trees/docs", strings.NewReader(fmt.Sprintf(`{"keep":%d}`, 10+i)))
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					req.Header.Set("Authorization", "Bearer "+testAdminToken)
+					req.Header.Set("If-Match", tag)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					resp.Body.Close()
+					codes[i] = resp.StatusCode
+				})
+			}
+			wg.Wait()
+			mustOK(t, errors.Join(errs...))
+			winner := -1
+			for i, c := range codes {
+				switch {
+				case c == http.StatusOK && winner < 0:
+					winner = i
+				case c != http.StatusPreconditionFailed:
+					t.Errorf("update %d answered %d; want one 200 and 412 for the rest (all: %v)", i, c, codes)
+				}
+			}
+			if winner < 0 {
+				t.Fatalf("no update applied: %v", codes)
+			}
+			tree, err := h.client.Tree(t.Context(), "docs")
+			mustOK(t, err)
+			if tree.Keep != 10+winner {
+				t.Fatalf("keep = %d, want the winner's %d", tree.Keep, 10+winner)
+			}
+		})
 	}
 }

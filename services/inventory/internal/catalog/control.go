@@ -297,7 +297,8 @@ func (s *Service) TreeHistory(ctx context.Context, f VersionFilter) (Page[Versio
 }
 
 // Failing lists the newest run of each subscription and origin whose
-// result is FAILED, of the site and tree f names, by tree, then site.
+// result is FAILED or PARTIAL (stopped, for an operator to look at), of
+// the site and tree f names, by tree, then site.
 func (s *Service) Failing(ctx context.Context, f SubscriptionFilter) ([]Run, error) {
 	if err := checkGivenNames(f.Site, f.Tree); err != nil {
 		return nil, err
@@ -316,7 +317,7 @@ func (s *Service) Failing(ctx context.Context, f SubscriptionFilter) ([]Run, err
 	}
 	out := []Run{}
 	for _, r := range d.LatestRuns {
-		if r.State == RunDone && r.Result == "FAILED" && cells[key{r.Site, r.Tree}] {
+		if r.State == RunDone && (r.Result == "FAILED" || r.Result == "PARTIAL") && cells[key{r.Site, r.Tree}] {
 			out = append(out, r)
 		}
 	}

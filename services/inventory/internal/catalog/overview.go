@@ -46,11 +46,12 @@ func buildOverview(d OverviewData, now time.Time) []OverviewRow {
 		}
 	}
 
-	// The next scheduled run of each tree with a schedule, as the
-	// scheduler fires it (UTC, the minute after now).
+	// The next scheduled run of each enabled tree with a schedule, as
+	// the scheduler fires it (UTC, the minute after now); the scheduler
+	// skips disabled trees.
 	nextRuns := map[string]*time.Time{}
 	for _, t := range d.Trees {
-		if t.Schedule == "" {
+		if t.Schedule == "" || t.Disabled {
 			continue
 		}
 		if next, err := gronx.NextTickAfter(t.Schedule, now.UTC(), false); err == nil {

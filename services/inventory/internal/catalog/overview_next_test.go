@@ -16,10 +16,13 @@ func TestOverviewBehind(t *testing.T) {
 		Trees: []Tree{
 			{Name: "docs", OriginSite: "origin", Schedule: "0 2 * * *"},
 			{Name: "manual", OriginSite: "origin"},
+			// Disabled: the scheduler does not fire it.
+			{Name: "off", OriginSite: "origin", Schedule: "0 2 * * *", Disabled: true},
 		},
 		Subscriptions: []Subscription{
 			{Site: "at-v1", Tree: "docs"}, {Site: "at-v2", Tree: "docs"}, {Site: "at-v3", Tree: "docs"},
 			{Site: "none", Tree: "docs"}, {Site: "paused", Tree: "docs", Paused: true}, {Site: "m", Tree: "manual"},
+			{Site: "d", Tree: "off"},
 		},
 		Versions: []Version{v("v1", 3*time.Hour), v("v2", 2*time.Hour), v("v3", time.Hour)},
 		SiteVersions: []SiteVersion{
@@ -45,15 +48,19 @@ func TestOverviewBehind(t *testing.T) {
 		"none":   {behind: 2, since: 3 * time.Hour, next: true},
 		"paused": {behind: 1, since: 2 * time.Hour},
 		"m":      {},
+		"d":      {},
 	}
 	rows := buildOverview(d, now)
-	if len(rows) != len(wants)+1 { // + the origin of manual
+	if len(rows) != len(wants)+2 { // + the origins of manual and off
 		t.Fatalf("%d rows", len(rows))
 	}
 	for _, r := range rows {
 		w, ok := wants[r.Site]
-		if !ok || (r.Site == "origin" && r.Tree == "manual") {
-			continue
+		if r.Site == "origin" && r.Tree != "docs" {
+			w, ok = want{}, true // no schedule, or a disabled one
+		}
+		if !ok {
+			t.Fatalf("unexpected row %s/%s", r.Site, r.Tree)
 		}
 		if r.VersionsBehind != w.behind || r.LastResult != w.result {
 			t.Errorf("%s/%s: behind %d result %q, want %d %q", r.Site, r.Tree, r.VersionsBehind, r.LastResult, w.behind, w.result)

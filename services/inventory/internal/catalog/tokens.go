@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -192,8 +193,35 @@ func (s *Service) CreateToken(ctx context.Context, r TokenRequest) (Token, strin
 	return t, secret, nil
 }
 
-// Tokens lists every token, revoked ones included, oldest first.
-func (s *Service) Tokens(ctx context.Context) ([]Token, error) { return s.repo.Tokens(ctx) }
+// TokenFilter selects tokens; empty fields match all.
+type TokenFilter struct {
+	Role Role
+	Site string
+	// Revoked, when set, keeps the revoked tokens (true) or the live
+	// ones (false).
+	Revoked *bool
+}
+
+// Tokens lists the tokens f selects, revoked ones included unless f says
+// otherwise, oldest first.
+func (s *Service) Tokens(ctx context.Context, f TokenFilter) ([]Token, error) {
+	if f.Role != "" {
+		if _, err := ParseRole(string(f.Role)); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkGivenNames(f.Site, ""); err != nil {
+		return nil, err
+	}
+	ts, err := s.repo.Tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ts, func(t Token) bool {
+		return (f.Role != "" && t.Role != f.Role) || (f.Site != "" && t.Site != f.Site) ||
+			(f.Revoked != nil && *f.Revoked != (t.RevokedAt != nil))
+	}), nil
+}
 
 // RevokeToken revokes a token by id; it is refused from then on. Revoking
 // a revoked token changes nothing.

@@ -69,13 +69,22 @@ func ETag(v any) (string, error) {
 	return etagOf(b, ""), nil
 }
 
-// matches reports whether a list of entity tags (If-Match or
-// If-None-Match) names tag or is "*". Weak tags match by their value
-// (the weak comparison If-None-Match uses).
-func matches(list, tag string) bool {
+// matches reports whether an If-None-Match list names tag or is "*".
+// Weak tags match by their value (the weak comparison If-None-Match
+// uses, RFC 9110 §13.1.2).
+func matches(list, tag string) bool { return matchesTag(list, tag, true) }
+
+// matchesStrong is matches for If-Match, which compares strongly: a weak
+// tag never matches (RFC 9110 §13.1.1).
+func matchesStrong(list, tag string) bool { return matchesTag(list, tag, false) }
+
+func matchesTag(list, tag string, weak bool) bool {
 	for _, t := range strings.Split(list, ",") {
 		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == tag {
+		if weak {
+			t = strings.TrimPrefix(t, "W/")
+		}
+		if t == "*" || t == tag {
 			return true
 		}
 	}
@@ -106,7 +115,7 @@ func checkTag[T, W any](ifMatch string, conv func(T) W) func(T) error {
 		if err != nil {
 			return fmt.Errorf("entity tag: %w", err)
 		}
-		if !matches(ifMatch, tag) {
+		if !matchesStrong(ifMatch, tag) {
 			return fmt.Errorf("%w: the resource changed since If-Match %s was read (now %s); GET it again", errPreconditionFailed, ifMatch, tag)
 		}
 		return nil

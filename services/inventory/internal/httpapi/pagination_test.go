@@ -82,14 +82,17 @@ func TestPaginate(t *testing.T) {
 
 func TestMatches(t *testing.T) {
 	for _, tc := range []struct {
-		list string
-		want bool
+		list         string
+		weak, strong bool
 	}{
-		{`"abc"`, true}, {`W/"abc"`, true}, {`"x", "abc"`, true}, {`*`, true},
-		{`"abd"`, false}, {`abc`, false}, {``, false}, {`"ab"`, false},
+		{`"abc"`, true, true}, {`W/"abc"`, true, false}, {`"x", "abc"`, true, true}, {`W/"x", W/"abc"`, true, false}, {`*`, true, true},
+		{`"abd"`, false, false}, {`abc`, false, false}, {``, false, false}, {`"ab"`, false, false},
 	} {
-		if got := matches(tc.list, `"abc"`); got != tc.want {
-			t.Errorf("matches(%q) = %t", tc.list, got)
+		if got := matches(tc.list, `"abc"`); got != tc.weak {
+			t.Errorf("matches(%q) = %t (If-None-Match)", tc.list, got)
+		}
+		if got := matchesStrong(tc.list, `"abc"`); got != tc.strong {
+			t.Errorf("matchesStrong(%q) = %t (If-Match)", tc.list, got)
 		}
 	}
 }

@@ -36,6 +36,7 @@ var queryParams = map[string][]string{
 	"GET /api/v1/audit":                      append([]string{"entity", "name", "action", "actor"}, timeParams...),
 	"GET /api/v1/deltas":                     append([]string{"tree"}, timeParams...),
 	"GET /api/v1/problems":                   append([]string{"type"}, timeParams...),
+	"GET /api/v1/tokens":                     append([]string{"role", "site", "revoked"}, pageParams...),
 }
 
 // QueryParams lists the query parameters the route pattern ("GET

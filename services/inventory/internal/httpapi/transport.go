@@ -51,7 +51,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	handle("GET /api/v1/keys", e.ListSigningKeys, decodeNothing, http.StatusOK)
 	handle("POST /api/v1/keys", e.AddSigningKey, decodeSigningKey, http.StatusCreated)
 	handle("POST /api/v1/keys/{id}/revoke", e.RevokeSigningKey, decodePathValue("id"), http.StatusOK)
-	handle("GET /api/v1/tokens", e.ListTokens, decodeNothing, http.StatusOK)
+	handle("GET /api/v1/tokens", e.ListTokens, decodeList(sortTokens, decodeTokenFilter), http.StatusOK)
 	handle("POST /api/v1/tokens", e.CreateToken, decodeTokenCreate, http.StatusCreated)
 	handle("POST /api/v1/tokens/{id}/revoke", e.RevokeToken, decodePathValue("id"), http.StatusOK)
 	registerControl(handle, e.ControlEndpoints)
