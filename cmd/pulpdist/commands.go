@@ -69,6 +69,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	placeFlags(overview, &overviewOf)
+	sortFlag(overview, &overviewOf)
 	root.AddCommand(overview)
 	var syncSite string
 	syncCmd := &cobra.Command{

@@ -320,8 +320,14 @@ result is FAILED or PARTIAL (GET /api/v1/failing), by tree, then site, with its 
 		newDeltas(stdout, stderr, client, asJSON),
 	}
 	placeFlags(cmds[2], &alarmsOf)
+	sortFlag(cmds[2], &alarmsOf)
 	placeFlags(cmds[3], &failingOf)
 	return cmds
+}
+
+// sortFlag adds --sort to the overview and the alarms.
+func sortFlag(cmd *cobra.Command, p *inventoryapi.Place) {
+	cmd.Flags().StringVar(&p.Sort, "sort", "", "order: tree (the default), site, or -lag (the longest behind first)")
 }
 
 // placeFlags adds --site and --tree, which keep the rows of one site

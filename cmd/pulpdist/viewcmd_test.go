@@ -251,7 +251,13 @@ func TestViewCommands(t *testing.T) {
 		if fs := decodeJSON[[]inventoryapi.Run](t, run("--json", "failing", "--tree", "isos")); len(fs) != 0 {
 			t.Errorf("failing --tree isos: %v", runIDs(fs))
 		}
-		rows := decodeJSON[[]inventoryapi.OverviewRow](t, run("--json", "overview", "--site", "lyon"))
+		if _, err := cli(t, "--api", api, "alarms", "--sort", "lag"); err == nil || !strings.Contains(err.Error(), "-lag") {
+			t.Errorf("alarms --sort lag: err = %v, want 400 naming the sorts", err)
+		}
+		if as := decodeJSON[[]inventoryapi.Alarm](t, run("--json", "alarms", "--sort", "-lag")); len(as) != 1 || as[0].Site != "lyon" {
+			t.Errorf("alarms --sort -lag: %+v", as)
+		}
+		rows := decodeJSON[[]inventoryapi.OverviewRow](t, run("--json", "overview", "--site", "lyon", "--sort", "site"))
 		if len(rows) == 0 {
 			t.Error("overview --site lyon: no rows")
 		}

@@ -93,10 +93,12 @@ func (c *Client) Overview(ctx context.Context) ([]OverviewRow, error) {
 }
 
 // Place selects the rows of one site and/or one tree; "" matches all.
-type Place struct{ Site, Tree string }
+// Sort orders the overview and the alarms: tree (the default), site or
+// -lag (the longest behind first); failing takes none.
+type Place struct{ Site, Tree, Sort string }
 
 func (p Place) query(path string) string {
-	if v := setGiven(url.Values{}, [2]string{"site", p.Site}, [2]string{"tree", p.Tree}); len(v) > 0 {
+	if v := setGiven(url.Values{}, [2]string{"site", p.Site}, [2]string{"tree", p.Tree}, [2]string{"sort", p.Sort}); len(v) > 0 {
 		return path + "?" + v.Encode()
 	}
 	return path

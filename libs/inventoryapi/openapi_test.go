@@ -342,7 +342,10 @@ func TestOpenAPIClient(t *testing.T) {
 		"Runs":          func() error { _, err := c.Runs(ctx, "demo", "a"); return err },
 		"Versions":      func() error { _, err := c.Versions(ctx, "demo"); return err },
 		"Overview":      func() error { _, err := c.Overview(ctx); return err },
-		"OverviewOf":    func() error { _, err := c.OverviewOf(ctx, inventoryapi.Place{Site: "paris", Tree: "docs"}); return err },
+		"OverviewOf": func() error {
+			_, err := c.OverviewOf(ctx, inventoryapi.Place{Site: "paris", Tree: "docs", Sort: "-lag"})
+			return err
+		},
 		"SigningKeys":   func() error { _, err := c.SigningKeys(ctx); return err },
 		"AddSigningKey": func() error { _, err := c.AddSigningKey(ctx, "signer", "PEM"); return err },
 		"Tokens":        func() error { _, err := c.Tokens(ctx); return err },
@@ -362,10 +365,13 @@ func TestOpenAPIClient(t *testing.T) {
 		"Failing":     func() error { _, err := c.Failing(ctx); return err },
 		"Alarms":      func() error { _, err := c.Alarms(ctx); return err },
 		"FailingOf":   func() error { _, err := c.FailingOf(ctx, inventoryapi.Place{Site: "paris", Tree: "docs"}); return err },
-		"AlarmsOf":    func() error { _, err := c.AlarmsOf(ctx, inventoryapi.Place{Site: "paris", Tree: "docs"}); return err },
-		"PauseSite":   func() error { _, err := c.SetPaused(ctx, "sites", "a", true); return err },
-		"ResumeTree":  func() error { _, err := c.SetPaused(ctx, "trees", "demo", false); return err },
-		"DryRun":      func() error { _, err := c.DryRun(ctx, "a", "demo"); return err },
+		"AlarmsOf": func() error {
+			_, err := c.AlarmsOf(ctx, inventoryapi.Place{Site: "paris", Tree: "docs", Sort: "site"})
+			return err
+		},
+		"PauseSite":  func() error { _, err := c.SetPaused(ctx, "sites", "a", true); return err },
+		"ResumeTree": func() error { _, err := c.SetPaused(ctx, "trees", "demo", false); return err },
+		"DryRun":     func() error { _, err := c.DryRun(ctx, "a", "demo"); return err },
 		// The page methods with every parameter they can send.
 		"RunPage": func() error {
 			_, _, err := c.RunPage(ctx, inventoryapi.RunQuery{Tree: "demo", Site: "a", Result: "FAILED", TimeQuery: everyTimeParam})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -324,6 +325,42 @@ func testOverviewControl(t *testing.T, h *harness) {
 	if as := alarms(); len(as) != 1 || as[0].Site != "o-lyon" {
 		t.Errorf("alarms with lyon resumed: %+v", as)
 	}
+	// The views sort by tree (the default), by site, or longest behind
+	// first; a cursor belongs to its sort.
+	places := func(path string) []string {
+		t.Helper()
+		code, _, body := h.send(t, "GET", path, "", nil)
+		if code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, body)
+		}
+		var out []string
+		for _, r := range decodeAs[[]inventoryapi.OverviewRow](t, body) {
+			out = append(out, r.Site)
+		}
+		return out
+	}
+	for path, want := range map[string][]string{
+		"/api/v1/overview?tree=o-docs":           {"o-origin", "o-lyon", "o-paris"},
+		"/api/v1/overview?tree=o-docs&sort=site": {"o-lyon", "o-origin", "o-paris"},
+		"/api/v1/overview?tree=o-docs&sort=-lag": {"o-lyon", "o-origin", "o-paris"},
+		"/api/v1/alarms?sort=-lag":               {"o-lyon"},
+	} {
+		if got := places(path); !slices.Equal(got, want) {
+			t.Errorf("GET %s: sites %v, want %v", path, got, want)
+		}
+	}
+	lagged := pages[inventoryapi.OverviewRow](t, h, "/api/v1/overview", "&tree=o-docs&sort=-lag", 1, nil)
+	if len(lagged) != 3 || lagged[0].Site != "o-lyon" || lagged[0].LagSeconds < lagged[1].LagSeconds {
+		t.Errorf("overview by lag in pages of 1: %+v", lagged)
+	}
+	_, hdr, _ = h.send(t, "GET", "/api/v1/overview?tree=o-docs&limit=1", "", nil)
+	if code, _, body := h.send(t, "GET", "/api/v1/overview?tree=o-docs&sort=site&cursor="+url.QueryEscape(hdr.Get("X-Next-Cursor")), "", nil); code != 400 {
+		t.Errorf("a tree-sorted cursor with sort=site: %d %s, want 400", code, body)
+	}
+	if code, _, body := h.send(t, "GET", "/api/v1/alarms?sort=lag", "", nil); code != 400 || !strings.Contains(body, "tree, site, -lag") {
+		t.Errorf("alarms?sort=lag: %d %s, want 400 naming the sorts", code, body)
+	}
+
 	// The place filters keep one site's or tree's rows.
 	for path, want := range map[string]int{
 		"/api/v1/alarms?site=o-lyon&tree=o-docs": 1, "/api/v1/alarms?site=o-paris": 0, "/api/v1/alarms?tree=other": 0,

@@ -49,7 +49,7 @@ func TestQueryParamsRefused(t *testing.T) {
 		mustOK(t, err)
 	}
 	for _, tc := range []struct{ path, detail string }{
-		{"/api/v1/overview?tee=docs", `unknown query parameter "tee": this route takes cursor, limit, site, tree`},
+		{"/api/v1/overview?tee=docs", `unknown query parameter "tee": this route takes cursor, limit, site, sort, tree`},
 		{"/api/v1/runs?site=origin&sites=x", `unknown query parameter "sites"`},
 		{"/api/v1/sites/origin?verbose=1", `unknown query parameter "verbose": this route takes none`},
 		{"/api/v1/alarms?site=a&site=b", `query parameter "site" is given 2 times`},

@@ -94,7 +94,7 @@ func makeControlEndpoints(c ControlCatalog) ControlEndpoints {
 		}),
 		Alarms: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
 			as, err := c.Alarms(ctx, r.filter)
-			return paginate(ctx, as, sortTreeSit, alarmKey, wire.Alarm, r.page), err
+			return sortedPage(ctx, as, alarmSorts, r.sort, wire.Alarm, r.page), err
 		}),
 		PauseSite:  pause(true, true),
 		ResumeSite: pause(true, false),
@@ -128,7 +128,7 @@ func registerControl(handle func(string, endpoint.Endpoint, httptransport.Decode
 	handle("GET /api/v1/trees/{name}/history", e.TreeHistory, decodeVersionList, http.StatusOK)
 	handle("GET /api/v1/sites/{name}/history", e.SiteHistory, decodeSiteHistory, http.StatusOK)
 	handle("GET /api/v1/failing", e.Failing, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
-	handle("GET /api/v1/alarms", e.Alarms, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
+	handle("GET /api/v1/alarms", e.Alarms, decodeSortedList(alarmSorts, subscriptionFilter), http.StatusOK)
 	handle("POST /api/v1/sites/{name}/pause", e.PauseSite, decodePathValue("name"), http.StatusOK)
 	handle("POST /api/v1/sites/{name}/resume", e.ResumeSite, decodePathValue("name"), http.StatusOK)
 	handle("POST /api/v1/trees/{name}/pause", e.PauseTree, decodePathValue("name"), http.StatusOK)

@@ -144,7 +144,7 @@ func MakeEndpoints(c Catalog) Endpoints {
 		}),
 		Overview: typed(func(ctx context.Context, r listRequest[catalog.SubscriptionFilter]) (page, error) {
 			rows, err := c.Overview(ctx, r.filter)
-			return paginate(ctx, rows, sortOverview, overviewKey, wire.OverviewRow, r.page), err
+			return sortedPage(ctx, rows, overviewSorts, r.sort, wire.OverviewRow, r.page), err
 		}),
 		ListSigningKeys: typed(func(ctx context.Context, _ noRequest) ([]inventoryapi.SigningKey, error) {
 			ks, err := c.SigningKeys(ctx)

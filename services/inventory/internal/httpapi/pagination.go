@@ -134,6 +134,8 @@ func requestURI(ctx context.Context) string {
 type listRequest[F any] struct {
 	filter F
 	page   pageQuery
+	// sort is the order asked for, for the lists that have several.
+	sort string
 }
 
 // decodeList decodes the page of a list in order sortOrder, and its filter.
@@ -205,9 +207,8 @@ func paginate[T, W any](ctx context.Context, items []T, sortOrder string, key fu
 
 // Sort orders and keys of the lists paginated in memory.
 const (
-	sortName     = "name"
-	sortTreeSit  = "tree,site"
-	sortOverview = "tree,role,site"
+	sortName    = "name"
+	sortTreeSit = "tree,site"
 )
 
 func siteKey(s catalog.Site) []string { return []string{s.Name} }
@@ -216,17 +217,6 @@ func subscriptionKey(s catalog.Subscription) []string {
 	return []string{s.Tree, s.Site}
 }
 func runPlaceKey(r catalog.Run) []string { return []string{r.Tree, r.Site} }
-func alarmKey(a catalog.Alarm) []string  { return []string{a.Tree, a.Site} }
-
-// overviewKey orders a tree's origin row before its replicas, as
-// catalog.Overview does.
-func overviewKey(r catalog.OverviewRow) []string {
-	role := "1"
-	if r.Role == catalog.RoleOrigin {
-		role = "0"
-	}
-	return []string{r.Tree, role, r.Site}
-}
 
 // timeListRequest is a decoded list request of a list ordered by time.
 type timeListRequest[F any] struct {

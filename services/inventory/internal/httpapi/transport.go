@@ -47,7 +47,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	handle("GET /api/v1/subscriptions", e.ListSubscriptions, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
 	handle("GET /api/v1/runs", e.ListRuns, decodeRunList, http.StatusOK)
 	handle("GET /api/v1/runs/{id}", e.GetRun, decodePathValue("id"), http.StatusOK)
-	handle("GET /api/v1/overview", e.Overview, decodeList(sortOverview, subscriptionFilter), http.StatusOK)
+	handle("GET /api/v1/overview", e.Overview, decodeSortedList(overviewSorts, subscriptionFilter), http.StatusOK)
 	handle("GET /api/v1/keys", e.ListSigningKeys, decodeNothing, http.StatusOK)
 	handle("POST /api/v1/keys", e.AddSigningKey, decodeSigningKey, http.StatusCreated)
 	handle("POST /api/v1/keys/{id}/revoke", e.RevokeSigningKey, decodePathValue("id"), http.StatusOK)
