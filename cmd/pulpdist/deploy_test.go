@@ -138,9 +138,9 @@ func TestComposeMatchesPrograms(t *testing.T) {
 			t.Errorf("%s: inventory url %q does not match inventory's http addr port %q", name, svc.Environment["PULPDIST_INVENTORY_URL"], httpPort["inventory"])
 		}
 	}
-	// Tokens come from the environment of `docker compose up`, never
-	// from the file: the inventory's must be set, the scheduler gets one.
-	tokens := map[string]string{"inventory": "PULPDIST_ADMIN_TOKEN", "scheduler": "PULPDIST_INVENTORY_TOKEN"}
+	// The admin token comes from the environment of `docker compose up`,
+	// never from the file; the others are provisioned (checkTokens).
+	tokens := map[string]string{"inventory": "PULPDIST_ADMIN_TOKEN"}
 	for name, svc := range c.Services {
 		env, ok := tokens[svc.Build.Args["SERVICE"]]
 		if !ok {
@@ -150,7 +150,7 @@ func TestComposeMatchesPrograms(t *testing.T) {
 			t.Errorf("%s: %s is %q, want a ${PULPDIST_…:?…} or ${…:-…} reference to the environment", name, env, v)
 		}
 	}
-	checkAgentTokens(t, c, httpPort["inventory"])
+	checkTokens(t, c, httpPort["inventory"])
 	nats, ok := c.Services["nats"]
 	if !ok || !slices.Contains(nats.Command, "--jetstream") {
 		t.Errorf("the nats service must run with --jetstream")
@@ -160,10 +160,10 @@ func TestComposeMatchesPrograms(t *testing.T) {
 	}
 }
 
-// checkAgentTokens: one `pulpdist token provision` job writes the token
-// file of every site-agent into a volume, in the file the agent reads, and
-// each agent starts only once the job has completed.
-func checkAgentTokens(t *testing.T, c compose, inventoryPort string) {
+// checkTokens: one `pulpdist token provision` job writes the token file of
+// every site-agent (and a viewer token for the scheduler) into a volume, in
+// the file each reads, and each starts only once the job has completed.
+func checkTokens(t *testing.T, c compose, inventoryPort string) {
 	t.Helper()
 	var job string
 	for name, svc := range c.Services {
@@ -183,7 +183,7 @@ func checkAgentTokens(t *testing.T, c compose, inventoryPort string) {
 		t.Fatalf("%s runs %q, want token provision", job, cmd)
 	}
 	dir := ""
-	var sites []string
+	var sites, viewers []string
 	for i := 2; i < len(cmd); i++ {
 		switch cmd[i] {
 		case "--dir":
@@ -191,6 +191,9 @@ func checkAgentTokens(t *testing.T, c compose, inventoryPort string) {
 			dir = cmd[i]
 		case "--wait":
 			i++
+		case "--viewer":
+			i++
+			viewers = append(viewers, cmd[i])
 		default:
 			sites = append(sites, cmd[i])
 		}
@@ -212,13 +215,26 @@ func checkAgentTokens(t *testing.T, c compose, inventoryPort string) {
 	}
 	var agentSites []string
 	for name, svc := range c.Services {
-		if svc.Build.Args["SERVICE"] != "siteagent" {
+		var env, file string
+		switch svc.Build.Args["SERVICE"] {
+		case "siteagent":
+			site := svc.Environment["PULPDIST_SITE"]
+			agentSites = append(agentSites, site)
+			env, file = "PULPDIST_AGENT_TOKEN_FILE", site
+		case "scheduler":
+			if len(viewers) != 1 {
+				t.Errorf("%s provisions viewer tokens %v, want one for %s", job, viewers, name)
+				continue
+			}
+			env, file = "PULPDIST_INVENTORY_TOKEN_FILE", viewers[0]
+			if _, ok := svc.Environment["PULPDIST_INVENTORY_TOKEN"]; ok {
+				t.Errorf("%s gets PULPDIST_INVENTORY_TOKEN besides its token file", name)
+			}
+		default:
 			continue
 		}
-		site := svc.Environment["PULPDIST_SITE"]
-		agentSites = append(agentSites, site)
-		if got, want := svc.Environment["PULPDIST_AGENT_TOKEN_FILE"], dir+"/"+site+".token"; got != want {
-			t.Errorf("%s reads its agent token from %q, the job writes %q", name, got, want)
+		if got, want := svc.Environment[env], dir+"/"+file+".token"; got != want {
+			t.Errorf("%s reads its token from %s=%q, the job writes %q", name, env, got, want)
 		}
 		if !slices.Contains(svc.Volumes, volume+":"+dir+":ro") {
 			t.Errorf("%s does not mount %s read-only at %s (%v)", name, volume, dir, svc.Volumes)

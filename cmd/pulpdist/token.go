@@ -107,34 +107,59 @@ for; the other roles take none.`,
 func newTokenProvision(stdout io.Writer, client func() *inventoryapi.Client) *cobra.Command {
 	var dir string
 	var wait time.Duration
+	var viewers []string
 	cmd := &cobra.Command{
-		Use:   "provision SITE... --dir DIR [--wait DURATION]",
-		Short: "Make sure DIR/<site>.token holds a live agent token of each site",
+		Use:   "provision [SITE...] [--viewer NAME]... --dir DIR [--wait DURATION]",
+		Short: "Make sure DIR/<site>.token holds a live agent token of each site (and DIR/<name>.token a viewer token)",
 		Long: `For each site, keep the agent token in DIR/<site>.token when the inventory
 still accepts it for that site, or make a new one (admin) and write it there
-(mode 0600, replaced atomically). Run it at every start of a deployment: it
-changes nothing once the tokens exist. Each site-agent then reads its file
-(PULPDIST_AGENT_TOKEN_FILE) and signs its reports with it. With --wait, an
-inventory that is not answering yet is tried again until the time is up.
-Prints "created PATH" or "kept PATH" per site.`,
-		Args: cobra.MinimumNArgs(1),
+(mode 0600, replaced atomically); for each --viewer NAME, the same with a
+viewer token in DIR/<NAME>.token (for a scheduler: PULPDIST_INVENTORY_TOKEN_FILE).
+Run it at every start of a deployment: it changes nothing once the tokens
+exist. Each site-agent then reads its file (PULPDIST_AGENT_TOKEN_FILE) and
+signs its reports with it. With --wait, an inventory that is not answering
+yet is tried again until the time is up. Prints "created PATH" or "kept
+PATH" per token.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, sites []string) error {
 			if dir == "" {
 				return fmt.Errorf("token provision: --dir is required")
 			}
+			if len(sites)+len(viewers) == 0 {
+				return fmt.Errorf("token provision: name at least one site or --viewer")
+			}
+			type want struct {
+				file string
+				tc   inventoryapi.TokenCreate
+			}
+			var wants []want
 			for _, site := range sites {
 				if err := bus.ValidateName("site", site); err != nil {
 					return fmt.Errorf("token provision: %w", err)
 				}
+				wants = append(wants, want{site, inventoryapi.TokenCreate{Role: "agent", Site: site, Name: "agent of " + site + " (pulpdist token provision)"}})
+			}
+			for _, name := range viewers {
+				if err := bus.ValidateName("viewer", name); err != nil {
+					return fmt.Errorf("token provision: %w", err)
+				}
+				wants = append(wants, want{name, inventoryapi.TokenCreate{Role: "viewer", Name: name + " (pulpdist token provision)"}})
+			}
+			seen := map[string]bool{}
+			for _, w := range wants {
+				if seen[w.file] {
+					return fmt.Errorf("token provision: %s.token named twice", w.file)
+				}
+				seen[w.file] = true
 			}
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return fmt.Errorf("token provision: %w", err)
 			}
 			deadline := time.Now().Add(wait)
-			for _, site := range sites {
-				path := filepath.Join(dir, site+".token")
+			for _, w := range wants {
+				path := filepath.Join(dir, w.file+".token")
 				for {
-					_, made, err := inventoryapi.ProvisionAgentToken(cmd.Context(), client(), site, path, "agent of "+site+" (pulpdist token provision)")
+					_, made, err := inventoryapi.ProvisionToken(cmd.Context(), client(), w.tc, path)
 					if err != nil && retryable(err) && time.Now().Before(deadline) {
 						select {
 						case <-cmd.Context().Done():
@@ -158,6 +183,7 @@ Prints "created PATH" or "kept PATH" per site.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory of the token files (required; made if missing)")
+	cmd.Flags().StringArrayVar(&viewers, "viewer", nil, "also a viewer token in DIR/NAME.token (repeatable)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "how long to keep trying while the inventory does not answer (0: fail at once)")
 	return cmd
 }

@@ -198,12 +198,34 @@ func TestTokenProvision(t *testing.T) {
 		t.Fatalf("live agent tokens = %+v, want origin, site-a and site-b", ts)
 	}
 
+	// A viewer token for a scheduler: kept while it is a live viewer
+	// token, replaced when the file holds an agent's.
+	viewer := filepath.Join(dir, "scheduler.token")
+	provision("kept "+filepath.Join(dir, "origin.token")+"\ncreated "+viewer+"\n", "origin", "--viewer", "scheduler")
+	sched := read("scheduler")
+	if _, err := cli(t, "--api", api, "--token", sched, "trees"); err != nil {
+		t.Fatalf("trees with the provisioned viewer token: %v", err)
+	}
+	if _, err := cli(t, "--api", api, "--token", sched, "token", "list"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("token list with the viewer token: err = %v, want 403", err)
+	}
+	provision("kept "+viewer+"\n", "--viewer", "scheduler")
+	if err := os.WriteFile(viewer, []byte(origin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	provision("created "+viewer+"\n", "--viewer", "scheduler")
+	if read("scheduler") == origin {
+		t.Fatal("an agent token was kept as the viewer's")
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"token", "provision", "origin"}, "--dir is required"},
-		{[]string{"token", "provision", "--dir", dir}, "requires at least 1 arg"},
+		{[]string{"token", "provision", "--dir", dir}, "at least one site or --viewer"},
+		{[]string{"token", "provision", "--dir", dir, "origin", "--viewer", "origin"}, "origin.token named twice"},
+		{[]string{"token", "provision", "--dir", dir, "--viewer", "Bad Name"}, "viewer"},
 		{[]string{"token", "provision", "--dir", dir, "Bad_Site"}, "[a-z0-9][a-z0-9-]{0,62}"},
 		{[]string{"--api", "http://127.0.0.1:1", "token", "provision", "--dir", t.TempDir(), "origin"}, "connection refused"},
 	} {

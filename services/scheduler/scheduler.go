@@ -32,9 +32,13 @@ type Config struct {
 	InventoryURL string
 	// InventoryToken is the bearer token the scheduler reads the
 	// inventory API with; the viewer role is enough.
-	InventoryToken  string
-	RefreshInterval time.Duration
-	TickInterval    time.Duration
+	InventoryToken string
+	// InventoryTokenFile names a file holding InventoryToken (what
+	// `pulpdist token provision --viewer scheduler` writes); one of the
+	// two.
+	InventoryTokenFile string
+	RefreshInterval    time.Duration
+	TickInterval       time.Duration
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -42,6 +46,7 @@ func (c *Config) Bind(s *config.Set) {
 	c.Options.Bind(s, "127.0.0.1:7401")
 	s.String(&c.InventoryURL, "inventory-url", "PULPDIST_INVENTORY_URL", "http://127.0.0.1:7400", "inventory REST base URL")
 	s.String(&c.InventoryToken, "inventory-token", "PULPDIST_INVENTORY_TOKEN", "", "bearer token for the inventory API, role viewer or above (prefer the env var: flags show in ps)")
+	s.String(&c.InventoryTokenFile, "inventory-token-file", "PULPDIST_INVENTORY_TOKEN_FILE", "", "file holding that token instead (pulpdist token provision --viewer scheduler writes one)")
 	s.Duration(&c.RefreshInterval, "schedule-refresh", "PULPDIST_SCHEDULE_REFRESH", 30*time.Second, "how often the tree schedules are re-read")
 	s.Duration(&c.TickInterval, "schedule-tick", "", time.Second, "how often schedules are checked")
 }
@@ -52,15 +57,24 @@ func (c Config) Validate() error {
 	if c.InventoryURL == "" {
 		errs = append(errs, errors.New("inventory url required"))
 	}
-	if c.InventoryToken == "" {
-		errs = append(errs, errors.New("inventory token required (a viewer token: pulpdist token create --role viewer)"))
-	} else if strings.ContainsFunc(c.InventoryToken, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+	switch tok, err := c.inventoryToken(); {
+	case err != nil:
+		errs = append(errs, err)
+	case tok == "":
+		errs = append(errs, errors.New("inventory token required (a viewer token: pulpdist token create --role viewer), in PULPDIST_INVENTORY_TOKEN or PULPDIST_INVENTORY_TOKEN_FILE"))
+	case strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
 		errs = append(errs, errors.New("inventory token: want printable ASCII without spaces"))
 	}
 	if c.RefreshInterval <= 0 || c.TickInterval <= 0 {
 		errs = append(errs, errors.New("schedule intervals must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// inventoryToken is the token configured, read from InventoryTokenFile
+// when that is set.
+func (c Config) inventoryToken() (string, error) {
+	return config.SecretOrFile("inventory token (PULPDIST_INVENTORY_TOKEN or PULPDIST_INVENTORY_TOKEN_FILE)", c.InventoryToken, c.InventoryTokenFile)
 }
 
 // Service is a scheduler connected to the bus.
@@ -76,11 +90,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("scheduler config: %w", err)
 	}
+	tok, err := cfg.inventoryToken() // read by Validate too, but the file may have gone since
+	if err != nil {
+		return nil, fmt.Errorf("scheduler config: %w", err)
+	}
 	d, err := daemon.New(ctx, "scheduler", cfg.Options, log)
 	if err != nil {
 		return nil, err
 	}
-	inv := inventoryapi.NewClient(cfg.InventoryURL, &http.Client{Timeout: 30 * time.Second}).WithToken(cfg.InventoryToken)
+	inv := inventoryapi.NewClient(cfg.InventoryURL, &http.Client{Timeout: 30 * time.Second}).WithToken(tok)
 	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler")}
 	return &Service{
 		cfg:  cfg,

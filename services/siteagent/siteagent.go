@@ -10,7 +10,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,32 +51,10 @@ type Config struct {
 	AgentTokenFile string
 }
 
-// maxTokenFile bounds an agent token file.
-const maxTokenFile = 4096
-
 // agentToken is the agent token configured, read from AgentTokenFile
 // when that is set ("" when neither is).
 func (c Config) agentToken() (string, error) {
-	if c.AgentTokenFile == "" {
-		return c.AgentToken, nil
-	}
-	if c.AgentToken != "" {
-		return "", fmt.Errorf("agent token: set PULPDIST_AGENT_TOKEN or PULPDIST_AGENT_TOKEN_FILE, not both")
-	}
-	f, err := os.Open(c.AgentTokenFile)
-	if err != nil {
-		return "", fmt.Errorf("agent token file: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
-	if err != nil {
-		return "", fmt.Errorf("agent token file %s: %w", c.AgentTokenFile, err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(b) > maxTokenFile || tok == "" || strings.ContainsAny(tok, "\r\n") {
-		return "", fmt.Errorf("agent token file %s must hold one token on one line", c.AgentTokenFile)
-	}
-	return tok, nil
+	return config.SecretOrFile("agent token (PULPDIST_AGENT_TOKEN or PULPDIST_AGENT_TOKEN_FILE)", c.AgentToken, c.AgentTokenFile)
 }
 
 // Bind registers the configuration's flags and environment variables.

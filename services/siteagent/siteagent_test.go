@@ -415,9 +415,9 @@ func TestAgentTokenFile(t *testing.T) {
 		name, token, file, want string
 	}{
 		{"missing", "", filepath.Join(dir, "nope"), "no such file"},
-		{"empty", "", file("empty", "\n"), "one token on one line"},
-		{"two lines", "", file("two", "pdt_a_b\npdt_c_d\n"), "one token on one line"},
-		{"too big", "", file("big", "pdt_a_"+strings.Repeat("x", 5000)), "one token on one line"},
+		{"empty", "", file("empty", "\n"), "one value on one line"},
+		{"two lines", "", file("two", "pdt_a_b\npdt_c_d\n"), "one value on one line"},
+		{"too big", "", file("big", "pdt_a_"+strings.Repeat("x", 5000)), "one value on one line"},
 		{"not a token", "", file("junk", "hunter2"), "pdt_<id>_<secret>"},
 		{"both", "pdt_abc123_secretsecret", good.AgentTokenFile, "not both"},
 	} {
