@@ -23,13 +23,14 @@ import (
 
 // treeFlags are the settings of a tree as flags.
 type treeFlags struct {
-	origin, source, schedule, typ, lag string
-	filters, protect                   []string
-	keep                               int
-	maxDeletions                       int64
-	disabled                           bool
-	// clearFilters and clearProtect (set only) empty the lists.
-	clearFilters, clearProtect bool
+	origin, source, schedule, typ, lag, priority string
+	filters, protect, canaries                   []string
+	keep, syncLatest                             int
+	maxDeletions                                 int64
+	disabled                                     bool
+	// clearFilters, clearProtect and clearCanaries (set only) empty the
+	// lists.
+	clearFilters, clearProtect, clearCanaries bool
 }
 
 func (f *treeFlags) bind(fs *pflag.FlagSet, create bool) {
@@ -45,12 +46,16 @@ func (f *treeFlags) bind(fs *pflag.FlagSet, create bool) {
 		filterHelp, protectHelp = "repeat; the rules given replace them all", "repeat; the patterns given replace them all"
 		fs.BoolVar(&f.clearFilters, "clear-filters", false, "remove every filter rule")
 		fs.BoolVar(&f.clearProtect, "clear-protect", false, "remove every protected path pattern")
+		fs.BoolVar(&f.clearCanaries, "clear-canaries", false, "remove every canary site")
 	}
 	fs.StringArrayVar(&f.filters, "filter", nil, `rsync-style rule such as "- *.tmp" (`+filterHelp+`; docs/filters.md)`)
 	fs.StringArrayVar(&f.protect, "protect", nil, "pattern of paths no sync deletes ("+protectHelp+")")
 	fs.IntVar(&f.keep, "keep", 0, "versions kept at each site (retention)")
 	fs.Int64Var(&f.maxDeletions, "max-deletions", 0, "refuse a sync that deletes more entries than this (0: no guard)")
 	fs.BoolVar(&f.disabled, "disabled", false, "the scheduler does not fire the tree")
+	fs.IntVar(&f.syncLatest, "sync-latest", 0, "versioned trees: publish only the newest N versions (0: all)")
+	fs.StringArrayVar(&f.canaries, "canary", nil, "site that gets a new version before the others (repeat)")
+	fs.StringVar(&f.priority, "priority", "", "normal or urgent (urgent transfers overtake normal ones on a link)")
 }
 
 // given is v when the flag name was given on the command line, nil
@@ -94,7 +99,12 @@ func (f *treeFlags) patch(fs *pflag.FlagSet) (inventoryapi.TreePatch, error) {
 	if err != nil {
 		return inventoryapi.TreePatch{}, err
 	}
+	canaries, err := listFlag(fs, "canary", "clear-canaries", f.canaries, f.clearCanaries)
+	if err != nil {
+		return inventoryapi.TreePatch{}, err
+	}
 	p := inventoryapi.TreePatch{
+		CanarySites: canaries, SyncLatest: given(fs, "sync-latest", &f.syncLatest), Priority: given(fs, "priority", &f.priority),
 		Source: given(fs, "source", &f.source), Schedule: given(fs, "schedule", &f.schedule),
 		Type: given(fs, "type", &f.typ), AllowedLag: given(fs, "allowed-lag", &f.lag),
 		Filters: filters, ProtectedPaths: protect,
@@ -159,7 +169,8 @@ func renderTree(w io.Writer, asJSON bool, t inventoryapi.Tree) error {
 			{"schedule", dash(t.Schedule)}, {"filters", dash(strings.Join(t.Filters, "; "))},
 			{"keep", fmt.Sprint(t.Keep)}, {"max deletions", fmt.Sprint(t.MaxDeletions)},
 			{"protected", dash(strings.Join(t.ProtectedPaths, "; "))}, {"allowed lag", t.AllowedLag},
-			{"enabled", fmt.Sprint(enabled)}, {"paused", fmt.Sprint(t.Paused)},
+			{"sync latest", fmt.Sprint(t.SyncLatest)}, {"canaries", dash(strings.Join(t.CanarySites, ", "))},
+			{"priority", t.Priority}, {"enabled", fmt.Sprint(enabled)}, {"paused", fmt.Sprint(t.Paused)},
 		} {
 			fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
 		}
@@ -263,7 +274,7 @@ func newTreeCatalog(stdout io.Writer, client func() *inventoryapi.Client, asJSON
 			t, err := client().CreateTree(cmd.Context(), inventoryapi.Tree{
 				Name: args[0], OriginSite: cf.origin, Source: cf.source, Schedule: cf.schedule, Filters: cf.filters,
 				Keep: cf.keep, Type: cf.typ, MaxDeletions: cf.maxDeletions, ProtectedPaths: cf.protect,
-				Enabled: &enabled, AllowedLag: cf.lag,
+				Enabled: &enabled, AllowedLag: cf.lag, SyncLatest: cf.syncLatest, CanarySites: cf.canaries, Priority: cf.priority,
 			})
 			if err != nil {
 				return err

@@ -49,6 +49,19 @@ func TestCatalogCommands(t *testing.T) {
 	if out := run("sync", "builds", "--site", "lab-1"); !strings.Contains(out, "lab-1") {
 		t.Fatalf("sync --site:\n%s", out)
 	}
+	if out := run("sync", "builds", "--confirm-deletions"); !strings.Contains(out, "builds") {
+		t.Fatalf("sync --confirm-deletions:\n%s", out)
+	}
+	out = run("--json", "tree", "set", "builds", "--canary", "lab-1", "--priority", "urgent")
+	tr = inventoryapi.Tree{}
+	if err := json.Unmarshal([]byte(out), &tr); err != nil || len(tr.CanarySites) != 1 || tr.CanarySites[0] != "lab-1" || tr.Priority != "urgent" {
+		t.Fatalf("tree set --canary --priority: %q: %v", out, err)
+	}
+	out = run("--json", "tree", "set", "builds", "--clear-canaries", "--type", "versioned", "--sync-latest", "2")
+	tr = inventoryapi.Tree{}
+	if err := json.Unmarshal([]byte(out), &tr); err != nil || len(tr.CanarySites) != 0 || tr.SyncLatest != 2 || tr.Priority != "urgent" {
+		t.Fatalf("tree set --clear-canaries --sync-latest: %q: %v", out, err)
+	}
 
 	// Bad input is refused with the API's reason, and nothing changes.
 	for _, tc := range []struct {
@@ -68,6 +81,9 @@ func TestCatalogCommands(t *testing.T) {
 		{[]string{"site", "delete", "hq", "--yes"}, "origin of tree builds"},
 		{[]string{"unsubscribe", "hq", "builds"}, "Not Found"},
 		{[]string{"sync", "builds", "--site", "hq"}, "Not Found"},
+		{[]string{"sync", "builds", "--site", "lab-1", "--confirm-deletions"}, "whole tree"},
+		{[]string{"tree", "set", "builds", "--priority", "asap"}, "priority"},
+		{[]string{"tree", "set", "builds", "--type", "simple"}, "sync_latest applies to a versioned tree"},
 	} {
 		if _, err := cli(t, append([]string{"--api", api}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)

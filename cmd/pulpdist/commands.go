@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,17 +73,28 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	sortFlag(overview, &overviewOf)
 	root.AddCommand(overview)
 	var syncSite string
+	var confirmDeletions bool
 	syncCmd := &cobra.Command{
-		Use:   "sync TREE [--site SITE]",
+		Use:   "sync TREE [--site SITE] [--confirm-deletions]",
 		Short: "Sync a tree now: every subscribed site, or only --site (operator)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Sync a tree now: the origin scans the source and every subscribed site
+(or only --site) gets the new version.
+
+A version that deletes more entries than the tree's max-deletions is not
+published: the origin's run ends PARTIAL and a guard.tripped event lists the
+first paths. Look at them (pulpdist runs --tree TREE --result PARTIAL), then
+publish it with --confirm-deletions.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var acc inventoryapi.SyncAccepted
 			var err error
-			if syncSite != "" {
+			switch {
+			case syncSite != "" && confirmDeletions:
+				return errors.New("sync: --confirm-deletions applies to a whole tree's sync, not one --site")
+			case syncSite != "":
 				acc, err = client().SyncSubscription(cmd.Context(), syncSite, args[0])
-			} else {
-				acc, err = client().Sync(cmd.Context(), args[0])
+			default:
+				acc, err = client().SyncWith(cmd.Context(), args[0], inventoryapi.SyncRequest{ConfirmDeletions: confirmDeletions})
 			}
 			if err != nil {
 				return err
@@ -93,6 +105,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	syncCmd.Flags().StringVar(&syncSite, "site", "", "sync only this site's subscription")
+	syncCmd.Flags().BoolVar(&confirmDeletions, "confirm-deletions", false, "publish the new version even if it deletes more than the tree's max-deletions")
 	root.AddCommand(syncCmd)
 	root.AddCommand(&cobra.Command{
 		Use:   "trees",

@@ -136,6 +136,7 @@ const (
 	EntitySnapshot     = "snapshot"
 	EntityDelta        = "delta"
 	EntityKey          = "key"
+	EntityGuard        = "guard"
 
 	ActionCreated   = "created"
 	ActionUpdated   = "updated"
@@ -148,6 +149,7 @@ const (
 	ActionReady     = "ready"
 	ActionAdded     = "added"
 	ActionRevoked   = "revoked"
+	ActionTripped   = "tripped"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -185,6 +187,27 @@ type SyncFinished struct {
 	DurationMS int64       `json:"duration_ms"`
 	FinishedAt time.Time   `json:"finished_at"`
 }
+
+// GuardTripped is the data of guard.tripped: an origin did not publish a
+// version of a tree because it would delete more entries than the tree's
+// max_deletions. A sync with confirm_deletions publishes it.
+type GuardTripped struct {
+	RunID     string `json:"run_id"`
+	TriggerID string `json:"trigger_id"`
+	Site      string `json:"site"`
+	Tree      string `json:"tree"`
+	// From is the version the origin serves; Root the one refused.
+	From string `json:"from"`
+	Root string `json:"root"`
+	// Deletions is how many entries of From the new version lacks, Limit
+	// the tree's max_deletions, Sample the first of those paths.
+	Deletions int64    `json:"deletions"`
+	Limit     int64    `json:"limit"`
+	Sample    []string `json:"sample"`
+}
+
+// MaxGuardSample bounds GuardTripped.Sample.
+const MaxGuardSample = 20
 
 // DeltaComputed is the data of delta.computed: a pack was built (not served
 // from the store).

@@ -38,6 +38,9 @@ type Trigger struct {
 	Tree        string    `json:"tree"`
 	Reason      string    `json:"reason"` // "manual" or "schedule"
 	RequestedAt time.Time `json:"requested_at"`
+	// ConfirmDeletions lets the origin publish a version that deletes more
+	// than the tree's max_deletions (an operator's confirmation).
+	ConfirmDeletions bool `json:"confirm_deletions,omitempty"`
 	// Sites, when not empty, limits the trigger to these subscribed sites:
 	// the origin still scans, but only they get deltas and apply commands.
 	// Empty means every subscription of the tree.
@@ -70,6 +73,20 @@ func (m Trigger) Validate() error {
 	}
 	return ValidateName("tree", m.Tree)
 }
+
+// The tree types (inventory: trees.type), which say how an origin makes
+// a version of a tree from its source.
+const (
+	// TreeSimple: the source is the tree.
+	TreeSimple = "simple"
+	// TreeVersioned: each directory at the root of the source is a
+	// version; the origin publishes the newest SyncLatest of them (all
+	// when 0) and a "latest" link to the newest.
+	TreeVersioned = "versioned"
+	// TreeSnapshot: a version is published only when the STATUS file at
+	// the root of the source says FINISHED.
+	TreeSnapshot = "snapshot"
+)
 
 // CommandKind says what a site-agent must do.
 type CommandKind string
@@ -107,6 +124,21 @@ type SyncCommand struct {
 	// Origin is the tree's origin site (apply only), whose version in the
 	// sites bucket is the newest one.
 	Origin string `json:"origin,omitempty"`
+
+	// The tree's publication rules (snapshot only). Type is TreeSimple
+	// ("" too), TreeVersioned or TreeSnapshot; SyncLatest, for a
+	// versioned tree, the number of newest versions published (0: all).
+	Type       string `json:"type,omitempty"`
+	SyncLatest int    `json:"sync_latest,omitempty"`
+	// MaxDeletions stops, as PARTIAL, a snapshot that would delete more
+	// entries of the previous version than this (0: no limit), unless
+	// ConfirmDeletions is set.
+	MaxDeletions     int64 `json:"max_deletions,omitempty"`
+	ConfirmDeletions bool  `json:"confirm_deletions,omitempty"`
+	// ProtectedPaths are the tree's protected path patterns (as filter
+	// patterns, docs/filters.md): entries of the previous version they
+	// match are kept in the new one when the source lost them.
+	ProtectedPaths []string `json:"protected_paths,omitempty"`
 }
 
 // Validate checks a decoded sync command.
@@ -127,6 +159,17 @@ func (m SyncCommand) Validate() error {
 	case CommandSnapshot:
 		if m.Source == "" {
 			return fmt.Errorf("sync command: snapshot without source")
+		}
+		switch m.Type {
+		case "", TreeSimple, TreeVersioned, TreeSnapshot:
+		default:
+			return fmt.Errorf("sync command: tree type %q, want %s, %s or %s", m.Type, TreeSimple, TreeVersioned, TreeSnapshot)
+		}
+		if m.SyncLatest < 0 || (m.SyncLatest > 0 && m.Type != TreeVersioned) {
+			return fmt.Errorf("sync command: sync_latest %d, want a count of versions of a versioned tree", m.SyncLatest)
+		}
+		if m.MaxDeletions < 0 {
+			return fmt.Errorf("sync command: max_deletions %d is negative", m.MaxDeletions)
 		}
 	case CommandApply:
 		if m.Origin != "" {

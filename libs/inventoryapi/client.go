@@ -70,8 +70,17 @@ func (c *Client) Subscriptions(ctx context.Context, tree string) ([]Subscription
 
 // Sync triggers a sync of a tree now.
 func (c *Client) Sync(ctx context.Context, tree string) (SyncAccepted, error) {
+	return c.SyncWith(ctx, tree, SyncRequest{})
+}
+
+// SyncWith triggers a sync of a tree now with options.
+func (c *Client) SyncWith(ctx context.Context, tree string, r SyncRequest) (SyncAccepted, error) {
 	var out SyncAccepted
-	return out, c.do(ctx, http.MethodPost, "/api/v1/trees/"+url.PathEscape(tree)+"/sync", nil, &out)
+	var body any
+	if r != (SyncRequest{}) {
+		body = r
+	}
+	return out, c.do(ctx, http.MethodPost, "/api/v1/trees/"+url.PathEscape(tree)+"/sync", body, &out)
 }
 
 // Runs lists sync runs, newest first, optionally for one tree and/or site:

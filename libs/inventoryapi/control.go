@@ -17,6 +17,9 @@ type TreePatch struct {
 	Type           *string   `json:"type,omitempty"`
 	MaxDeletions   *int64    `json:"max_deletions,omitempty"`
 	ProtectedPaths *[]string `json:"protected_paths,omitempty"`
+	SyncLatest     *int      `json:"sync_latest,omitempty"`
+	CanarySites    *[]string `json:"canary_sites,omitempty"`
+	Priority       *string   `json:"priority,omitempty"`
 }
 
 // SitePatch is the body of PATCH /api/v1/sites/{name}, like TreePatch.

@@ -27,6 +27,15 @@ type Tree struct {
 	MaxDeletions int64 `json:"max_deletions"`
 	// ProtectedPaths are rsync-style patterns of paths no sync deletes.
 	ProtectedPaths []string `json:"protected_paths,omitempty"`
+	// SyncLatest is, for a versioned tree, how many of the newest version
+	// directories the origin publishes; 0 is all of them.
+	SyncLatest int `json:"sync_latest,omitempty"`
+	// CanarySites get a new version first; the other sites get it once
+	// every subscribed canary has reported it (COMPLETED or UP_TO_DATE).
+	CanarySites []string `json:"canary_sites,omitempty"`
+	// Priority is "normal" (the default) or "urgent": an urgent tree's
+	// transfers overtake normal ones on a site's link.
+	Priority string `json:"priority,omitempty"`
 	// Enabled is false for a tree the scheduler does not fire; absent on
 	// create means true.
 	Enabled *bool `json:"enabled,omitempty"`
@@ -132,6 +141,14 @@ type OverviewRow struct {
 	// NextRunAt is when the tree's schedule fires next (UTC); absent for a
 	// tree without schedule or a paused subscription.
 	NextRunAt *time.Time `json:"next_run_at,omitempty"`
+}
+
+// SyncRequest is the optional body of POST /api/v1/trees/{name}/sync.
+type SyncRequest struct {
+	// ConfirmDeletions lets the origin publish a version that deletes more
+	// entries than the tree's max_deletions: the operator's go-ahead after
+	// a guard.tripped event (the run ended PARTIAL).
+	ConfirmDeletions bool `json:"confirm_deletions,omitempty"`
 }
 
 // SyncAccepted answers POST /api/v1/trees/{name}/sync and POST

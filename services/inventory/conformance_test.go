@@ -140,6 +140,8 @@ func sampleBody(t *testing.T, o operation, key signer) string {
 		return `{"name":"isos","origin_site":"origin","source":"/srv/isos"}`
 	case "PATCH /api/v1/trees/{name}":
 		return `{"keep":4}`
+	case "POST /api/v1/trees/{name}/sync":
+		return `{"confirm_deletions":true}`
 	case "POST /api/v1/subscriptions":
 		return `{"site":"lyon","tree":"blank"}`
 	case "POST /api/v1/keys":

@@ -53,19 +53,22 @@ func testEntityFields(t *testing.T, h *harness) {
 	}
 
 	code, body = h.do(t, http.MethodPost, "/api/v1/trees", `{"name":"docs","origin_site":"origin","source":"/srv/docs","keep":5,
-		"type":"versioned","max_deletions":100,"protected_paths":["/etc/***","*.conf"],"enabled":false,"allowed_lag":"6h"}`)
+		"type":"versioned","max_deletions":100,"protected_paths":["/etc/***","*.conf"],"enabled":false,"allowed_lag":"6h",
+		"sync_latest":3,"canary_sites":["lyon"],"priority":"urgent"}`)
 	if code != http.StatusCreated {
 		t.Fatalf("create tree = %d %s", code, body)
 	}
 	docs, err := h.client.Tree(t.Context(), "docs")
 	mustOK(t, err)
 	if docs.Type != "versioned" || docs.Keep != 5 || docs.MaxDeletions != 100 || strings.Join(docs.ProtectedPaths, "|") != "/etc/***|*.conf" ||
-		docs.Enabled == nil || *docs.Enabled || docs.AllowedLag != "6h" {
+		docs.Enabled == nil || *docs.Enabled || docs.AllowedLag != "6h" ||
+		docs.SyncLatest != 3 || strings.Join(docs.CanarySites, "|") != "lyon" || docs.Priority != "urgent" {
 		t.Fatalf("tree = %+v", docs)
 	}
 	plain, err := h.client.CreateTree(t.Context(), inventoryapi.Tree{Name: "isos", OriginSite: "origin", Source: "/srv/isos"})
 	mustOK(t, err)
-	if plain.Type != "simple" || plain.Enabled == nil || !*plain.Enabled || plain.AllowedLag != "24h" || plain.MaxDeletions != 0 {
+	if plain.Type != "simple" || plain.Enabled == nil || !*plain.Enabled || plain.AllowedLag != "24h" || plain.MaxDeletions != 0 ||
+		plain.SyncLatest != 0 || len(plain.CanarySites) != 0 || plain.Priority != "normal" {
 		t.Fatalf("tree with defaults = %+v", plain)
 	}
 
@@ -117,6 +120,13 @@ func testEntityBadRequests(t *testing.T, h *harness) {
 		{"lag range", "POST", "/api/v1/trees", tree(`,"allowed_lag":"10s"`), "out of range"},
 		{"lag negative", "POST", "/api/v1/trees", tree(`,"allowed_lag":"-6h"`), "out of range"},
 		{"enabled not a bool", "POST", "/api/v1/trees", tree(`,"enabled":"yes"`), "malformed"},
+		{"sync_latest of a simple tree", "POST", "/api/v1/trees", tree(`,"sync_latest":2`), "sync_latest applies to a versioned tree"},
+		{"sync_latest negative", "POST", "/api/v1/trees", tree(`,"type":"versioned","sync_latest":-1`), "out of range"},
+		{"canary name", "POST", "/api/v1/trees", tree(`,"canary_sites":["Lyon"]`), "[a-z0-9][a-z0-9-]{0,62}"},
+		{"canary twice", "POST", "/api/v1/trees", tree(`,"canary_sites":["lyon","lyon"]`), `canary site "lyon" named twice`},
+		{"priority", "POST", "/api/v1/trees", tree(`,"priority":"high"`), `priority "high": want normal or urgent`},
+		{"sync body", "POST", "/api/v1/trees/isos/sync", `{"confirm":true}`, "malformed"},
+		{"sync body type", "POST", "/api/v1/trees/isos/sync", `{"confirm_deletions":"yes"}`, "malformed"},
 		{"audit limit", "GET", "/api/v1/audit?limit=0", "", "positive integer"},
 		{"audit limit range", "GET", "/api/v1/audit?limit=5000", "", "out of range"},
 		{"deltas tree", "GET", "/api/v1/deltas?tree=Bad", "", "[a-z0-9][a-z0-9-]{0,62}"},

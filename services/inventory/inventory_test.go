@@ -356,7 +356,7 @@ func TestSyncPublishesTrigger(t *testing.T) {
 	m := next(t, triggers)
 	tr, err := bus.Decode[bus.Trigger](m.Data())
 	mustOK(t, err)
-	if tr.TriggerID != acc.TriggerID || tr.Tree != "docs" || tr.Reason != "manual" || tr.RequestedAt.IsZero() {
+	if tr.TriggerID != acc.TriggerID || tr.Tree != "docs" || tr.Reason != "manual" || tr.RequestedAt.IsZero() || tr.ConfirmDeletions {
 		t.Fatalf("trigger = %+v", tr)
 	}
 	if got := m.Headers().Get(jetstream.MsgIDHeader); got != acc.TriggerID {
@@ -371,6 +371,14 @@ func TestSyncPublishesTrigger(t *testing.T) {
 	mustOK(t, err)
 	if tree.Name != "docs" || tree.OriginSite != "origin" || ev.Subject() != "docs" {
 		t.Fatalf("tree.created = %+v (subject %q)", tree, ev.Subject())
+	}
+	// The operator's confirmation of deletions travels with the trigger.
+	acc, err = h.client.SyncWith(t.Context(), "docs", inventoryapi.SyncRequest{ConfirmDeletions: true})
+	mustOK(t, err)
+	tr, err = bus.Decode[bus.Trigger](next(t, triggers).Data())
+	mustOK(t, err)
+	if tr.TriggerID != acc.TriggerID || !tr.ConfirmDeletions {
+		t.Fatalf("confirmed trigger = %+v", tr)
 	}
 }
 

@@ -28,7 +28,9 @@ var ErrChanged = errors.New("file changed during scan")
 // uploadWorkers bounds concurrent blob uploads.
 const uploadWorkers = 4
 
-// snapshot scans the source of a tree at its origin and publishes it.
+// snapshot scans the source of a tree at its origin and publishes it,
+// following the tree's type (bus.TreeVersioned, bus.TreeSnapshot), its
+// protected paths and its deletion guard.
 func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
 	if !filepath.IsAbs(cmd.Source) || filepath.Clean(cmd.Source) != cmd.Source {
 		return outcome{}, bus.Permanent(fmt.Errorf("source %q must be a clean absolute path", cmd.Source))
@@ -36,25 +38,51 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 	if err := s.allowedSource(cmd.Source); err != nil {
 		return outcome{}, bus.Permanent(err)
 	}
-	filter, err := tree.ParseFilter(cmd.Filters)
+	protect, err := tree.NewProtector(cmd.ProtectedPaths)
 	if err != nil {
-		return outcome{}, bus.Permanent(fmt.Errorf("filters of %s: %w", cmd.Tree, err))
+		return outcome{}, bus.Permanent(fmt.Errorf("tree %s: %w", cmd.Tree, err))
 	}
-	// The stat cache lets a re-scan skip hashing files that did not change.
-	cachePath := filepath.Join(cacheDir(s.cfg.DataDir), cmd.Tree+".statcache")
-	cache, err := tree.LoadStatCache(cachePath)
+	prev, err := bus.GetSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree)
 	if err != nil {
-		s.log.Warn("stat cache unreadable, hashing everything", "tree", cmd.Tree, "err", err)
+		return outcome{}, err
 	}
-	m, err := tree.ScanWith(ctx, cmd.Source, tree.ScanOptions{Cache: cache, Filter: filter})
-	if err != nil {
-		if errors.Is(err, tree.ErrUnsupportedFile) || errors.Is(err, tree.ErrUnsafePath) || errors.Is(err, fs.ErrNotExist) {
-			return outcome{}, bus.Permanent(fmt.Errorf("scan %s: %w", cmd.Source, err))
+	if cmd.Type == bus.TreeSnapshot {
+		if err := checkFinished(cmd.Source); err != nil {
+			return notPublished(prev, err)
 		}
-		return outcome{}, fmt.Errorf("scan %s: %w", cmd.Source, err)
 	}
-	if err := cache.Save(cachePath); err != nil {
-		s.log.Warn("stat cache not saved", "tree", cmd.Tree, "err", err)
+	m, err := s.scan(ctx, cmd)
+	if err != nil {
+		return outcome{}, err
+	}
+	if cmd.Type == bus.TreeSnapshot {
+		// The build may have restarted while we scanned.
+		if err := checkFinished(cmd.Source); err != nil {
+			return notPublished(prev, err)
+		}
+	}
+	if prev != "" && (protect != nil || cmd.MaxDeletions > 0) {
+		old, err := s.publishedManifest(ctx, cmd.Tree, prev)
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound) && cmd.ConfirmDeletions:
+			old = nil // nothing to compare with, and the operator said go
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			return outcome{}, bus.Permanent(fmt.Errorf("the manifest of the served version %s is gone: protected paths and the deletion guard cannot be applied (sync with confirm_deletions to publish anyway): %w", prev, err))
+		case err != nil:
+			return outcome{}, err
+		}
+		var kept []string
+		if m, kept, err = tree.KeepProtected(old, m, protect); err != nil {
+			return outcome{}, bus.Permanent(fmt.Errorf("tree %s: %w", cmd.Tree, err))
+		}
+		if len(kept) > 0 {
+			s.log.Info("protected paths kept", "tree", cmd.Tree, "kept", len(kept), "first", kept[0])
+		}
+		if old != nil {
+			if out, tripped, err := s.guard(ctx, cmd, prev, old, m); tripped || err != nil {
+				return out, err
+			}
+		}
 	}
 	root := m.Root()
 	files, nbytes, err := s.upload(ctx, cmd.Source, m)
@@ -62,10 +90,6 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 		return outcome{}, err
 	}
 	if err := s.putManifest(ctx, cmd.Tree, root, m); err != nil {
-		return outcome{}, err
-	}
-	prev, err := bus.GetSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree)
-	if err != nil {
 		return outcome{}, err
 	}
 	if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, root); err != nil {
@@ -87,6 +111,104 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 		res = bus.ResultUpToDate
 	}
 	return outcome{result: res, to: root, files: files, bytes: nbytes}, nil
+}
+
+// notPublished is the outcome of a snapshot tree whose source is not
+// finished: nothing is published and the sites keep what they have, so
+// the run is UP_TO_DATE, with the reason.
+func notPublished(prev string, why error) (outcome, error) {
+	if !errors.Is(why, errNotFinished) {
+		return outcome{}, why
+	}
+	return outcome{result: bus.ResultUpToDate, to: prev, err: "not published: " + why.Error()}, nil
+}
+
+// scan makes the manifest of the tree's source: all of it, with the stat
+// cache and the tree's filters; for a versioned tree, the newest versions
+// and the latest link.
+func (s *Service) scan(ctx context.Context, cmd bus.SyncCommand) (*tree.Manifest, error) {
+	rules := cmd.Filters
+	filter, err := tree.ParseFilter(rules)
+	if err != nil {
+		return nil, bus.Permanent(fmt.Errorf("filters of %s: %w", cmd.Tree, err))
+	}
+	var versions []string
+	if cmd.Type == bus.TreeVersioned {
+		if versions, err = versionDirs(cmd.Source, filter); err != nil {
+			return nil, bus.Permanent(err)
+		}
+		if filter, err = tree.ParseFilter(append(versionedRules(versions, cmd.SyncLatest), rules...)); err != nil {
+			return nil, bus.Permanent(fmt.Errorf("filters of %s: %w", cmd.Tree, err))
+		}
+	}
+	// The stat cache lets a re-scan skip hashing files that did not change.
+	cachePath := filepath.Join(cacheDir(s.cfg.DataDir), cmd.Tree+".statcache")
+	cache, err := tree.LoadStatCache(cachePath)
+	if err != nil {
+		s.log.Warn("stat cache unreadable, hashing everything", "tree", cmd.Tree, "err", err)
+	}
+	m, err := tree.ScanWith(ctx, cmd.Source, tree.ScanOptions{Cache: cache, Filter: filter})
+	if err != nil {
+		if errors.Is(err, tree.ErrUnsupportedFile) || errors.Is(err, tree.ErrUnsafePath) || errors.Is(err, fs.ErrNotExist) {
+			return nil, bus.Permanent(fmt.Errorf("scan %s: %w", cmd.Source, err))
+		}
+		return nil, fmt.Errorf("scan %s: %w", cmd.Source, err)
+	}
+	if err := cache.Save(cachePath); err != nil {
+		s.log.Warn("stat cache not saved", "tree", cmd.Tree, "err", err)
+	}
+	if cmd.Type == bus.TreeVersioned {
+		if m, err = withLatest(m, versions); err != nil {
+			return nil, bus.Permanent(fmt.Errorf("tree %s: %w", cmd.Tree, err))
+		}
+	}
+	return m, nil
+}
+
+// guard stops a snapshot that deletes more entries of old than the
+// tree's max_deletions, unless the trigger confirmed it: the run is
+// PARTIAL, nothing is published and a guard.tripped event says what.
+func (s *Service) guard(ctx context.Context, cmd bus.SyncCommand, prev string, old, m *tree.Manifest) (outcome, bool, error) {
+	if cmd.MaxDeletions <= 0 {
+		return outcome{}, false, nil
+	}
+	gone := tree.Deleted(old, m)
+	if int64(len(gone)) <= cmd.MaxDeletions {
+		return outcome{}, false, nil
+	}
+	if cmd.ConfirmDeletions {
+		s.log.Warn("deletions over the limit confirmed", "tree", cmd.Tree, "deletions", len(gone), "limit", cmd.MaxDeletions)
+		return outcome{}, false, nil
+	}
+	ev := bus.GuardTripped{
+		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: s.cfg.Site, Tree: cmd.Tree, From: prev, Root: m.Root(),
+		Deletions: int64(len(gone)), Limit: cmd.MaxDeletions, Sample: gone[:min(len(gone), bus.MaxGuardSample)],
+	}
+	if err := s.events.PublishKeyed(ctx, bus.EntityGuard, bus.ActionTripped, cmd.Site+"/"+cmd.Tree, cmd.RunID, ev); err != nil {
+		return outcome{}, true, err
+	}
+	s.log.Warn("deletion guard tripped", "tree", cmd.Tree, "deletions", len(gone), "limit", cmd.MaxDeletions, "first", gone[0])
+	return outcome{
+		result: bus.ResultPartial, to: prev,
+		err: fmt.Sprintf("deletion guard: the new version deletes %d entries (first %q), more than max_deletions %d; not published (sync with confirm_deletions to publish it)",
+			len(gone), gone[0], cmd.MaxDeletions),
+	}, true, nil
+}
+
+// publishedManifest reads the manifest of a version of the tree from the
+// manifests store.
+func (s *Service) publishedManifest(ctx context.Context, treeName, root string) (*tree.Manifest, error) {
+	name := bus.ManifestObject(treeName, root)
+	r, err := s.layout.Manifests.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("get manifest %s: %w", name, err)
+	}
+	defer r.Close()
+	m, err := tree.Decode(r)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
+	}
+	return m, nil
 }
 
 // ErrSourceNotAllowed refuses a source outside the site's source roots.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
 )
 
 // Anonymous is the actor of a change whose context names none.
@@ -116,6 +118,7 @@ func treeSummary(t Tree) map[string]any {
 	return map[string]any{
 		"origin_site": t.OriginSite, "source": t.Source, "schedule": t.Schedule, "filters": t.Filters,
 		"keep": t.Keep, "type": t.Type, "max_deletions": t.MaxDeletions, "protected_paths": t.ProtectedPaths,
+		"sync_latest": t.SyncLatest, "canary_sites": t.CanarySites, "priority": t.Priority,
 		"enabled": !t.Disabled, "allowed_lag": FormatLag(t.AllowedLag),
 	}
 }
@@ -143,8 +146,12 @@ func AuditKeyRevoked(ctx context.Context, k SigningKey, at time.Time) AuditEntry
 }
 
 // AuditSyncRequested is the audit entry of a manual sync request.
-func AuditSyncRequested(ctx context.Context, tree, triggerID string, at time.Time) AuditEntry {
-	return NewAuditEntry(ctx, at, AuditTrigger, "tree", tree, map[string]any{"trigger_id": triggerID, "reason": "manual"})
+func AuditSyncRequested(ctx context.Context, t bus.Trigger) AuditEntry {
+	detail := map[string]any{"trigger_id": t.TriggerID, "reason": t.Reason}
+	if t.ConfirmDeletions {
+		detail["confirm_deletions"] = true
+	}
+	return NewAuditEntry(ctx, t.RequestedAt, AuditTrigger, "tree", t.Tree, detail)
 }
 
 // AuditFilter selects audit entries, newest first; empty fields match

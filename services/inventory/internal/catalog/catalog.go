@@ -99,6 +99,15 @@ type Tree struct {
 	MaxDeletions int64
 	// ProtectedPaths are rsync-style patterns of paths no sync deletes.
 	ProtectedPaths []string
+	// SyncLatest is, for a versioned tree, how many of the newest
+	// versions the origin publishes; 0 is all.
+	SyncLatest int
+	// CanarySites get a new version first: the others get it once every
+	// canary that subscribes reports it.
+	CanarySites []string
+	// Priority is PriorityNormal or PriorityUrgent: an urgent tree's
+	// transfers overtake normal ones on a site's link.
+	Priority string
 	// Disabled trees are not scheduled (the API shows enabled).
 	Disabled bool
 	// AllowedLag is how far behind its origin a site may be before the

@@ -50,6 +50,9 @@ type TreePatch struct {
 	// MaxDeletions and ProtectedPaths are the tree's deletion guards.
 	MaxDeletions   *int64
 	ProtectedPaths *[]string
+	SyncLatest     *int
+	CanarySites    *[]string
+	Priority       *string
 }
 
 // SitePatch is a change to a site; nil fields stay as they are.
@@ -156,6 +159,18 @@ func (s *Service) UpdateTree(ctx context.Context, name string, p TreePatch, chec
 		}
 		if p.ProtectedPaths != nil {
 			t.ProtectedPaths = *p.ProtectedPaths
+		}
+		if p.SyncLatest != nil {
+			t.SyncLatest = *p.SyncLatest
+		}
+		if p.CanarySites != nil {
+			t.CanarySites = *p.CanarySites
+		}
+		if p.Priority != nil {
+			if *p.Priority == "" {
+				return Tree{}, invalidf("priority must be %s or %s", PriorityNormal, PriorityUrgent)
+			}
+			t.Priority = *p.Priority
 		}
 		return normalizeTreeSettings(t)
 	})

@@ -33,6 +33,14 @@ const (
 const (
 	maxProtectedPaths   = 1000
 	maxBandwidthWindows = 64
+	maxCanarySites      = 64
+	maxSyncLatest       = 10000
+)
+
+// The priorities of a tree.
+const (
+	PriorityNormal = "normal"
+	PriorityUrgent = "urgent"
 )
 
 // checkTreeEntity validates and completes the fields a tree gained with
@@ -55,6 +63,25 @@ func checkTreeEntity(t *Tree) error {
 	if t.ProtectedPaths == nil {
 		t.ProtectedPaths = []string{}
 	}
+	switch {
+	case t.SyncLatest < 0 || t.SyncLatest > maxSyncLatest:
+		return invalidf("sync_latest %d out of range 0..%d (0: every version)", t.SyncLatest, maxSyncLatest)
+	case t.SyncLatest > 0 && t.Type != TreeVersioned:
+		return invalidf("sync_latest applies to a %s tree, not a %s one", TreeVersioned, t.Type)
+	}
+	if err := checkCanaries(t.CanarySites); err != nil {
+		return err
+	}
+	if t.CanarySites == nil {
+		t.CanarySites = []string{}
+	}
+	switch t.Priority {
+	case "":
+		t.Priority = PriorityNormal
+	case PriorityNormal, PriorityUrgent:
+	default:
+		return invalidf("priority %q: want %s or %s", t.Priority, PriorityNormal, PriorityUrgent)
+	}
 	if t.AllowedLag == 0 {
 		t.AllowedLag = DefaultAllowedLag
 	}
@@ -63,6 +90,26 @@ func checkTreeEntity(t *Tree) error {
 		return invalidf("allowed_lag %s out of range %s..%s", FormatLag(t.AllowedLag), FormatLag(MinAllowedLag), FormatLag(MaxAllowedLag))
 	case t.AllowedLag%time.Second != 0:
 		return invalidf("allowed_lag %s is not a whole number of seconds", t.AllowedLag)
+	}
+	return nil
+}
+
+// checkCanaries checks a tree's canary sites: site names, each once.
+// They need not exist yet: a canary that does not subscribe to the tree
+// holds nothing back.
+func checkCanaries(sites []string) error {
+	if len(sites) > maxCanarySites {
+		return invalidf("%d canary sites, at most %d", len(sites), maxCanarySites)
+	}
+	seen := make(map[string]bool, len(sites))
+	for _, s := range sites {
+		if err := checkName("canary site", s); err != nil {
+			return err
+		}
+		if seen[s] {
+			return invalidf("canary site %q named twice", s)
+		}
+		seen[s] = true
 	}
 	return nil
 }

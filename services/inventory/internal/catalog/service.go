@@ -286,23 +286,32 @@ func (s *Service) TreeSubscriptions(ctx context.Context, tree string) ([]Subscri
 	return s.repo.Subscriptions(ctx, SubscriptionFilter{Tree: tree})
 }
 
+// SyncRequest asks for a sync of a tree now.
+type SyncRequest struct {
+	Tree string
+	// ConfirmDeletions lets the origin publish a version that deletes
+	// more entries than the tree's max_deletions.
+	ConfirmDeletions bool
+}
+
 // RequestSync asks the scheduler to sync a tree now and returns the
 // trigger id.
-func (s *Service) RequestSync(ctx context.Context, tree string) (string, error) {
-	if _, err := s.Tree(ctx, tree); err != nil {
+func (s *Service) RequestSync(ctx context.Context, r SyncRequest) (string, error) {
+	if _, err := s.Tree(ctx, r.Tree); err != nil {
 		return "", err
 	}
 	t := bus.Trigger{
-		V:           bus.MessageVersion,
-		TriggerID:   uuid.NewString(),
-		Tree:        tree,
-		Reason:      "manual",
-		RequestedAt: s.timestamp(),
+		V:                bus.MessageVersion,
+		TriggerID:        uuid.NewString(),
+		Tree:             r.Tree,
+		Reason:           "manual",
+		RequestedAt:      s.timestamp(),
+		ConfirmDeletions: r.ConfirmDeletions,
 	}
 	// The trigger goes out through the outbox, with its audit entry: the
 	// log shows every sync requested, and only those.
-	if err := s.repo.RecordAudit(ctx, AuditSyncRequested(ctx, tree, t.TriggerID, t.RequestedAt), SyncRequestedEvent(t)); err != nil {
-		return "", fmt.Errorf("request sync of %s: %w", tree, err)
+	if err := s.repo.RecordAudit(ctx, AuditSyncRequested(ctx, t), SyncRequestedEvent(t)); err != nil {
+		return "", fmt.Errorf("request sync of %s: %w", r.Tree, err)
 	}
 	return t.TriggerID, nil
 }

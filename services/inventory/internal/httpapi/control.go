@@ -154,6 +154,7 @@ func decodeTreePatch(_ context.Context, r *http.Request) (any, error) {
 	p := catalog.TreePatch{
 		Schedule: in.Schedule, Filters: in.Filters, Keep: in.Keep, Enabled: in.Enabled,
 		Source: in.Source, Type: in.Type, MaxDeletions: in.MaxDeletions, ProtectedPaths: in.ProtectedPaths,
+		SyncLatest: in.SyncLatest, CanarySites: in.CanarySites, Priority: in.Priority,
 	}
 	if in.AllowedLag != nil {
 		d, err := catalog.ParseLag(*in.AllowedLag)

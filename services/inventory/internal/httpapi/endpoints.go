@@ -27,7 +27,7 @@ type Catalog interface {
 	Subscribe(ctx context.Context, s catalog.Subscription) (catalog.Subscription, error)
 	Subscriptions(ctx context.Context, f catalog.SubscriptionFilter) ([]catalog.Subscription, error)
 	TreeSubscriptions(ctx context.Context, tree string) ([]catalog.Subscription, error)
-	RequestSync(ctx context.Context, tree string) (string, error)
+	RequestSync(ctx context.Context, r catalog.SyncRequest) (string, error)
 	Versions(ctx context.Context, f catalog.VersionFilter) (catalog.Page[catalog.Version], error)
 	Run(ctx context.Context, id string) (catalog.Run, error)
 	Runs(ctx context.Context, f catalog.RunFilter) ([]catalog.Run, error)
@@ -126,9 +126,9 @@ func MakeEndpoints(c Catalog) Endpoints {
 			ss, err := c.TreeSubscriptions(ctx, r.filter)
 			return paginate(ctx, ss, sortTreeSit, subscriptionKey, wire.Subscription, r.page), err
 		}),
-		RequestSync: typed(func(ctx context.Context, tree string) (inventoryapi.SyncAccepted, error) {
-			id, err := c.RequestSync(ctx, tree)
-			return inventoryapi.SyncAccepted{TriggerID: id, Tree: tree}, err
+		RequestSync: typed(func(ctx context.Context, r catalog.SyncRequest) (inventoryapi.SyncAccepted, error) {
+			id, err := c.RequestSync(ctx, r)
+			return inventoryapi.SyncAccepted{TriggerID: id, Tree: r.Tree}, err
 		}),
 		TreeVersions: typed(func(ctx context.Context, r timeListRequest[catalog.VersionFilter]) (page, error) {
 			p, err := c.Versions(ctx, r.filter)

@@ -85,6 +85,7 @@ func treeFromWire(in inventoryapi.Tree) (catalog.Tree, error) {
 	t := catalog.Tree{
 		Name: in.Name, OriginSite: in.OriginSite, Source: in.Source, Schedule: in.Schedule, Filters: in.Filters, Keep: in.Keep,
 		Type: in.Type, MaxDeletions: in.MaxDeletions, ProtectedPaths: in.ProtectedPaths,
+		SyncLatest: in.SyncLatest, CanarySites: in.CanarySites, Priority: in.Priority,
 		Disabled: in.Enabled != nil && !*in.Enabled,
 	}
 	if in.AllowedLag != "" {

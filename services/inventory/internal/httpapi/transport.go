@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,7 @@ func Register(mux *http.ServeMux, e Endpoints, auth *Auth, log *slog.Logger) {
 	handle("GET /api/v1/trees", e.ListTrees, decodeList(sortName, noFilter), http.StatusOK)
 	handle("GET /api/v1/trees/{name}", e.GetTree, decodePathValue("name"), http.StatusOK)
 	handle("GET /api/v1/trees/{name}/subscriptions", e.TreeSubscriptions, decodeList(sortTreeSit, pathName("name")), http.StatusOK)
-	handle("POST /api/v1/trees/{name}/sync", e.RequestSync, decodePathValue("name"), http.StatusAccepted)
+	handle("POST /api/v1/trees/{name}/sync", e.RequestSync, decodeSyncRequest, http.StatusAccepted)
 	handle("GET /api/v1/trees/{name}/versions", e.TreeVersions, decodeVersionList, http.StatusOK)
 	handle("POST /api/v1/subscriptions", e.CreateSubscription, decodeSubscription, http.StatusCreated)
 	handle("GET /api/v1/subscriptions", e.ListSubscriptions, decodeList(sortTreeSit, subscriptionFilter), http.StatusOK)
@@ -103,6 +104,26 @@ func decodeSigningKey(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return in, nil
+}
+
+// decodeSyncRequest takes the tree from the path and the options from an
+// optional body (none: the defaults).
+func decodeSyncRequest(_ context.Context, r *http.Request) (any, error) {
+	out := catalog.SyncRequest{Tree: r.PathValue("name")}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
+	if err != nil {
+		return nil, fmt.Errorf("request body: %w", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return out, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var in inventoryapi.SyncRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	out.ConfirmDeletions = in.ConfirmDeletions
+	return out, nil
 }
 
 // decodeJSON reads exactly one JSON value of at most MaxBody bytes into v,

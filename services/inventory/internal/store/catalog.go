@@ -94,10 +94,11 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 		}
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO trees (name, origin_site, source, schedule, keep, created_at, filters,
-				type, max_deletions, protected_paths, enabled, allowed_lag_seconds)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+				type, max_deletions, protected_paths, enabled, allowed_lag_seconds, sync_latest, canary_sites, priority)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			t.Name, t.OriginSite, t.Source, t.Schedule, t.Keep, ts(t.CreatedAt), filtersJSON(t.Filters),
-			treeType(t.Type), t.MaxDeletions, filtersJSON(t.ProtectedPaths), !t.Disabled, lagSeconds(t.AllowedLag))
+			treeType(t.Type), t.MaxDeletions, filtersJSON(t.ProtectedPaths), !t.Disabled, lagSeconds(t.AllowedLag),
+			t.SyncLatest, filtersJSON(t.CanarySites), treePriority(t.Priority))
 		switch {
 		case isUnique(err):
 			return fmt.Errorf("%w: tree %q", catalog.ErrAlreadyExists, t.Name)
@@ -110,16 +111,17 @@ func (s *Store) CreateTree(ctx context.Context, t catalog.Tree) error {
 	})
 }
 
-const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters, type, max_deletions, protected_paths, enabled, allowed_lag_seconds, paused`
+const treeColumns = `name, origin_site, source, schedule, keep, created_at, filters, type, max_deletions, protected_paths, enabled, allowed_lag_seconds, paused, sync_latest, canary_sites, priority`
 
 func scanTree(sc interface{ Scan(...any) error }) (catalog.Tree, error) {
 	var t catalog.Tree
 	var created dbTime
-	var filters, protected string
+	var filters, protected, canaries string
 	var enabled bool
 	var lag int64
 	if err := sc.Scan(&t.Name, &t.OriginSite, &t.Source, &t.Schedule, &t.Keep, &created, &filters,
-		&t.Type, &t.MaxDeletions, &protected, &enabled, &lag, &t.Paused); err != nil {
+		&t.Type, &t.MaxDeletions, &protected, &enabled, &lag, &t.Paused,
+		&t.SyncLatest, &canaries, &t.Priority); err != nil {
 		return t, err
 	}
 	t.CreatedAt = created.t
@@ -130,6 +132,9 @@ func scanTree(sc interface{ Scan(...any) error }) (catalog.Tree, error) {
 	}
 	if err := json.Unmarshal([]byte(protected), &t.ProtectedPaths); err != nil {
 		return t, fmt.Errorf("tree %s: protected paths: %w", t.Name, err)
+	}
+	if err := json.Unmarshal([]byte(canaries), &t.CanarySites); err != nil {
+		return t, fmt.Errorf("tree %s: canary sites: %w", t.Name, err)
 	}
 	return t, nil
 }

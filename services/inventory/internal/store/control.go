@@ -60,9 +60,11 @@ func (s *Store) UpdateTree(ctx context.Context, name string, f func(catalog.Tree
 		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE trees SET schedule = $2, filters = $3, keep = $4, enabled = $5, allowed_lag_seconds = $6,
-				source = $7, type = $8, max_deletions = $9, protected_paths = $10 WHERE name = $1`,
+				source = $7, type = $8, max_deletions = $9, protected_paths = $10,
+				sync_latest = $11, canary_sites = $12, priority = $13 WHERE name = $1`,
 			name, out.Schedule, filtersJSON(out.Filters), out.Keep, !out.Disabled, lagSeconds(out.AllowedLag),
-			out.Source, treeType(out.Type), out.MaxDeletions, filtersJSON(out.ProtectedPaths)); err != nil {
+			out.Source, treeType(out.Type), out.MaxDeletions, filtersJSON(out.ProtectedPaths),
+			out.SyncLatest, filtersJSON(out.CanarySites), treePriority(out.Priority)); err != nil {
 			return fmt.Errorf("update tree %s: %w", name, err)
 		}
 		return s.record(ctx, tx, catalog.AuditTreeUpdated(ctx, time.Now(), out), catalog.TreeEvent(bus.ActionUpdated, out))

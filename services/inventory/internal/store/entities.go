@@ -17,6 +17,14 @@ func treeType(t string) string {
 	return t
 }
 
+// treePriority is the stored priority: normal when unset.
+func treePriority(p string) string {
+	if p == "" {
+		return catalog.PriorityNormal
+	}
+	return p
+}
+
 // lagSeconds is the stored allowed lag: the default when unset.
 func lagSeconds(d time.Duration) int64 {
 	if d == 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-migrate/migrate/v4"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
@@ -51,8 +52,8 @@ func testAuditLog(t *testing.T, s *Store) {
 	_, _, err = s.RevokeSigningKey(ctx, k.ID, t0.Add(6*time.Second)) // revoked already
 	must(t, err)
 	// Two entries of one instant list in the order they were made, newest first.
-	must(t, s.RecordAudit(ctx, catalog.AuditSyncRequested(ctx, "docs", "trig-1", t0.Add(7*time.Second))))
-	must(t, s.RecordAudit(ctx, catalog.AuditSyncRequested(ctx, "docs", "trig-2", t0.Add(7*time.Second))))
+	must(t, s.RecordAudit(ctx, catalog.AuditSyncRequested(ctx, bus.Trigger{Tree: "docs", TriggerID: "trig-1", Reason: "manual", RequestedAt: t0.Add(7 * time.Second)})))
+	must(t, s.RecordAudit(ctx, catalog.AuditSyncRequested(ctx, bus.Trigger{Tree: "docs", TriggerID: "trig-2", Reason: "manual", RequestedAt: t0.Add(7 * time.Second)})))
 
 	got, err := s.AuditLog(ctx, catalog.AuditFilter{Limit: 100})
 	must(t, err)

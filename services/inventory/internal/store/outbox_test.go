@@ -73,7 +73,7 @@ func testOutbox(t *testing.T, s *Store) {
 	if _, err := s.UpdateTree(ctx, "docs", func(tr catalog.Tree) (catalog.Tree, error) { tr.Keep = 3; return tr, nil }); err != nil {
 		t.Fatal(err)
 	}
-	must(t, s.RecordAudit(ctx, catalog.AuditSyncRequested(ctx, "docs", "trig-1", t0),
+	must(t, s.RecordAudit(ctx, catalog.AuditSyncRequested(ctx, bus.Trigger{Tree: "docs", TriggerID: "trig-1", Reason: "manual", RequestedAt: t0}),
 		catalog.SyncRequestedEvent(bus.Trigger{TriggerID: "trig-1", Tree: "docs"})))
 	if _, err := s.DeleteTree(ctx, "docs", nil); err != nil {
 		t.Fatal(err)

@@ -128,7 +128,7 @@ func testTrees(t *testing.T, s *Store) {
 	ctx := context.Background()
 	tree := catalog.Tree{Name: "docs", OriginSite: "origin", Source: "/srv/docs", Schedule: "*/5 * * * *", Filters: []string{"- *.tmp", "+ /keep/"}, Keep: 4,
 		Type: catalog.TreeVersioned, MaxDeletions: 500, ProtectedPaths: []string{"/etc/***", "*.conf"}, Disabled: true, AllowedLag: 6 * time.Hour,
-		CreatedAt: t0}
+		SyncLatest: 3, CanarySites: []string{"lyon", "brno"}, Priority: catalog.PriorityUrgent, CreatedAt: t0}
 	wantErr(t, s.CreateTree(ctx, tree), catalog.ErrSiteNotFound)
 	must(t, s.CreateSite(ctx, catalog.Site{Name: "origin", CreatedAt: t0}))
 	must(t, s.CreateTree(ctx, tree))

@@ -23,6 +23,7 @@ func Tree(t catalog.Tree) inventoryapi.Tree {
 	return inventoryapi.Tree{
 		Name: t.Name, OriginSite: t.OriginSite, Source: t.Source, Schedule: t.Schedule, Filters: t.Filters, Keep: t.Keep,
 		Type: t.Type, MaxDeletions: t.MaxDeletions, ProtectedPaths: t.ProtectedPaths, Enabled: &enabled,
+		SyncLatest: t.SyncLatest, CanarySites: t.CanarySites, Priority: t.Priority,
 		AllowedLag: catalog.FormatLag(t.AllowedLag), Paused: t.Paused, CreatedAt: t.CreatedAt,
 	}
 }

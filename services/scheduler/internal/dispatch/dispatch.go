@@ -98,9 +98,10 @@ func TriggerScope(id string) []string {
 }
 
 // Trigger asks the origin site of the tree to scan and publish a version.
-// A trigger of a paused tree, or of a tree whose origin site is paused,
-// is dropped. A trigger limited to sites runs the same scan; its id then
-// carries the scope to the snapshot and the deltas that follow.
+// A trigger of a disabled or paused tree, or of a tree whose origin site
+// is paused, scans nothing: its run at the origin ends DISABLED, saying
+// why. A trigger limited to sites runs the same scan; its id then carries
+// the scope to the snapshot and the deltas that follow.
 func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
 	if strings.Contains(t.TriggerID, scopeSep) {
 		return bus.Permanent(fmt.Errorf("trigger %s: trigger id %q holds %q, which the scheduler reserves", t.Tree, t.TriggerID, scopeSep))
@@ -109,25 +110,41 @@ func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
 	if err != nil {
 		return classify(fmt.Errorf("trigger %s: %w", t.Tree, err))
 	}
-	if tree.Paused {
-		d.log.Info("trigger of a paused tree dropped", "tree", tree.Name, "trigger", t.TriggerID)
-		return nil
-	}
-	origin, err := d.inv.Site(ctx, tree.OriginSite)
-	if err != nil {
-		return classify(fmt.Errorf("trigger %s: origin %s: %w", t.Tree, tree.OriginSite, err))
-	}
-	if origin.Paused {
-		d.log.Info("trigger dropped: the origin site is paused", "tree", tree.Name, "site", origin.Name, "trigger", t.TriggerID)
-		return nil
-	}
 	id := ScopedTriggerID(t.TriggerID, t.Sites)
+	why := treeOff(tree)
+	if why == "" {
+		origin, err := d.inv.Site(ctx, tree.OriginSite)
+		if err != nil {
+			return classify(fmt.Errorf("trigger %s: origin %s: %w", t.Tree, tree.OriginSite, err))
+		}
+		if origin.Paused {
+			why = "origin site paused"
+		}
+	}
+	if why != "" {
+		d.log.Info("trigger not run", "tree", tree.Name, "site", tree.OriginSite, "trigger", t.TriggerID, "why", why)
+		return d.finishDisabled(ctx, id, tree.OriginSite, tree.Name, bus.CommandSnapshot, "", why)
+	}
 	cmd := bus.SyncCommand{
 		V: bus.MessageVersion, TriggerID: id, Kind: bus.CommandSnapshot,
 		Site: tree.OriginSite, Tree: tree.Name, Source: tree.Source, Filters: tree.Filters, Keep: tree.Keep,
+		Type: tree.Type, SyncLatest: tree.SyncLatest, MaxDeletions: tree.MaxDeletions, ProtectedPaths: tree.ProtectedPaths,
+		ConfirmDeletions: t.ConfirmDeletions,
 	}
 	cmd.RunID = RunID(id, cmd.Site, cmd.Kind, "", "")
 	return d.start(ctx, cmd)
+}
+
+// treeOff says why a tree gets no work ("" when it does): disabled or
+// paused.
+func treeOff(t inventoryapi.Tree) string {
+	switch {
+	case t.Enabled != nil && !*t.Enabled:
+		return "tree disabled"
+	case t.Paused:
+		return "tree paused"
+	}
+	return ""
 }
 
 // Snapshot reacts to a new version: sites already at it are told so (they
@@ -276,11 +293,11 @@ func (d *Dispatcher) treeAndSubs(ctx context.Context, name, triggerID string) (i
 // its tree or its site is paused. A site paused after a subscription was
 // made pauses it too.
 func (d *Dispatcher) paused(ctx context.Context, tree inventoryapi.Tree, sub inventoryapi.Subscription) (string, error) {
-	switch {
-	case sub.Paused:
+	if sub.Paused {
 		return "subscription paused", nil
-	case tree.Paused:
-		return "tree paused", nil
+	}
+	if why := treeOff(tree); why != "" {
+		return why, nil
 	}
 	site, err := d.inv.Site(ctx, sub.Site)
 	if err != nil {
@@ -318,13 +335,19 @@ func (d *Dispatcher) start(ctx context.Context, cmd bus.SyncCommand) error {
 // disabled records a paused subscription's run as DISABLED, why says
 // what is paused.
 func (d *Dispatcher) disabled(ctx context.Context, triggerID string, sub inventoryapi.Subscription, to, why string) error {
-	now := d.now().UTC()
+	return d.finishDisabled(ctx, triggerID, sub.Site, sub.Tree, bus.CommandApply, to, why)
+}
+
+// finishDisabled records the run of a step that is not done as DISABLED.
+// Its id is not the id of the step's real run, which a later delivery of
+// the same trigger may make once the tree or site is resumed.
+func (d *Dispatcher) finishDisabled(ctx context.Context, triggerID, site, tree string, kind bus.CommandKind, to, why string) error {
 	fin := bus.SyncFinished{
-		RunID: RunID(triggerID, sub.Site, bus.CommandApply, "paused", to), TriggerID: triggerID,
-		Site: sub.Site, Tree: sub.Tree, Kind: bus.CommandApply, To: to,
-		Result: bus.ResultDisabled, Error: why, FinishedAt: now,
+		RunID: RunID(triggerID, site, kind, "paused", to), TriggerID: triggerID,
+		Site: site, Tree: tree, Kind: kind, To: to,
+		Result: bus.ResultDisabled, Error: why, FinishedAt: d.now().UTC(),
 	}
-	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, sub.Site+"/"+sub.Tree, fin.RunID, fin)
+	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, site+"/"+tree, fin.RunID, fin)
 }
 
 // classify marks errors that redelivery cannot fix: the inventory says the

@@ -328,7 +328,8 @@ func TestTriggerRefusesAReservedID(t *testing.T) {
 }
 
 // TestPausedTreeOrOriginDropsTriggers: nothing is scanned for a paused
-// tree, nor at a paused origin; resumed, the same trigger scans.
+// or disabled tree, nor at a paused origin, and the origin's run ends
+// DISABLED saying why; resumed, the same trigger scans.
 func TestPausedTreeOrOriginDropsTriggers(t *testing.T) {
 	inv, ver := fixture()
 	out := &recorder{}
@@ -341,13 +342,30 @@ func TestPausedTreeOrOriginDropsTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree.Paused = false
+	off := false
+	tree.Enabled = &off
+	inv.trees["demo"] = tree
+	if err := d.Trigger(t.Context(), trig); err != nil {
+		t.Fatal(err)
+	}
+	tree.Enabled = nil
 	inv.trees["demo"] = tree
 	inv.paused = map[string]bool{"origin": true}
 	if err := d.Trigger(t.Context(), trig); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.commands) != 0 || len(out.events) != 0 {
-		t.Fatalf("paused: commands %+v, events %v", out.commands, out.events)
+	if len(out.commands) != 0 {
+		t.Fatalf("paused: commands %+v", out.commands)
+	}
+	var why []string
+	for _, f := range out.finished {
+		if f.Site != "origin" || f.Kind != bus.CommandSnapshot || f.Result != bus.ResultDisabled {
+			t.Errorf("finished %+v, want the origin's snapshot DISABLED", f)
+		}
+		why = append(why, f.Error)
+	}
+	if want := []string{"tree paused", "tree disabled", "origin site paused"}; strings.Join(why, ",") != strings.Join(want, ",") {
+		t.Errorf("DISABLED because %q, want %q", why, want)
 	}
 	inv.paused = nil
 	if err := d.Trigger(t.Context(), trig); err != nil {
@@ -355,6 +373,27 @@ func TestPausedTreeOrOriginDropsTriggers(t *testing.T) {
 	}
 	if len(out.commands) != 1 {
 		t.Fatalf("resumed: commands %+v, want the snapshot", out.commands)
+	}
+	if out.commands[0].RunID == out.finished[0].RunID {
+		t.Error("the real run has the id of the DISABLED one")
+	}
+}
+
+// TestSnapshotCommandCarriesTheTreeRules: the origin gets the tree's type
+// and deletion rules, and the trigger's confirmation.
+func TestSnapshotCommandCarriesTheTreeRules(t *testing.T) {
+	inv, ver := fixture()
+	tree := inv.trees["demo"]
+	tree.Type, tree.SyncLatest, tree.MaxDeletions, tree.ProtectedPaths = bus.TreeVersioned, 3, 100, []string{"/local/"}
+	inv.trees["demo"] = tree
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.Trigger(t.Context(), bus.Trigger{V: 1, TriggerID: "t1", Tree: "demo", Reason: "manual", ConfirmDeletions: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := out.commands[0]
+	if c.Type != bus.TreeVersioned || c.SyncLatest != 3 || c.MaxDeletions != 100 || len(c.ProtectedPaths) != 1 || !c.ConfirmDeletions {
+		t.Errorf("snapshot command %+v", c)
 	}
 }
 
