@@ -169,6 +169,7 @@ func TestAsyncAPISubjects(t *testing.T) {
 	}{
 		{bus.TriggerSubject("{tree}"), bus.StreamTriggers, "Trigger"},
 		{bus.SyncSubject("{site}", "{tree}"), bus.StreamSync, "SyncCommand"},
+		{bus.UrgentSyncSubject("{site}", "{tree}"), bus.StreamSync, "SyncCommand"},
 		{bus.SnapshotSubject("{tree}"), bus.StreamSnapshots, "Snapshot"},
 		{bus.DeltaRequestSubject("{tree}"), bus.StreamDeltaReq, "DeltaRequest"},
 		{bus.DeltaReadySubject("{tree}"), bus.StreamDeltaReady, "DeltaReady"},
@@ -221,6 +222,14 @@ func TestAsyncAPISubjects(t *testing.T) {
 	}
 	if want := bus.SyncFilter("{site}"); !slices.Contains(filters, want) {
 		t.Errorf("sync channel consumer filters %v lack %q", filters, want)
+	}
+	_, urgent := channelByAddress(t, doc, bus.UrgentSyncSubject("{site}", "{tree}"))
+	filters = nil
+	for _, c := range node(urgent, "x-pulpdist-consumers").([]any) {
+		filters = append(filters, toString(node(c, "filter")))
+	}
+	if want := bus.UrgentSyncFilter("{site}"); !slices.Contains(filters, want) {
+		t.Errorf("urgent sync channel consumer filters %v lack %q", filters, want)
 	}
 }
 

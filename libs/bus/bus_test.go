@@ -67,6 +67,11 @@ func TestDecodeRefusesBadMessages(t *testing.T) {
 		{"apply bad to", `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","to":"../x"}`, "invalid version"},
 		{"apply bad from", `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","from":"zz","to":"` + root + `"}`, "invalid version"},
 		{"site with dot", `{"v":1,"run_id":"r","kind":"apply","site":"s.x","tree":"t","to":"` + root + `"}`, "invalid name"},
+		{"negative bandwidth", `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","to":"` + root + `","bandwidth_limit":-1}`, "negative"},
+		{"bad window", `{"v":1,"run_id":"r","kind":"apply","site":"s","tree":"t","to":"` + root + `","bandwidth_windows":["nights"]}`, "bandwidth window"},
+		{"unknown tree type", `{"v":1,"run_id":"r","kind":"snapshot","site":"s","tree":"t","source":"/x","type":"weekly"}`, "tree type"},
+		{"sync_latest of a simple tree", `{"v":1,"run_id":"r","kind":"snapshot","site":"s","tree":"t","source":"/x","sync_latest":2}`, "sync_latest"},
+		{"negative max_deletions", `{"v":1,"run_id":"r","kind":"snapshot","site":"s","tree":"t","source":"/x","max_deletions":-1}`, "max_deletions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := bus.Decode[bus.SyncCommand]([]byte(tc.body))

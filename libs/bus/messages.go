@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/pulpdist/pulpdist/libs/bandwidth"
 )
 
 // MessageVersion is the version of every message type below. A consumer
@@ -139,6 +141,15 @@ type SyncCommand struct {
 	// patterns, docs/filters.md): entries of the previous version they
 	// match are kept in the new one when the source lost them.
 	ProtectedPaths []string `json:"protected_paths,omitempty"`
+
+	// BandwidthLimit (bytes/s, 0: unlimited) and BandwidthWindows are the
+	// site's link schedule when the command was planned (apply only; see
+	// libs/bandwidth): the agent fetches the pack at that pace.
+	BandwidthLimit   int64    `json:"bandwidth_limit,omitempty"`
+	BandwidthWindows []string `json:"bandwidth_windows,omitempty"`
+	// Urgent is set for a tree of priority urgent: the command is sent on
+	// UrgentSyncSubject and its transfer holds the site's normal ones.
+	Urgent bool `json:"urgent,omitempty"`
 }
 
 // Validate checks a decoded sync command.
@@ -182,6 +193,9 @@ func (m SyncCommand) Validate() error {
 		}
 		if err := ValidateVersion(m.To, false); err != nil {
 			return fmt.Errorf("sync command to: %w", err)
+		}
+		if _, err := bandwidth.NewSchedule(m.BandwidthLimit, m.BandwidthWindows); err != nil {
+			return fmt.Errorf("sync command: %w", err)
 		}
 	default:
 		return fmt.Errorf("sync command: unknown kind %q", m.Kind)

@@ -75,8 +75,23 @@ func TriggerSubject(tree string) string { return "pulpdist.trigger." + tree }
 // SyncSubject is where the scheduler sends a command to one site-agent.
 func SyncSubject(site, tree string) string { return "pulpdist.sync." + site + "." + tree }
 
-// SyncFilter selects every command addressed to one site.
-func SyncFilter(site string) string { return "pulpdist.sync." + site + ".>" }
+// UrgentSyncSubject is where the scheduler sends a command of an urgent
+// tree: the site-agent takes those at once, beside the normal ones.
+func UrgentSyncSubject(site, tree string) string { return SyncSubject(site, tree) + ".urgent" }
+
+// CommandSubject is the subject of c: urgent or normal.
+func CommandSubject(c SyncCommand) string {
+	if c.Urgent {
+		return UrgentSyncSubject(c.Site, c.Tree)
+	}
+	return SyncSubject(c.Site, c.Tree)
+}
+
+// SyncFilter selects the normal commands addressed to one site.
+func SyncFilter(site string) string { return "pulpdist.sync." + site + ".*" }
+
+// UrgentSyncFilter selects the urgent commands addressed to one site.
+func UrgentSyncFilter(site string) string { return "pulpdist.sync." + site + ".*.urgent" }
 
 // SnapshotSubject is where an origin announces a new version of a tree.
 func SnapshotSubject(tree string) string { return "pulpdist.snapshot." + tree }

@@ -140,7 +140,7 @@ type sender struct {
 }
 
 func (s *sender) Command(ctx context.Context, c bus.SyncCommand) error {
-	return bus.Publish(ctx, s.js, bus.SyncSubject(c.Site, c.Tree), c.RunID, c)
+	return bus.Publish(ctx, s.js, bus.CommandSubject(c), c.RunID, c)
 }
 
 func (s *sender) RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error {

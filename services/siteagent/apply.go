@@ -5,11 +5,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/zeebo/blake3"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/pack"
@@ -46,21 +43,24 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, erro
 	if cur != cmd.From {
 		return s.mismatch(ctx, cmd, cur)
 	}
-	path, size, err := s.fetch(ctx, cmd)
-	if err != nil {
-		return outcome{}, err
+	// A fetched pack is kept for a retry of this command, unless it cannot
+	// help: it does not apply, or the disk is full (it gives the space
+	// back; the run fails at once).
+	got, err := s.fetch(ctx, cmd)
+	if err == nil {
+		var st replica.Stats
+		if st, err = applyFile(ctx, rep, got.path, cmd, s.keys.trusted()); err == nil {
+			dropPartial(s.cfg.DataDir, cmd.Pack)
+			if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, cmd.To); err != nil {
+				return outcome{}, err
+			}
+			return outcome{result: bus.ResultCompleted, to: cmd.To, files: st.FilesWritten, bytes: got.received}, nil
+		}
 	}
-	defer func() {
-		_ = os.Remove(path) // a fetched pack is scratch; a leftover is removed at the next start
-	}()
-	st, err := applyFile(ctx, rep, path, cmd, s.keys.trusted())
-	if err != nil {
-		return outcome{}, err
+	if bus.IsPermanent(err) || diskFull(err) {
+		dropPartial(s.cfg.DataDir, cmd.Pack)
 	}
-	if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, cmd.To); err != nil {
-		return outcome{}, err
-	}
-	return outcome{result: bus.ResultCompleted, to: cmd.To, files: st.FilesWritten, bytes: size}, nil
+	return outcome{}, err
 }
 
 // mismatch handles a command whose pack does not apply to the version the
@@ -121,32 +121,4 @@ func applyFile(ctx context.Context, rep *replica.Replica, path string, cmd bus.S
 		return st, fmt.Errorf("apply %s: %w", cmd.Pack, err)
 	}
 	return st, nil
-}
-
-// fetch downloads the pack into the agent's scratch directory, checking
-// its BLAKE3 against the announced hash, and returns its path and size.
-func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (string, int64, error) {
-	obj, err := s.layout.Deltas.Get(ctx, cmd.Pack)
-	if err != nil {
-		return "", 0, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
-	}
-	defer obj.Close()
-	f, err := os.CreateTemp(tmpDir(s.cfg.DataDir), "pack-*")
-	if err != nil {
-		return "", 0, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
-	}
-	h := blake3.New()
-	n, err := io.Copy(io.MultiWriter(f, h), obj)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(f.Name()) // partial download; nothing refers to it
-		return "", 0, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
-	}
-	if got := fmt.Sprintf("%x", h.Sum(nil)); got != cmd.PackHash {
-		_ = os.Remove(f.Name()) // refused download; nothing refers to it
-		return "", 0, bus.Permanent(fmt.Errorf("%w: %s is %s, announced %s", ErrPackHash, cmd.Pack, got, cmd.PackHash))
-	}
-	return f.Name(), n, nil
 }

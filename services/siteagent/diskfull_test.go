@@ -87,7 +87,7 @@ func TestFullDiskFailsTheRun(t *testing.T) {
 		if v, err := bus.GetSiteVersion(t.Context(), h.layout.Sites, "site-a", "demo"); err != nil || v != rootA {
 			t.Fatalf("after run %s: site version %q, %v; want %s", tc.run, v, err, rootA)
 		}
-		for _, d := range []string{filepath.Join(treeDir, "staging"), filepath.Join(dataDir, "tmp")} {
+		for _, d := range []string{filepath.Join(treeDir, "staging"), filepath.Join(dataDir, "tmp"), filepath.Join(dataDir, "partial")} {
 			left, err := os.ReadDir(d)
 			if err != nil {
 				t.Fatal(err)

@@ -14,11 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/daemon"
@@ -112,6 +114,11 @@ type Service struct {
 	layout *bus.Layout
 	events *bus.Events
 	keys   *keyring
+	// link shares the site's link among its transfers.
+	link *bandwidth.Shaper
+	// trees serialises the runs of each tree (normal and urgent commands
+	// run side by side, never two of one tree).
+	trees sync.Map // tree name → *sync.Mutex
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -125,10 +132,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := os.RemoveAll(tmpDir(cfg.DataDir)); err != nil {
 		return nil, fmt.Errorf("siteagent data dir: %w", err)
 	}
-	for _, d := range []string{treesDir(cfg.DataDir), tmpDir(cfg.DataDir), cacheDir(cfg.DataDir)} {
+	for _, d := range []string{treesDir(cfg.DataDir), tmpDir(cfg.DataDir), cacheDir(cfg.DataDir), partialDir(cfg.DataDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("siteagent data dir: %w", err)
 		}
+	}
+	// partial/ holds interrupted fetches, which resume; those of expired
+	// commands go.
+	if err := cleanPartials(cfg.DataDir, time.Now()); err != nil {
+		return nil, fmt.Errorf("siteagent data dir: %w", err)
 	}
 	var trusted []ed25519.PublicKey
 	if cfg.TrustedKeys != "" {
@@ -155,7 +167,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, keys: newKeyring(trusted, log),
-		events: events,
+		events: events, link: bandwidth.NewShaper(bandwidth.Schedule{}),
 	}, nil
 }
 
@@ -164,6 +176,9 @@ func (s *Service) Probe() *health.Probe { return s.d.Probe }
 
 // ConsumerName is the durable consumer of a site's commands.
 func ConsumerName(site string) string { return "siteagent-" + site }
+
+// UrgentConsumerName is the durable consumer of a site's urgent commands.
+func UrgentConsumerName(site string) string { return ConsumerName(site) + "-urgent" }
 
 // Run announces the versions on disk and loads the trusted signing keys,
 // then executes commands, following changes of the keys, until ctx ends.
@@ -177,9 +192,15 @@ func (s *Service) Run(ctx context.Context) error {
 		s.d.Close()
 		return err
 	}
+	// Normal and urgent commands have a consumer each, so an urgent one
+	// starts while a normal transfer runs (which then waits: Shaper).
 	return s.d.Run(ctx, []daemon.Consumer{{
 		Stream: bus.StreamSync,
 		Config: bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)),
+		Handle: s.handle,
+	}, {
+		Stream: bus.StreamSync,
+		Config: bus.ConsumerConfig(UrgentConsumerName(s.cfg.Site), bus.UrgentSyncFilter(s.cfg.Site)),
 		Handle: s.handle,
 	}}, func(ctx context.Context) error { return s.keys.follow(ctx, w) })
 }
@@ -225,6 +246,9 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if meta, err := m.Metadata(); err == nil {
 		last = int(meta.NumDelivered) >= bus.DefaultMaxDeliver
 	}
+	mu, _ := s.trees.LoadOrStore(cmd.Tree, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	start := time.Now()
 	log := s.log.With("tree", cmd.Tree, "run", cmd.RunID, "kind", cmd.Kind)
 	var out outcome

@@ -31,6 +31,9 @@ type harness struct {
 	js      jetstream.JetStream
 	layout  *bus.Layout
 	dataDir string
+	url     string
+	site    string
+	stop    func() // stops the running agent
 	mu      sync.Mutex
 	done    map[string]bus.SyncFinished
 }
@@ -41,7 +44,7 @@ func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness 
 	t.Helper()
 	url := natstest.Start(t)
 	log := slog.New(slog.DiscardHandler)
-	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}}
+	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}, url: url, site: site}
 	// The layout is declared before the agent starts: the server does not
 	// like a stream's config updated while a consumer is created on it.
 	nc, js, err := bus.Connect(t.Context(), url, "test", log)
@@ -53,23 +56,8 @@ func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness 
 	if h.layout, err = bus.Ensure(t.Context(), js); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cfg := siteagent.Config{Options: daemon.Options{NATSURL: url}, Site: site, DataDir: h.dataDir}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	svc, err := siteagent.New(ctx, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("agent stopped with %v", err)
-		}
-	})
+	h.startAgent(t, opts...)
+	t.Cleanup(func() { h.stop() })
 	cons, err := js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{bus.EventSubject(bus.EntitySync, bus.ActionFinished)},
 	})
@@ -93,24 +81,63 @@ func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness 
 	return h
 }
 
-// run sends a command and waits for its result.
-func (h *harness) run(t *testing.T, cmd bus.SyncCommand) bus.SyncFinished {
+// startAgent runs a site-agent on h's bus and data directory; h.stop
+// stops it.
+func (h *harness) startAgent(t *testing.T, opts ...func(*siteagent.Config)) {
 	t.Helper()
-	cmd.V = bus.MessageVersion
-	if err := bus.Publish(t.Context(), h.js, bus.SyncSubject(cmd.Site, cmd.Tree), cmd.RunID, cmd); err != nil {
+	ctx, cancel := context.WithCancel(t.Context())
+	cfg := siteagent.Config{Options: daemon.Options{NATSURL: h.url}, Site: h.site, DataDir: h.dataDir}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := siteagent.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- svc.Run(ctx) }()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-stopped; err != nil {
+				t.Errorf("agent stopped with %v", err)
+			}
+		})
+	}
+}
+
+// send publishes a command without waiting for its result.
+func (h *harness) send(t *testing.T, cmd bus.SyncCommand) {
+	t.Helper()
+	cmd.V = bus.MessageVersion
+	if err := bus.Publish(t.Context(), h.js, bus.CommandSubject(cmd), cmd.RunID, cmd); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for the result of a run.
+func (h *harness) wait(t *testing.T, runID string, within time.Duration) bus.SyncFinished {
+	t.Helper()
 	var fin bus.SyncFinished
-	poll.Until(t, 20*time.Second, func() error {
+	poll.Until(t, within, func() error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		var ok bool
-		if fin, ok = h.done[cmd.RunID]; !ok {
-			return fmt.Errorf("run %s not finished", cmd.RunID)
+		if fin, ok = h.done[runID]; !ok {
+			return fmt.Errorf("run %s not finished", runID)
 		}
 		return nil
 	})
 	return fin
+}
+
+// run sends a command and waits for its result.
+func (h *harness) run(t *testing.T, cmd bus.SyncCommand) bus.SyncFinished {
+	t.Helper()
+	h.send(t, cmd)
+	return h.wait(t, cmd.RunID, 20*time.Second)
 }
 
 func write(t *testing.T, dir, rel, body string) {

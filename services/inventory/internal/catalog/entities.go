@@ -2,12 +2,11 @@ package catalog
 
 import (
 	"context"
-	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
@@ -189,128 +188,18 @@ func checkSiteEntity(s *Site) error {
 	return nil
 }
 
-// Window is a weekly period: the days it starts on and its times of day
-// in minutes since midnight. End <= Start means it runs past midnight
-// into the next day.
-type Window struct {
-	// Days[0] is Monday.
-	Days       [7]bool
-	Start, End int
-}
+// Window is a weekly period of a site's bandwidth schedule
+// (bandwidth.Window).
+type Window = bandwidth.Window
 
-var dayNames = [7]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
-
-// ParseWindow reads a window "DAYS HH:MM-HH:MM". DAYS is a day (Mon, Tue,
-// Wed, Thu, Fri, Sat, Sun, in any case), a range of days (Mon-Fri; Fri-Mon
-// wraps over the weekend), a comma-separated list of those (Mon,Wed,Fri-Sun)
-// or * for every day. The times are 00:00 to 24:00; a window whose end is
-// before its start runs past midnight ("Mon-Fri 22:00-06:00" is each
-// weeknight from 22:00 to 06:00 the next morning). Times are those of the
-// site's agent.
+// ParseWindow reads a bandwidth window "DAYS HH:MM-HH:MM [RATE]"
+// (bandwidth.ParseWindow); the error wraps ErrInvalid.
 func ParseWindow(s string) (Window, error) {
-	bad := func(format string, args ...any) (Window, error) {
-		return Window{}, invalidf("bandwidth window %q: "+format+` (want "DAYS HH:MM-HH:MM", such as "Mon-Fri 22:00-06:00")`, append([]any{s}, args...)...)
-	}
-	fields := strings.Fields(s)
-	if len(fields) != 2 {
-		return bad("%d fields, want 2", len(fields))
-	}
-	var w Window
-	if fields[0] == "*" {
-		w.Days = [7]bool{true, true, true, true, true, true, true}
-	} else {
-		for _, part := range strings.Split(fields[0], ",") {
-			lo, hi, isRange := strings.Cut(part, "-")
-			a, ok := dayIndex(lo)
-			if !ok {
-				return bad("unknown day %q", lo)
-			}
-			b := a
-			if isRange {
-				if b, ok = dayIndex(hi); !ok {
-					return bad("unknown day %q", hi)
-				}
-			}
-			for d := a; ; d = (d + 1) % 7 {
-				w.Days[d] = true
-				if d == b {
-					break
-				}
-			}
-		}
-	}
-	from, to, ok := strings.Cut(fields[1], "-")
-	if !ok {
-		return bad("times must be HH:MM-HH:MM")
-	}
-	var err error
-	if w.Start, err = clock(from); err != nil {
-		return bad("start: %v", err)
-	}
-	if w.End, err = clock(to); err != nil {
-		return bad("end: %v", err)
-	}
-	if w.Start == 24*60 {
-		return bad("start 24:00: a window starts at 23:59 at the latest")
-	}
-	if w.Start == w.End {
-		return bad("start and end are equal: an empty window")
+	w, err := bandwidth.ParseWindow(s)
+	if err != nil {
+		return Window{}, invalidf("%v", err)
 	}
 	return w, nil
-}
-
-func dayIndex(s string) (int, bool) {
-	for i, n := range dayNames {
-		if strings.EqualFold(s, n) {
-			return i, true
-		}
-	}
-	return 0, false
-}
-
-// clock reads HH:MM (00:00 to 24:00) as minutes since midnight.
-func clock(s string) (int, error) {
-	hh, mm, ok := strings.Cut(s, ":")
-	if !ok || !twoDigits(hh) || !twoDigits(mm) {
-		return 0, fmt.Errorf("%q is not HH:MM", s)
-	}
-	h, _ := strconv.Atoi(hh) // two digits always convert
-	m, _ := strconv.Atoi(mm)
-	if h > 24 || m > 59 || (h == 24 && m != 0) {
-		return 0, fmt.Errorf("%q is not a time of day (00:00 to 24:00)", s)
-	}
-	return h*60 + m, nil
-}
-
-func twoDigits(s string) bool {
-	return len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9'
-}
-
-// String writes w in the canonical form ParseWindow reads: days as
-// ranges of the week ("Mon-Fri", "Sat,Sun" stays "Sat-Sun"), "*" for all.
-func (w Window) String() string {
-	days := "*"
-	if w.Days != [7]bool{true, true, true, true, true, true, true} {
-		var parts []string
-		for i := 0; i < 7; {
-			if !w.Days[i] {
-				i++
-				continue
-			}
-			j := i
-			for j+1 < 7 && w.Days[j+1] {
-				j++
-			}
-			if j == i {
-				parts = append(parts, dayNames[i])
-			} else {
-				parts = append(parts, dayNames[i]+"-"+dayNames[j])
-			}
-			i = j + 1
-		}
-		days = strings.Join(parts, ",")
-	}
-	return fmt.Sprintf("%s %02d:%02d-%02d:%02d", days, w.Start/60, w.Start%60, w.End/60, w.End%60)
 }
 
 // EntityRepository is the part of the Repository that keeps the audit

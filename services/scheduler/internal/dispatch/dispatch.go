@@ -162,7 +162,7 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	}
 	bases := map[string]bool{}
 	for _, sub := range subs {
-		why, err := d.paused(ctx, tree, sub)
+		site, why, err := d.paused(ctx, tree, sub)
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", s.Tree, err)
 		}
@@ -177,7 +177,7 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 			return fmt.Errorf("snapshot %s: version of %s: %w", s.Tree, sub.Site, err)
 		}
 		if cur == s.Root {
-			cmd := d.apply(s.TriggerID, tree, sub.Site, cur, s.Root)
+			cmd := d.apply(s.TriggerID, tree, site, cur, s.Root)
 			if err := d.start(ctx, cmd); err != nil {
 				return err
 			}
@@ -233,7 +233,7 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 		return err
 	}
 	for _, sub := range subs {
-		why, err := d.paused(ctx, tree, sub)
+		site, why, err := d.paused(ctx, tree, sub)
 		if err != nil {
 			return fmt.Errorf("delta ready %s: %w", r.Tree, err)
 		}
@@ -253,7 +253,7 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 			}
 			continue
 		}
-		cmd := d.apply(r.TriggerID, tree, sub.Site, r.From, r.To)
+		cmd := d.apply(r.TriggerID, tree, site, r.From, r.To)
 		cmd.Pack, cmd.PackHash = r.Pack, r.PackHash
 		if err := d.start(ctx, cmd); err != nil {
 			return err
@@ -291,28 +291,31 @@ func (d *Dispatcher) treeAndSubs(ctx context.Context, name, triggerID string) (i
 
 // paused says why sub gets no work ("" when it does): the subscription,
 // its tree or its site is paused. A site paused after a subscription was
-// made pauses it too.
-func (d *Dispatcher) paused(ctx context.Context, tree inventoryapi.Tree, sub inventoryapi.Subscription) (string, error) {
+// made pauses it too. It returns the site when it read it.
+func (d *Dispatcher) paused(ctx context.Context, tree inventoryapi.Tree, sub inventoryapi.Subscription) (inventoryapi.Site, string, error) {
 	if sub.Paused {
-		return "subscription paused", nil
+		return inventoryapi.Site{}, "subscription paused", nil
 	}
 	if why := treeOff(tree); why != "" {
-		return why, nil
+		return inventoryapi.Site{}, why, nil
 	}
 	site, err := d.inv.Site(ctx, sub.Site)
 	if err != nil {
-		return "", classify(fmt.Errorf("site %s: %w", sub.Site, err))
+		return site, "", classify(fmt.Errorf("site %s: %w", sub.Site, err))
 	}
 	if site.Paused {
-		return "site paused", nil
+		return site, "site paused", nil
 	}
-	return "", nil
+	return site, "", nil
 }
 
-func (d *Dispatcher) apply(triggerID string, tree inventoryapi.Tree, site, from, to string) bus.SyncCommand {
+// apply is the command moving site from one version of tree to another,
+// at the pace of the site's link and with the tree's priority.
+func (d *Dispatcher) apply(triggerID string, tree inventoryapi.Tree, site inventoryapi.Site, from, to string) bus.SyncCommand {
 	return bus.SyncCommand{
-		V: bus.MessageVersion, RunID: RunID(triggerID, site, bus.CommandApply, from, to), TriggerID: triggerID,
-		Kind: bus.CommandApply, Site: site, Tree: tree.Name, From: from, To: to, Keep: tree.Keep, Origin: tree.OriginSite,
+		V: bus.MessageVersion, RunID: RunID(triggerID, site.Name, bus.CommandApply, from, to), TriggerID: triggerID,
+		Kind: bus.CommandApply, Site: site.Name, Tree: tree.Name, From: from, To: to, Keep: tree.Keep, Origin: tree.OriginSite,
+		BandwidthLimit: site.BandwidthLimit, BandwidthWindows: site.BandwidthWindows, Urgent: tree.Priority == "urgent",
 	}
 }
 

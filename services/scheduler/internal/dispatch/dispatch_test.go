@@ -20,14 +20,18 @@ type inventory struct {
 	subs  map[string][]inventoryapi.Subscription
 	// paused names the paused sites; every other site exists, unpaused.
 	paused map[string]bool
-	fail   error
+	// links are the bandwidth settings of sites (none: unlimited).
+	links map[string]inventoryapi.Site
+	fail  error
 }
 
 func (i *inventory) Site(_ context.Context, name string) (inventoryapi.Site, error) {
 	if i.fail != nil {
 		return inventoryapi.Site{}, i.fail
 	}
-	return inventoryapi.Site{Name: name, Paused: i.paused[name]}, nil
+	s := i.links[name]
+	s.Name, s.Paused = name, i.paused[name]
+	return s, nil
 }
 
 func (i *inventory) Tree(_ context.Context, name string) (inventoryapi.Tree, error) {
@@ -462,5 +466,37 @@ func TestPausedTreeGetsNoWork(t *testing.T) {
 		if f.Result != bus.ResultDisabled || f.Error != want {
 			t.Errorf("finished %+v, want DISABLED: %s", f, want)
 		}
+	}
+}
+
+// TestApplyCommandsCarryTheLinkAndPriority: an apply command says at what
+// pace the site's link takes it, and an urgent tree's are urgent.
+func TestApplyCommandsCarryTheLinkAndPriority(t *testing.T) {
+	inv, ver := fixture()
+	inv.links = map[string]inventoryapi.Site{"old-a": {BandwidthLimit: 20_000_000, BandwidthWindows: []string{"* 22:00-06:00 unlimited"}}}
+	tree := inv.trees["demo"]
+	tree.Priority = "urgent"
+	inv.trees["demo"] = tree
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.DeltaReady(t.Context(), bus.DeltaReady{V: 1, TriggerID: "t1", Tree: "demo", From: v1, To: v3, Pack: "demo/p", PackHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	for _, c := range out.commands {
+		if !c.Urgent {
+			t.Errorf("command to %s of an urgent tree is not urgent", c.Site)
+		}
+		if c.Site == "old-a" {
+			seen++
+			if c.BandwidthLimit != 20_000_000 || len(c.BandwidthWindows) != 1 {
+				t.Errorf("command to old-a: limit %d windows %q", c.BandwidthLimit, c.BandwidthWindows)
+			}
+		} else if c.BandwidthLimit != 0 || c.BandwidthWindows != nil {
+			t.Errorf("command to %s carries another site's link", c.Site)
+		}
+	}
+	if seen != 1 {
+		t.Fatalf("commands %+v, want one to old-a", out.commands)
 	}
 }

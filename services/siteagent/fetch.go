@@ -1,0 +1,269 @@
+package siteagent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/zeebo/blake3"
+
+	"github.com/pulpdist/pulpdist/libs/bandwidth"
+	"github.com/pulpdist/pulpdist/libs/bus"
+)
+
+// Fetching a pack. A pack is an object of the deltas store: its chunks are
+// messages of the store's stream on one subject. The agent reads them with
+// an ordered pull consumer, a few at a time, through the site's Shaper, and
+// appends them to a partial file under <data>/partial. Every
+// checkpointBytes it syncs the file and records how far it got (the
+// object's NUID, the offset, the stream sequence of the last chunk) in a
+// state file beside it, written atomically. An interrupted fetch — a lost
+// connection, a stopped or killed agent — resumes from the last checkpoint
+// when the command is delivered again: the file is cut back to the
+// recorded offset and the consumer starts after the recorded sequence.
+// What was written after the checkpoint is fetched again, nothing before.
+
+const (
+	// checkpointBytes is how much is fetched between checkpoints.
+	checkpointBytes = 4 << 20
+	// stallTimeout fails a fetch that receives nothing for this long; the
+	// command is retried (and resumes).
+	stallTimeout = 2 * time.Minute
+	// prefetchLimited and prefetchUnlimited are how many chunks the
+	// consumer asks ahead of what was written: few on a shaped link, so
+	// that what crosses the link follows the budget, more on a free one.
+	prefetchLimited   = 4
+	prefetchUnlimited = 64
+	// partialMaxAge is how long an abandoned partial fetch is kept (as
+	// long as a command lives, bus.CommandRetention).
+	partialMaxAge = bus.CommandRetention
+)
+
+// partialState is what the state file of a partial fetch records.
+type partialState struct {
+	Pack   string `json:"pack"`
+	NUID   string `json:"nuid"`
+	Offset int64  `json:"offset"`
+	Seq    uint64 `json:"seq"`
+}
+
+// fetched is a pack on local disk.
+type fetched struct {
+	path     string
+	size     int64 // the pack's size
+	received int64 // bytes received by this fetch (less when it resumed)
+	resumed  int64 // bytes a former fetch had received
+}
+
+// partialPaths are the partial file and state file of a pack.
+func partialPaths(data, pack string) (file, state string) {
+	key := fmt.Sprintf("%x", blake3.Sum256([]byte(pack)))[:32]
+	dir := partialDir(data)
+	return filepath.Join(dir, key+".part"), filepath.Join(dir, key+".json")
+}
+
+func partialDir(data string) string { return filepath.Join(data, "partial") }
+
+// dropPartial removes what a fetch of pack left.
+func dropPartial(data, pack string) {
+	file, state := partialPaths(data, pack)
+	_ = os.Remove(state) // scratch: a leftover is replaced by the next fetch or expires
+	_ = os.Remove(file)
+}
+
+// cleanPartials removes partial fetches older than partialMaxAge: their
+// commands have expired.
+func cleanPartials(data string, now time.Time) error {
+	ents, err := os.ReadDir(partialDir(data))
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		info, err := e.Info()
+		if err == nil && now.Sub(info.ModTime()) > partialMaxAge {
+			_ = os.Remove(filepath.Join(partialDir(data), e.Name())) // scratch
+		}
+	}
+	return nil
+}
+
+// fetch downloads cmd's pack, resuming a former partial fetch of the same
+// object, at the pace of the site's link, and checks its BLAKE3 against the
+// announced hash.
+func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (fetched, error) {
+	info, err := s.layout.Deltas.GetInfo(ctx, cmd.Pack)
+	if err != nil {
+		return fetched{}, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	path, statePath := partialPaths(s.cfg.DataDir, cmd.Pack)
+	f, st, err := openPartial(path, statePath, cmd.Pack, info.NUID)
+	if err != nil {
+		return fetched{}, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	out := fetched{path: path, size: int64(info.Size), resumed: st.Offset}
+	if st.Offset > 0 {
+		s.log.Info("resuming a fetch", "pack", cmd.Pack, "offset", st.Offset, "size", info.Size)
+	}
+	received, err := s.receive(ctx, cmd, info, f, &st, statePath)
+	out.received = received
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return out, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	got, err := hashFile(path)
+	if err != nil {
+		return out, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
+	}
+	if got != cmd.PackHash {
+		dropPartial(s.cfg.DataDir, cmd.Pack)
+		return out, bus.Permanent(fmt.Errorf("%w: %s is %s, announced %s", ErrPackHash, cmd.Pack, got, cmd.PackHash))
+	}
+	return out, nil
+}
+
+// openPartial opens the partial file of pack for appending, cut back to
+// what its state says was fetched of the object nuid; a state of another
+// object, or none, starts from zero.
+func openPartial(path, statePath, pack, nuid string) (*os.File, partialState, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, partialState{}, err
+	}
+	st := partialState{Pack: pack, NUID: nuid}
+	if b, err := os.ReadFile(statePath); err == nil {
+		var old partialState
+		if json.Unmarshal(b, &old) == nil && old.Pack == pack && old.NUID == nuid && old.Offset >= 0 {
+			st = old
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, st, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, st, err
+	}
+	if fi.Size() < st.Offset { // the file lost what the state records: start over
+		st = partialState{Pack: pack, NUID: nuid}
+	}
+	if err := f.Truncate(st.Offset); err != nil {
+		_ = f.Close()
+		return nil, st, err
+	}
+	if _, err := f.Seek(st.Offset, io.SeekStart); err != nil {
+		_ = f.Close()
+		return nil, st, err
+	}
+	return f, st, nil
+}
+
+// receive appends the chunks of the object after st to f, checkpointing
+// into statePath, and returns the bytes received.
+func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstream.ObjectInfo, f *os.File, st *partialState, statePath string) (int64, error) {
+	size := int64(info.Size)
+	if st.Offset == size {
+		return 0, nil
+	}
+	if st.Offset > size {
+		return 0, fmt.Errorf("partial fetch holds %d bytes of a %d-byte pack", st.Offset, size)
+	}
+	sched, err := bandwidth.NewSchedule(cmd.BandwidthLimit, cmd.BandwidthWindows)
+	if err != nil {
+		return 0, bus.Permanent(err)
+	}
+	s.link.SetSchedule(sched)
+	tr := s.link.Begin(cmd.Urgent)
+	defer tr.End()
+
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$O." + bus.BucketDeltas + ".C." + info.NUID},
+	}
+	if st.Seq > 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.Seq+1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, "OBJ_"+bus.BucketDeltas, occ)
+	if err != nil {
+		return 0, err
+	}
+	prefetch := prefetchUnlimited
+	if cmd.BandwidthLimit > 0 || len(cmd.BandwidthWindows) > 0 {
+		prefetch = prefetchLimited
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(prefetch))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Stop()
+	var received, sinceCheckpoint int64
+	for st.Offset < size {
+		nctx, cancel := context.WithTimeout(ctx, stallTimeout)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return received, ctx.Err()
+			}
+			return received, fmt.Errorf("receive chunk at %d: %w", st.Offset, err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return received, err
+		}
+		n, err := io.Copy(f, tr.Reader(ctx, bytes.NewReader(m.Data())))
+		received += n
+		if err != nil {
+			return received, err
+		}
+		st.Offset += n
+		st.Seq = meta.Sequence.Stream
+		if sinceCheckpoint += n; sinceCheckpoint >= checkpointBytes {
+			if err := checkpoint(f, *st, statePath); err != nil {
+				return received, err
+			}
+			sinceCheckpoint = 0
+		}
+	}
+	if st.Offset != size {
+		return received, fmt.Errorf("received %d bytes of a %d-byte pack", st.Offset, size)
+	}
+	return received, checkpoint(f, *st, statePath)
+}
+
+// checkpoint makes what f holds durable, then records it.
+func checkpoint(f *os.File, st partialState, statePath string) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := statePath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, statePath)
+}
+
+// hashFile is the hex BLAKE3 of a file.
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := blake3.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
+}
