@@ -118,7 +118,31 @@ func (s *Service) Run(ctx context.Context) error {
 		{Stream: bus.StreamTriggers, Config: bus.ConsumerConfig("scheduler-triggers", "pulpdist.trigger.>"), Handle: decoded(s.disp.Trigger)},
 		{Stream: bus.StreamSnapshots, Config: bus.ConsumerConfig("scheduler-snapshots", "pulpdist.snapshot.>"), Handle: decoded(s.disp.Snapshot)},
 		{Stream: bus.StreamDeltaReady, Config: bus.ConsumerConfig("scheduler-deltas", "pulpdist.delta.ready.>"), Handle: decoded(s.disp.DeltaReady)},
+		{Stream: bus.StreamEvents, Config: rolloutConsumer(), Handle: s.runFinished},
 	}, func(ctx context.Context) error { return s.cron.Run(ctx, s.cfg.TickInterval) })
+}
+
+// RolloutConsumer is the durable consumer of sync.finished events that
+// moves staged rollouts on.
+const RolloutConsumer = "scheduler-rollout"
+
+// rolloutConsumer follows the runs that finish from when it is first
+// made: the history of the events stream is not replanned.
+func rolloutConsumer() jetstream.ConsumerConfig {
+	cc := bus.ConsumerConfig(RolloutConsumer, bus.EventSubject(bus.EntitySync, bus.ActionFinished))
+	cc.DeliverPolicy = jetstream.DeliverNewPolicy
+	return cc
+}
+
+// runFinished hands a finished run to the rollout; an event that does not
+// decode is not the scheduler's business (the inventory keeps it as a
+// problem).
+func (s *Service) runFinished(ctx context.Context, m jetstream.Msg) error {
+	_, fin, err := bus.DecodeEvent[bus.SyncFinished](m.Data())
+	if err != nil {
+		return nil
+	}
+	return s.disp.CanaryFinished(ctx, fin)
 }
 
 // decoded adapts a typed handler to a bus handler: a message that does not

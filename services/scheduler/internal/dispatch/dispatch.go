@@ -160,24 +160,34 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	if stale, err := d.stale(ctx, tree, s.Root); err != nil || stale {
 		return err
 	}
+	if subs, err = d.gate(ctx, tree, subs, s.TriggerID, s.Root); err != nil {
+		return err
+	}
+	return d.plan(ctx, tree, subs, s.TriggerID, s.Root)
+}
+
+// plan sends the sites of subs towards version root of tree: those at it
+// are told so, paused ones are recorded DISABLED, and one delta is
+// requested per base version the others hold.
+func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []inventoryapi.Subscription, triggerID, root string) error {
 	bases := map[string]bool{}
 	for _, sub := range subs {
 		site, why, err := d.paused(ctx, tree, sub)
 		if err != nil {
-			return fmt.Errorf("snapshot %s: %w", s.Tree, err)
+			return fmt.Errorf("snapshot %s: %w", tree.Name, err)
 		}
 		if why != "" {
-			if err := d.disabled(ctx, s.TriggerID, sub, s.Root, why); err != nil {
+			if err := d.disabled(ctx, triggerID, sub, root, why); err != nil {
 				return err
 			}
 			continue
 		}
-		cur, err := d.ver.SiteVersion(ctx, sub.Site, s.Tree)
+		cur, err := d.ver.SiteVersion(ctx, sub.Site, tree.Name)
 		if err != nil {
-			return fmt.Errorf("snapshot %s: version of %s: %w", s.Tree, sub.Site, err)
+			return fmt.Errorf("snapshot %s: version of %s: %w", tree.Name, sub.Site, err)
 		}
-		if cur == s.Root {
-			cmd := d.apply(s.TriggerID, tree, site, cur, s.Root)
+		if cur == root {
+			cmd := d.apply(triggerID, tree, site, cur, root)
 			if err := d.start(ctx, cmd); err != nil {
 				return err
 			}
@@ -186,12 +196,75 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 		bases[cur] = true
 	}
 	for base := range bases {
-		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: s.TriggerID, Tree: s.Tree, From: base, To: s.Root}
+		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: triggerID, Tree: tree.Name, From: base, To: root}
 		if err := d.requestDelta(ctx, req); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// gate applies the tree's staged rollout to subs for version to: while a
+// canary site that subscribes does not serve to yet, only the canaries
+// get it. A trigger limited to sites (an operator naming them) is not
+// held. A paused canary holds the rollout too: take it out of
+// canary_sites to go on without it.
+func (d *Dispatcher) gate(ctx context.Context, tree inventoryapi.Tree, subs []inventoryapi.Subscription, triggerID, to string) ([]inventoryapi.Subscription, error) {
+	if len(tree.CanarySites) == 0 || TriggerScope(triggerID) != nil {
+		return subs, nil
+	}
+	var canaries []inventoryapi.Subscription
+	open := true
+	for _, sub := range subs {
+		if !slices.Contains(tree.CanarySites, sub.Site) {
+			continue
+		}
+		canaries = append(canaries, sub)
+		cur, err := d.ver.SiteVersion(ctx, sub.Site, tree.Name)
+		if err != nil {
+			return nil, fmt.Errorf("rollout of %s: version of %s: %w", tree.Name, sub.Site, err)
+		}
+		open = open && cur == to
+	}
+	if open {
+		return subs, nil
+	}
+	d.log.Info("rollout held for the canaries", "tree", tree.Name, "version", to, "canaries", len(canaries))
+	return canaries, nil
+}
+
+// CanaryFinished goes on with a staged rollout: when a canary site of a
+// tree reports the newest version COMPLETED (or UP_TO_DATE) and every
+// canary now serves it, the other sites get it.
+func (d *Dispatcher) CanaryFinished(ctx context.Context, fin bus.SyncFinished) error {
+	if fin.Kind != bus.CommandApply || (fin.Result != bus.ResultCompleted && fin.Result != bus.ResultUpToDate) ||
+		fin.To == "" || TriggerScope(fin.TriggerID) != nil {
+		return nil
+	}
+	tree, err := d.inv.Tree(ctx, fin.Tree)
+	if err != nil {
+		if p := new(inventoryapi.Problem); errors.As(err, &p) && p.Status == http.StatusNotFound {
+			return nil // the tree went
+		}
+		return classify(fmt.Errorf("rollout of %s: %w", fin.Tree, err))
+	}
+	if !slices.Contains(tree.CanarySites, fin.Site) {
+		return nil
+	}
+	if stale, err := d.stale(ctx, tree, fin.To); err != nil || stale {
+		return err
+	}
+	subs, err := d.inv.Subscriptions(ctx, tree.Name)
+	if err != nil {
+		return classify(fmt.Errorf("subscriptions of %s: %w", tree.Name, err))
+	}
+	gated, err := d.gate(ctx, tree, subs, fin.TriggerID, fin.To)
+	if err != nil || len(gated) != len(subs) {
+		return err // still held (or failed)
+	}
+	rest := slices.DeleteFunc(subs, func(s inventoryapi.Subscription) bool { return slices.Contains(tree.CanarySites, s.Site) })
+	d.log.Info("canaries serve the version: rollout goes on", "tree", tree.Name, "version", fin.To, "sites", len(rest))
+	return d.plan(ctx, tree, rest, fin.TriggerID, fin.To)
 }
 
 // requestDelta asks for a delta once per trigger and pair: a redelivered
@@ -230,6 +303,9 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 		return err
 	}
 	if stale, err := d.stale(ctx, tree, r.To); err != nil || stale {
+		return err
+	}
+	if subs, err = d.gate(ctx, tree, subs, r.TriggerID, r.To); err != nil {
 		return err
 	}
 	for _, sub := range subs {

@@ -500,3 +500,71 @@ func TestApplyCommandsCarryTheLinkAndPriority(t *testing.T) {
 		t.Fatalf("commands %+v, want one to old-a", out.commands)
 	}
 }
+
+// TestCanariesGoFirst: a new version goes to the canary sites only; once
+// every canary serves it, the others get it.
+func TestCanariesGoFirst(t *testing.T) {
+	inv, ver := fixture()
+	tree := inv.trees["demo"]
+	tree.CanarySites = []string{"old-a", "elsewhere"} // "elsewhere" does not subscribe: it holds nothing
+	inv.trees["demo"] = tree
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	if err := d.Snapshot(t.Context(), bus.Snapshot{V: 1, TriggerID: "t1", Tree: "demo", Site: "origin", Root: v2}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.requests) != 1 || out.requests[0].From != v1 || len(out.commands) != 0 || len(out.finished) != 0 {
+		t.Fatalf("held rollout: requests %+v, commands %+v, finished %+v; want the canary's delta only", out.requests, out.commands, out.finished)
+	}
+	if err := d.DeltaReady(t.Context(), bus.DeltaReady{V: 1, TriggerID: "t1", Tree: "demo", From: v1, To: v2, Pack: "demo/p", PackHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 1 || out.commands[0].Site != "old-a" {
+		t.Fatalf("commands %+v, want old-a only (old-b is at the same base but waits)", out.commands)
+	}
+	// A failed canary, or another site, moves nothing.
+	for _, fin := range []bus.SyncFinished{
+		{TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultFailed},
+		{TriggerID: "t1", Site: "old-b", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted},
+		{TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted}, // KV not updated yet
+	} {
+		if err := d.CanaryFinished(t.Context(), fin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.requests) != 1 || len(out.commands) != 1 {
+		t.Fatalf("rollout moved early: requests %+v, commands %+v", out.requests, out.commands)
+	}
+	// The canary serves v2: the rest follow.
+	ver["old-a/demo"] = v2
+	if err := d.CanaryFinished(t.Context(), bus.SyncFinished{TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted}); err != nil {
+		t.Fatal(err)
+	}
+	froms := map[string]bool{}
+	for _, r := range out.requests[1:] {
+		froms[r.From] = true
+	}
+	if len(froms) != 3 || !froms[v1] || !froms[v3] || !froms[""] {
+		t.Fatalf("released requests from %v, want v1 (old-b), v3 (current) and none (new)", froms)
+	}
+	if len(out.finished) != 1 || out.finished[0].Site != "paused" || out.finished[0].Result != bus.ResultDisabled {
+		t.Fatalf("finished %+v, want the paused subscription DISABLED on release", out.finished)
+	}
+	if err := d.DeltaReady(t.Context(), bus.DeltaReady{V: 1, TriggerID: "t1", Tree: "demo", From: v1, To: v2, Pack: "demo/p", PackHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if last := out.commands[len(out.commands)-1]; last.Site != "old-b" {
+		t.Fatalf("after release the pack went to %s, want old-b", last.Site)
+	}
+	// A trigger naming sites is an operator's: it is not held.
+	out2 := &recorder{}
+	ver["old-a/demo"] = v1
+	d2 := dispatch.New(inv, ver, out2, slog.New(slog.DiscardHandler))
+	scoped := dispatch.ScopedTriggerID("t2", []string{"old-b"})
+	if err := d2.DeltaReady(t.Context(), bus.DeltaReady{V: 1, TriggerID: scoped, Tree: "demo", From: v1, To: v2, Pack: "demo/p", PackHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out2.commands) != 1 || out2.commands[0].Site != "old-b" {
+		t.Fatalf("scoped trigger: commands %+v, want old-b", out2.commands)
+	}
+}
