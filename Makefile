@@ -8,7 +8,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -race -count=1 -shuffle=on -timeout=15m
 
-.PHONY: run test vet fmt-check lint gotest fuzz bench tidy build work-check tools clean
+.PHONY: run test deps vet fmt-check lint gotest fuzz bench tidy build work-check tools clean
 
 ## run: the whole system in one process (embedded NATS, SQLite, all services, demo)
 run:
@@ -16,7 +16,13 @@ run:
 	@exec $(BIN)/pulpdist dev
 
 ## test: vet, gofmt, golangci-lint, go test -race across every module, and each fuzzer briefly
-test: fmt-check vet lint gotest fuzz
+test: deps fmt-check vet lint gotest fuzz
+
+## deps: what the tests run besides Go: the system rsync (tree sources, the
+## comparison harness), from Debian's packages when it is missing
+deps:
+	@command -v rsync >/dev/null || { echo "installing rsync"; SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq rsync; }
 
 vet:
 	$(GO) vet work

@@ -267,3 +267,39 @@ func TestSiteVersions(t *testing.T) {
 		t.Fatal("corrupt site version accepted")
 	}
 }
+
+func TestParseSource(t *testing.T) {
+	for _, tc := range []struct{ in, kind, tree, err string }{
+		{in: "/srv/trees/fedora", kind: bus.SourceDir},
+		{in: "rsync://mirror.example.org/debian/dists", kind: bus.SourceRsync},
+		{in: "rsync://127.0.0.1:8730/mod", kind: bus.SourceRsync},
+		{in: "replica:fedora-40", kind: bus.SourceReplica, tree: "fedora-40"},
+		{in: "", err: "unknown kind"},
+		{in: "srv/x", err: "unknown kind"},
+		{in: "/srv/../etc", err: "clean"},
+		{in: "/srv/x/", err: "clean"},
+		{in: "/srv/a\nb", err: "control"},
+		{in: "replica:", err: "invalid name"},
+		{in: "replica:Fedora", err: "invalid name"},
+		{in: "rsync://", err: "no host"},
+		{in: "rsync://host", err: "no module"},
+		{in: "rsync://host/", err: "no module"},
+		{in: "rsync://user@host/mod", err: "credentials"},
+		{in: "rsync://user:pw@host/mod", err: "credentials"},
+		{in: "rsync://host/mod?x=1", err: "query"},
+		{in: "rsync://host/mod/../other", err: "clean"},
+		{in: "rsync://host/mod dir", err: "character"},
+		{in: "http://host/mod", err: "unknown kind"},
+	} {
+		kind, tr, err := bus.ParseSource(tc.in)
+		if tc.err != "" {
+			if !errors.Is(err, bus.ErrInvalidSource) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseSource(%q) = %q, %v; want an error with %q", tc.in, kind, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || kind != tc.kind || tr != tc.tree {
+			t.Errorf("ParseSource(%q) = %q %q %v; want %q %q", tc.in, kind, tr, err, tc.kind, tc.tree)
+		}
+	}
+}

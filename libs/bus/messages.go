@@ -38,7 +38,7 @@ type Trigger struct {
 	V           int       `json:"v"`
 	TriggerID   string    `json:"trigger_id"`
 	Tree        string    `json:"tree"`
-	Reason      string    `json:"reason"` // "manual" or "schedule"
+	Reason      string    `json:"reason"` // "manual", "schedule" or "chain" (a replica a tree is made from moved)
 	RequestedAt time.Time `json:"requested_at"`
 	// ConfirmDeletions lets the origin publish a version that deletes more
 	// than the tree's max_deletions (an operator's confirmation).
@@ -234,6 +234,19 @@ type DeltaRequest struct {
 	Tree      string `json:"tree"`
 	From      string `json:"from"`
 	To        string `json:"to"`
+	// Stage names a later round of one trigger's planning ("rollout":
+	// the sites a staged rollout held back): its request and announcement
+	// are not taken for repeats of the first round's. "" for the first.
+	Stage string `json:"stage,omitempty"`
+}
+
+// StageSuffix is what a stage adds to the message ids of a trigger's
+// delta requests and announcements.
+func StageSuffix(stage string) string {
+	if stage == "" {
+		return ""
+	}
+	return "/" + stage
 }
 
 // Validate checks a decoded delta request.
@@ -262,6 +275,8 @@ type DeltaReady struct {
 	Size      int64  `json:"size"`
 	// Computed is false when the pack was already in the store.
 	Computed bool `json:"computed"`
+	// Stage is the request's (DeltaRequest.Stage).
+	Stage string `json:"stage,omitempty"`
 }
 
 // Validate checks a decoded delta announcement.

@@ -264,12 +264,12 @@ func (s *Service) openBlob(ctx context.Context, hash string) (io.ReadCloser, err
 
 func (s *Service) ready(ctx context.Context, req bus.DeltaRequest, id string, size uint64, hash string, computed bool) error {
 	msg := bus.DeltaReady{
-		V: bus.MessageVersion, TriggerID: req.TriggerID, Tree: req.Tree, From: req.From, To: req.To,
+		V: bus.MessageVersion, TriggerID: req.TriggerID, Tree: req.Tree, From: req.From, To: req.To, Stage: req.Stage,
 		Pack: id, PackHash: hash, Size: int64(size), Computed: computed,
 	}
 	// One announcement per request: a redelivered request is stored once, a
 	// later request for the same pair is answered again.
-	msgID := "ready/" + id + "/" + req.TriggerID
+	msgID := "ready/" + id + "/" + req.TriggerID + bus.StageSuffix(req.Stage)
 	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionReady, req.Tree, msgID, msg); err != nil {
 		return err
 	}

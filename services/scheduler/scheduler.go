@@ -142,7 +142,7 @@ func (s *Service) runFinished(ctx context.Context, m jetstream.Msg) error {
 	if err != nil {
 		return nil
 	}
-	return s.disp.CanaryFinished(ctx, fin)
+	return s.disp.RunFinished(ctx, fin)
 }
 
 // decoded adapts a typed handler to a bus handler: a message that does not

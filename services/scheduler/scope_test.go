@@ -39,6 +39,14 @@ func (f *fixedInventory) Site(_ context.Context, name string) (inventoryapi.Site
 	return s, nil
 }
 
+func (f *fixedInventory) Trees(context.Context) ([]inventoryapi.Tree, error) {
+	out := make([]inventoryapi.Tree, 0, len(f.trees))
+	for _, t := range f.trees {
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 func (f *fixedInventory) Subscriptions(_ context.Context, tree string) ([]inventoryapi.Subscription, error) {
 	return slices.Clone(f.subs[tree]), nil
 }

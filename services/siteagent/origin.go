@@ -32,12 +32,13 @@ const uploadWorkers = 4
 // following the tree's type (bus.TreeVersioned, bus.TreeSnapshot), its
 // protected paths and its deletion guard.
 func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
-	if !filepath.IsAbs(cmd.Source) || filepath.Clean(cmd.Source) != cmd.Source {
-		return outcome{}, bus.Permanent(fmt.Errorf("source %q must be a clean absolute path", cmd.Source))
+	// From here on cmd.Source is the local directory the version is made
+	// of: the source itself, a replica's served version or an import.
+	dir, err := s.sourceDir(ctx, cmd)
+	if err != nil {
+		return outcome{}, err
 	}
-	if err := s.allowedSource(cmd.Source); err != nil {
-		return outcome{}, bus.Permanent(err)
-	}
+	cmd.Source = dir
 	protect, err := tree.NewProtector(cmd.ProtectedPaths)
 	if err != nil {
 		return outcome{}, bus.Permanent(fmt.Errorf("tree %s: %w", cmd.Tree, err))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
 )
 
 func TestValidateSource(t *testing.T) {
@@ -24,6 +26,11 @@ func TestValidateSource(t *testing.T) {
 		{in: "/srv/\x00", err: "NUL"},
 		{in: "/" + strings.Repeat("a", maxSource), err: "at most"},
 		{in: "/srv/\xff", err: "UTF-8"},
+		{in: "rsync://mirror.example.org/debian"},
+		{in: "replica:fedora"},
+		{in: "rsync://mirror.example.org", err: "no module"},
+		{in: "rsync://u@h/m", err: "credentials"},
+		{in: "replica:Bad", err: "invalid name"},
 	} {
 		err := ValidateSource(tc.in)
 		check(t, "ValidateSource("+tc.in+")", err, tc.err)
@@ -78,7 +85,11 @@ func FuzzValidateSource(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if ValidateSource(s) == nil && (!strings.HasPrefix(s, "/") || strings.Contains(s, "/../") || strings.Contains(s, "//")) {
+		if ValidateSource(s) != nil {
+			return
+		}
+		kind, _, err := bus.ParseSource(s)
+		if err != nil || (kind == bus.SourceDir && (strings.Contains(s, "/../") || strings.Contains(s, "//"))) {
 			t.Fatalf("accepted %q", s)
 		}
 	})

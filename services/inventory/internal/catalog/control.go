@@ -89,6 +89,9 @@ type Alarm struct {
 // normalizeTreeSettings checks and normalizes the settings that a create
 // or an update sets.
 func normalizeTreeSettings(t Tree) (Tree, error) {
+	if kind, of, err := bus.ParseSource(t.Source); err == nil && kind == bus.SourceReplica && of == t.Name {
+		return Tree{}, invalidf("source %q: a tree cannot be made from its own replica", t.Source)
+	}
 	t.Schedule = strings.Join(strings.Fields(t.Schedule), " ")
 	if err := ValidateSchedule(t.Schedule); err != nil {
 		return Tree{}, err

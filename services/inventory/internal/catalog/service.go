@@ -170,8 +170,13 @@ func ValidateSource(src string) error {
 		return invalidf("source is required")
 	case len(src) > maxSource || !utf8.ValidString(src) || strings.ContainsRune(src, 0):
 		return invalidf("source must be UTF-8 text of at most %d bytes without NUL", maxSource)
+	case strings.HasPrefix(src, "rsync:") || strings.HasPrefix(src, bus.ReplicaSourcePrefix):
+		if _, _, err := bus.ParseSource(src); err != nil {
+			return invalidf("%v", err)
+		}
+		return nil
 	case !path.IsAbs(src):
-		return invalidf("source %q must be an absolute path", src)
+		return invalidf("source %q must be an absolute path, rsync://host/module/path or replica:TREE", src)
 	case path.Clean(src) != src:
 		return invalidf("source %q must be a clean path (want %q)", src, path.Clean(src))
 	}

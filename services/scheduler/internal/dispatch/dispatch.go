@@ -26,6 +26,7 @@ type Inventory interface {
 	Tree(ctx context.Context, name string) (inventoryapi.Tree, error)
 	Site(ctx context.Context, name string) (inventoryapi.Site, error)
 	Subscriptions(ctx context.Context, tree string) ([]inventoryapi.Subscription, error)
+	Trees(ctx context.Context) ([]inventoryapi.Tree, error)
 }
 
 // Versions tells which version of a tree a site serves ("" for none).
@@ -38,6 +39,7 @@ type Sender interface {
 	Command(ctx context.Context, c bus.SyncCommand) error
 	RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error
 	Event(ctx context.Context, entity, action, subject, key string, data any) error
+	Trigger(ctx context.Context, t bus.Trigger) error
 }
 
 // Dispatcher turns triggers, snapshots and ready deltas into work.
@@ -163,13 +165,13 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	if subs, err = d.gate(ctx, tree, subs, s.TriggerID, s.Root); err != nil {
 		return err
 	}
-	return d.plan(ctx, tree, subs, s.TriggerID, s.Root)
+	return d.plan(ctx, tree, subs, s.TriggerID, s.Root, "")
 }
 
 // plan sends the sites of subs towards version root of tree: those at it
 // are told so, paused ones are recorded DISABLED, and one delta is
 // requested per base version the others hold.
-func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []inventoryapi.Subscription, triggerID, root string) error {
+func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []inventoryapi.Subscription, triggerID, root, stage string) error {
 	bases := map[string]bool{}
 	for _, sub := range subs {
 		site, why, err := d.paused(ctx, tree, sub)
@@ -196,7 +198,7 @@ func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []in
 		bases[cur] = true
 	}
 	for base := range bases {
-		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: triggerID, Tree: tree.Name, From: base, To: root}
+		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: triggerID, Tree: tree.Name, From: base, To: root, Stage: stage}
 		if err := d.requestDelta(ctx, req); err != nil {
 			return err
 		}
@@ -233,12 +235,63 @@ func (d *Dispatcher) gate(ctx context.Context, tree inventoryapi.Tree, subs []in
 	return canaries, nil
 }
 
-// CanaryFinished goes on with a staged rollout: when a canary site of a
+// RunFinished reacts to a site's finished apply: it moves staged
+// rollouts on (canaryFinished) and syncs the trees made from the site's
+// replica (chained).
+func (d *Dispatcher) RunFinished(ctx context.Context, fin bus.SyncFinished) error {
+	if fin.Kind != bus.CommandApply || fin.To == "" {
+		return nil
+	}
+	if err := d.chained(ctx, fin); err != nil {
+		return err
+	}
+	return d.canaryFinished(ctx, fin)
+}
+
+// stageRollout is the stage of the delta requests of a staged rollout's
+// second round.
+const stageRollout = "rollout"
+
+// chainNamespace makes the ids of chained triggers deterministic: a
+// redelivered sync.finished triggers once.
+var chainNamespace = uuid.MustParse("5f0e2d7a-8c41-4b9e-a3d6-1e7c9b2f4a80")
+
+// chained triggers every tree whose source is this site's replica of
+// fin's tree (source replica:TREE, origin the site) when the replica
+// moved to a new version.
+func (d *Dispatcher) chained(ctx context.Context, fin bus.SyncFinished) error {
+	if fin.Result != bus.ResultCompleted {
+		return nil
+	}
+	trees, err := d.inv.Trees(ctx)
+	if err != nil {
+		return classify(fmt.Errorf("trees made from %s: %w", fin.Tree, err))
+	}
+	for _, t := range trees {
+		if t.OriginSite != fin.Site || t.Source != bus.ReplicaSourcePrefix+fin.Tree {
+			continue
+		}
+		if why := treeOff(t); why != "" {
+			d.log.Info("chained tree not synced", "tree", t.Name, "from", fin.Tree, "why", why)
+			continue
+		}
+		trig := bus.Trigger{
+			V: bus.MessageVersion, TriggerID: uuid.NewSHA1(chainNamespace, []byte(fin.RunID+"|"+t.Name)).String(),
+			Tree: t.Name, Reason: "chain", RequestedAt: d.now().UTC(),
+		}
+		if err := d.out.Trigger(ctx, trig); err != nil {
+			return err
+		}
+		d.log.Info("chained tree triggered", "tree", t.Name, "from", fin.Tree, "site", fin.Site, "trigger", trig.TriggerID)
+	}
+	return nil
+}
+
+// canaryFinished goes on with a staged rollout: when a canary site of a
 // tree reports the newest version COMPLETED (or UP_TO_DATE) and every
 // canary now serves it, the other sites get it.
-func (d *Dispatcher) CanaryFinished(ctx context.Context, fin bus.SyncFinished) error {
-	if fin.Kind != bus.CommandApply || (fin.Result != bus.ResultCompleted && fin.Result != bus.ResultUpToDate) ||
-		fin.To == "" || TriggerScope(fin.TriggerID) != nil {
+func (d *Dispatcher) canaryFinished(ctx context.Context, fin bus.SyncFinished) error {
+	if (fin.Result != bus.ResultCompleted && fin.Result != bus.ResultUpToDate) || TriggerScope(fin.TriggerID) != nil {
 		return nil
 	}
 	tree, err := d.inv.Tree(ctx, fin.Tree)
@@ -264,14 +317,14 @@ func (d *Dispatcher) CanaryFinished(ctx context.Context, fin bus.SyncFinished) e
 	}
 	rest := slices.DeleteFunc(subs, func(s inventoryapi.Subscription) bool { return slices.Contains(tree.CanarySites, s.Site) })
 	d.log.Info("canaries serve the version: rollout goes on", "tree", tree.Name, "version", fin.To, "sites", len(rest))
-	return d.plan(ctx, tree, rest, fin.TriggerID, fin.To)
+	return d.plan(ctx, tree, rest, fin.TriggerID, fin.To, stageRollout)
 }
 
 // requestDelta asks for a delta once per trigger and pair: a redelivered
 // message is deduplicated, a later trigger asks again and is answered from
 // the delta store.
 func (d *Dispatcher) requestDelta(ctx context.Context, req bus.DeltaRequest) error {
-	msgID := bus.DeltaID(req.Tree, req.From, req.To) + "/" + req.TriggerID
+	msgID := bus.DeltaID(req.Tree, req.From, req.To) + "/" + req.TriggerID + bus.StageSuffix(req.Stage)
 	if err := d.out.RequestDelta(ctx, req, msgID); err != nil {
 		return err
 	}
@@ -324,7 +377,7 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 			continue
 		}
 		if cur != r.From {
-			if err := d.requestDelta(ctx, bus.DeltaRequest{V: bus.MessageVersion, TriggerID: r.TriggerID, Tree: r.Tree, From: cur, To: r.To}); err != nil {
+			if err := d.requestDelta(ctx, bus.DeltaRequest{V: bus.MessageVersion, TriggerID: r.TriggerID, Tree: r.Tree, From: cur, To: r.To, Stage: r.Stage}); err != nil {
 				return err
 			}
 			continue

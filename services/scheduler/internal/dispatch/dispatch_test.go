@@ -45,6 +45,14 @@ func (i *inventory) Tree(_ context.Context, name string) (inventoryapi.Tree, err
 	return t, nil
 }
 
+func (i *inventory) Trees(context.Context) ([]inventoryapi.Tree, error) {
+	out := make([]inventoryapi.Tree, 0, len(i.trees))
+	for _, t := range i.trees {
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 func (i *inventory) Subscriptions(_ context.Context, tree string) ([]inventoryapi.Subscription, error) {
 	return i.subs[tree], nil
 }
@@ -62,6 +70,15 @@ type recorder struct {
 	msgIDs   []string
 	events   []string
 	finished []bus.SyncFinished
+	triggers []bus.Trigger
+}
+
+func (r *recorder) Trigger(_ context.Context, t bus.Trigger) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	r.triggers = append(r.triggers, t)
+	return nil
 }
 
 func (r *recorder) Command(_ context.Context, c bus.SyncCommand) error {
@@ -528,7 +545,7 @@ func TestCanariesGoFirst(t *testing.T) {
 		{TriggerID: "t1", Site: "old-b", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted},
 		{TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted}, // KV not updated yet
 	} {
-		if err := d.CanaryFinished(t.Context(), fin); err != nil {
+		if err := d.RunFinished(t.Context(), fin); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -537,7 +554,7 @@ func TestCanariesGoFirst(t *testing.T) {
 	}
 	// The canary serves v2: the rest follow.
 	ver["old-a/demo"] = v2
-	if err := d.CanaryFinished(t.Context(), bus.SyncFinished{TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted}); err != nil {
+	if err := d.RunFinished(t.Context(), bus.SyncFinished{TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted}); err != nil {
 		t.Fatal(err)
 	}
 	froms := map[string]bool{}
@@ -546,6 +563,11 @@ func TestCanariesGoFirst(t *testing.T) {
 	}
 	if len(froms) != 3 || !froms[v1] || !froms[v3] || !froms[""] {
 		t.Fatalf("released requests from %v, want v1 (old-b), v3 (current) and none (new)", froms)
+	}
+	for _, id := range out.msgIDs[1:] {
+		if !strings.HasSuffix(id, "/t1/rollout") {
+			t.Errorf("released request id %q: the same as the first round's, JetStream would drop it", id)
+		}
 	}
 	if len(out.finished) != 1 || out.finished[0].Site != "paused" || out.finished[0].Result != bus.ResultDisabled {
 		t.Fatalf("finished %+v, want the paused subscription DISABLED on release", out.finished)
@@ -566,5 +588,38 @@ func TestCanariesGoFirst(t *testing.T) {
 	}
 	if len(out2.commands) != 1 || out2.commands[0].Site != "old-b" {
 		t.Fatalf("scoped trigger: commands %+v, want old-b", out2.commands)
+	}
+}
+
+// TestReplicaMovesTriggerTheTreesMadeOfIt: a tree whose source is a
+// site's replica of another is synced when that replica gets a version.
+func TestReplicaMovesTriggerTheTreesMadeOfIt(t *testing.T) {
+	inv, ver := fixture()
+	off := false
+	inv.trees["lab"] = inventoryapi.Tree{Name: "lab", OriginSite: "old-a", Source: "replica:demo", Keep: 2}
+	inv.trees["elsewhere"] = inventoryapi.Tree{Name: "elsewhere", OriginSite: "old-b", Source: "replica:demo", Keep: 2}
+	inv.trees["off"] = inventoryapi.Tree{Name: "off", OriginSite: "old-a", Source: "replica:demo", Keep: 2, Enabled: &off}
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	fin := bus.SyncFinished{RunID: "run-1", TriggerID: "t1", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultCompleted}
+	for range 2 { // a redelivery triggers with the same id
+		if err := d.RunFinished(t.Context(), fin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.triggers) != 2 || out.triggers[0].Tree != "lab" || out.triggers[0].Reason != "chain" || out.triggers[0].TriggerID != out.triggers[1].TriggerID {
+		t.Fatalf("triggers %+v, want lab twice with one id (not elsewhere: another origin; not off: disabled)", out.triggers)
+	}
+	for _, other := range []bus.SyncFinished{
+		{RunID: "run-2", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultUpToDate}, // nothing moved
+		{RunID: "run-3", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, To: v2, Result: bus.ResultFailed},
+		{RunID: "run-4", Site: "old-a", Tree: "demo", Kind: bus.CommandSnapshot, To: v2, Result: bus.ResultCompleted},
+	} {
+		if err := d.RunFinished(t.Context(), other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.triggers) != 2 {
+		t.Fatalf("triggers %+v after runs that moved no replica", out.triggers)
 	}
 }
