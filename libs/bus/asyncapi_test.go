@@ -332,7 +332,7 @@ func TestAsyncAPIResources(t *testing.T) {
 		return out
 	}
 	wantStreams := []string{bus.StreamTriggers, bus.StreamSync, bus.StreamSnapshots, bus.StreamDeltaReq, bus.StreamDeltaReady, bus.StreamEvents, bus.StreamDead}
-	wantKV := []string{bus.BucketSites, bus.BucketDeltaClaims, bus.BucketSigningKeys}
+	wantKV := []string{bus.BucketSites, bus.BucketDeltaClaims, bus.BucketSigningKeys, bus.BucketScans}
 	wantObj := []string{bus.BucketBlobs, bus.BucketManifests, bus.BucketDeltas}
 	for _, w := range [][]string{wantStreams, wantKV, wantObj} {
 		slices.Sort(w)
@@ -368,6 +368,7 @@ func TestAsyncAPIResources(t *testing.T) {
 		{"keyValue", bus.BucketSites, "keys", bus.SiteVersionKey("{site}", "{tree}")},
 		{"keyValue", bus.BucketDeltaClaims, "keys", bus.DeltaClaimKey("{tree}", "{from}", "{to}")},
 		{"keyValue", bus.BucketSigningKeys, "keys", "{id}"},
+		{"keyValue", bus.BucketScans, "keys", bus.ScanKey("{tree}")},
 		{"objectStores", bus.BucketManifests, "objects", bus.ManifestObject("{tree}", "{root}")},
 		{"objectStores", bus.BucketDeltas, "objects", bus.DeltaID("{tree}", "{from}", "{to}")},
 		{"objectStores", bus.BucketBlobs, "objects", "{blake3}"},

@@ -38,7 +38,7 @@ type Trigger struct {
 	V           int       `json:"v"`
 	TriggerID   string    `json:"trigger_id"`
 	Tree        string    `json:"tree"`
-	Reason      string    `json:"reason"` // "manual", "schedule" or "chain" (a replica a tree is made from moved)
+	Reason      string    `json:"reason"` // "manual", "schedule", "chain" (a replica a tree is made from moved) or "coalesced" (the follow-up of triggers that came during a scan)
 	RequestedAt time.Time `json:"requested_at"`
 	// ConfirmDeletions lets the origin publish a version that deletes more
 	// than the tree's max_deletions (an operator's confirmation).

@@ -64,6 +64,7 @@ const (
 	BucketManifests   = "pulpdist-manifests"
 	BucketDeltas      = "pulpdist-deltas"
 	BucketSigningKeys = "pulpdist-signing-keys"
+	BucketScans       = "pulpdist-scans"
 
 	// EventsPrefix is the prefix of every engineering-bus event subject.
 	EventsPrefix = "pulpdist.evt"

@@ -17,6 +17,9 @@ type Layout struct {
 	// SigningKeys holds the pack-signing public keys site-agents trust,
 	// mirrored by the inventory (see MirrorSigningKeys).
 	SigningKeys jetstream.KeyValue
+	// Scans records the scans in flight, one key per tree (the
+	// scheduler's trigger coalescing).
+	Scans jetstream.KeyValue
 	Blobs       jetstream.ObjectStore
 	Manifests   jetstream.ObjectStore
 	Deltas      jetstream.ObjectStore
@@ -28,6 +31,11 @@ const DuplicateWindow = 10 * time.Minute
 // DeltaClaimTTL bounds how long a delta-cache instance may hold the claim to
 // compute one delta; a crashed instance's claim expires after it.
 const DeltaClaimTTL = 10 * time.Minute
+
+// ScanTTL bounds how long a scan in flight holds back its tree's other
+// triggers (coalescing them into one follow-up scan): after it, a trigger
+// starts a scan of its own.
+const ScanTTL = 2 * time.Hour
 
 // CommandRetention is how long a sync command waits for its site-agent.
 const CommandRetention = 7 * 24 * time.Hour
@@ -64,6 +72,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 	}
 	if l.SigningKeys, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketSigningKeys, History: 1, Storage: jetstream.FileStorage}); err != nil {
 		return nil, fmt.Errorf("ensure kv %s: %w", BucketSigningKeys, err)
+	}
+	if l.Scans, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketScans, TTL: ScanTTL, History: 1, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("ensure kv %s: %w", BucketScans, err)
 	}
 	stores := []struct {
 		name string

@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	return &Service{
 		cfg:  cfg,
 		d:    d,
-		disp: dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log),
+		disp: dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(bus.NewScans(d.Layout.Scans)),
 		cron: cron.New(inv, out, cfg.RefreshInterval, log),
 	}, nil
 }

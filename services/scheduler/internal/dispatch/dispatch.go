@@ -42,18 +42,33 @@ type Sender interface {
 	Trigger(ctx context.Context, t bus.Trigger) error
 }
 
+// Scans records the scans in flight across scheduler instances
+// (bus.Scans), to coalesce triggers.
+type Scans interface {
+	Begin(ctx context.Context, tree, run string, confirm bool) (started bool, inFlight string, err error)
+	End(ctx context.Context, tree, run string) (again, confirm bool, err error)
+}
+
 // Dispatcher turns triggers, snapshots and ready deltas into work.
 type Dispatcher struct {
-	inv Inventory
-	ver Versions
-	out Sender
-	log *slog.Logger
-	now func() time.Time
+	inv   Inventory
+	ver   Versions
+	out   Sender
+	scans Scans
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 // New returns a dispatcher.
 func New(inv Inventory, ver Versions, out Sender, log *slog.Logger) *Dispatcher {
 	return &Dispatcher{inv: inv, ver: ver, out: out, log: log, now: time.Now}
+}
+
+// CoalesceWith makes d coalesce the triggers of a tree that come while
+// its scan runs into one follow-up scan, recording scans in s.
+func (d *Dispatcher) CoalesceWith(s Scans) *Dispatcher {
+	d.scans = s
+	return d
 }
 
 // runNamespace makes run ids deterministic: a redelivered trigger or
@@ -134,6 +149,17 @@ func (d *Dispatcher) Trigger(ctx context.Context, t bus.Trigger) error {
 		ConfirmDeletions: t.ConfirmDeletions,
 	}
 	cmd.RunID = RunID(id, cmd.Site, cmd.Kind, "", "")
+	if d.scans != nil {
+		started, inFlight, err := d.scans.Begin(ctx, tree.Name, cmd.RunID, t.ConfirmDeletions)
+		if err != nil {
+			return err
+		}
+		if !started {
+			d.log.Info("trigger coalesced into the scan in flight", "tree", tree.Name, "trigger", t.TriggerID, "run", inFlight)
+			return d.finish(ctx, bus.SyncFinished{TriggerID: id, Site: tree.OriginSite, Tree: tree.Name, Kind: bus.CommandSnapshot, Result: bus.ResultUpToDate,
+				Error: "coalesced: a scan of the tree is running (run " + inFlight + "); one more scan follows it"}, "coalesced")
+		}
+	}
 	return d.start(ctx, cmd)
 }
 
@@ -239,6 +265,9 @@ func (d *Dispatcher) gate(ctx context.Context, tree inventoryapi.Tree, subs []in
 // rollouts on (canaryFinished) and syncs the trees made from the site's
 // replica (chained).
 func (d *Dispatcher) RunFinished(ctx context.Context, fin bus.SyncFinished) error {
+	if fin.Kind == bus.CommandSnapshot {
+		return d.scanFinished(ctx, fin)
+	}
 	if fin.Kind != bus.CommandApply || fin.To == "" {
 		return nil
 	}
@@ -248,13 +277,32 @@ func (d *Dispatcher) RunFinished(ctx context.Context, fin bus.SyncFinished) erro
 	return d.canaryFinished(ctx, fin)
 }
 
+// scanFinished ends the tree's scan in flight and, when triggers came
+// during it, triggers the one follow-up scan they stand for.
+func (d *Dispatcher) scanFinished(ctx context.Context, fin bus.SyncFinished) error {
+	if d.scans == nil {
+		return nil
+	}
+	again, confirm, err := d.scans.End(ctx, fin.Tree, fin.RunID)
+	if err != nil || !again {
+		return err
+	}
+	trig := bus.Trigger{
+		V: bus.MessageVersion, TriggerID: uuid.NewSHA1(derivedNamespace, []byte(fin.RunID+"|again")).String(),
+		Tree: fin.Tree, Reason: "coalesced", RequestedAt: d.now().UTC(), ConfirmDeletions: confirm,
+	}
+	d.log.Info("follow-up scan of coalesced triggers", "tree", fin.Tree, "after", fin.RunID, "trigger", trig.TriggerID)
+	return d.out.Trigger(ctx, trig)
+}
+
 // stageRollout is the stage of the delta requests of a staged rollout's
 // second round.
 const stageRollout = "rollout"
 
-// chainNamespace makes the ids of chained triggers deterministic: a
+// derivedNamespace makes the ids of the triggers the scheduler derives
+// (chained trees, follow-up scans) deterministic: a
 // redelivered sync.finished triggers once.
-var chainNamespace = uuid.MustParse("5f0e2d7a-8c41-4b9e-a3d6-1e7c9b2f4a80")
+var derivedNamespace = uuid.MustParse("5f0e2d7a-8c41-4b9e-a3d6-1e7c9b2f4a80")
 
 // chained triggers every tree whose source is this site's replica of
 // fin's tree (source replica:TREE, origin the site) when the replica
@@ -276,7 +324,7 @@ func (d *Dispatcher) chained(ctx context.Context, fin bus.SyncFinished) error {
 			continue
 		}
 		trig := bus.Trigger{
-			V: bus.MessageVersion, TriggerID: uuid.NewSHA1(chainNamespace, []byte(fin.RunID+"|"+t.Name)).String(),
+			V: bus.MessageVersion, TriggerID: uuid.NewSHA1(derivedNamespace, []byte(fin.RunID+"|"+t.Name)).String(),
 			Tree: t.Name, Reason: "chain", RequestedAt: d.now().UTC(),
 		}
 		if err := d.out.Trigger(ctx, trig); err != nil {
@@ -474,11 +522,14 @@ func (d *Dispatcher) disabled(ctx context.Context, triggerID string, sub invento
 // Its id is not the id of the step's real run, which a later delivery of
 // the same trigger may make once the tree or site is resumed.
 func (d *Dispatcher) finishDisabled(ctx context.Context, triggerID, site, tree string, kind bus.CommandKind, to, why string) error {
-	fin := bus.SyncFinished{
-		RunID: RunID(triggerID, site, kind, "paused", to), TriggerID: triggerID,
-		Site: site, Tree: tree, Kind: kind, To: to,
-		Result: bus.ResultDisabled, Error: why, FinishedAt: d.now().UTC(),
-	}
+	return d.finish(ctx, bus.SyncFinished{TriggerID: triggerID, Site: site, Tree: tree, Kind: kind, To: to, Result: bus.ResultDisabled, Error: why}, "paused")
+}
+
+// finish records a run the scheduler ends itself (fin without its id and
+// time). tag sets its id apart from the real run of the step's.
+func (d *Dispatcher) finish(ctx context.Context, fin bus.SyncFinished, tag string) error {
+	fin.RunID, fin.FinishedAt = RunID(fin.TriggerID, fin.Site, fin.Kind, tag, fin.To), d.now().UTC()
+	site, tree := fin.Site, fin.Tree
 	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, site+"/"+tree, fin.RunID, fin)
 }
 
