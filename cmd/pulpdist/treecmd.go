@@ -52,7 +52,7 @@ func newSnapshot(stdout io.Writer) *cobra.Command {
 
 // newPack makes `pulpdist pack [--from OLD_DIR] NEW_DIR -o FILE`.
 func newPack(stdout io.Writer) *cobra.Command {
-	var from, out, name, keyPath string
+	var from, out, name, keyPath, effort string
 	cmd := &cobra.Command{
 		Use:   "pack [--from OLD_DIR] NEW_DIR -o FILE [--tree NAME] [--key KEY]",
 		Short: "Write the pack that takes OLD_DIR's version (or nothing) to NEW_DIR's",
@@ -79,7 +79,11 @@ func newPack(stdout io.Writer) *cobra.Command {
 					return fmt.Errorf("pack: %w", err)
 				}
 			}
-			res, err := writePack(cmd.Context(), from, args[0], name, out, key)
+			eff, err := pack.ParseEffort(effort)
+			if err != nil {
+				return fmt.Errorf("pack: %w", err)
+			}
+			res, err := writePack(cmd.Context(), from, args[0], name, out, key, eff)
 			if err != nil {
 				return fmt.Errorf("pack: %w", err)
 			}
@@ -92,6 +96,7 @@ func newPack(stdout io.Writer) *cobra.Command {
 	cmd.Flags().StringVarP(&out, "output", "o", "", "pack file to write")
 	cmd.Flags().StringVar(&name, "tree", "", "tree name recorded in the pack (default: NEW_DIR's base name)")
 	cmd.Flags().StringVar(&keyPath, "key", "", "sign the pack with this private key (pulpdist keygen)")
+	cmd.Flags().StringVar(&effort, "effort", "best", "how hard to work for a smaller pack: best, default or fast (docs/pack-format.md)")
 	return cmd
 }
 
@@ -105,7 +110,7 @@ type packResult struct {
 
 // writePack scans fromDir (if not "") and toDir and writes the pack
 // between them to out, the content read from toDir.
-func writePack(ctx context.Context, fromDir, toDir, name, out string, key ed25519.PrivateKey) (packResult, error) {
+func writePack(ctx context.Context, fromDir, toDir, name, out string, key ed25519.PrivateKey, effort pack.Effort) (packResult, error) {
 	var base *tree.Manifest
 	if fromDir != "" {
 		var err error
@@ -130,7 +135,7 @@ func writePack(ctx context.Context, fromDir, toDir, name, out string, key ed2551
 	var res pack.Result
 	err = writeAtomic(out, func(w io.Writer) error {
 		var err error
-		res, err = pack.Build(ctx, w, pack.Options{Tree: name, From: base, To: target, Key: key, TempDir: filepath.Dir(out)}, open)
+		res, err = pack.Build(ctx, w, pack.Options{Tree: name, From: base, To: target, Key: key, TempDir: filepath.Dir(out), Effort: effort}, open)
 		return err
 	})
 	if err != nil {

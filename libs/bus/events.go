@@ -220,4 +220,8 @@ type DeltaComputed struct {
 	Parts      int    `json:"parts"`
 	Instance   string `json:"instance"`
 	DurationMS int64  `json:"duration_ms"`
+	// Effort is the pack effort the cost model chose ("best", "default"
+	// or "fast") for Sites, the fan-out the request announced.
+	Effort string `json:"effort"`
+	Sites  int    `json:"sites"`
 }

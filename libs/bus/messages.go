@@ -234,6 +234,10 @@ type DeltaRequest struct {
 	Tree      string `json:"tree"`
 	From      string `json:"from"`
 	To        string `json:"to"`
+	// Sites is how many sites the scheduler will send the pack to now
+	// (the fan-out; 0 is taken as 1): the delta-cache spends more effort
+	// on a pack many sites fetch.
+	Sites int `json:"sites,omitempty"`
 	// Stage names a later round of one trigger's planning ("rollout":
 	// the sites a staged rollout held back): its request and announcement
 	// are not taken for repeats of the first round's. "" for the first.

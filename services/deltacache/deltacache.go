@@ -39,6 +39,38 @@ type Config struct {
 	// SigningKey is a PEM ed25519 private key file; when set, every pack
 	// is signed with it (site-agents that trust its public key require it).
 	SigningKey string
+	// Effort is "auto" (the cost model: EffortFor) or a pack effort every
+	// pack is built with (best, default, fast).
+	Effort string
+	// BestSites is the fan-out from which the cost model spends the best
+	// effort on a pack; 0 is DefaultBestSites.
+	BestSites int
+}
+
+// DefaultBestSites is the default of Config.BestSites.
+const DefaultBestSites = 2
+
+// EffortAuto lets the cost model choose each pack's effort.
+const EffortAuto = "auto"
+
+// EffortFor is the cost model: how much CPU a pack that sites sites will
+// fetch is worth. A pack goes over the WAN once per site, and is computed
+// once: from BestSites sites on, the best effort (both encodings, best
+// level: up to 5 times the CPU of fast for a full pack, 8% smaller); below,
+// the default effort (one encoding). A configured effort overrides it.
+func (c Config) EffortFor(sites int) pack.Effort {
+	if c.Effort != EffortAuto && c.Effort != "" {
+		e, _ := pack.ParseEffort(c.Effort) // checked by Validate
+		return e
+	}
+	best := c.BestSites
+	if best == 0 {
+		best = DefaultBestSites
+	}
+	if max(sites, 1) >= best {
+		return pack.EffortBest
+	}
+	return pack.EffortDefault
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -51,6 +83,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.Instance, "instance", "PULPDIST_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this instance")
 	s.String(&c.WorkDir, "work-dir", "PULPDIST_WORK_DIR", os.TempDir(), "directory for packs being built")
 	s.String(&c.SigningKey, "signing-key", "PULPDIST_SIGNING_KEY", "", "PEM ed25519 private key that signs every pack (empty: packs are not signed)")
+	s.String(&c.Effort, "effort", "PULPDIST_DELTA_EFFORT", EffortAuto, "pack effort: auto (by fan-out, see --best-sites), best, default or fast")
+	s.Int(&c.BestSites, "best-sites", "PULPDIST_EFFORT_BEST_SITES", DefaultBestSites, "with effort auto: the number of sites fetching a pack from which it gets the best effort")
 }
 
 // Validate checks the configuration.
@@ -61,6 +95,14 @@ func (c Config) Validate() error {
 	}
 	if c.WorkDir == "" {
 		errs = append(errs, errors.New("work dir required"))
+	}
+	if c.Effort != EffortAuto && c.Effort != "" {
+		if _, err := pack.ParseEffort(c.Effort); err != nil {
+			errs = append(errs, fmt.Errorf("%w (or auto)", err))
+		}
+	}
+	if c.BestSites < 0 {
+		errs = append(errs, fmt.Errorf("best sites %d is negative", c.BestSites))
 	}
 	return errors.Join(errs...)
 }
@@ -160,14 +202,15 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
 	}
 	start := time.Now()
-	res, err := s.build(ctx, req, id)
+	effort := s.cfg.EffortFor(req.Sites)
+	res, err := s.build(ctx, req, id, effort)
 	if err != nil {
 		return err
 	}
-	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "took", time.Since(start))
+	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "effort", effort, "sites", req.Sites, "took", time.Since(start))
 	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionComputed, req.Tree, id, bus.DeltaComputed{
 		Tree: req.Tree, From: req.From, To: req.To, Pack: id, Size: res.Size, Parts: res.Parts,
-		Instance: s.cfg.Instance, DurationMS: time.Since(start).Milliseconds(),
+		Instance: s.cfg.Instance, DurationMS: time.Since(start).Milliseconds(), Effort: effort.String(), Sites: max(req.Sites, 1),
 	}); err != nil {
 		return err
 	}
@@ -201,7 +244,7 @@ func (s *Service) holdClaim(ctx context.Context, key string, rev uint64) func() 
 	return func() uint64 { cancel(); <-done; return rev }
 }
 
-func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string) (build.Result, error) {
+func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort) (build.Result, error) {
 	to, err := s.manifest(ctx, req.Tree, req.To)
 	if err != nil {
 		return build.Result{}, err
@@ -220,7 +263,7 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string) (b
 		_ = f.Close()           // already closed on success; the error is of no use here
 		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
 	}()
-	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir)
+	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir, effort)
 	if err != nil {
 		return res, err
 	}

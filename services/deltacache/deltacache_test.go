@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -230,5 +231,69 @@ func TestClaimKeepsABuildToOneInstance(t *testing.T) {
 	// A released claim is gone, not left behind for the TTL.
 	if _, err := h.layout.DeltaClaims.Get(t.Context(), key); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("claim after the build: %v, want none", err)
+	}
+}
+
+// TestEffortFollowsTheFanOut: a pack one site fetches gets the default
+// effort, one many sites fetch the best, and the event says which.
+func TestEffortFollowsTheFanOut(t *testing.T) {
+	h := start(t, 1)
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "one")
+	v1 := publish(t, h.layout, "demo", dir)
+	write(t, dir, "a.txt", "two")
+	v2 := publish(t, h.layout, "demo", dir)
+	for _, req := range []bus.DeltaRequest{
+		{V: 1, TriggerID: "t", Tree: "demo", From: v1.Root(), To: v2.Root(), Sites: 1},
+		{V: 1, TriggerID: "t", Tree: "demo", From: "", To: v2.Root(), Sites: 40},
+	} {
+		if err := h.instances[0].Serve(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for seq := uint64(1); ; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			break
+		}
+		if m.Subject != bus.EventSubject(bus.EntityDelta, bus.ActionComputed) {
+			continue
+		}
+		_, ev, err := bus.DecodeEvent[bus.DeltaComputed](m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[ev.From] = fmt.Sprintf("%s/%d", ev.Effort, ev.Sites)
+	}
+	if got[v1.Root()] != "default/1" || got[""] != "best/40" {
+		t.Fatalf("efforts %v, want default for 1 site and best for 40", got)
+	}
+}
+
+func TestEffortConfig(t *testing.T) {
+	c := Config{}
+	for sites, want := range map[int]pack.Effort{0: pack.EffortDefault, 1: pack.EffortDefault, 2: pack.EffortBest, 60: pack.EffortBest} {
+		if got := c.EffortFor(sites); got != want {
+			t.Errorf("auto, %d sites: %s, want %s", sites, got, want)
+		}
+	}
+	c.BestSites = 10
+	if got := c.EffortFor(9); got != pack.EffortDefault {
+		t.Errorf("best from 10, 9 sites: %s", got)
+	}
+	c.Effort = "fast"
+	if got := c.EffortFor(60); got != pack.EffortFast {
+		t.Errorf("forced fast: %s", got)
+	}
+	for _, bad := range []Config{{Effort: "max"}, {BestSites: -1}} {
+		bad.Options, bad.Instance, bad.WorkDir = daemon.Options{NATSURL: "nats://127.0.0.1:4222"}, "x", t.TempDir()
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v validated", bad)
+		}
 	}
 }

@@ -25,12 +25,12 @@ type Result struct {
 // fetching content with open, signed with key unless it is nil, spooling
 // in tempDir, and returns its size and hash.
 func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to *tree.Manifest,
-	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey, tempDir string) (Result, error) {
+	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey, tempDir string, effort pack.Effort) (Result, error) {
 	if (from == nil) != (fromRoot == "") || (from != nil && from.Root() != fromRoot) {
 		return Result{}, fmt.Errorf("write pack %s %s→%s: the base manifest is not %q", treeName, fromRoot, to.Root(), fromRoot)
 	}
 	hasher := blake3.New()
-	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir}, open)
+	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir, Effort: effort}, open)
 	if err != nil {
 		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, to.Root(), err)
 	}

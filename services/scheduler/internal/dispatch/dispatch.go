@@ -198,7 +198,7 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 // are told so, paused ones are recorded DISABLED, and one delta is
 // requested per base version the others hold.
 func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []inventoryapi.Subscription, triggerID, root, stage string) error {
-	bases := map[string]bool{}
+	bases := map[string]int{} // base version → sites at it
 	for _, sub := range subs {
 		site, why, err := d.paused(ctx, tree, sub)
 		if err != nil {
@@ -221,10 +221,10 @@ func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []in
 			}
 			continue
 		}
-		bases[cur] = true
+		bases[cur]++
 	}
-	for base := range bases {
-		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: triggerID, Tree: tree.Name, From: base, To: root, Stage: stage}
+	for base, n := range bases {
+		req := bus.DeltaRequest{V: bus.MessageVersion, TriggerID: triggerID, Tree: tree.Name, From: base, To: root, Sites: n, Stage: stage}
 		if err := d.requestDelta(ctx, req); err != nil {
 			return err
 		}
