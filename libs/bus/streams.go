@@ -19,10 +19,10 @@ type Layout struct {
 	SigningKeys jetstream.KeyValue
 	// Scans records the scans in flight, one key per tree (the
 	// scheduler's trigger coalescing).
-	Scans jetstream.KeyValue
-	Blobs       jetstream.ObjectStore
-	Manifests   jetstream.ObjectStore
-	Deltas      jetstream.ObjectStore
+	Scans     jetstream.KeyValue
+	Blobs     jetstream.ObjectStore
+	Manifests jetstream.ObjectStore
+	Deltas    jetstream.ObjectStore
 }
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
