@@ -188,6 +188,18 @@ type SyncFinished struct {
 	FinishedAt time.Time   `json:"finished_at"`
 }
 
+// DeltaDeleted is the data of delta.deleted: a delta-cache deleted a pack
+// no site can need any more (its target is not the newest version, or no
+// site serves its base).
+type DeltaDeleted struct {
+	Tree   string `json:"tree"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Pack   string `json:"pack"`
+	Size   int64  `json:"size"`
+	Reason string `json:"reason"`
+}
+
 // GuardTripped is the data of guard.tripped: an origin did not publish a
 // version of a tree because it would delete more entries than the tree's
 // max_deletions. A sync with confirm_deletions publishes it.

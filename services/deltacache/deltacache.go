@@ -45,6 +45,9 @@ type Config struct {
 	// BestSites is the fan-out from which the cost model spends the best
 	// effort on a pack; 0 is DefaultBestSites.
 	BestSites int
+	// GCInterval is how often packs nobody can need are deleted (0: never);
+	// GCGrace how old such a pack must be.
+	GCInterval, GCGrace time.Duration
 }
 
 // DefaultBestSites is the default of Config.BestSites.
@@ -84,6 +87,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.WorkDir, "work-dir", "PULPDIST_WORK_DIR", os.TempDir(), "directory for packs being built")
 	s.String(&c.SigningKey, "signing-key", "PULPDIST_SIGNING_KEY", "", "PEM ed25519 private key that signs every pack (empty: packs are not signed)")
 	s.String(&c.Effort, "effort", "PULPDIST_DELTA_EFFORT", EffortAuto, "pack effort: auto (by fan-out, see --best-sites), best, default or fast")
+	s.Duration(&c.GCInterval, "gc-interval", "PULPDIST_GC_INTERVAL", time.Hour, "how often packs no site can need are deleted (0: never)")
+	s.Duration(&c.GCGrace, "gc-grace", "PULPDIST_GC_GRACE", 24*time.Hour, "how old a pack no site can need must be before it is deleted")
 	s.Int(&c.BestSites, "best-sites", "PULPDIST_EFFORT_BEST_SITES", DefaultBestSites, "with effort auto: the number of sites fetching a pack from which it gets the best effort")
 }
 
@@ -100,6 +105,9 @@ func (c Config) Validate() error {
 		if _, err := pack.ParseEffort(c.Effort); err != nil {
 			errs = append(errs, fmt.Errorf("%w (or auto)", err))
 		}
+	}
+	if c.GCInterval < 0 || c.GCGrace < 0 {
+		errs = append(errs, errors.New("gc interval and grace must not be negative"))
 	}
 	if c.BestSites < 0 {
 		errs = append(errs, fmt.Errorf("best sites %d is negative", c.BestSites))
@@ -155,7 +163,11 @@ func (s *Service) Run(ctx context.Context) error {
 	// A request for a delta another instance is building is retried with
 	// backoff until the pack is stored (bus.DefaultMaxDeliver bounds it).
 	cc := bus.ConsumerConfig(ConsumerName, "pulpdist.delta.req.>")
-	return s.d.Run(ctx, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}})
+	var parts []func(context.Context) error
+	if s.cfg.GCInterval > 0 {
+		parts = append(parts, func(ctx context.Context) error { return s.collectEvery(ctx, s.cfg.GCInterval) })
+	}
+	return s.d.Run(ctx, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
 }
 
 // errClaimed means another instance is building the delta right now.

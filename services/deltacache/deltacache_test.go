@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -295,5 +296,73 @@ func TestEffortConfig(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
 		}
+	}
+}
+
+// TestPacksNobodyNeedsAreCollected: packs towards a replaced version, or
+// from a base no site serves, go once past the grace period; the full pack
+// and the packs from served bases to the newest version stay.
+func TestPacksNobodyNeedsAreCollected(t *testing.T) {
+	h := start(t, 1)
+	s := h.instances[0]
+	s.cfg.GCGrace = 30 * time.Minute
+	dir := t.TempDir()
+	var v [4]string
+	for i := 1; i <= 3; i++ {
+		write(t, dir, "a.txt", fmt.Sprintf("version %d", i))
+		v[i] = publish(t, h.layout, "demo", dir).Root()
+	}
+	other := publish(t, h.layout, "other", dir).Root()
+	for _, r := range []bus.DeltaRequest{
+		{Tree: "demo", To: v[3]}, {Tree: "demo", From: v[1], To: v[3]}, {Tree: "demo", From: v[2], To: v[3]},
+		{Tree: "demo", From: v[1], To: v[2]}, {Tree: "other", To: other},
+	} {
+		r.V, r.TriggerID = 1, "t"
+		if err := s.Serve(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bus.PutSiteVersion(t.Context(), h.layout.Sites, "site-a", "demo", v[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PutSiteVersion(t.Context(), h.layout.Sites, "origin", "demo", v[3]); err != nil {
+		t.Fatal(err)
+	}
+	snap := bus.Snapshot{V: 1, TriggerID: "t", Tree: "demo", Site: "origin", Root: v[3], PublishedAt: time.Now()}
+	if err := bus.Publish(t.Context(), h.js, bus.SnapshotSubject("demo"), "snap", snap); err != nil {
+		t.Fatal(err)
+	}
+	// Within the grace period nothing goes.
+	if n, err := s.collect(t.Context(), time.Now()); err != nil || n != 0 {
+		t.Fatalf("collect within the grace period: %d, %v", n, err)
+	}
+	n, err := s.collect(t.Context(), time.Now().Add(time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("collect: %d deleted, %v; want 2", n, err)
+	}
+	for id, want := range map[string]bool{
+		bus.DeltaID("demo", "", v[3]): true, bus.DeltaID("demo", v[1], v[3]): true, bus.DeltaID("other", "", other): true,
+		bus.DeltaID("demo", v[2], v[3]): false, bus.DeltaID("demo", v[1], v[2]): false,
+	} {
+		_, err := h.layout.Deltas.GetInfo(t.Context(), id)
+		if got := err == nil; got != want {
+			t.Errorf("pack %s kept = %v, want %v (%v)", id, got, want, err)
+		}
+	}
+	st, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := bus.EventSubject(bus.EntityDelta, bus.ActionDeleted)
+	info, err := st.Info(t.Context(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects[subject]; got != 2 {
+		t.Errorf("%d delta.deleted events, want 2", got)
+	}
+	// Again: nothing more to do.
+	if n, err := s.collect(t.Context(), time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second collect: %d, %v", n, err)
 	}
 }

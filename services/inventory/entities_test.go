@@ -187,6 +187,13 @@ func testEntityEvents(t *testing.T, h *harness) {
 	if ds, err = h.client.Deltas(ctx, "isos", 0); err != nil || len(ds) != 0 {
 		t.Fatalf("deltas of isos = %+v, %v", ds, err)
 	}
+	// The delta-cache collected the pack: the inventory forgets it.
+	publishFrom(t, h, "delta-1-gone", "/pulpdist/deltacache/dc-7", bus.EntityDelta, bus.ActionDeleted,
+		bus.DeltaDeleted{Tree: "docs", To: root('a'), Pack: "docs/none/" + root('a'), Size: 42, Reason: "no site serves its base"})
+	eventually(t, "delta forgotten", func() (bool, string) {
+		ds, err := h.client.Deltas(ctx, "docs", 0)
+		return err == nil && len(ds) == 0, jsonString(ds, err)
+	})
 	lyon, err := h.client.Sites(ctx)
 	mustOK(t, err)
 	for _, s := range lyon {

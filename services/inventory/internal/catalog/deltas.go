@@ -102,6 +102,17 @@ func (s *Service) RecordDeltaReady(ctx context.Context, eventID string, at time.
 	return s.record(ctx, eventID, Change{Delta: &d})
 }
 
+// RecordDeltaDeleted forgets a pack the delta-cache deleted.
+func (s *Service) RecordDeltaDeleted(ctx context.Context, eventID string, m bus.DeltaDeleted) error {
+	if err := checkEventID(eventID); err != nil {
+		return err
+	}
+	if err := checkDelta("delta.deleted", m.Tree, m.From, m.To, m.Size); err != nil {
+		return err
+	}
+	return s.record(ctx, eventID, Change{DeltaGone: &Delta{Tree: m.Tree, From: m.From, To: m.To}})
+}
+
 func checkDelta(what, tree, from, to string, size int64) error {
 	if err := checkName("tree", tree); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -83,6 +83,9 @@ type Change struct {
 	// Delta is inserted or updated (deltas.go); it fails with
 	// ErrTreeNotFound for an unknown tree.
 	Delta *Delta
+	// DeltaGone is removed (its Tree, From and To): the delta-cache
+	// deleted the pack.
+	DeltaGone *Delta
 }
 
 // Notifier keeps the state the bus holds for site-agents in line with the

@@ -35,6 +35,7 @@ const (
 	TypeSyncFinished      = bus.EventTypePrefix + bus.EntitySync + "." + bus.ActionFinished
 	TypeDeltaComputed     = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionComputed
 	TypeDeltaReady        = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionReady
+	TypeDeltaDeleted      = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionDeleted
 )
 
 // SiteAgentSource prefixes the CloudEvents source of every site-agent's
@@ -49,6 +50,7 @@ type Recorder interface {
 	RecordSyncFinished(ctx context.Context, eventID string, m bus.SyncFinished) error
 	RecordDeltaComputed(ctx context.Context, eventID string, at time.Time, m bus.DeltaComputed) error
 	RecordDeltaReady(ctx context.Context, eventID string, at time.Time, m bus.DeltaReady) error
+	RecordDeltaDeleted(ctx context.Context, eventID string, m bus.DeltaDeleted) error
 	RecordHeartbeat(ctx context.Context, site string, at time.Time) error
 	RecordProblem(ctx context.Context, p catalog.EventProblem) error
 	// ReportKey returns the site and report key of an agent token
@@ -123,6 +125,8 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaComputed))
 	case TypeDeltaReady:
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaReady))
+	case TypeDeltaDeleted:
+		return record(ctx, rec, body, byID(rec.RecordDeltaDeleted))
 	}
 	return nil
 }

@@ -45,6 +45,11 @@ func (c *calls) RecordDeltaReady(_ context.Context, id string, _ time.Time, m bu
 	return c.err
 }
 
+func (c *calls) RecordDeltaDeleted(_ context.Context, id string, m bus.DeltaDeleted) error {
+	c.got = append(c.got, "deleted "+id+" "+m.Tree)
+	return c.err
+}
+
 func (c *calls) RecordHeartbeat(_ context.Context, site string, _ time.Time) error {
 	c.got = append(c.got, "heartbeat "+site)
 	return nil

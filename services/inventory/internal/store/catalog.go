@@ -425,6 +425,11 @@ func (s *Store) RecordEvent(ctx context.Context, eventID string, c catalog.Chang
 				return err
 			}
 		}
+		if d := c.DeltaGone; d != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM deltas WHERE tree = $1 AND from_version = $2 AND to_version = $3`, d.Tree, d.From, d.To); err != nil {
+				return fmt.Errorf("delete delta %s: %w", d.Tree, err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
