@@ -8,7 +8,7 @@ GOLANGCI_LINT := $(BIN)/golangci-lint
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 GOTEST_FLAGS ?= -race -count=1 -shuffle=on -timeout=15m
 
-.PHONY: run test deps vet fmt-check lint gotest fuzz bench tidy build work-check tools clean
+.PHONY: run test deps bench-compare vet fmt-check lint gotest fuzz bench tidy build work-check tools clean
 
 ## run: the whole system in one process (embedded NATS, SQLite, all services, demo)
 run:
@@ -61,6 +61,12 @@ BENCH_TIMEOUT ?= 8h
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -skip='^BenchmarkTreeEngine$$' work
 	$(GO) test -run='^$$' -bench='^BenchmarkTreeEngine$$' -benchtime=1x -timeout=$(BENCH_TIMEOUT) ./cmd/pulpdist/internal/bench
+
+## bench-compare: pulpdist against an rsync daemon on the same update of the same
+## trees, N = 1, 4, 16, 64 sites (docs/benchmarks.md); BENCH_QUICK=1: tiny corpus,
+## N = 1 and 16, under 3 minutes. Writes BENCH_JSON (docs/bench/latest.json).
+bench-compare: deps
+	$(GO) run ./cmd/pulpdist/internal/benchcompare
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/pulpdist ./services/inventory/cmd/inventory ./services/scheduler/cmd/scheduler ./services/deltacache/cmd/deltacache ./services/siteagent/cmd/siteagent

@@ -260,3 +260,13 @@ func (t *tail) Write(p []byte) (int, error) {
 }
 
 func (t *tail) String() string { return string(t.b) }
+
+// Floor is the floor of the delta from tree a (manifest ma) to tree b
+// (manifest mb), in bytes: for each content of b that a lacks, the
+// smaller of zstd -19 --long=31 of it and of its patch from the file of a
+// at the same path (zstd must name the zstd program; work holds scratch
+// files).
+func Floor(ctx context.Context, zstd, work string, a, b string, ma, mb *tree.Manifest) (int64, error) {
+	f, err := zstdFloor(ctx, zstd, work, a, b, ma, mb)
+	return f.total, err
+}
