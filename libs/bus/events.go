@@ -137,6 +137,7 @@ const (
 	EntityDelta        = "delta"
 	EntityKey          = "key"
 	EntityGuard        = "guard"
+	EntityAlarm        = "alarm"
 
 	ActionCreated   = "created"
 	ActionUpdated   = "updated"
@@ -150,6 +151,8 @@ const (
 	ActionAdded     = "added"
 	ActionRevoked   = "revoked"
 	ActionTripped   = "tripped"
+	ActionRaised    = "raised"
+	ActionCleared   = "cleared"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -186,6 +189,25 @@ type SyncFinished struct {
 	Bytes      int64       `json:"bytes"`
 	DurationMS int64       `json:"duration_ms"`
 	FinishedAt time.Time   `json:"finished_at"`
+}
+
+// FreshnessAlarm is the data of alarm.raised (a site is further behind
+// its tree's origin than the tree's allowed lag) and alarm.cleared (it no
+// longer is, or the subscription went or was paused).
+type FreshnessAlarm struct {
+	Site string `json:"site"`
+	Tree string `json:"tree"`
+	// Version is what the site serves ("" for nothing), Latest the
+	// origin's newest version; both as the inventory last saw them.
+	Version string `json:"version,omitempty"`
+	Latest  string `json:"latest,omitempty"`
+	// LagSeconds is how long the site has been behind, AllowedLagSeconds
+	// the tree's allowed lag (raised only).
+	LagSeconds        int64 `json:"lag_seconds,omitempty"`
+	AllowedLagSeconds int64 `json:"allowed_lag_seconds,omitempty"`
+	// RaisedAt is when the alarm was raised; ClearedAt when it cleared.
+	RaisedAt  time.Time  `json:"raised_at"`
+	ClearedAt *time.Time `json:"cleared_at,omitempty"`
 }
 
 // DeltaDeleted is the data of delta.deleted: a delta-cache deleted a pack

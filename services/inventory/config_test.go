@@ -63,7 +63,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	s := config.New("inventory", func(string) (string, bool) { return "", false })
 	cfg.Bind(s)
 	names = s.EnvVars()
-	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
+	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_ALARM_INTERVAL,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
 		t.Fatalf("env vars = %s", got)
 	}
 }

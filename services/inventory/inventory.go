@@ -8,6 +8,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ const drainBudget = 10 * time.Second
 // by someone else.
 const DefaultKeyRepublish = time.Minute
 
+// DefaultAlarmInterval is how often freshness alarms are checked.
+const DefaultAlarmInterval = time.Minute
+
 // Config is the inventory's configuration.
 type Config struct {
 	NATSURL string
@@ -59,6 +63,9 @@ type Config struct {
 	// KeyRepublish is how often the trusted signing keys are published
 	// again (0: DefaultKeyRepublish); not read from the environment.
 	KeyRepublish time.Duration
+	// AlarmInterval is how often freshness alarms are raised and cleared
+	// (alarm.raised, alarm.cleared); 0 is DefaultAlarmInterval.
+	AlarmInterval time.Duration
 	// AdminToken, when set, is accepted as an admin bearer token: the
 	// bootstrap token that makes the first stored tokens (docs/operations.md).
 	AdminToken string
@@ -83,6 +90,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.Bool(&c.Migrate, "migrate", "PULPDIST_MIGRATE", false, "apply pending database migrations at start (without it, a schema that is not current stops the inventory)")
 	s.Bool(&c.AcceptUnsignedReports, "accept-unsigned-reports", "PULPDIST_ACCEPT_UNSIGNED_REPORTS", false,
 		"also apply site-agents' events that are not signed with an agent token, believing the site their source names (for agents not yet given PULPDIST_AGENT_TOKEN; signed ones are checked all the same)")
+	s.Duration(&c.AlarmInterval, "alarm-interval", "PULPDIST_ALARM_INTERVAL", DefaultAlarmInterval, "how often freshness alarms are raised and cleared (alarm.raised, alarm.cleared events)")
 	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
 }
 
@@ -112,6 +120,9 @@ func (c Config) Validate() error {
 	if err := httpapi.ValidateAdminToken(c.AdminToken); err != nil {
 		errs = append(errs, err)
 	}
+	if c.AlarmInterval < 0 {
+		errs = append(errs, fmt.Errorf("alarm interval %s is negative", c.AlarmInterval))
+	}
 	if c.KeyRepublish < 0 {
 		errs = append(errs, fmt.Errorf("key republish interval %s is negative", c.KeyRepublish))
 	}
@@ -133,6 +144,8 @@ type Service struct {
 
 	// republish is how often the trusted signing keys are published again.
 	republish time.Duration
+	// alarms is how often freshness alarms are checked.
+	alarms time.Duration
 	// reports says how site-agents' events are authenticated.
 	reports events.Reports
 }
@@ -148,6 +161,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish,
+		alarms:  cmp.Or(cfg.AlarmInterval, DefaultAlarmInterval),
 		reports: events.Reports{RequireSigned: !cfg.AcceptUnsignedReports}}
 	if s.republish == 0 {
 		s.republish = DefaultKeyRepublish
@@ -206,6 +220,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { s.republishKeys(gctx); return nil })
 	g.Go(func() error { s.relayOutbox(gctx); return nil })
+	g.Go(func() error { s.checkAlarms(gctx); return nil })
 	s.probe.SetReady(true)
 	s.log.Info("inventory ready", "url", s.URL())
 	err := g.Wait()
@@ -226,6 +241,28 @@ func (s *Service) republishKeys(ctx context.Context) {
 		case <-t.C:
 			if err := s.catalog.PublishSigningKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("signing keys not republished", "err", err)
+			}
+		}
+	}
+}
+
+// checkAlarms raises and clears freshness alarms every s.alarms until ctx
+// ends (catalog.CheckAlarms). A failure is logged; the next round tries
+// again.
+func (s *Service) checkAlarms(ctx context.Context) {
+	t := time.NewTicker(s.alarms)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			raised, cleared, err := s.catalog.CheckAlarms(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("freshness alarms not checked", "err", err)
+			}
+			if raised+cleared > 0 {
+				s.log.Info("freshness alarms", "raised", raised, "cleared", cleared)
 			}
 		}
 	}

@@ -43,6 +43,8 @@ func (e encoder) encode(ev catalog.Event) ([]catalog.Message, error) {
 		return e.event(ev, wire.Subscription(d))
 	case catalog.SigningKey:
 		return e.event(ev, wire.SigningKey(d))
+	case bus.FreshnessAlarm:
+		return e.event(ev, d)
 	case bus.Trigger:
 		body, err := json.Marshal(d)
 		if err != nil {

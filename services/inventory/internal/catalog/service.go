@@ -62,6 +62,7 @@ type Repository interface {
 	// EntityRepository keeps the audit log, deltas, heartbeats and event
 	// problems (entities.go).
 	EntityRepository
+	AlarmRepository
 	// RemovalRepository deletes trees, sites and subscriptions (remove.go).
 	RemovalRepository
 }
