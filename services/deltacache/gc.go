@@ -87,7 +87,9 @@ func (s *Service) newest(ctx context.Context, treeName string) (string, error) {
 	}
 	snap, err := bus.Decode[bus.Snapshot](m.Data)
 	if err != nil {
-		return "", nil // an unreadable snapshot proves nothing: keep the tree's packs
+		// An unreadable snapshot proves nothing: the tree's packs stay.
+		s.log.Warn("last snapshot unreadable: packs kept", "tree", treeName, "err", err)
+		return "", nil //nolint:nilerr // not an error of the collection
 	}
 	return snap.Root, nil
 }

@@ -140,7 +140,7 @@ func rolloutConsumer() jetstream.ConsumerConfig {
 func (s *Service) runFinished(ctx context.Context, m jetstream.Msg) error {
 	_, fin, err := bus.DecodeEvent[bus.SyncFinished](m.Data())
 	if err != nil {
-		return nil
+		return bus.Permanent(err) // acked, not retried; the inventory keeps it as a problem
 	}
 	return s.disp.RunFinished(ctx, fin)
 }

@@ -89,9 +89,9 @@ func (s *Service) importRsync(ctx context.Context, cmd bus.SyncCommand) (string,
 	case ctx.Err() != nil:
 		return "", ctx.Err()
 	case errors.As(err, &exit) && permanentRsync(exit.ExitCode(), stderr.String()):
-		return "", bus.Permanent(fmt.Errorf("import %s: rsync %v: %s", cmd.Source, err, tail(stderr.String())))
+		return "", bus.Permanent(fmt.Errorf("import %s: rsync %w: %s", cmd.Source, err, tail(stderr.String())))
 	default:
-		return "", fmt.Errorf("import %s: rsync %v: %s", cmd.Source, err, tail(stderr.String()))
+		return "", fmt.Errorf("import %s: rsync %w: %s", cmd.Source, err, tail(stderr.String()))
 	}
 	return staging, nil
 }

@@ -35,7 +35,8 @@ func needRsync(t *testing.T) string {
 func rsyncDaemon(t *testing.T, dir string) string {
 	t.Helper()
 	bin := needRsync(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func rsyncDaemon(t *testing.T, dir string) string {
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := exec.Command(bin, "--daemon", "--no-detach", "--config="+conf, "--address=127.0.0.1", fmt.Sprintf("--port=%d", port))
+	d := exec.CommandContext(t.Context(), bin, "--daemon", "--no-detach", "--config="+conf, "--address=127.0.0.1", fmt.Sprintf("--port=%d", port))
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,8 @@ func rsyncDaemon(t *testing.T, dir string) string {
 		_ = d.Wait()
 	})
 	poll.Until(t, 10*time.Second, func() error {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		var dialer net.Dialer
+		c, err := dialer.DialContext(t.Context(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			return err
 		}

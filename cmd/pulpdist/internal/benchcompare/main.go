@@ -226,7 +226,7 @@ func run(ctx context.Context, o options) error {
 	}
 	md.WriteString("\n")
 	table(&md, recs)
-	fmt.Print(md.String())
+	_, _ = os.Stdout.Write(md.Bytes()) // the report; the files below are the record
 	if o.mdPath != "" {
 		if err := os.WriteFile(o.mdPath, md.Bytes(), 0o644); err != nil {
 			return err

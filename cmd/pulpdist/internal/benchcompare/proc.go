@@ -33,7 +33,7 @@ func start(name, logDir, bin string, env []string, args ...string) (*proc, error
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.CommandContext(context.Background(), bin, args...) // ended by stop, not by a context
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -49,10 +49,11 @@ func start(name, logDir, bin string, env []string, args ...string) (*proc, error
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM) // it may have ended already
 	select {
-	case <-p.done:
+	case err := <-p.done:
+		p.done <- err
 	case <-time.After(15 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-p.done
+		p.done <- <-p.done
 	}
 	_ = p.log.Close()
 }
@@ -62,7 +63,7 @@ func (p *proc) exited() error {
 	select {
 	case err := <-p.done:
 		p.done <- err
-		return fmt.Errorf("%s exited: %v (see %s)", p.name, err, p.log.Name())
+		return fmt.Errorf("%s exited: %w (see %s)", p.name, err, p.log.Name())
 	default:
 		return nil
 	}
@@ -116,7 +117,8 @@ func children(pid int) int {
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
@@ -148,7 +150,8 @@ func until(ctx context.Context, timeout time.Duration, what string, f func() err
 // dialable waits until a TCP port accepts connections.
 func dialable(ctx context.Context, port int) error {
 	return until(ctx, 30*time.Second, fmt.Sprintf("port %d", port), func() error {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			return err
 		}
