@@ -174,6 +174,8 @@ func ValidateSource(src string) error {
 		return invalidf("source is required")
 	case len(src) > maxSource || !utf8.ValidString(src) || strings.ContainsRune(src, 0):
 		return invalidf("source must be UTF-8 text of at most %d bytes without NUL", maxSource)
+	case strings.ContainsFunc(src, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return invalidf("source %q holds a control character", src)
 	case strings.HasPrefix(src, "rsync:") || strings.HasPrefix(src, bus.ReplicaSourcePrefix):
 		if _, _, err := bus.ParseSource(src); err != nil {
 			return invalidf("%v", err)
