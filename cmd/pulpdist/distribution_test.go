@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -53,17 +52,7 @@ func TestChainedMirrorsCanariesAndReverseFlow(t *testing.T) {
 		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, APIAddr: "127.0.0.1:0",
 		Sites: []string{"origin", "hub", "leaf"}, DeltaCaches: 1,
 	})
-	poll.Until(t, 30*time.Second, func() error {
-		resp, err := http.Get(st.APIURL + "/readyz") //nolint:noctx // test poll
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	ready(t, st.APIURL)
 	ctx := t.Context()
 	c := inventoryapi.NewClient(st.APIURL, nil).WithToken(st.Token)
 	for _, s := range []string{"origin", "hub", "leaf"} {

@@ -210,17 +210,7 @@ func TestEndToEnd(t *testing.T) {
 		Sites: []string{"origin", "site-a", "site-b"}, DeltaCaches: 2,
 	})
 	events := subscribeEvents(t, st.NATSURL)
-	poll.Until(t, 30*time.Second, func() error {
-		resp, err := http.Get(st.APIURL + "/readyz") //nolint:noctx // test poll
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	ready(t, st.APIURL)
 
 	// The API wants the stack's token (made in its data directory).
 	var p *inventoryapi.Problem

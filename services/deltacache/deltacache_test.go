@@ -292,7 +292,7 @@ func TestEffortConfig(t *testing.T) {
 		t.Errorf("forced fast: %s", got)
 	}
 	for _, bad := range []Config{{Effort: "max"}, {BestSites: -1}} {
-		bad.Options, bad.Instance, bad.WorkDir = daemon.Options{NATSURL: "nats://127.0.0.1:4222"}, "x", t.TempDir()
+		bad.Options, bad.Instance, bad.WorkDir = daemon.Options{NATSURL: "nats://bus:14222"}, "x", t.TempDir()
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
 		}

@@ -228,44 +228,44 @@ func (s *Service) Run(ctx context.Context) error {
 	return errors.Join(err, s.Close())
 }
 
-// republishKeys publishes the trusted signing keys every s.republish until
-// ctx ends. A failure is logged: the next round, or the next change,
-// publishes them again.
-func (s *Service) republishKeys(ctx context.Context) {
-	t := time.NewTicker(s.republish)
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.catalog.PublishSigningKeys(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("signing keys not republished", "err", err)
-			}
+			f(ctx)
 		}
 	}
+}
+
+// republishKeys publishes the trusted signing keys every s.republish until
+// ctx ends. A failure is logged: the next round, or the next change,
+// publishes them again.
+func (s *Service) republishKeys(ctx context.Context) {
+	every(ctx, s.republish, func(ctx context.Context) {
+		if err := s.catalog.PublishSigningKeys(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("signing keys not republished", "err", err)
+		}
+	})
 }
 
 // checkAlarms raises and clears freshness alarms every s.alarms until ctx
 // ends (catalog.CheckAlarms). A failure is logged; the next round tries
 // again.
 func (s *Service) checkAlarms(ctx context.Context) {
-	t := time.NewTicker(s.alarms)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			raised, cleared, err := s.catalog.CheckAlarms(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("freshness alarms not checked", "err", err)
-			}
-			if raised+cleared > 0 {
-				s.log.Info("freshness alarms", "raised", raised, "cleared", cleared)
-			}
+	every(ctx, s.alarms, func(ctx context.Context) {
+		raised, cleared, err := s.catalog.CheckAlarms(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("freshness alarms not checked", "err", err)
 		}
-	}
+		if raised+cleared > 0 {
+			s.log.Info("freshness alarms", "raised", raised, "cleared", cleared)
+		}
+	})
 }
 
 // Close releases what New acquired, for a service that will not Run. It
