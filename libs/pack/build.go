@@ -47,23 +47,29 @@ type Effort int
 
 // The efforts, from the most CPU to the least.
 const (
-	// EffortBest: zstd's best level, and a file that can be encoded both
-	// against its base file and by reusing its base's chunks is encoded
-	// both ways, the smaller kept.
+	// EffortBest: zstd's best level for everything, and a file that can
+	// be encoded both against its base file and by reusing its base's
+	// chunks is encoded both ways, the smaller kept.
 	EffortBest Effort = iota
-	// EffortDefault: zstd's "better" level for content compressed on its
-	// own, one encoding per file (against the base file when it has one
-	// that fits, else by chunks).
+	// EffortDefault: zstd's "better" level for everything, one encoding
+	// per file (reusing the base's chunks when it can, as copies cost no
+	// compression; else against the base file).
 	EffortDefault
-	// EffortFast: zstd's default level for content compressed on its own,
-	// one encoding per file (reusing the base's chunks when it can: copies
-	// cost no compression).
+	// EffortFast: as EffortDefault, but zstd's default level for content
+	// compressed on its own (no base bytes to match).
 	EffortFast
-	// Content compressed against base bytes (a raw dictionary) always uses
-	// the best level: the lower ones make little of a dictionary (a delta
-	// pack of the benchmark corpus is 14 times larger at the "better"
-	// level), and there the best level costs little more.
+	// Content compressed against base bytes (a raw dictionary) never uses
+	// zstd's default level or below: they make little of a dictionary (a
+	// delta pack of the benchmark corpus is 10 times larger). There the
+	// "better" level's packs are 10% larger than the best level's, built
+	// in a third of the time (docs/benchmarks.md).
 )
+
+// groupSize is the content and dictionary budget of one shared segment of
+// small files. zstd's match finders keep a few candidates per hash: with
+// a larger dictionary of similar files (megabytes of source code) they
+// find the wrong ones, and packs grow several times over.
+const groupSize = 1 << 20
 
 var effortNames = [...]string{EffortBest: "best", EffortDefault: "default", EffortFast: "fast"}
 
@@ -82,6 +88,15 @@ func ParseEffort(s string) (Effort, error) {
 		}
 	}
 	return 0, fmt.Errorf("effort %q: want best, default or fast", s)
+}
+
+// dictLevel is the zstd level of an effort for content compressed
+// against base bytes.
+func (e Effort) dictLevel() zstd.EncoderLevel {
+	if e == EffortBest {
+		return zstd.SpeedBestCompression
+	}
+	return zstd.SpeedBetterCompression
 }
 
 // level is the zstd level of an effort.
@@ -270,7 +285,7 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 	// window within what readers accept (windowLimit).
 	dicted, err := zstd.NewWriter(nil,
 		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderLevel(zstd.SpeedBestCompression), // lower levels make little of a raw dictionary
+		zstd.WithEncoderLevel(o.Effort.dictLevel()),
 		zstd.WithWindowSize(2*MaxDict),
 		zstd.WithEncoderCRC(false),
 	)
@@ -394,8 +409,9 @@ func (b *builder) chunkable(e *tree.Entry) bool {
 }
 
 // writeSmall writes the small jobs as shared segments of at most
-// MaxDictSegment content, each with a dictionary made of the members' base
-// files (at most MaxDict bytes), in job order.
+// groupSize content (or one job), each with a dictionary made of the
+// members' base files (at most groupSize bytes, or one base), in job
+// order.
 func (b *builder) writeSmall(jobs []job) error {
 	for len(jobs) > 0 {
 		var content, dictLen int64
@@ -407,7 +423,7 @@ func (b *builder) writeSmall(jobs []job) error {
 			if j.base != nil && !inDict(dict, j.base.Hash) {
 				add = j.base.Size
 			}
-			if n > 0 && (content+j.entry.Size > MaxDictSegment || dictLen+add > MaxDict) {
+			if n > 0 && (content+j.entry.Size > groupSize || dictLen+add > groupSize) {
 				break
 			}
 			content += j.entry.Size
@@ -612,15 +628,10 @@ func (b *builder) writeLarge(j job) error {
 			return b.encodeWhole(j.entry, []Range{{Hash: j.base.Hash, Len: j.base.Size}})
 		})
 	}
-	// Below the best effort, one way only: the first for fast (chunk
-	// reuse), the last for default (against the base file).
-	if len(encodings) > 1 {
-		switch b.o.Effort {
-		case EffortFast:
-			encodings = encodings[:1]
-		case EffortDefault:
-			encodings = encodings[len(encodings)-1:]
-		}
+	// Below the best effort, one way only: chunk reuse, whose copies cost
+	// no compression (on the benchmark corpus, packs of the same size).
+	if len(encodings) > 1 && b.o.Effort != EffortBest {
+		encodings = encodings[:1]
 	}
 	switch len(encodings) {
 	case 0:

@@ -117,8 +117,14 @@ func sampleFiles() map[string][]byte {
 
 func buildPack(t testing.TB, from, to *tree.Manifest, s store) ([]byte, Result) {
 	t.Helper()
+	return buildPackWith(t, from, to, s, EffortBest)
+}
+
+// buildPackWith is buildPack at an effort.
+func buildPackWith(t testing.TB, from, to *tree.Manifest, s store, effort Effort) ([]byte, Result) {
+	t.Helper()
 	var buf bytes.Buffer
-	res, err := Build(context.Background(), &buf, Options{Tree: "demo", From: from, To: to, TempDir: t.TempDir()}, s.open)
+	res, err := Build(context.Background(), &buf, Options{Tree: "demo", From: from, To: to, TempDir: t.TempDir(), Effort: effort}, s.open)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,6 +335,64 @@ func TestPatchBeatsPlainCompression(t *testing.T) {
 	checkApplies(t, delta, from, to, s1)
 	if len(delta)*20 > len(full) {
 		t.Fatalf("patch pack %d bytes, full pack %d: want at least 20× smaller", len(delta), len(full))
+	}
+}
+
+// TestEfforts builds the same delta at every effort: each applies, each
+// compresses edited files against their old versions, and each keeps its
+// shared segments within the group budget.
+func TestEfforts(t *testing.T) {
+	// Thirty text files of 100 KiB, each with a few edits: 3 MiB of
+	// changed small files, several groups at every effort.
+	oldFiles, newFiles := map[string][]byte{}, map[string][]byte{}
+	for i := range 30 {
+		old := text(uint64(100+i), 100<<10)
+		edited := slices.Clone(old)
+		for off := 0; off < len(edited); off += 30 << 10 {
+			copy(edited[off:], fmt.Sprintf("EDIT %d", off))
+		}
+		name := fmt.Sprintf("src/f%02d.txt", i)
+		oldFiles[name], newFiles[name] = old, edited
+	}
+	from, s1 := build(t, oldFiles)
+	to, s2 := build(t, newFiles)
+	for k, v := range s2 {
+		s1[k] = v
+	}
+	full, _ := buildPackWith(t, nil, to, s1, EffortFast)
+	sizes := map[Effort]int{}
+	for _, e := range []Effort{EffortBest, EffortDefault, EffortFast} {
+		t.Run(e.String(), func(t *testing.T) {
+			data, res := buildPackWith(t, from, to, s1, e)
+			checkApplies(t, data, from, to, s1)
+			sizes[e] = len(data)
+			if len(data)*20 > len(full) {
+				t.Fatalf("delta of %d bytes, full pack %d: not compressed against the base", len(data), len(full))
+			}
+			r, err := NewReader(bytes.NewReader(data), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs := r.Header().Segments
+			if len(segs) != res.Segments {
+				t.Fatalf("%d segments in the header, Build says %d", len(segs), res.Segments)
+			}
+			for _, seg := range segs {
+				var dict int64
+				for _, d := range seg.Dict {
+					dict += d.Len
+				}
+				if seg.Size > groupSize || dict > groupSize {
+					t.Fatalf("segment of %d bytes with a %d-byte dictionary, over the group of %d", seg.Size, dict, groupSize)
+				}
+			}
+			if min := int((30*100<<10)/groupSize) + 1; len(segs) < min {
+				t.Fatalf("%d segments for 3 MiB of small files, want at least %d", len(segs), min)
+			}
+		})
+	}
+	if sizes[EffortBest] > sizes[EffortFast] {
+		t.Fatalf("best effort %d bytes, fast %d", sizes[EffortBest], sizes[EffortFast])
 	}
 }
 
