@@ -254,8 +254,11 @@ type DeltaComputed struct {
 	Parts      int    `json:"parts"`
 	Instance   string `json:"instance"`
 	DurationMS int64  `json:"duration_ms"`
-	// Effort is the pack effort the cost model chose ("best", "default"
-	// or "fast") for Sites, the fan-out the request announced.
-	Effort string `json:"effort"`
-	Sites  int    `json:"sites"`
+	// Effort is the pack effort ("best", "default" or "fast") for Sites,
+	// the fan-out the request announced; Refined counts the Segments the
+	// cost model had encoded again at the best level.
+	Effort   string `json:"effort"`
+	Sites    int    `json:"sites"`
+	Segments int    `json:"segments"`
+	Refined  int    `json:"refined"`
 }

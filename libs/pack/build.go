@@ -40,6 +40,12 @@ type Options struct {
 	// Effort is how much CPU Build spends to make the pack smaller; the
 	// zero value is EffortBest.
 	Effort Effort
+	// Refine, when set and Effort is not EffortBest, is asked after each
+	// segment compressed against base bytes, with its content size and
+	// its compressed size, whether to encode it again at the best level;
+	// the smaller frame is kept. It lets a caller spend the best level's
+	// CPU only where the bytes it saves are worth it (a cost model).
+	Refine func(content, compressed int64) bool
 }
 
 // Effort is how hard Build works for a smaller pack.
@@ -116,6 +122,8 @@ type Result struct {
 	Bytes int64
 	// Parts and Segments count the header's parts and segments.
 	Parts, Segments int
+	// Refined counts the segments Options.Refine had encoded again.
+	Refined int
 	// CopiedBytes is the content sites copy from their base version;
 	// LiteralBytes the content carried in segments, before compression.
 	CopiedBytes, LiteralBytes int64
@@ -203,7 +211,7 @@ func Build(ctx context.Context, w io.Writer, o Options, src Source) (Result, err
 	if err != nil {
 		return Result{}, fmt.Errorf("build pack: encode header: %w", err)
 	}
-	res := Result{Parts: len(h.Parts), Segments: len(h.Segments), CopiedBytes: b.copied, LiteralBytes: b.literal}
+	res := Result{Parts: len(h.Parts), Segments: len(h.Segments), Refined: b.refined, CopiedBytes: b.copied, LiteralBytes: b.literal}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	if o.Key != nil {
@@ -244,6 +252,8 @@ type builder struct {
 	chunks  *chunkWriter
 	plain   *zstd.Encoder // segments without a dictionary
 	dicted  *zstd.Encoder // segments with one; options change per segment
+	best    *zstd.Encoder // refinements at the best level, made on first use
+	refined int           // segments encoded again by Options.Refine
 
 	baseByPath  map[string]*tree.Entry
 	baseByName  map[string]*tree.Entry
@@ -280,15 +290,7 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	// One window for every segment with a dictionary: the encoder cannot
-	// change it on reset. Declaring the content size keeps each frame's
-	// window within what readers accept (windowLimit).
-	dicted, err := zstd.NewWriter(nil,
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderLevel(o.Effort.dictLevel()),
-		zstd.WithWindowSize(2*MaxDict),
-		zstd.WithEncoderCRC(false),
-	)
+	dicted, err := zstd.NewWriter(nil, dictedOptions(o.Effort.dictLevel())...)
 	if err != nil {
 		_ = plain.Close() // never written to
 		return nil, fmt.Errorf("zstd: %w", err)
@@ -324,9 +326,25 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 	return b, nil
 }
 
+// dictedOptions are those of an encoder for segments with a dictionary at
+// level. One window for every such segment: the encoder cannot change it
+// on reset. Declaring the content size keeps each frame's window within
+// what readers accept (windowLimit).
+func dictedOptions(level zstd.EncoderLevel) []zstd.EOption {
+	return []zstd.EOption{
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderLevel(level),
+		zstd.WithWindowSize(2 * MaxDict),
+		zstd.WithEncoderCRC(false), // BLAKE3 covers every part
+	}
+}
+
 func (b *builder) close() {
 	_ = b.plain.Close()  // only releases resources here
 	_ = b.dicted.Close() // same
+	if b.best != nil {
+		_ = b.best.Close() // same
+	}
 	for _, f := range b.bases {
 		f.release()
 	}
@@ -474,14 +492,33 @@ func (b *builder) writeGroup(group []job, dict []Range, content int64) error {
 	return b.endSegment(enc)
 }
 
+// segment is the content side of one segment being written: what is
+// written to it is compressed into the body, or, when the segment may be
+// refined, into memory first, the content kept beside it.
+type segment struct {
+	enc     *zstd.Encoder
+	size    int64
+	dict    []byte       // the raw dictionary, kept for a refinement
+	content []byte       // a copy of the content, when it may be refined
+	frame   bytes.Buffer // the frame, when it may be refined
+	refine  bool
+}
+
+func (s *segment) Write(p []byte) (int, error) {
+	if s.refine {
+		s.content = append(s.content, p...)
+	}
+	return s.enc.Write(p)
+}
+
 // startSegment begins a segment of size bytes compressed against dict and
 // records it in the header.
-func (b *builder) startSegment(dict []Range, size int64) (*zstd.Encoder, error) {
+func (b *builder) startSegment(dict []Range, size int64) (*segment, error) {
 	b.segments = append(b.segments, Segment{Size: size, Dict: dict})
 	b.literal += size
 	if len(dict) == 0 {
 		b.plain.ResetContentSize(b.chunks, size)
-		return b.plain, nil
+		return &segment{enc: b.plain, size: size}, nil
 	}
 	var d bytes.Buffer
 	for _, r := range dict {
@@ -489,22 +526,69 @@ func (b *builder) startSegment(dict []Range, size int64) (*zstd.Encoder, error) 
 			return nil, fmt.Errorf("dictionary: %w", err)
 		}
 	}
-	if err := b.dicted.ResetWithOptions(b.chunks, zstd.WithEncoderDictRaw(0, d.Bytes())); err != nil {
+	seg := &segment{enc: b.dicted, size: size, refine: b.o.Refine != nil && b.o.Effort != EffortBest}
+	var out io.Writer = b.chunks
+	if seg.refine {
+		seg.dict, seg.content, out = d.Bytes(), make([]byte, 0, size), &seg.frame
+	}
+	if err := b.dicted.ResetWithOptions(out, zstd.WithEncoderDictRaw(0, d.Bytes())); err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	b.dicted.ResetContentSize(b.chunks, size)
-	return b.dicted, nil
+	b.dicted.ResetContentSize(out, size)
+	return seg, nil
 }
 
-// endSegment closes the segment's frame and chunks.
-func (b *builder) endSegment(enc *zstd.Encoder) error {
-	if err := enc.Close(); err != nil {
+// endSegment closes the segment's frame and chunks. A segment that may be
+// refined is encoded again at the best level if Options.Refine says so,
+// and the smaller frame is written.
+func (b *builder) endSegment(seg *segment) error {
+	if err := seg.enc.Close(); err != nil {
 		return fmt.Errorf("finish zstd frame: %w", err)
+	}
+	if seg.refine {
+		frame := seg.frame.Bytes()
+		if b.o.Refine(seg.size, int64(len(frame))) {
+			better, err := b.refineSegment(seg)
+			if err != nil {
+				return err
+			}
+			if len(better) < len(frame) {
+				frame = better
+			}
+			b.refined++
+		}
+		if _, err := b.chunks.Write(frame); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
 	}
 	if err := b.chunks.end(); err != nil {
 		return fmt.Errorf("end segment: %w", err)
 	}
 	return nil
+}
+
+// refineSegment encodes seg's content against its dictionary at the best
+// level and returns the frame.
+func (b *builder) refineSegment(seg *segment) ([]byte, error) {
+	if b.best == nil {
+		enc, err := zstd.NewWriter(nil, dictedOptions(zstd.SpeedBestCompression)...)
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		b.best = enc
+	}
+	var out bytes.Buffer
+	if err := b.best.ResetWithOptions(&out, zstd.WithEncoderDictRaw(0, seg.dict)); err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	b.best.ResetContentSize(&out, seg.size)
+	if _, err := b.best.Write(seg.content); err != nil {
+		return nil, fmt.Errorf("compress content: %w", err)
+	}
+	if err := b.best.Close(); err != nil {
+		return nil, fmt.Errorf("finish zstd frame: %w", err)
+	}
+	return out.Bytes(), nil
 }
 
 // readRange appends base content r to d. A range from the start is

@@ -396,6 +396,63 @@ func TestEfforts(t *testing.T) {
 	}
 }
 
+// TestRefine: below the best effort, Options.Refine is asked about every
+// segment with a dictionary, with its sizes, and the segments it picks are
+// encoded again at the best level, never to a larger pack.
+func TestRefine(t *testing.T) {
+	from, to, s := pairs(t)
+	build := func(refine func(content, compressed int64) bool) ([]byte, Result) {
+		var buf bytes.Buffer
+		res, err := Build(context.Background(), &buf, Options{Tree: "demo", From: from, To: to, TempDir: t.TempDir(), Effort: EffortDefault, Refine: refine}, s.open)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkApplies(t, buf.Bytes(), from, to, s)
+		return buf.Bytes(), res
+	}
+	plain, plainRes := build(nil)
+	var asked []int64
+	never, neverRes := build(func(content, compressed int64) bool {
+		if compressed <= 0 || compressed > content+1024 {
+			t.Errorf("asked about %d bytes compressed to %d", content, compressed)
+		}
+		asked = append(asked, content)
+		return false
+	})
+	if !bytes.Equal(never, plain) || neverRes.Refined != 0 || plainRes.Refined != 0 {
+		t.Fatalf("a Refine that says no changed the pack (%d → %d bytes, %d refined)", len(plain), len(never), neverRes.Refined)
+	}
+	r, err := NewReader(bytes.NewReader(plain), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dicted []int64
+	for _, seg := range r.Header().Segments {
+		if len(seg.Dict) > 0 {
+			dicted = append(dicted, seg.Size)
+		}
+	}
+	if len(dicted) == 0 || !slices.Equal(asked, dicted) {
+		t.Fatalf("Refine asked about segments of %v bytes, the pack's segments with a dictionary are %v", asked, dicted)
+	}
+	always, alwaysRes := build(func(int64, int64) bool { return true })
+	if alwaysRes.Refined != len(dicted) {
+		t.Fatalf("%d segments refined, want %d", alwaysRes.Refined, len(dicted))
+	}
+	if len(always) > len(plain) {
+		t.Fatalf("refined pack %d bytes, unrefined %d", len(always), len(plain))
+	}
+	// The best effort has nothing to refine.
+	var bestAsked int
+	if _, err := Build(context.Background(), io.Discard, Options{Tree: "demo", From: from, To: to, TempDir: t.TempDir(),
+		Refine: func(int64, int64) bool { bestAsked++; return true }}, s.open); err != nil {
+		t.Fatal(err)
+	}
+	if bestAsked != 0 {
+		t.Fatalf("Refine asked %d times at the best effort", bestAsked)
+	}
+}
+
 func TestEmptyDelta(t *testing.T) {
 	m, s := build(t, map[string][]byte{"a": []byte("x")})
 	m2 := &tree.Manifest{Format: tree.FormatVersion, Entries: slices.Clone(m.Entries)}

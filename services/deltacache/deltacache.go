@@ -6,6 +6,7 @@
 package deltacache
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/daemon"
@@ -39,41 +41,75 @@ type Config struct {
 	// SigningKey is a PEM ed25519 private key file; when set, every pack
 	// is signed with it (site-agents that trust its public key require it).
 	SigningKey string
-	// Effort is "auto" (the cost model: EffortFor) or a pack effort every
-	// pack is built with (best, default, fast).
+	// Effort is "auto" (the cost model: EffortFor and Refiner) or a pack
+	// effort every pack is built with (best, default, fast).
 	Effort string
-	// BestSites is the fan-out from which the cost model spends the best
-	// effort on a pack; 0 is DefaultBestSites.
-	BestSites int
+	// LinkRate is the WAN rate, bytes/s, the cost model assumes a site
+	// fetches packs at (bandwidth.ParseRate: "12500k", "unlimited").
+	LinkRate string
 	// GCInterval is how often packs nobody can need are deleted (0: never);
 	// GCGrace how old such a pack must be.
 	GCInterval, GCGrace time.Duration
 }
 
-// DefaultBestSites is the default of Config.BestSites.
-const DefaultBestSites = 2
+// DefaultLinkRate is the default of Config.LinkRate: 100 Mbit/s.
+const DefaultLinkRate = "12500k"
 
 // EffortAuto lets the cost model choose each pack's effort.
 const EffortAuto = "auto"
 
-// EffortFor is the cost model: how much CPU a pack that sites sites will
-// fetch is worth. A pack goes over the WAN once per site, and is computed
-// once: from BestSites sites on, the best effort (both encodings, best
-// level: up to 5 times the CPU of fast for a full pack, 8% smaller); below,
-// the default effort (one encoding). A configured effort overrides it.
+// The cost model's constants, measured on the benchmark corpora
+// (docs/operations.md, "Delta effort").
+const (
+	// refineGain is the share of a segment's compressed bytes that zstd's
+	// best level saves over the "better" level (9% on the generated
+	// corpus, 13% on the Debian one).
+	refineGain = 0.10
+	// refineCost is the CPU the best level costs more than the "better"
+	// level per byte of content with a dictionary.
+	refineCost = 55 * time.Nanosecond
+	// refineMaxRatio: a segment that compresses to more than this share
+	// of its content is mostly compressed data already; the best level
+	// saves it about 1%, not refineGain.
+	refineMaxRatio = 0.5
+)
+
+// EffortFor is the pack effort for a pack sites sites will fetch: the
+// configured one, or with auto the default effort, refined segment by
+// segment (Refiner).
 func (c Config) EffortFor(sites int) pack.Effort {
 	if c.Effort != EffortAuto && c.Effort != "" {
 		e, _ := pack.ParseEffort(c.Effort) // checked by Validate
 		return e
 	}
-	best := c.BestSites
-	if best == 0 {
-		best = DefaultBestSites
-	}
-	if max(sites, 1) >= best {
-		return pack.EffortBest
-	}
 	return pack.EffortDefault
+}
+
+// Refiner is the cost model: a pack is computed once and goes over the
+// WAN once per site, so a segment is encoded again at zstd's best level
+// when the transfer time that saves all the fetching sites together, at
+// LinkRate, is at least the CPU time it costs: sites × refineGain ×
+// compressed / LinkRate ≥ content × refineCost. With one site nothing is
+// refined; with 64 sites at 100 Mbit/s, segments compressing to more than
+// about a tenth of their content are. Nil when the effort is configured
+// (or the link unlimited: no transfer time to save).
+func (c Config) Refiner(sites int) func(content, compressed int64) bool {
+	if c.Effort != EffortAuto && c.Effort != "" {
+		return nil
+	}
+	rate, _ := bandwidth.ParseRate(cmp.Or(c.LinkRate, DefaultLinkRate)) // checked by Validate
+	if rate == bandwidth.Unlimited {
+		return nil
+	}
+	n := float64(max(sites, 1))
+	return func(content, compressed int64) bool {
+		if content <= 0 || float64(compressed) > refineMaxRatio*float64(content) {
+			return false
+		}
+		saved := n * refineGain * float64(compressed) / float64(rate) // seconds of transfer
+		spent := float64(content) * refineCost.Seconds()
+		return saved >= spent
+	}
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -86,10 +122,10 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.Instance, "instance", "PULPDIST_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this instance")
 	s.String(&c.WorkDir, "work-dir", "PULPDIST_WORK_DIR", os.TempDir(), "directory for packs being built")
 	s.String(&c.SigningKey, "signing-key", "PULPDIST_SIGNING_KEY", "", "PEM ed25519 private key that signs every pack (empty: packs are not signed)")
-	s.String(&c.Effort, "effort", "PULPDIST_DELTA_EFFORT", EffortAuto, "pack effort: auto (by fan-out, see --best-sites), best, default or fast")
+	s.String(&c.Effort, "effort", "PULPDIST_DELTA_EFFORT", EffortAuto, "pack effort: auto (the cost model, see --link-rate), best, default or fast")
+	s.String(&c.LinkRate, "link-rate", "PULPDIST_DELTA_LINK_RATE", DefaultLinkRate, "with effort auto: the WAN rate (bytes/s, such as 12500k or unlimited) the cost model weighs transfer time at")
 	s.Duration(&c.GCInterval, "gc-interval", "PULPDIST_GC_INTERVAL", time.Hour, "how often packs no site can need are deleted (0: never)")
 	s.Duration(&c.GCGrace, "gc-grace", "PULPDIST_GC_GRACE", 24*time.Hour, "how old a pack no site can need must be before it is deleted")
-	s.Int(&c.BestSites, "best-sites", "PULPDIST_EFFORT_BEST_SITES", DefaultBestSites, "with effort auto: the number of sites fetching a pack from which it gets the best effort")
 }
 
 // Validate checks the configuration.
@@ -109,8 +145,8 @@ func (c Config) Validate() error {
 	if c.GCInterval < 0 || c.GCGrace < 0 {
 		errs = append(errs, errors.New("gc interval and grace must not be negative"))
 	}
-	if c.BestSites < 0 {
-		errs = append(errs, fmt.Errorf("best sites %d is negative", c.BestSites))
+	if _, err := bandwidth.ParseRate(cmp.Or(c.LinkRate, DefaultLinkRate)); err != nil {
+		errs = append(errs, fmt.Errorf("link rate: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -215,14 +251,16 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	}
 	start := time.Now()
 	effort := s.cfg.EffortFor(req.Sites)
-	res, err := s.build(ctx, req, id, effort)
+	res, err := s.build(ctx, req, id, effort, s.cfg.Refiner(req.Sites))
 	if err != nil {
 		return err
 	}
-	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "effort", effort, "sites", req.Sites, "took", time.Since(start))
+	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "effort", effort, "sites", req.Sites,
+		"segments", res.Segments, "refined", res.Refined, "took", time.Since(start))
 	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionComputed, req.Tree, id, bus.DeltaComputed{
 		Tree: req.Tree, From: req.From, To: req.To, Pack: id, Size: res.Size, Parts: res.Parts,
 		Instance: s.cfg.Instance, DurationMS: time.Since(start).Milliseconds(), Effort: effort.String(), Sites: max(req.Sites, 1),
+		Segments: res.Segments, Refined: res.Refined,
 	}); err != nil {
 		return err
 	}
@@ -256,7 +294,7 @@ func (s *Service) holdClaim(ctx context.Context, key string, rev uint64) func() 
 	return func() uint64 { cancel(); <-done; return rev }
 }
 
-func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort) (build.Result, error) {
+func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort, refine func(content, compressed int64) bool) (build.Result, error) {
 	to, err := s.manifest(ctx, req.Tree, req.To)
 	if err != nil {
 		return build.Result{}, err
@@ -275,7 +313,7 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, ef
 		_ = f.Close()           // already closed on success; the error is of no use here
 		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
 	}()
-	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir, effort)
+	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir, effort, refine)
 	if err != nil {
 		return res, err
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,18 +237,41 @@ func TestClaimKeepsABuildToOneInstance(t *testing.T) {
 	}
 }
 
-// TestEffortFollowsTheFanOut: a pack one site fetches gets the default
-// effort, one many sites fetch the best, and the event says which.
-func TestEffortFollowsTheFanOut(t *testing.T) {
+// lines is n lines of words drawn from a small vocabulary by seed:
+// text that compresses, and whose edits a dictionary only partly covers.
+func lines(seed uint64, n int) []string {
+	words := []string{"mirror", "site", "tree", "delta", "pack", "origin", "version", "link", "chunk", "segment", "budget", "window"}
+	r := rand.New(rand.NewPCG(seed, 7))
+	out := make([]string, n)
+	for i := range out {
+		var b strings.Builder
+		for range 4 + r.IntN(8) {
+			fmt.Fprintf(&b, "%s-%d ", words[r.IntN(len(words))], r.IntN(1000))
+		}
+		out[i] = b.String()
+	}
+	return out
+}
+
+// TestRefinementFollowsTheFanOut: with the cost model, a pack one site
+// fetches has no segment refined, one ten thousand sites fetch has, and
+// the events say so.
+func TestRefinementFollowsTheFanOut(t *testing.T) {
 	h := start(t, 1)
 	dir := t.TempDir()
-	write(t, dir, "a.txt", "one")
-	v1 := publish(t, h.layout, "demo", dir)
-	write(t, dir, "a.txt", "two")
-	v2 := publish(t, h.layout, "demo", dir)
+	text := lines(1, 4000)
+	var roots []string
+	for v := range 3 {
+		// Every version rewrites a fifth of the lines.
+		for i := v; i < len(text); i += 5 {
+			text[i] = lines(uint64(100+v*len(text)+i), 1)[0]
+		}
+		write(t, dir, "notes.txt", strings.Join(text, "\n"))
+		roots = append(roots, publish(t, h.layout, "demo", dir).Root())
+	}
 	for _, req := range []bus.DeltaRequest{
-		{V: 1, TriggerID: "t", Tree: "demo", From: v1.Root(), To: v2.Root(), Sites: 1},
-		{V: 1, TriggerID: "t", Tree: "demo", From: "", To: v2.Root(), Sites: 40},
+		{V: 1, TriggerID: "t", Tree: "demo", From: roots[0], To: roots[1], Sites: 1},
+		{V: 1, TriggerID: "t", Tree: "demo", From: roots[1], To: roots[2], Sites: 10000},
 	} {
 		if err := h.instances[0].Serve(t.Context(), req); err != nil {
 			t.Fatal(err)
@@ -256,7 +281,7 @@ func TestEffortFollowsTheFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
+	got := map[string]bus.DeltaComputed{}
 	for seq := uint64(1); ; seq++ {
 		m, err := s.GetMsg(t.Context(), seq)
 		if err != nil {
@@ -269,29 +294,53 @@ func TestEffortFollowsTheFanOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got[ev.From] = fmt.Sprintf("%s/%d", ev.Effort, ev.Sites)
+		got[ev.From] = ev
 	}
-	if got[v1.Root()] != "default/1" || got[""] != "best/40" {
-		t.Fatalf("efforts %v, want default for 1 site and best for 40", got)
+	one, many := got[roots[0]], got[roots[1]]
+	if one.Effort != "default" || one.Sites != 1 || one.Segments == 0 || one.Refined != 0 {
+		t.Fatalf("pack for 1 site: %+v, want the default effort and nothing refined", one)
+	}
+	if many.Effort != "default" || many.Sites != 10000 || many.Refined == 0 || many.Refined > many.Segments {
+		t.Fatalf("pack for 10000 sites: %+v, want segments refined", many)
 	}
 }
 
 func TestEffortConfig(t *testing.T) {
 	c := Config{}
-	for sites, want := range map[int]pack.Effort{0: pack.EffortDefault, 1: pack.EffortDefault, 2: pack.EffortBest, 60: pack.EffortBest} {
-		if got := c.EffortFor(sites); got != want {
-			t.Errorf("auto, %d sites: %s, want %s", sites, got, want)
+	for _, sites := range []int{0, 1, 60} {
+		if got := c.EffortFor(sites); got != pack.EffortDefault {
+			t.Errorf("auto, %d sites: %s, want default", sites, got)
 		}
 	}
-	c.BestSites = 10
-	if got := c.EffortFor(9); got != pack.EffortDefault {
-		t.Errorf("best from 10, 9 sites: %s", got)
+	// At 100 Mbit/s, 64 sites: worth it from a ratio of about 0.11, up to
+	// the incompressible (over one half).
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		rate       string
+		sites      int
+		compressed int64
+		want       bool
+	}{
+		{"", 1, 200 << 10, false},
+		{"", 64, 200 << 10, true},
+		{"", 64, 50 << 10, false},
+		{"", 64, 900 << 10, false},
+		{"1M", 64, 50 << 10, true},
+		{"1M", 1, 50 << 10, false},
+	} {
+		c := Config{LinkRate: tc.rate}
+		if got := c.Refiner(tc.sites)(mib, tc.compressed); got != tc.want {
+			t.Errorf("link %q, %d sites, 1 MiB to %d bytes: refine %v, want %v", tc.rate, tc.sites, tc.compressed, got, tc.want)
+		}
+	}
+	if c := (Config{LinkRate: "unlimited"}); c.Refiner(1000) != nil {
+		t.Error("an unlimited link refines")
 	}
 	c.Effort = "fast"
-	if got := c.EffortFor(60); got != pack.EffortFast {
-		t.Errorf("forced fast: %s", got)
+	if got := c.EffortFor(60); got != pack.EffortFast || c.Refiner(60) != nil {
+		t.Errorf("forced fast: %s, refiner %v", got, c.Refiner(60) != nil)
 	}
-	for _, bad := range []Config{{Effort: "max"}, {BestSites: -1}} {
+	for _, bad := range []Config{{Effort: "max"}, {LinkRate: "-5"}, {LinkRate: "fast"}, {LinkRate: "0"}} {
 		bad.Options, bad.Instance, bad.WorkDir = daemon.Options{NATSURL: "nats://bus:14222"}, "x", t.TempDir()
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)

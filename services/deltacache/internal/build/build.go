@@ -19,20 +19,25 @@ type Result struct {
 	Size  int64
 	Hash  string // hex BLAKE3 of the whole pack
 	Parts int
+	// Segments counts the pack's segments, Refined those encoded again at
+	// the best level (pack.Options.Refine).
+	Segments, Refined int
 }
 
 // Write writes the pack turning from (root fromRoot, "" for none) into to,
 // fetching content with open, signed with key unless it is nil, spooling
-// in tempDir, and returns its size and hash.
+// in tempDir, at effort, refined by refine (nil for none), and returns its
+// size and hash.
 func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to *tree.Manifest,
-	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey, tempDir string, effort pack.Effort) (Result, error) {
+	open func(ctx context.Context, hash string) (io.ReadCloser, error), key ed25519.PrivateKey, tempDir string,
+	effort pack.Effort, refine func(content, compressed int64) bool) (Result, error) {
 	if (from == nil) != (fromRoot == "") || (from != nil && from.Root() != fromRoot) {
 		return Result{}, fmt.Errorf("write pack %s %s→%s: the base manifest is not %q", treeName, fromRoot, to.Root(), fromRoot)
 	}
 	hasher := blake3.New()
-	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir, Effort: effort}, open)
+	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir, Effort: effort, Refine: refine}, open)
 	if err != nil {
 		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, to.Root(), err)
 	}
-	return Result{Size: res.Bytes, Hash: fmt.Sprintf("%x", hasher.Sum(nil)), Parts: res.Parts}, nil
+	return Result{Size: res.Bytes, Hash: fmt.Sprintf("%x", hasher.Sum(nil)), Parts: res.Parts, Segments: res.Segments, Refined: res.Refined}, nil
 }
