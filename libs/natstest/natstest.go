@@ -4,12 +4,37 @@ package natstest
 import (
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/pulpdist/pulpdist/libs/natsembed"
 )
+
+// Server is a running test server.
+type Server struct {
+	// URL is its client URL.
+	URL string
+	s   *server.Server
+}
+
+// Received counts the messages the server has received from clients so
+// far: requests included, so a test can bound the traffic of an operation.
+func (s *Server) Received() uint64 {
+	v, err := s.s.Varz(nil)
+	if err != nil {
+		return 0 // only when shut down
+	}
+	return uint64(v.InMsgs)
+}
 
 // Start runs an embedded JetStream server on a random port with a temporary
 // store and returns its client URL. It stops when the test ends.
 func Start(tb testing.TB) string {
+	tb.Helper()
+	return Serve(tb).URL
+}
+
+// Serve is Start, returning the server.
+func Serve(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: tb.TempDir()})
 	if err != nil {
@@ -19,5 +44,5 @@ func Start(tb testing.TB) string {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	return s.ClientURL()
+	return &Server{URL: s.ClientURL(), s: s}
 }

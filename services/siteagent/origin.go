@@ -62,16 +62,24 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 			return notPublished(prev, err)
 		}
 	}
-	if prev != "" && (protect != nil || cmd.MaxDeletions > 0) {
-		old, err := s.publishedManifest(ctx, cmd.Tree, prev)
-		switch {
-		case errors.Is(err, jetstream.ErrObjectNotFound) && cmd.ConfirmDeletions:
-			old = nil // nothing to compare with, and the operator said go
+	// The served version's manifest: what the guard and protected paths
+	// compare with, and contents known to be stored (a version is
+	// published only once all its contents are).
+	var old *tree.Manifest
+	if prev != "" {
+		switch old, err = s.servedManifest(ctx, cmd.Tree, prev); {
 		case errors.Is(err, jetstream.ErrObjectNotFound):
-			return outcome{}, bus.Permanent(fmt.Errorf("the manifest of the served version %s is gone: protected paths and the deletion guard cannot be applied (sync with confirm_deletions to publish anyway): %w", prev, err))
+			old = nil
 		case err != nil:
 			return outcome{}, err
 		}
+	}
+	if prev != "" && (protect != nil || cmd.MaxDeletions > 0) {
+		if old == nil && !cmd.ConfirmDeletions {
+			return outcome{}, bus.Permanent(fmt.Errorf("the manifest of the served version %s is gone: protected paths and the deletion guard cannot be applied (sync with confirm_deletions to publish anyway): %w", prev, jetstream.ErrObjectNotFound))
+		}
+		// Without the old manifest there is nothing to compare with, and
+		// the operator said go.
 		var kept []string
 		if m, kept, err = tree.KeepProtected(old, m, protect); err != nil {
 			return outcome{}, bus.Permanent(fmt.Errorf("tree %s: %w", cmd.Tree, err))
@@ -86,7 +94,7 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 		}
 	}
 	root := m.Root()
-	files, nbytes, err := s.upload(ctx, cmd.Source, m)
+	files, nbytes, err := s.upload(ctx, cmd.Source, m, old)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -96,6 +104,7 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 	if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, root); err != nil {
 		return outcome{}, err
 	}
+	s.served.Store(cmd.Tree, m)
 	allFiles, allBytes := m.Totals()
 	snap := bus.Snapshot{
 		V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Site: s.cfg.Site, Root: root,
@@ -196,6 +205,16 @@ func (s *Service) guard(ctx context.Context, cmd bus.SyncCommand, prev string, o
 	}, true, nil
 }
 
+// servedManifest is the manifest of the version root this origin serves
+// of the tree: the one it published last, kept in memory, or else read
+// from the manifests store.
+func (s *Service) servedManifest(ctx context.Context, treeName, root string) (*tree.Manifest, error) {
+	if m, ok := s.served.Load(treeName); ok && m.(*tree.Manifest).Root() == root {
+		return m.(*tree.Manifest), nil
+	}
+	return s.publishedManifest(ctx, treeName, root)
+}
+
 // publishedManifest reads the manifest of a version of the tree from the
 // manifests store.
 func (s *Service) publishedManifest(ctx context.Context, treeName, root string) (*tree.Manifest, error) {
@@ -239,14 +258,24 @@ func (s *Service) allowedSource(source string) error {
 }
 
 // upload puts every file content the blob store lacks, named by its hash,
-// and returns how many files and bytes it sent.
-func (s *Service) upload(ctx context.Context, dir string, m *tree.Manifest) (files, nbytes int64, err error) {
+// and returns how many files and bytes it sent. Contents of stored (the
+// served version's manifest, or nil) are not even looked up: a version is
+// published only once the store holds all its contents, and contents are
+// never removed from it. So an unchanged tree costs no request at all.
+func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manifest) (files, nbytes int64, err error) {
 	src, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, 0, fmt.Errorf("open source %s: %w", dir, err)
 	}
 	defer src.Close()
 	seen := map[string]bool{}
+	if stored != nil {
+		for _, e := range stored.Entries {
+			if e.Kind == tree.KindFile {
+				seen[e.Hash] = true
+			}
+		}
+	}
 	type sent struct{ n int64 }
 	results := make([]sent, len(m.Entries))
 	g, gctx := errgroup.WithContext(ctx)

@@ -119,6 +119,8 @@ type Service struct {
 	// trees serialises the runs of each tree (normal and urgent commands
 	// run side by side, never two of one tree).
 	trees sync.Map // tree name → *sync.Mutex
+	// served is the manifest this origin published last, by tree.
+	served sync.Map // tree name → *tree.Manifest
 }
 
 // New connects to NATS, prepares the data directory and binds the health

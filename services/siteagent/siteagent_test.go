@@ -32,6 +32,7 @@ type harness struct {
 	layout  *bus.Layout
 	dataDir string
 	url     string
+	srv     *natstest.Server
 	site    string
 	stop    func() // stops the running agent
 	mu      sync.Mutex
@@ -42,9 +43,10 @@ type harness struct {
 // every sync.finished event.
 func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness {
 	t.Helper()
-	url := natstest.Start(t)
+	srv := natstest.Serve(t)
+	url := srv.URL
 	log := slog.New(slog.DiscardHandler)
-	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}, url: url, site: site}
+	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}, url: url, srv: srv, site: site}
 	// The layout is declared before the agent starts: the server does not
 	// like a stream's config updated while a consumer is created on it.
 	nc, js, err := bus.Connect(t.Context(), url, "test", log)
@@ -239,6 +241,46 @@ func TestOriginSnapshotPublishesContentAndManifest(t *testing.T) {
 	fin = h.run(t, bus.SyncCommand{RunID: "r2", TriggerID: "t2", Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src})
 	if fin.Result != bus.ResultUpToDate || fin.Bytes != 0 {
 		t.Fatalf("second snapshot %+v: want UP_TO_DATE, 0 bytes", fin)
+	}
+}
+
+// TestUnchangedSnapshotAsksTheStoreNothing: the contents of the served
+// version are known to be stored, so a re-scan of a tree of 300 files
+// sends a handful of messages, not a look-up per file; an edit uploads
+// just the new content. Also after a restart (the manifest read back
+// from the store).
+func TestUnchangedSnapshotAsksTheStoreNothing(t *testing.T) {
+	h := start(t, "origin")
+	src := t.TempDir()
+	const files = 300
+	for i := range files {
+		write(t, src, fmt.Sprintf("d%d/f%03d.txt", i%7, i), fmt.Sprintf("content %d", i))
+	}
+	cmd := func(id string) bus.SyncCommand {
+		return bus.SyncCommand{RunID: id, TriggerID: id, Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src}
+	}
+	if fin := h.run(t, cmd("r1")); fin.Result != bus.ResultCompleted || fin.Files != files {
+		t.Fatalf("first snapshot %+v", fin)
+	}
+	for i, step := range []string{"unchanged", "restarted"} {
+		if step == "restarted" {
+			h.stop()
+			h.startAgent(t)
+		}
+		before := h.srv.Received()
+		fin := h.run(t, cmd(fmt.Sprint("same-", i)))
+		if got := h.srv.Received() - before; fin.Result != bus.ResultUpToDate || got > files/10 {
+			t.Fatalf("%s: %s, %d messages to the server for %d unchanged files", step, fin.Result, got, files)
+		}
+	}
+	write(t, src, "d1/f001.txt", "edited")
+	before := h.srv.Received()
+	fin := h.run(t, cmd("edit"))
+	if got := h.srv.Received() - before; fin.Result != bus.ResultCompleted || fin.Files != 1 || got > files/10 {
+		t.Fatalf("one edit: %+v, %d messages", fin, got)
+	}
+	if _, err := h.layout.Blobs.GetInfo(t.Context(), fmt.Sprintf("%x", blake3.Sum256([]byte("edited")))); err != nil {
+		t.Fatalf("edited content not stored: %v", err)
 	}
 }
 
