@@ -281,6 +281,10 @@ type DeltaReady struct {
 	Computed bool `json:"computed"`
 	// Stage is the request's (DeltaRequest.Stage).
 	Stage string `json:"stage,omitempty"`
+	// Target, when set, is the version the request asked for: the pack is
+	// the first of a chain of stored packs towards it (To is an older
+	// version), and a site that applied it asks for the next.
+	Target string `json:"target,omitempty"`
 }
 
 // Validate checks a decoded delta announcement.
@@ -299,6 +303,11 @@ func (m DeltaReady) Validate() error {
 	}
 	if m.Pack == "" {
 		return fmt.Errorf("delta ready: missing pack")
+	}
+	if m.Target != "" {
+		if err := ValidateVersion(m.Target, false); err != nil {
+			return fmt.Errorf("delta ready target: %w", err)
+		}
 	}
 	return nil
 }

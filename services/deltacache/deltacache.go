@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -228,6 +229,23 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("look up pack %s: %w", id, err)
 	}
+	if req.From != "" {
+		packs, err := s.storedPacks(ctx, req.Tree)
+		if err != nil {
+			return err
+		}
+		if path := chain(packs, req.From, req.To); path != nil && s.cfg.chainPays(path, req.Sites) {
+			var total int64
+			for _, h := range path {
+				total += h.size
+			}
+			log.Info("delta served by a chain of stored packs", "hops", len(path), "bytes", total, "first", path[0].name)
+			first := path[0]
+			hopReq := req
+			hopReq.To = first.to
+			return s.announce(ctx, hopReq, first.name, uint64(first.size), first.hash, false, req.To)
+		}
+	}
 	claim := bus.DeltaClaimKey(req.Tree, req.From, req.To)
 	rev, err := s.layout.DeltaClaims.Create(ctx, claim, []byte(s.cfg.Instance))
 	if err != nil {
@@ -313,14 +331,16 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, ef
 		_ = f.Close()           // already closed on success; the error is of no use here
 		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
 	}()
+	start := time.Now()
 	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir, effort, refine)
 	if err != nil {
 		return res, err
 	}
+	took := time.Since(start)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("build %s: %w", id, err)
 	}
-	meta := jetstream.ObjectMeta{Name: id, Metadata: map[string]string{PackHashMeta: res.Hash}}
+	meta := jetstream.ObjectMeta{Name: id, Metadata: map[string]string{PackHashMeta: res.Hash, BuildMSMeta: strconv.FormatInt(took.Milliseconds(), 10)}}
 	if _, err := s.layout.Deltas.Put(ctx, meta, f); err != nil {
 		return res, fmt.Errorf("store pack %s: %w", id, err)
 	}
@@ -356,9 +376,15 @@ func (s *Service) openBlob(ctx context.Context, hash string) (io.ReadCloser, err
 }
 
 func (s *Service) ready(ctx context.Context, req bus.DeltaRequest, id string, size uint64, hash string, computed bool) error {
+	return s.announce(ctx, req, id, size, hash, computed, "")
+}
+
+// announce publishes the delta ready message for pack id, req.From to
+// req.To, the first step towards target when it is not "" (a chain).
+func (s *Service) announce(ctx context.Context, req bus.DeltaRequest, id string, size uint64, hash string, computed bool, target string) error {
 	msg := bus.DeltaReady{
 		V: bus.MessageVersion, TriggerID: req.TriggerID, Tree: req.Tree, From: req.From, To: req.To, Stage: req.Stage,
-		Pack: id, PackHash: hash, Size: int64(size), Computed: computed,
+		Pack: id, PackHash: hash, Size: int64(size), Computed: computed, Target: target,
 	}
 	// One announcement per request: a redelivered request is stored once, a
 	// later request for the same pair is answered again.

@@ -415,3 +415,162 @@ func TestPacksNobodyNeedsAreCollected(t *testing.T) {
 		t.Fatalf("second collect: %d, %v", n, err)
 	}
 }
+
+// readies decodes the delta.ready events so far.
+func (h *harness) readies(t *testing.T) []bus.DeltaReady {
+	t.Helper()
+	s, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []bus.DeltaReady
+	for seq := uint64(1); ; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			return out
+		}
+		if m.Subject != bus.EventSubject(bus.EntityDelta, bus.ActionReady) {
+			continue
+		}
+		_, r, err := bus.DecodeEvent[bus.DeltaReady](m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+}
+
+// TestFarBehindSiteGetsTheCheaperWay: with packs v1→v2 and v2→v3 stored, a
+// site at v1 is stepped along them when bytes are cheap (the first pack,
+// towards v3, nothing computed), and gets one direct v1→v3 pack when they
+// are dear; the direct pack then answers later requests.
+func TestFarBehindSiteGetsTheCheaperWay(t *testing.T) {
+	h := start(t, 1)
+	s := h.instances[0]
+	dir := t.TempDir()
+	text := lines(3, 3000)
+	var v [3]string
+	for i := range v {
+		for j := i; j < len(text); j += 4 {
+			text[j] = lines(uint64(1000+i*len(text)+j), 1)[0]
+		}
+		write(t, dir, "notes.txt", strings.Join(text, "\n"))
+		v[i] = publish(t, h.layout, "demo", dir).Root()
+	}
+	serve := func(from, to string, sites int) {
+		t.Helper()
+		if err := s.Serve(t.Context(), bus.DeltaRequest{V: 1, TriggerID: "t-" + from[:4] + to[:4], Tree: "demo", From: from, To: to, Sites: sites}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(v[0], v[1], 1)
+	serve(v[1], v[2], 1)
+	if n := h.computedEvents(t); n != 2 {
+		t.Fatalf("%d packs computed, want 2", n)
+	}
+	info, err := h.layout.Deltas.GetInfo(t.Context(), bus.DeltaID("demo", v[1], v[2]))
+	if err != nil || info.Metadata[BuildMSMeta] == "" {
+		t.Fatalf("pack without its build time: %v %+v", err, info)
+	}
+
+	s.cfg.LinkRate = "unlimited" // bytes cost no time: the chain
+	serve(v[0], v[2], 5)
+	r := h.readies(t)
+	last := r[len(r)-1]
+	if n := h.computedEvents(t); n != 2 || last.Pack != bus.DeltaID("demo", v[0], v[1]) || last.To != v[1] || last.Target != v[2] {
+		t.Fatalf("%d computed, last ready %+v: want the stored v1→v2 towards v3", n, last)
+	}
+
+	s.cfg.LinkRate = "1" // a byte a second: the direct delta
+	serve(v[0], v[2], 5)
+	r = h.readies(t)
+	last = r[len(r)-1]
+	if n := h.computedEvents(t); n != 3 || last.Pack != bus.DeltaID("demo", v[0], v[2]) || last.Target != "" {
+		t.Fatalf("%d computed, last ready %+v: want a direct v1→v3", n, last)
+	}
+	s.cfg.LinkRate = "unlimited"
+	serve(v[0], v[2], 5)
+	if r = h.readies(t); r[len(r)-1].Pack != bus.DeltaID("demo", v[0], v[2]) {
+		t.Fatalf("stored direct pack not used: %+v", r[len(r)-1])
+	}
+}
+
+func TestChainSearch(t *testing.T) {
+	packs := map[string][]hop{
+		"a": {{from: "a", to: "b", size: 10}, {from: "a", to: "c", size: 100}},
+		"b": {{from: "b", to: "c", size: 10}, {from: "b", to: "d", size: 500}},
+		"c": {{from: "c", to: "d", size: 10}},
+	}
+	route := func(p []hop) string {
+		var s []string
+		for _, h := range p {
+			s = append(s, h.from+h.to)
+		}
+		return strings.Join(s, " ")
+	}
+	for _, tc := range []struct{ from, to, want string }{
+		{"a", "d", "ab bc cd"}, // fewest bytes, not fewest hops
+		{"a", "c", "ab bc"},
+		{"b", "c", ""}, // one pack: no chain
+		{"d", "a", ""}, // no way back
+		{"a", "a", ""},
+	} {
+		if got := route(chain(packs, tc.from, tc.to)); got != tc.want {
+			t.Errorf("%s→%s: %q, want %q", tc.from, tc.to, got, tc.want)
+		}
+	}
+	c := Config{}
+	path := chain(packs, "a", "d")
+	path[0].build = 10 * time.Millisecond
+	if !c.chainPays(path, 1) {
+		t.Error("20 extra bytes to one site at 100 Mbit/s do not pay for 10 ms of CPU")
+	}
+	path[0].build = 0
+	if c.chainPays(path, 1) {
+		t.Error("a chain paid against a direct delta that costs nothing")
+	}
+}
+
+// TestCollectionKeepsChains: the packs leading from a served version to
+// the newest one are kept while it has no direct pack; once it has, the
+// chain goes.
+func TestCollectionKeepsChains(t *testing.T) {
+	h := start(t, 1)
+	s := h.instances[0]
+	s.cfg.GCGrace = time.Minute
+	dir := t.TempDir()
+	var v [4]string
+	for i := 1; i <= 3; i++ {
+		write(t, dir, "a.txt", fmt.Sprintf("version %d", i))
+		v[i] = publish(t, h.layout, "demo", dir).Root()
+	}
+	serve := func(from, to string) {
+		t.Helper()
+		if err := s.Serve(t.Context(), bus.DeltaRequest{V: 1, TriggerID: "t", Tree: "demo", From: from, To: to}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(v[1], v[2])
+	serve(v[2], v[3])
+	for site, ver := range map[string]string{"far": v[1], "origin": v[3]} {
+		if err := bus.PutSiteVersion(t.Context(), h.layout.Sites, site, "demo", ver); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := bus.Snapshot{V: 1, TriggerID: "t", Tree: "demo", Site: "origin", Root: v[3], PublishedAt: time.Now()}
+	if err := bus.Publish(t.Context(), h.js, bus.SnapshotSubject("demo"), "snap", snap); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if n, err := s.collect(t.Context(), later); err != nil || n != 0 {
+		t.Fatalf("collect with a chain in use: %d deleted, %v; want 0", n, err)
+	}
+	s.cfg.LinkRate = "1" // the direct delta
+	serve(v[1], v[3])
+	if n, err := s.collect(t.Context(), later); err != nil || n != 2 {
+		t.Fatalf("collect with a direct pack: %d deleted, %v; want the 2 of the chain", n, err)
+	}
+	if _, err := h.layout.Deltas.GetInfo(t.Context(), bus.DeltaID("demo", v[1], v[3])); err != nil {
+		t.Fatalf("direct pack: %v", err)
+	}
+}

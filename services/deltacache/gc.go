@@ -13,12 +13,16 @@ import (
 )
 
 // Garbage collection of packs. A pack (tree, from, to) can still be
-// needed while to is the tree's newest version (the origin's last
-// snapshot) and some site serves from (a full pack, from none, serves the
-// sites still to come). Every other pack is deleted once it is older than
-// the grace period, which covers a fetch in progress and a site that
-// reports late. Every instance collects (deleting twice is harmless); a
-// tree without a snapshot in the snapshots stream is left alone.
+// needed while it is on a way from a version some site serves to the
+// tree's newest version (the origin's last snapshot), through stored
+// packs: from is served, or reached from a served version by stored
+// packs, and to is the newest version or leads to it by stored packs (a
+// chain, see chain.go). A full pack (from none) to the newest version
+// serves the sites still to come. Every other pack is deleted once it is
+// older than the grace period, which covers a fetch in progress and a site
+// that reports late. Every instance collects (deleting twice is
+// harmless); a tree without a snapshot in the snapshots stream is left
+// alone.
 
 // collect deletes the packs nobody can need and returns how many.
 func (s *Service) collect(ctx context.Context, now time.Time) (int, error) {
@@ -33,42 +37,90 @@ func (s *Service) collect(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	latest := map[string]string{}
-	deleted := 0
+	type packRef struct {
+		info     *jetstream.ObjectInfo
+		from, to string
+	}
+	byTree := map[string][]packRef{}
 	for _, info := range infos {
-		if info.Deleted || now.Sub(info.ModTime) < s.cfg.GCGrace {
-			continue
-		}
 		treeName, from, to, ok := parsePackName(info.Name)
-		if !ok {
+		if info.Deleted || !ok {
 			continue // not a pack name: not ours to judge
 		}
-		top, seen := latest[treeName]
-		if !seen {
-			if top, err = s.newest(ctx, treeName); err != nil {
-				return deleted, err
-			}
-			latest[treeName] = top
+		byTree[treeName] = append(byTree[treeName], packRef{info, from, to})
+	}
+	deleted := 0
+	for treeName, refs := range byTree {
+		top, err := s.newest(ctx, treeName)
+		if err != nil {
+			return deleted, err
 		}
-		if top == "" || (to == top && (from == "" || held[treeName+"/"+from])) {
+		if top == "" {
 			continue
 		}
-		if err := s.layout.Deltas.Delete(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-			return deleted, fmt.Errorf("delete pack %s: %w", info.Name, err)
+		// Versions reached from a served one, and versions leading to the
+		// newest, by stored packs.
+		// A served version with a pack straight to the newest needs no
+		// chain.
+		forward, backward := map[string][]string{}, map[string][]string{}
+		direct := map[string]bool{}
+		for _, r := range refs {
+			if r.from != "" {
+				forward[r.from] = append(forward[r.from], r.to)
+				backward[r.to] = append(backward[r.to], r.from)
+				direct[r.from] = direct[r.from] || r.to == top
+			}
 		}
-		deleted++
-		reason := "its target is no longer the newest version"
-		if to == top {
-			reason = "no site serves its base"
+		var starts []string
+		for _, r := range refs {
+			if r.from != "" && held[treeName+"/"+r.from] && !direct[r.from] {
+				starts = append(starts, r.from)
+			}
 		}
-		s.log.Info("pack deleted", "pack", info.Name, "size", info.Size, "why", reason)
-		if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionDeleted, treeName, "deleted/"+info.Name+"/"+info.NUID, bus.DeltaDeleted{
-			Tree: treeName, From: from, To: to, Pack: info.Name, Size: int64(info.Size), Reason: reason,
-		}); err != nil {
-			return deleted, err
+		reached, leads := reach(forward, starts...), reach(backward, top)
+		for _, r := range refs {
+			if now.Sub(r.info.ModTime) < s.cfg.GCGrace {
+				continue
+			}
+			straight := r.to == top && (r.from == "" || held[treeName+"/"+r.from])
+			if straight || (reached[r.from] && leads[r.to]) {
+				continue
+			}
+			info := r.info
+			if err := s.layout.Deltas.Delete(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+				return deleted, fmt.Errorf("delete pack %s: %w", info.Name, err)
+			}
+			deleted++
+			reason := "its target is no longer the newest version"
+			if leads[r.to] {
+				reason = "no site serves its base"
+			}
+			s.log.Info("pack deleted", "pack", info.Name, "size", info.Size, "why", reason)
+			if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionDeleted, treeName, "deleted/"+info.Name+"/"+info.NUID, bus.DeltaDeleted{
+				Tree: treeName, From: r.from, To: r.to, Pack: info.Name, Size: int64(info.Size), Reason: reason,
+			}); err != nil {
+				return deleted, err
+			}
 		}
 	}
 	return deleted, nil
+}
+
+// reach is the set of versions reached from starts along edges, starts
+// included.
+func reach(edges map[string][]string, starts ...string) map[string]bool {
+	seen := map[string]bool{}
+	todo := starts
+	for len(todo) > 0 {
+		v := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		todo = append(todo, edges[v]...)
+	}
+	return seen
 }
 
 // newest is the root of the tree's last snapshot ("" when the stream

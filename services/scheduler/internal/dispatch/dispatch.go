@@ -5,6 +5,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -274,7 +275,42 @@ func (d *Dispatcher) RunFinished(ctx context.Context, fin bus.SyncFinished) erro
 	if err := d.chained(ctx, fin); err != nil {
 		return err
 	}
-	return d.canaryFinished(ctx, fin)
+	if fin.Result != bus.ResultCompleted && fin.Result != bus.ResultUpToDate {
+		return nil
+	}
+	tree, err := d.inv.Tree(ctx, fin.Tree)
+	if err != nil {
+		if p := new(inventoryapi.Problem); errors.As(err, &p) && p.Status == http.StatusNotFound {
+			return nil // the tree went
+		}
+		return classify(fmt.Errorf("tree %s: %w", fin.Tree, err))
+	}
+	if err := d.catchUp(ctx, tree, fin); err != nil {
+		return err
+	}
+	return d.canaryFinished(ctx, tree, fin)
+}
+
+// stageCatchUp is the stage of the delta requests of sites that finished
+// an apply short of the newest version.
+const stageCatchUp = "catch-up"
+
+// catchUp asks for the next delta of a site that applied a version other
+// than the tree's newest: the first pack of a chain of stored packs
+// (DeltaReady.Target), or a version the origin replaced meanwhile.
+func (d *Dispatcher) catchUp(ctx context.Context, tree inventoryapi.Tree, fin bus.SyncFinished) error {
+	if fin.Result != bus.ResultCompleted || treeOff(tree) != "" {
+		return nil
+	}
+	latest, err := d.ver.SiteVersion(ctx, tree.OriginSite, tree.Name)
+	if err != nil {
+		return fmt.Errorf("version of origin %s: %w", tree.OriginSite, err)
+	}
+	if latest == "" || latest == fin.To {
+		return nil
+	}
+	d.log.Info("site short of the newest version: next delta", "tree", tree.Name, "site", fin.Site, "at", fin.To, "newest", latest)
+	return d.requestDelta(ctx, bus.DeltaRequest{V: bus.MessageVersion, TriggerID: fin.TriggerID, Tree: tree.Name, From: fin.To, To: latest, Sites: 1, Stage: stageCatchUp})
 }
 
 // scanFinished ends the tree's scan in flight and, when triggers came
@@ -338,18 +374,8 @@ func (d *Dispatcher) chained(ctx context.Context, fin bus.SyncFinished) error {
 // canaryFinished goes on with a staged rollout: when a canary site of a
 // tree reports the newest version COMPLETED (or UP_TO_DATE) and every
 // canary now serves it, the other sites get it.
-func (d *Dispatcher) canaryFinished(ctx context.Context, fin bus.SyncFinished) error {
-	if (fin.Result != bus.ResultCompleted && fin.Result != bus.ResultUpToDate) || TriggerScope(fin.TriggerID) != nil {
-		return nil
-	}
-	tree, err := d.inv.Tree(ctx, fin.Tree)
-	if err != nil {
-		if p := new(inventoryapi.Problem); errors.As(err, &p) && p.Status == http.StatusNotFound {
-			return nil // the tree went
-		}
-		return classify(fmt.Errorf("rollout of %s: %w", fin.Tree, err))
-	}
-	if !slices.Contains(tree.CanarySites, fin.Site) {
+func (d *Dispatcher) canaryFinished(ctx context.Context, tree inventoryapi.Tree, fin bus.SyncFinished) error {
+	if TriggerScope(fin.TriggerID) != nil || !slices.Contains(tree.CanarySites, fin.Site) {
 		return nil
 	}
 	if stale, err := d.stale(ctx, tree, fin.To); err != nil || stale {
@@ -403,10 +429,13 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 	if err != nil {
 		return err
 	}
-	if stale, err := d.stale(ctx, tree, r.To); err != nil || stale {
+	// A chain's first pack leads to an older version than the one asked
+	// for: that one decides.
+	target := cmp.Or(r.Target, r.To)
+	if stale, err := d.stale(ctx, tree, target); err != nil || stale {
 		return err
 	}
-	if subs, err = d.gate(ctx, tree, subs, r.TriggerID, r.To); err != nil {
+	if subs, err = d.gate(ctx, tree, subs, r.TriggerID, target); err != nil {
 		return err
 	}
 	for _, sub := range subs {
@@ -421,11 +450,11 @@ func (d *Dispatcher) DeltaReady(ctx context.Context, r bus.DeltaReady) error {
 		if err != nil {
 			return fmt.Errorf("delta ready %s: version of %s: %w", r.Tree, sub.Site, err)
 		}
-		if cur == r.To {
-			continue
+		if cur == target || (cur == r.To && cur != r.From) {
+			continue // there, or a step of the chain on (its own apply goes on)
 		}
 		if cur != r.From {
-			if err := d.requestDelta(ctx, bus.DeltaRequest{V: bus.MessageVersion, TriggerID: r.TriggerID, Tree: r.Tree, From: cur, To: r.To, Stage: r.Stage}); err != nil {
+			if err := d.requestDelta(ctx, bus.DeltaRequest{V: bus.MessageVersion, TriggerID: r.TriggerID, Tree: r.Tree, From: cur, To: target, Stage: r.Stage}); err != nil {
 				return err
 			}
 			continue

@@ -623,3 +623,62 @@ func TestReplicaMovesTriggerTheTreesMadeOfIt(t *testing.T) {
 		t.Fatalf("triggers %+v after runs that moved no replica", out.triggers)
 	}
 }
+
+// TestChainStepsSitesToTheTarget: the first pack of a chain (v1→v2
+// towards v3) goes to the sites at v1, although v2 is not the newest
+// version; a site that finishes the step short of the newest asks for the
+// next delta.
+func TestChainStepsSitesToTheTarget(t *testing.T) {
+	inv, ver := fixture()
+	ver["origin/demo"] = v3
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	ready := bus.DeltaReady{V: 1, TriggerID: "t", Tree: "demo", From: v1, To: v2, Target: v3, Pack: bus.DeltaID("demo", v1, v2), PackHash: "h"}
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if got := sites(out.commands); got != "old-a,old-b" {
+		t.Fatalf("commands to %s, want old-a,old-b", got)
+	}
+	for _, c := range out.commands {
+		if c.From != v1 || c.To != v2 || c.Pack != ready.Pack {
+			t.Fatalf("command %+v, want the first step v1→v2", c)
+		}
+	}
+	// "new" needs the full version: asked towards the target, not v2.
+	if len(out.requests) != 1 || out.requests[0].From != "" || out.requests[0].To != v3 {
+		t.Fatalf("requests %+v, want one from no version to v3", out.requests)
+	}
+	// old-a applied the step: it is at v2, the newest is v3.
+	ver["old-a/demo"] = v2
+	out.requests = nil
+	fin := bus.SyncFinished{TriggerID: "t", RunID: "r", Site: "old-a", Tree: "demo", Kind: bus.CommandApply, From: v1, To: v2, Result: bus.ResultCompleted}
+	if err := d.RunFinished(t.Context(), fin); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.requests) != 1 || out.requests[0].From != v2 || out.requests[0].To != v3 || out.requests[0].Stage != "catch-up" {
+		t.Fatalf("requests after the step %+v, want v2→v3 (catch-up)", out.requests)
+	}
+	// At the newest version, or failed: nothing more.
+	out.requests = nil
+	for _, f := range []bus.SyncFinished{
+		{TriggerID: "t", RunID: "r2", Site: "current", Tree: "demo", Kind: bus.CommandApply, From: v2, To: v3, Result: bus.ResultCompleted},
+		{TriggerID: "t", RunID: "r3", Site: "old-b", Tree: "demo", Kind: bus.CommandApply, From: v1, To: v2, Result: bus.ResultFailed},
+	} {
+		if err := d.RunFinished(t.Context(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.requests) != 0 {
+		t.Fatalf("requests %+v, want none", out.requests)
+	}
+	// A chain towards a replaced version goes nowhere.
+	ver["origin/demo"] = strings.Repeat("4", 64)
+	out.commands = nil
+	if err := d.DeltaReady(t.Context(), ready); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 0 || len(out.requests) != 0 {
+		t.Fatalf("work towards a replaced target: %+v %+v", out.commands, out.requests)
+	}
+}
