@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/devstack"
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 	"github.com/pulpdist/pulpdist/libs/poll"
 )
@@ -119,5 +120,66 @@ func TestChainedMirrorsCanariesAndReverseFlow(t *testing.T) {
 	back := doneRun(t, c, "lab-logs", "origin", completed)
 	if got := scan(t, filepath.Join(st.SiteDir("origin"), "trees", "lab-logs", "current")); got.Root() != scan(t, logs).Root() || back.To != got.Root() {
 		t.Errorf("lab logs at the origin: %s (run to %s), want %s", got.Root(), back.To, scan(t, logs).Root())
+	}
+}
+
+// TestFarBehindSiteFollowsTheChain: a site left at v1 while another went
+// v1→v2→v3 is stepped along the two stored packs (bytes cost nothing at an
+// unlimited link rate), one atomic switch each, and no v1→v3 delta is
+// computed.
+func TestFarBehindSiteFollowsTheChain(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	writeFile(t, src, "notes.txt", "version 1\n", 0o644)
+	st := startStack(t, devstack.Options{
+		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, APIAddr: "127.0.0.1:0",
+		Sites: []string{"origin", "near", "far"}, DeltaCaches: 1, DeltaLinkRate: "unlimited",
+	})
+	ready(t, st.APIURL)
+	ctx := t.Context()
+	c := inventoryapi.NewClient(st.APIURL, nil).WithToken(st.Token)
+	for _, s := range []string{"origin", "near", "far"} {
+		if _, err := c.CreateSite(ctx, inventoryapi.Site{Name: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: "demo", OriginSite: "origin", Source: src}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"near", "far"} {
+		if _, err := c.Subscribe(ctx, inventoryapi.Subscription{Site: s, Tree: "demo"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc, err := c.Sync(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRuns(t, c, acc.TriggerID, "near", "far")
+	v1 := scan(t, src).Root()
+	// near alone goes to v2, then v3.
+	var roots []string
+	for i := 2; i <= 3; i++ {
+		writeFile(t, src, "notes.txt", fmt.Sprintf("version %d\n", i), 0o644)
+		root := scan(t, src).Root()
+		if _, err := c.SyncSubscription(ctx, "near", "demo"); err != nil {
+			t.Fatal(err)
+		}
+		doneRun(t, c, "demo", "near", func(r inventoryapi.Run) bool { return completed(r) && r.To == root })
+		roots = append(roots, root)
+	}
+	if _, err := c.SyncSubscription(ctx, "far", "demo"); err != nil {
+		t.Fatal(err)
+	}
+	last := doneRun(t, c, "demo", "far", func(r inventoryapi.Run) bool { return completed(r) && r.To == roots[1] })
+	first := doneRun(t, c, "demo", "far", func(r inventoryapi.Run) bool { return completed(r) && r.To == roots[0] })
+	if first.From != v1 || last.From != roots[0] || first.TriggerID != last.TriggerID {
+		t.Fatalf("far's runs %+v then %+v: want v1→v2 and v2→v3 of one trigger", first, last)
+	}
+	if got := scan(t, filepath.Join(st.SiteDir("far"), "trees", "demo", "current")).Root(); got != roots[1] {
+		t.Fatalf("far serves %s, want v3 %s", got, roots[1])
+	}
+	if _, err := objectStore(t, st.NATSURL, bus.BucketDeltas).GetInfo(ctx, bus.DeltaID("demo", v1, roots[1])); err == nil {
+		t.Fatal("a direct v1→v3 pack was computed")
 	}
 }

@@ -54,6 +54,9 @@ type Options struct {
 	Sites []string
 	// DeltaCaches is the number of delta-cache instances (at least 1).
 	DeltaCaches int
+	// DeltaLinkRate is the delta-caches' cost-model link rate
+	// (deltacache.Config.LinkRate; empty: its default).
+	DeltaLinkRate string
 	// ScheduleTick is how often cron schedules are checked (default 1s).
 	ScheduleTick time.Duration
 	// AdminToken is the inventory's bootstrap admin token; empty means the
@@ -183,7 +186,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		name := "dev-" + strconv.Itoa(i+1)
 		dc, err := deltacache.New(ctx, deltacache.Config{
 			Options:  daemon.Options{NATSURL: st.NATSURL, Probe: p},
-			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), SigningKey: signingKey,
+			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), SigningKey: signingKey, LinkRate: o.DeltaLinkRate,
 		}, o.Log.With("service", "deltacache"))
 		if err != nil {
 			return nil, err
