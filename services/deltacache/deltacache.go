@@ -340,7 +340,7 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, ef
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return res, fmt.Errorf("build %s: %w", id, err)
 	}
-	meta := jetstream.ObjectMeta{Name: id, Metadata: map[string]string{PackHashMeta: res.Hash, BuildMSMeta: strconv.FormatInt(took.Milliseconds(), 10)}}
+	meta := bus.ObjectMeta(id, map[string]string{PackHashMeta: res.Hash, BuildMSMeta: strconv.FormatInt(took.Milliseconds(), 10)})
 	if _, err := s.layout.Deltas.Put(ctx, meta, f); err != nil {
 		return res, fmt.Errorf("store pack %s: %w", id, err)
 	}

@@ -469,8 +469,8 @@ func TestFarBehindSiteGetsTheCheaperWay(t *testing.T) {
 		t.Fatalf("%d packs computed, want 2", n)
 	}
 	info, err := h.layout.Deltas.GetInfo(t.Context(), bus.DeltaID("demo", v[1], v[2]))
-	if err != nil || info.Metadata[BuildMSMeta] == "" {
-		t.Fatalf("pack without its build time: %v %+v", err, info)
+	if err != nil || info.Metadata[BuildMSMeta] == "" || info.Opts == nil || info.Opts.ChunkSize != bus.ObjectChunkSize {
+		t.Fatalf("pack without its build time or chunk size: %v %+v", err, info)
 	}
 
 	s.cfg.LinkRate = "unlimited" // bytes cost no time: the chain

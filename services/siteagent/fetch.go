@@ -35,11 +35,12 @@ const (
 	// stallTimeout fails a fetch that receives nothing for this long; the
 	// command is retried (and resumes).
 	stallTimeout = 2 * time.Minute
-	// prefetchLimited and prefetchUnlimited are how many chunks the
-	// consumer asks ahead of what was written: few on a shaped link, so
-	// that what crosses the link follows the budget, more on a free one.
-	prefetchLimited   = 4
-	prefetchUnlimited = 64
+	// prefetchLimited and prefetchUnlimited are how many bytes of chunks
+	// the consumer asks ahead of what was written: little on a shaped
+	// link, so that what crosses the link follows the budget, more on a
+	// free one.
+	prefetchLimited   = 512 << 10
+	prefetchUnlimited = 8 << 20
 	// partialMaxAge is how long an abandoned partial fetch is kept (as
 	// long as a command lives, bus.CommandRetention).
 	partialMaxAge = bus.CommandRetention
@@ -198,7 +199,11 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 	if cmd.BandwidthLimit > 0 || len(cmd.BandwidthWindows) > 0 {
 		prefetch = prefetchLimited
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(prefetch))
+	chunk := 128 << 10 // nats.go's default, for objects put without options
+	if info.Opts != nil && info.Opts.ChunkSize > 0 {
+		chunk = int(info.Opts.ChunkSize)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(prefetch/chunk, 2)))
 	if err != nil {
 		return 0, err
 	}

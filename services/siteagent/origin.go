@@ -317,7 +317,7 @@ func (s *Service) uploadOne(ctx context.Context, src *os.Root, e tree.Entry) (in
 	}
 	defer f.Close()
 	h, sum := blake3.New(), sha256.New()
-	info, err := s.layout.Blobs.Put(ctx, jetstream.ObjectMeta{Name: e.Hash}, io.TeeReader(f, io.MultiWriter(h, sum)))
+	info, err := s.layout.Blobs.Put(ctx, bus.ObjectMeta(e.Hash, nil), io.TeeReader(f, io.MultiWriter(h, sum)))
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
 	}
@@ -347,7 +347,7 @@ func (s *Service) putManifest(ctx context.Context, treeName, root string, m *tre
 	if err := tree.Encode(&buf, m); err != nil {
 		return fmt.Errorf("encode manifest %s: %w", name, err)
 	}
-	if _, err := s.layout.Manifests.Put(ctx, jetstream.ObjectMeta{Name: name}, &buf); err != nil {
+	if _, err := s.layout.Manifests.Put(ctx, bus.ObjectMeta(name, nil), &buf); err != nil {
 		return fmt.Errorf("store manifest %s: %w", name, err)
 	}
 	return nil

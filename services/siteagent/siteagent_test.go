@@ -279,8 +279,9 @@ func TestUnchangedSnapshotAsksTheStoreNothing(t *testing.T) {
 	if got := h.srv.Received() - before; fin.Result != bus.ResultCompleted || fin.Files != 1 || got > files/10 {
 		t.Fatalf("one edit: %+v, %d messages", fin, got)
 	}
-	if _, err := h.layout.Blobs.GetInfo(t.Context(), fmt.Sprintf("%x", blake3.Sum256([]byte("edited")))); err != nil {
-		t.Fatalf("edited content not stored: %v", err)
+	info, err := h.layout.Blobs.GetInfo(t.Context(), fmt.Sprintf("%x", blake3.Sum256([]byte("edited"))))
+	if err != nil || info.Opts == nil || info.Opts.ChunkSize != bus.ObjectChunkSize {
+		t.Fatalf("edited content not stored in %d-byte chunks: %v %+v", bus.ObjectChunkSize, err, info)
 	}
 }
 
