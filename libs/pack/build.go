@@ -67,7 +67,7 @@ const (
 	// Content compressed against base bytes (a raw dictionary) never uses
 	// zstd's default level or below: they make little of a dictionary (a
 	// delta pack of the benchmark corpus is 10 times larger). There the
-	// "better" level's packs are 10% larger than the best level's, built
+	// "better" level's packs are 10–15% larger than the best level's, built
 	// in a third of the time (docs/benchmarks.md).
 )
 
