@@ -33,6 +33,16 @@ func doneRun(t *testing.T, c *inventoryapi.Client, tree, site string, ok func(in
 	return got
 }
 
+// createSites registers the sites in the inventory.
+func createSites(t *testing.T, c *inventoryapi.Client, names ...string) {
+	t.Helper()
+	for _, s := range names {
+		if _, err := c.CreateSite(t.Context(), inventoryapi.Site{Name: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func completed(r inventoryapi.Run) bool { return r.Kind == "apply" && r.Result == "COMPLETED" }
 
 // TestChainedMirrorsCanariesAndReverseFlow runs a network of three sites
@@ -56,11 +66,7 @@ func TestChainedMirrorsCanariesAndReverseFlow(t *testing.T) {
 	ready(t, st.APIURL)
 	ctx := t.Context()
 	c := inventoryapi.NewClient(st.APIURL, nil).WithToken(st.Token)
-	for _, s := range []string{"origin", "hub", "leaf"} {
-		if _, err := c.CreateSite(ctx, inventoryapi.Site{Name: s}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createSites(t, c, "origin", "hub", "leaf")
 	for _, tr := range []inventoryapi.Tree{
 		{Name: "upstream", OriginSite: "origin", Source: src, CanarySites: []string{"hub"}},
 		{Name: "regional", OriginSite: "hub", Source: "replica:upstream", Filters: []string{"- /iso/"}},
@@ -138,11 +144,7 @@ func TestFarBehindSiteFollowsTheChain(t *testing.T) {
 	ready(t, st.APIURL)
 	ctx := t.Context()
 	c := inventoryapi.NewClient(st.APIURL, nil).WithToken(st.Token)
-	for _, s := range []string{"origin", "near", "far"} {
-		if _, err := c.CreateSite(ctx, inventoryapi.Site{Name: s}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createSites(t, c, "origin", "near", "far")
 	if _, err := c.CreateTree(ctx, inventoryapi.Tree{Name: "demo", OriginSite: "origin", Source: src}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package deltacache
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,16 +25,17 @@ import (
 // the same versions to take.
 const BuildMSMeta = "pulpdist-build-ms"
 
-// hop is one stored pack of a chain.
+// hop is one stored pack: of a chain, or one collection judges.
 type hop struct {
+	info                 *jetstream.ObjectInfo
 	from, to, name, hash string
 	size                 int64
 	build                time.Duration
 }
 
-// storedPacks lists the tree's stored packs by base version (full packs,
-// from none, left out).
-func (s *Service) storedPacks(ctx context.Context, treeName string) (map[string][]hop, error) {
+// listPacks lists the stored packs by tree (objects not named like a
+// pack left out: not ours to judge).
+func (s *Service) listPacks(ctx context.Context) (map[string][]hop, error) {
 	infos, err := s.layout.Deltas.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, nil
@@ -46,12 +46,28 @@ func (s *Service) storedPacks(ctx context.Context, treeName string) (map[string]
 	out := map[string][]hop{}
 	for _, info := range infos {
 		t, from, to, ok := parsePackName(info.Name)
-		if info.Deleted || !ok || t != treeName || from == "" {
+		if info.Deleted || !ok {
 			continue
 		}
 		ms, _ := strconv.ParseInt(info.Metadata[BuildMSMeta], 10, 64) // absent: unknown, 0
-		out[from] = append(out[from], hop{from: from, to: to, name: info.Name, hash: info.Metadata[PackHashMeta],
+		out[t] = append(out[t], hop{info: info, from: from, to: to, name: info.Name, hash: info.Metadata[PackHashMeta],
 			size: int64(info.Size), build: time.Duration(ms) * time.Millisecond})
+	}
+	return out, nil
+}
+
+// storedPacks lists the tree's stored packs by base version (full packs,
+// from none, left out).
+func (s *Service) storedPacks(ctx context.Context, treeName string) (map[string][]hop, error) {
+	all, err := s.listPacks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]hop{}
+	for _, h := range all[treeName] {
+		if h.from != "" {
+			out[h.from] = append(out[h.from], h)
+		}
 	}
 	return out, nil
 }
@@ -110,7 +126,7 @@ func (c Config) chainPays(path []hop, sites int) bool {
 		largest = max(largest, h.size)
 		build += h.build
 	}
-	rate, _ := bandwidth.ParseRate(cmp.Or(c.LinkRate, DefaultLinkRate)) // checked by Validate
+	rate, _ := c.linkRate() // checked by Validate
 	if rate == bandwidth.Unlimited {
 		return true // bytes cost no time: the CPU is all there is
 	}

@@ -98,7 +98,7 @@ func (c Config) Refiner(sites int) func(content, compressed int64) bool {
 	if c.Effort != EffortAuto && c.Effort != "" {
 		return nil
 	}
-	rate, _ := bandwidth.ParseRate(cmp.Or(c.LinkRate, DefaultLinkRate)) // checked by Validate
+	rate, _ := c.linkRate() // checked by Validate
 	if rate == bandwidth.Unlimited {
 		return nil
 	}
@@ -111,6 +111,11 @@ func (c Config) Refiner(sites int) func(content, compressed int64) bool {
 		spent := float64(content) * refineCost.Seconds()
 		return saved >= spent
 	}
+}
+
+// linkRate is LinkRate in bytes/s (DefaultLinkRate when empty).
+func (c Config) linkRate() (int64, error) {
+	return bandwidth.ParseRate(cmp.Or(c.LinkRate, DefaultLinkRate))
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -146,7 +151,7 @@ func (c Config) Validate() error {
 	if c.GCInterval < 0 || c.GCGrace < 0 {
 		errs = append(errs, errors.New("gc interval and grace must not be negative"))
 	}
-	if _, err := bandwidth.ParseRate(cmp.Or(c.LinkRate, DefaultLinkRate)); err != nil {
+	if _, err := c.linkRate(); err != nil {
 		errs = append(errs, fmt.Errorf("link rate: %w", err))
 	}
 	return errors.Join(errs...)

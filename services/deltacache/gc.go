@@ -26,28 +26,13 @@ import (
 
 // collect deletes the packs nobody can need and returns how many.
 func (s *Service) collect(ctx context.Context, now time.Time) (int, error) {
-	infos, err := s.layout.Deltas.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("list packs: %w", err)
+	byTree, err := s.listPacks(ctx)
+	if err != nil || len(byTree) == 0 {
+		return 0, err
 	}
 	held, err := heldVersions(ctx, s.layout.Sites)
 	if err != nil {
 		return 0, err
-	}
-	type packRef struct {
-		info     *jetstream.ObjectInfo
-		from, to string
-	}
-	byTree := map[string][]packRef{}
-	for _, info := range infos {
-		treeName, from, to, ok := parsePackName(info.Name)
-		if info.Deleted || !ok {
-			continue // not a pack name: not ours to judge
-		}
-		byTree[treeName] = append(byTree[treeName], packRef{info, from, to})
 	}
 	deleted := 0
 	for treeName, refs := range byTree {
@@ -58,10 +43,9 @@ func (s *Service) collect(ctx context.Context, now time.Time) (int, error) {
 		if top == "" {
 			continue
 		}
-		// Versions reached from a served one, and versions leading to the
-		// newest, by stored packs.
-		// A served version with a pack straight to the newest needs no
-		// chain.
+		// Versions reached by stored packs from a served one that has no
+		// pack straight to the newest (it needs no chain), and versions
+		// leading to the newest.
 		forward, backward := map[string][]string{}, map[string][]string{}
 		direct := map[string]bool{}
 		for _, r := range refs {

@@ -104,7 +104,7 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 	if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, cmd.Tree, root); err != nil {
 		return outcome{}, err
 	}
-	s.served.Store(cmd.Tree, m)
+	s.served.Store(cmd.Tree, servedVersion{root: root, m: m})
 	allFiles, allBytes := m.Totals()
 	snap := bus.Snapshot{
 		V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Site: s.cfg.Site, Root: root,
@@ -205,12 +205,19 @@ func (s *Service) guard(ctx context.Context, cmd bus.SyncCommand, prev string, o
 	}, true, nil
 }
 
+// servedVersion is the version an origin published last of a tree, with
+// its root (computing it again hashes the whole manifest).
+type servedVersion struct {
+	root string
+	m    *tree.Manifest
+}
+
 // servedManifest is the manifest of the version root this origin serves
 // of the tree: the one it published last, kept in memory, or else read
 // from the manifests store.
 func (s *Service) servedManifest(ctx context.Context, treeName, root string) (*tree.Manifest, error) {
-	if m, ok := s.served.Load(treeName); ok && m.(*tree.Manifest).Root() == root {
-		return m.(*tree.Manifest), nil
+	if v, ok := s.served.Load(treeName); ok && v.(servedVersion).root == root {
+		return v.(servedVersion).m, nil
 	}
 	return s.publishedManifest(ctx, treeName, root)
 }

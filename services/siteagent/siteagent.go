@@ -120,7 +120,7 @@ type Service struct {
 	// run side by side, never two of one tree).
 	trees sync.Map // tree name → *sync.Mutex
 	// served is the manifest this origin published last, by tree.
-	served sync.Map // tree name → *tree.Manifest
+	served sync.Map // tree name → servedVersion
 }
 
 // New connects to NATS, prepares the data directory and binds the health
