@@ -26,6 +26,16 @@ func (s *Server) Received() uint64 {
 	return uint64(v.InMsgs)
 }
 
+// APICalls counts the JetStream API requests the server has served so
+// far (stream and consumer management, info; not direct gets).
+func (s *Server) APICalls() uint64 {
+	v, err := s.s.Varz(nil)
+	if err != nil || v.JetStream.Stats == nil {
+		return 0 // only when shut down
+	}
+	return v.JetStream.Stats.API.Total
+}
+
 // Start runs an embedded JetStream server on a random port with a temporary
 // store and returns its client URL. It stops when the test ends.
 func Start(tb testing.TB) string {

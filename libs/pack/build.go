@@ -521,6 +521,11 @@ func (b *builder) startSegment(dict []Range, size int64) (*segment, error) {
 		return &segment{enc: b.plain, size: size}, nil
 	}
 	var d bytes.Buffer
+	var dictLen int64
+	for _, r := range dict {
+		dictLen += r.Len
+	}
+	d.Grow(int(dictLen)) // at most MaxDict: one allocation, not a doubling series
 	for _, r := range dict {
 		if err := b.readRange(&d, r); err != nil {
 			return nil, fmt.Errorf("dictionary: %w", err)

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"sync"
 	"syscall"
 
 	"github.com/pulpdist/pulpdist/libs/config"
@@ -45,6 +47,14 @@ func Main(name string, args []string, stderr io.Writer, cfg Config, run func(ctx
 		return 2
 	}
 	log = log.With("service", name)
+	if path := os.Getenv(CPUProfileEnv); path != "" {
+		done, err := cpuProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return 2
+		}
+		defer done()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, log); err != nil {
@@ -53,4 +63,73 @@ func Main(name string, args []string, stderr io.Writer, cfg Config, run func(ctx
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// CPUProfileEnv names a file that receives a CPU profile (go tool pprof
+// format) of the span between two SIGUSR1 signals, or between the first and
+// the program's end: a benchmark profiles the part it measures.
+const CPUProfileEnv = "PULPDIST_CPU_PROFILE"
+
+// profiler is the state of the CPU profile of this process.
+type profiler struct {
+	mu    sync.Mutex
+	f     *os.File
+	state int // profileWaiting, profileRunning, profileWritten
+}
+
+const (
+	profileWaiting = iota
+	profileRunning
+	profileWritten
+)
+
+// toggle starts the profile, or stops and writes it.
+func (p *profiler) toggle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.state {
+	case profileWaiting:
+		if err := pprof.StartCPUProfile(p.f); err == nil {
+			p.state = profileRunning
+		}
+	case profileRunning:
+		pprof.StopCPUProfile()
+		p.state = profileWritten
+	}
+}
+
+// stop ends the profile for good.
+func (p *profiler) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == profileRunning {
+		pprof.StopCPUProfile()
+	}
+	p.state = profileWritten
+}
+
+// current is the process's profiler, nil without PULPDIST_CPU_PROFILE.
+var current *profiler
+
+// cpuProfile profiles into path between SIGUSR1 signals; done stops it.
+func cpuProfile(path string) (done func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", CPUProfileEnv, err)
+	}
+	p := &profiler{f: f}
+	current = p
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	go func() {
+		for range sig {
+			p.toggle()
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(sig)
+		p.stop()
+		_ = f.Close() // written by now; a close error has no one to tell
+	}, nil
 }

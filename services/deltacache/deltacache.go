@@ -166,6 +166,7 @@ type Service struct {
 	js     jetstream.JetStream
 	events *bus.Events
 	key    ed25519.PrivateKey
+	blobs  *bus.ObjectReader // contents, small ones without a consumer each
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -188,8 +189,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	blobs, err := bus.NewObjectReader(ctx, d.JS, bus.BucketBlobs)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
 	return &Service{
-		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS, key: key,
+		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS, key: key, blobs: blobs,
 		events: bus.NewEvents(d.JS, "/pulpdist/deltacache/"+cfg.Instance),
 	}, nil
 }
@@ -373,7 +379,7 @@ func (s *Service) manifest(ctx context.Context, treeName, root string) (*tree.Ma
 }
 
 func (s *Service) openBlob(ctx context.Context, hash string) (io.ReadCloser, error) {
-	r, err := s.layout.Blobs.Get(ctx, hash)
+	r, err := s.blobs.Open(ctx, hash)
 	if err != nil {
 		return nil, fmt.Errorf("get blob %s: %w", hash, err)
 	}

@@ -56,11 +56,17 @@ func TestStatsField(t *testing.T) {
 func TestOptionsFromEnv(t *testing.T) {
 	t.Setenv("BENCH_QUICK", "1")
 	o, err := optionsFromEnv()
-	if err != nil || len(o.sites) != 2 || o.sites[1] != 16 || o.scale != "tiny" || o.jsonPath != "docs/bench/latest.json" {
+	if err != nil || len(o.sites) != 2 || o.sites[1] != 16 || o.scale != "tiny" || o.jsonPath != "docs/bench/latest.json" || !o.pulpdist || !o.rsync {
 		t.Fatalf("quick options %+v, %v", o, err)
 	}
+	t.Setenv("BENCH_TOOLS", "pulpdist")
+	if o, err := optionsFromEnv(); err != nil || !o.pulpdist || o.rsync {
+		t.Fatalf("BENCH_TOOLS=pulpdist: %+v, %v", o, err)
+	}
+	t.Setenv("BENCH_TOOLS", "")
 	for _, bad := range []map[string]string{
 		{"BENCH_SITES": "4,16"}, {"BENCH_SITES": "1,x"}, {"BENCH_SITES": "1,0"}, {"BENCH_CORPORA": "generated,ubuntu"},
+		{"BENCH_TOOLS": "pulpdist,scp"}, {"BENCH_TOOLS": ","},
 	} {
 		for k, v := range bad {
 			t.Setenv(k, v)
@@ -102,6 +108,13 @@ func TestReport(t *testing.T) {
 	if lines != 4 { // two tools, two panels
 		t.Errorf("%d lines in the plot, want 4", lines)
 	}
+	// No records (BENCH_TOOLS left nothing to run in a corpus): an empty
+	// plot, at once.
+	pic.Reset()
+	svg(&pic, nil)
+	if !strings.Contains(pic.String(), "</svg>") || pic.Len() > 10_000 {
+		t.Errorf("plot of nothing: %d bytes", pic.Len())
+	}
 	path := filepath.Join(t.TempDir(), "sub", "latest.json")
 	if err := writeJSON(path, recs); err != nil {
 		t.Fatal(err)
@@ -137,6 +150,7 @@ func TestHarnessRuns(t *testing.T) {
 		sites: []int{1, 2}, corpora: []string{"generated"}, scale: "tiny",
 		jsonPath: filepath.Join(dir, "out.json"), svgPath: filepath.Join(dir, "out.svg"),
 		work: filepath.Join(dir, "work"), keepWork: true, repo: repo, goTool: "go", cache: filepath.Join(dir, "cache"),
+		pulpdist: true, rsync: true,
 	}
 	if err := os.MkdirAll(o.work, 0o755); err != nil {
 		t.Fatal(err)

@@ -25,7 +25,9 @@
 // ("generated,debian"), BENCH_SCALE (the generated corpus's scale; quick:
 // tiny, else small), BENCH_WORK (scratch; default a new directory in
 // TMPDIR, removed at the end), BENCH_CACHE (downloaded packages; default
-// ~/.cache/pulpdist-bench).
+// ~/.cache/pulpdist-bench), BENCH_TOOLS ("pulpdist,rsync": which to run),
+// BENCH_PROFILE (a directory: the origin side's CPU profile of each
+// measured update, one file per program, for go tool pprof).
 package main
 
 import (
@@ -57,10 +59,13 @@ type options struct {
 	keepWork     bool
 	debianPkgs   []string
 	repo, goTool string
+	pulpdist     bool // run pulpdist (BENCH_TOOLS)
+	rsync        bool // run the rsync daemon (BENCH_TOOLS)
+	profiles     string
 }
 
-func optionsFromEnv() (options, error) {
-	o := options{
+func optionsFromEnv() (o options, err error) {
+	o = options{
 		quick: os.Getenv("BENCH_QUICK") == "1", jsonPath: envOr("BENCH_JSON", "docs/bench/latest.json"),
 		svgPath: envOr("BENCH_SVG", "docs/bench/compare.svg"), mdPath: os.Getenv("BENCH_MD"),
 		corpora: strings.Split(envOr("BENCH_CORPORA", "generated,debian"), ","), goTool: envOr("GO", "go"),
@@ -83,6 +88,21 @@ func optionsFromEnv() (options, error) {
 		return o, errors.New("BENCH_SITES must start with 1: the ratios are to N = 1")
 	}
 	o.scale = envOr("BENCH_SCALE", o.scale)
+	for t := range strings.SplitSeq(envOr("BENCH_TOOLS", "pulpdist,rsync"), ",") {
+		switch strings.TrimSpace(t) {
+		case "pulpdist":
+			o.pulpdist = true
+		case "rsync":
+			o.rsync = true
+		default:
+			return o, fmt.Errorf("BENCH_TOOLS: unknown tool %q (pulpdist, rsync)", t)
+		}
+	}
+	if o.profiles = os.Getenv("BENCH_PROFILE"); o.profiles != "" {
+		if o.profiles, err = filepath.Abs(o.profiles); err != nil {
+			return o, err
+		}
+	}
 	for _, c := range o.corpora {
 		if c != "generated" && c != "debian" {
 			return o, fmt.Errorf("BENCH_CORPORA: unknown corpus %q (generated, debian)", c)
@@ -91,7 +111,6 @@ func optionsFromEnv() (options, error) {
 	home, _ := os.UserHomeDir()
 	o.cache = envOr("BENCH_CACHE", filepath.Join(home, ".cache", "pulpdist-bench"))
 	o.work, o.keepWork = os.Getenv("BENCH_WORK"), os.Getenv("BENCH_WORK") != ""
-	var err error
 	o.repo, err = os.Getwd()
 	return o, err
 }
@@ -168,7 +187,7 @@ func run(ctx context.Context, o options) error {
 		defer os.RemoveAll(o.work)
 	}
 	log.Printf("building the services (work dir %s)", o.work)
-	bin, err := buildBinaries(ctx, o.goTool, o.repo, filepath.Join(o.work, "bin"))
+	bin, err := buildBinaries(ctx, o.goTool, o.repo, filepath.Join(o.work, "bin"), o.profiles)
 	if err != nil {
 		return err
 	}
@@ -199,14 +218,19 @@ func run(ctx context.Context, o options) error {
 	var recs []record
 	for _, c := range corpora {
 		for _, n := range o.sites {
-			log.Printf("%s, %d sites: pulpdist", c.name, n)
-			p, err := runPulpdist(ctx, bin, o.work, c, n)
-			if err != nil {
-				return fmt.Errorf("pulpdist, %s, %d sites: %w", c.name, n, err)
+			if o.pulpdist {
+				log.Printf("%s, %d sites: pulpdist", c.name, n)
+				p, err := runPulpdist(ctx, bin, o.work, c, n)
+				if err != nil {
+					return fmt.Errorf("pulpdist, %s, %d sites: %w", c.name, n, err)
+				}
+				recs = append(recs, p)
+				_ = os.RemoveAll(filepath.Join(o.work, fmt.Sprintf("pulpdist-%s-%d", c.name, n))) // scratch
 			}
-			recs = append(recs, p)
-			_ = os.RemoveAll(filepath.Join(o.work, fmt.Sprintf("pulpdist-%s-%d", c.name, n))) // scratch
 			for _, z := range []bool{false, true} {
+				if !o.rsync {
+					break
+				}
 				log.Printf("%s, %d sites: rsync (compress %v)", c.name, n, z)
 				r, err := runRsync(ctx, tl["rsync"], o.work, c, n, z)
 				if err != nil {

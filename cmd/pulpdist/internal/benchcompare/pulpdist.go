@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,20 +26,32 @@ import (
 // binaries are the programs of a pulpdist run, built from the workspace.
 type binaries struct {
 	nats, inventory, scheduler, deltacache, siteagent string
+	// profiles, when set, is where the origin side's programs write CPU
+	// profiles of each measured update (BENCH_PROFILE); nats is then
+	// natsprof, nats-server with the same profile switch as pulpdist's.
+	profiles string
 }
 
 // buildBinaries builds the services and nats-server into dir.
-func buildBinaries(ctx context.Context, goTool, repo, dir string) (binaries, error) {
+func buildBinaries(ctx context.Context, goTool, repo, dir, profiles string) (binaries, error) {
 	b := binaries{
 		nats: filepath.Join(dir, "nats-server"), inventory: filepath.Join(dir, "inventory"),
 		scheduler: filepath.Join(dir, "scheduler"), deltacache: filepath.Join(dir, "deltacache"), siteagent: filepath.Join(dir, "siteagent"),
+		profiles: profiles,
 	}
 	if _, err := runCmd(ctx, repo, goTool, "build", "-o", dir+"/",
 		"./services/inventory/cmd/inventory", "./services/scheduler/cmd/scheduler",
 		"./services/deltacache/cmd/deltacache", "./services/siteagent/cmd/siteagent"); err != nil {
 		return b, err
 	}
-	_, err := runCmd(ctx, repo, goTool, "build", "-o", b.nats, "github.com/nats-io/nats-server/v2")
+	natsPkg := "github.com/nats-io/nats-server/v2"
+	if profiles != "" {
+		natsPkg = "./cmd/pulpdist/internal/benchcompare/natsprof"
+		if err := os.MkdirAll(profiles, 0o755); err != nil {
+			return b, err
+		}
+	}
+	_, err := runCmd(ctx, repo, goTool, "build", "-o", b.nats, natsPkg)
 	return b, err
 }
 
@@ -56,13 +69,21 @@ type network struct {
 	mu      sync.Mutex
 	runs    map[string]map[string]bus.SyncFinished // trigger → site → its run (apply, or the origin's snapshot)
 	stopped bool
+	// profiling: the origin side writes CPU profiles (BENCH_PROFILE).
+	profiling bool
 }
 
 const benchToken = "bench-admin-token-0123456789abcdef0123456789"
 
 // startNetwork starts a network of sites (besides the origin) in dir.
 func startNetwork(ctx context.Context, bin binaries, dir string, sites []string) (_ *network, err error) {
-	n := &network{dir: dir, runs: map[string]map[string]bus.SyncFinished{}}
+	prof := func(name string) []string {
+		if bin.profiles == "" {
+			return nil
+		}
+		return []string{"PULPDIST_CPU_PROFILE=" + filepath.Join(bin.profiles, filepath.Base(dir)+"-"+name+".pprof")}
+	}
+	n := &network{dir: dir, runs: map[string]map[string]bus.SyncFinished{}, profiling: bin.profiles != ""}
 	defer func() {
 		if err != nil {
 			n.stop()
@@ -76,7 +97,7 @@ func startNetwork(ctx context.Context, bin binaries, dir string, sites []string)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := start("nats", logs, bin.nats, nil, "-js", "-sd", filepath.Join(dir, "nats"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
+	ns, err := start("nats", logs, bin.nats, prof("nats"), "-js", "-sd", filepath.Join(dir, "nats"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
 	if err != nil {
 		return nil, err
 	}
@@ -125,14 +146,18 @@ func startNetwork(ctx context.Context, bin binaries, dir string, sites []string)
 	if err != nil {
 		return nil, err
 	}
-	dc, err := start("deltacache", logs, bin.deltacache, append(common, "PULPDIST_INSTANCE=dc-1",
+	dc, err := start("deltacache", logs, bin.deltacache, append(append(common, prof("deltacache")...), "PULPDIST_INSTANCE=dc-1",
 		"PULPDIST_WORK_DIR="+filepath.Join(dir, "deltacache"), "PULPDIST_GC_INTERVAL=0"))
 	if err != nil {
 		return nil, err
 	}
 	n.procs, n.origin = append(n.procs, sch, dc), append(n.origin, dc)
 	for _, site := range append([]string{"origin"}, sites...) {
-		p, err := start("agent-"+site, logs, bin.siteagent, append(common, "PULPDIST_SITE="+site,
+		env := common
+		if site == "origin" {
+			env = append(env, prof("agent-origin")...)
+		}
+		p, err := start("agent-"+site, logs, bin.siteagent, append(env, "PULPDIST_SITE="+site,
 			"PULPDIST_DATA_DIR="+filepath.Join(dir, "sites", site)))
 		if err != nil {
 			return nil, err
@@ -176,6 +201,17 @@ func (n *network) stop() {
 	}
 	for i := len(n.procs) - 1; i >= 0; i-- {
 		n.procs[i].stop()
+	}
+}
+
+// toggleProfiles starts or stops the origin side's CPU profiles
+// (BENCH_PROFILE): SIGUSR1, as PULPDIST_CPU_PROFILE documents.
+func (n *network) toggleProfiles() {
+	if !n.profiling {
+		return
+	}
+	for _, p := range n.origin {
+		_ = p.cmd.Process.Signal(syscall.SIGUSR1) // a process that ended fails the run elsewhere
 	}
 }
 
@@ -297,12 +333,14 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 		return record{}, err
 	}
 	by0 := n.cpuByProc()
+	n.toggleProfiles()
 	t0 := time.Now()
 	runs, err := n.sync(ctx, sites, bus.ResultCompleted)
 	if err != nil {
 		return record{}, fmt.Errorf("update: %w", err)
 	}
 	wall := time.Since(t0)
+	n.toggleProfiles()
 	var split []string
 	for name, c := range n.cpuByProc() {
 		split = append(split, fmt.Sprintf("%s %.2fs", name, (c-by0[name]).Seconds()))

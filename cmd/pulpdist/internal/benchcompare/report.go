@@ -121,7 +121,8 @@ func svg(w io.Writer, recs []record) {
 		}
 	}
 	if len(cpu) == 0 {
-		minCPU = 0.01
+		// No figures: an empty plot (log10 of 0 would never end the ticks).
+		minCPU, maxCPU = 0.01, 1
 	}
 	lx := func(n float64) float64 { return math.Log2(n) / math.Max(math.Log2(maxN), 1) }
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H+40)
