@@ -969,3 +969,34 @@ func FuzzPackReader(f *testing.F) {
 		t.Fatal("Next did not end")
 	})
 }
+
+// TestEncodersReusedAcrossBuilds: encoders come from pools shared by every
+// Build, so nothing of one build may leak into the next: the same pair
+// gives the same bytes after other builds, after a build that failed in
+// the middle of a segment, and at every effort.
+func TestEncodersReusedAcrossBuilds(t *testing.T) {
+	from, to, s := pairs(t)
+	first, _ := buildPack(t, from, to, s)
+	otherTo, other := build(t, sampleFiles())
+	for _, effort := range []Effort{EffortBest, EffortDefault, EffortFast} {
+		buildPackWith(t, nil, otherTo, other, effort) // no base
+		buildPackWith(t, to, from, s, effort)         // the other way
+	}
+	// A build that stops at a content of the wrong size, mid-segment.
+	bad := store{}
+	for k, v := range s {
+		bad[k] = v
+	}
+	for _, e := range to.Entries {
+		if e.Kind == tree.KindFile && e.Size > 0 {
+			bad[e.Hash] = s[e.Hash][:e.Size-1]
+		}
+	}
+	if _, err := Build(context.Background(), io.Discard, Options{Tree: "demo", From: from, To: to, TempDir: t.TempDir()}, bad.open); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("Build with short contents: %v, want ErrHashMismatch", err)
+	}
+	again, _ := buildPack(t, from, to, s)
+	if !bytes.Equal(first, again) {
+		t.Fatalf("the same pair built again after other builds: %d bytes, first %d", len(again), len(first))
+	}
+}
