@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -196,6 +197,15 @@ func TestEndToEnd(t *testing.T) {
 	writeFile(t, src, "data/a.bin", string(make([]byte, 100_000)), 0o644)
 	writeFile(t, src, "data/same-as-readme.txt", "hello\n", 0o644)
 	writeFile(t, src, "old/gone.txt", "to be deleted\n", 0o644)
+	// A large file: stored in the content store as its chunks, and edited
+	// in place below (only the chunks it changed travel, to the store and
+	// in the pack).
+	image := make([]byte, 6<<20)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range image {
+		image[i] = byte(rng.Uint32())
+	}
+	writeFile(t, src, "images/disk.img", string(image), 0o644)
 	if err := os.Symlink("README.txt", filepath.Join(src, "link")); err != nil {
 		t.Fatal(err)
 	}
@@ -284,6 +294,8 @@ func TestEndToEnd(t *testing.T) {
 	writeFile(t, src, "README.txt", "hello, world\n", 0o644)        // modified
 	writeFile(t, src, "new/dir/file.txt", "brand new\n", 0o600)     // added in new dirs
 	writeFile(t, src, "bin/run.sh", "#!/bin/sh\necho run\n", 0o700) // mode only
+	copy(image[3<<20:], "an edit in the middle of the image")
+	writeFile(t, src, "images/disk.img", string(image), 0o644)      // large, edited in place
 	if err := os.RemoveAll(filepath.Join(src, "old")); err != nil { // deleted
 		t.Fatal(err)
 	}
@@ -298,8 +310,11 @@ func TestEndToEnd(t *testing.T) {
 	if v2 == v1 {
 		t.Fatal("the version did not change")
 	}
-	if runs["site-a"].Bytes == 0 || runs["site-a"].From != v1 {
-		t.Fatalf("site-a run 2 %+v: want a pack from %s", runs["site-a"], v1)
+	if runs["site-a"].Bytes == 0 || runs["site-a"].From != v1 || runs["site-a"].Bytes > 1<<20 {
+		t.Fatalf("site-a run 2 %+v: want a pack from %s of less than the image's edited chunks", runs["site-a"], v1)
+	}
+	if b := runs["origin"].Bytes; b == 0 || b > 2*tree.ChunkMaxSize {
+		t.Fatalf("origin run 2 uploaded %d bytes: want the changed contents, the image's changed chunks only", b)
 	}
 
 	// Run 3: nothing changed; nothing is computed or transferred.

@@ -47,6 +47,13 @@ type Options struct {
 	// the smaller frame is kept. It lets a caller spend the best level's
 	// CPU only where the bytes it saves are worth it (a cost model).
 	Refine func(content, compressed int64) bool
+	// Chunked says the source also serves the chunks of large contents
+	// (tree.Entry.Chunks) by their hashes, as pulpdist's content store
+	// holds large files: Build then reads of a large content only the
+	// chunks it carries and the base bytes it compresses against, each
+	// chunk checked against its hash. A chunk the source lacks (an error
+	// wrapping ErrNotStored) is read from the whole content instead.
+	Chunked bool
 }
 
 // Effort is how hard Build works for a smaller pack.
@@ -260,6 +267,10 @@ type builder struct {
 	baseByName  map[string]*tree.Entry
 	baseSize    map[string]int64 // content hash → size
 	chunkSource map[string]Range // chunk hash → where the base has it
+	// chunkedBase holds the base's large contents by hash, read through
+	// their chunks with Options.Chunked.
+	chunkedBase map[string]*tree.Entry
+	fetchBuf    []byte // chunked's copy buffer
 
 	// bases gives random access to the base contents dictionaries are cut
 	// from at an offset (see readRange); closed by close.
@@ -299,6 +310,7 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 		baseByPath: map[string]*tree.Entry{}, baseByName: map[string]*tree.Entry{},
 		baseSize: map[string]int64{}, chunkSource: map[string]Range{},
 		buf: make([]byte, 256<<10), bases: map[string]baseFile{},
+		chunkedBase: map[string]*tree.Entry{}, fetchBuf: make([]byte, 256<<10),
 	}
 	if o.From != nil {
 		for i := range o.From.Entries {
@@ -311,6 +323,9 @@ func newBuilder(ctx context.Context, o Options, src Source, spool io.Writer) (*b
 				b.baseByName[path.Base(e.Path)] = e
 			}
 			b.baseSize[e.Hash] = e.Size
+			if len(e.Chunks) > 0 {
+				b.chunkedBase[e.Hash] = e
+			}
 			offs := e.ChunkOffsets()
 			for j, c := range e.Chunks {
 				if _, ok := b.chunkSource[c.Hash]; !ok {
@@ -639,6 +654,20 @@ func (b *builder) refineSegment(seg *segment) ([]byte, error) {
 // streamed; one further in is read through baseAt, so that the many
 // dictionaries of one large file do not each read it from its start.
 func (b *builder) readRange(d *bytes.Buffer, r Range) error {
+	if e := b.chunkedBase[r.Hash]; e != nil && b.o.Chunked {
+		c, err := b.chunkedAt(e)
+		if err != nil {
+			return err
+		}
+		n, err := d.ReadFrom(io.NewSectionReader(c, r.Off, r.Len))
+		if err != nil {
+			return fmt.Errorf("read base content %s: %w", r.Hash, err)
+		}
+		if n < r.Len {
+			return fmt.Errorf("read base content %s: %w", r.Hash, io.ErrUnexpectedEOF)
+		}
+		return nil
+	}
 	if r.Off > 0 {
 		f, err := b.baseAt(r.Hash)
 		if err != nil {
@@ -701,7 +730,7 @@ func (b *builder) baseAt(hash string) (io.ReaderAt, error) {
 
 // copyContent writes e's whole content to dst, checking size and hash.
 func (b *builder) copyContent(dst io.Writer, e *tree.Entry) error {
-	rc, err := b.src(b.ctx, e.Hash)
+	rc, err := b.openContent(e)
 	if err != nil {
 		return fmt.Errorf("open content: %w", err)
 	}
@@ -835,6 +864,9 @@ func (b *builder) encodeWhole(e *tree.Entry, dict []Range) (Part, error) {
 // between the copies around it.
 func (b *builder) encodeChunked(e *tree.Entry) (Part, error) {
 	ops := b.chunkOps(e)
+	if b.o.Chunked {
+		return b.encodeChunkedFromChunks(e, ops)
+	}
 	rc, err := b.src(b.ctx, e.Hash)
 	if err != nil {
 		return Part{}, fmt.Errorf("open content: %w", err)
@@ -875,6 +907,40 @@ func (b *builder) encodeChunked(e *tree.Entry) (Part, error) {
 	}
 	if err := checkContent(hasher, total, e); err != nil {
 		return Part{}, err
+	}
+	return Part{Hash: e.Hash, Size: e.Size, Ops: ops}, nil
+}
+
+// encodeChunkedFromChunks is encodeChunked with a source that serves
+// chunks: only the literal ops' chunks are read, each checked against its
+// hash.
+func (b *builder) encodeChunkedFromChunks(e *tree.Entry, ops []Op) (Part, error) {
+	c, err := b.chunkedAt(e)
+	if err != nil {
+		return Part{}, err
+	}
+	var off int64
+	for i, op := range ops {
+		if op.Hash != "" {
+			b.copied += op.N
+			off += op.N
+			continue
+		}
+		enc, err := b.startSegment(b.gapDict(ops, i), op.N)
+		if err != nil {
+			return Part{}, err
+		}
+		n, err := io.CopyBuffer(enc, io.NewSectionReader(c, off, op.N), b.buf)
+		if err != nil {
+			return Part{}, fmt.Errorf("compress content: %w", err)
+		}
+		if n != op.N {
+			return Part{}, fmt.Errorf("%w: content has %d bytes, its chunks %d", ErrHashMismatch, off+n, e.Size)
+		}
+		if err := b.endSegment(enc); err != nil {
+			return Part{}, err
+		}
+		off += op.N
 	}
 	return Part{Hash: e.Hash, Size: e.Size, Ops: ops}, nil
 }

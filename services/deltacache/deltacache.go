@@ -380,6 +380,9 @@ func (s *Service) manifest(ctx context.Context, treeName, root string) (*tree.Ma
 
 func (s *Service) openBlob(ctx context.Context, hash string) (io.ReadCloser, error) {
 	r, err := s.blobs.Open(ctx, hash)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("get blob %s: %w: %w", hash, pack.ErrNotStored, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get blob %s: %w", hash, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -264,8 +265,9 @@ func (s *Service) allowedSource(source string) error {
 	return fmt.Errorf("%w: %s is not under %s (PULPDIST_SOURCE_ROOTS)", ErrSourceNotAllowed, source, strings.Join(roots, ", "))
 }
 
-// upload puts every file content the blob store lacks, named by its hash,
-// and returns how many files and bytes it sent. Contents of stored (the
+// upload puts every file content the blob store lacks, named by its hash
+// (a large file's chunks, each by its own), and returns how many files and
+// bytes it sent. Contents of stored (the
 // served version's manifest, or nil) are not even looked up: a version is
 // published only once the store holds all its contents, and contents are
 // never removed from it. So an unchanged tree costs no request at all.
@@ -285,6 +287,17 @@ func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manife
 	}
 	type sent struct{ n int64 }
 	results := make([]sent, len(m.Entries))
+	var mu sync.Mutex
+	chunks := map[string]bool{} // chunks one of the workers took on
+	claim := func(hash string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if chunks[hash] {
+			return false
+		}
+		chunks[hash] = true
+		return true
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(uploadWorkers)
 	for i, e := range m.Entries {
@@ -293,7 +306,13 @@ func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manife
 		}
 		seen[e.Hash] = true
 		g.Go(func() error {
-			n, err := s.uploadOne(gctx, src, e)
+			var n int64
+			var err error
+			if len(e.Chunks) > 0 {
+				n, err = s.uploadChunks(gctx, src, e, claim)
+			} else {
+				n, err = s.uploadOne(gctx, src, e)
+			}
 			results[i] = sent{n}
 			return err
 		})
@@ -313,32 +332,87 @@ func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manife
 // uploadOne stores one file's content unless the store has it; it returns
 // the bytes sent (0 when already stored).
 func (s *Service) uploadOne(ctx context.Context, src *os.Root, e tree.Entry) (int64, error) {
-	if _, err := s.layout.Blobs.GetInfo(ctx, e.Hash); err == nil {
-		return 0, nil
-	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return 0, fmt.Errorf("look up blob %s: %w", e.Hash, err)
+	if stored, err := s.stored(ctx, e.Hash); err != nil || stored {
+		return 0, err
 	}
 	f, err := src.Open(filepath.FromSlash(e.Path))
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
 	}
 	defer f.Close()
-	h, sum := blake3.New(), sha256.New()
-	info, err := s.layout.Blobs.Put(ctx, bus.ObjectMeta(e.Hash, nil), io.TeeReader(f, io.MultiWriter(h, sum)))
-	if err != nil {
-		return 0, fmt.Errorf("upload %s: %w", e.Path, err)
+	return s.putBlob(ctx, e.Hash, f, e.Size, e.Path)
+}
+
+// uploadChunks stores the chunks of a large file the store lacks, each
+// named by its hash, and not the whole content: a large file edited in
+// places costs the chunks it changed (docs/adr/0008-chunked-content-store.md).
+// claim says whether this call is the one to store a chunk, so that the
+// same chunk is sent once. It returns the bytes sent.
+func (s *Service) uploadChunks(ctx context.Context, src *os.Root, e tree.Entry, claim func(hash string) bool) (int64, error) {
+	var f *os.File
+	defer func() {
+		if f != nil {
+			_ = f.Close() // read only
+		}
+	}()
+	var sent int64
+	offs := e.ChunkOffsets()
+	for i, c := range e.Chunks {
+		if !claim(c.Hash) {
+			continue
+		}
+		if stored, err := s.stored(ctx, c.Hash); err != nil {
+			return sent, err
+		} else if stored {
+			continue
+		}
+		if f == nil {
+			var err error
+			if f, err = src.Open(filepath.FromSlash(e.Path)); err != nil {
+				return sent, fmt.Errorf("upload %s: %w", e.Path, err)
+			}
+		}
+		n, err := s.putBlob(ctx, c.Hash, io.NewSectionReader(f, offs[i], c.Size), c.Size, e.Path)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
 	}
-	if got := fmt.Sprintf("%x", h.Sum(nil)); got != e.Hash || int64(info.Size) != e.Size {
+	return sent, nil
+}
+
+// stored reports whether the blob store holds an object named hash.
+func (s *Service) stored(ctx context.Context, hash string) (bool, error) {
+	_, err := s.layout.Blobs.GetInfo(ctx, hash)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	return false, fmt.Errorf("look up blob %s: %w", hash, err)
+}
+
+// putBlob stores what r gives under hash, the BLAKE3 of size bytes read
+// from the file at path, and returns the bytes sent. Bytes that do not
+// hash to it (the file changed since the scan) are ErrChanged.
+func (s *Service) putBlob(ctx context.Context, hash string, r io.Reader, size int64, path string) (int64, error) {
+	h, sum := blake3.New(), sha256.New()
+	info, err := s.layout.Blobs.Put(ctx, bus.ObjectMeta(hash, nil), io.TeeReader(r, io.MultiWriter(h, sum)))
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", path, err)
+	}
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != hash || int64(info.Size) != size {
 		// What we stored under the hash is not that content. Remove it —
 		// unless another origin has meanwhile stored the right content
 		// there (the store's digest is then not that of our bytes).
 		ours := "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil))
-		if now, err := s.layout.Blobs.GetInfo(ctx, e.Hash); err == nil && now.Digest == ours {
-			if derr := s.layout.Blobs.Delete(context.WithoutCancel(ctx), e.Hash); derr != nil {
-				return 0, fmt.Errorf("upload %s: %w; and removing it: %w", e.Path, ErrChanged, derr)
+		if now, err := s.layout.Blobs.GetInfo(ctx, hash); err == nil && now.Digest == ours {
+			if derr := s.layout.Blobs.Delete(context.WithoutCancel(ctx), hash); derr != nil {
+				return 0, fmt.Errorf("upload %s: %w; and removing it: %w", path, ErrChanged, derr)
 			}
 		}
-		return 0, fmt.Errorf("upload %s: %w", e.Path, ErrChanged)
+		return 0, fmt.Errorf("upload %s: %w", path, ErrChanged)
 	}
 	return int64(info.Size), nil
 }

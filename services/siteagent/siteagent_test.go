@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,6 +284,68 @@ func TestUnchangedSnapshotAsksTheStoreNothing(t *testing.T) {
 	if err != nil || info.Opts == nil || info.Opts.ChunkSize != bus.ObjectChunkSize {
 		t.Fatalf("edited content not stored in %d-byte chunks: %v %+v", bus.ObjectChunkSize, err, info)
 	}
+}
+
+// TestLargeFileUploadsItsChangedChunks: a large file is stored as its
+// chunks, each by its hash, not whole; an edit in its middle uploads the
+// chunks that changed, a small part of the file.
+func TestLargeFileUploadsItsChangedChunks(t *testing.T) {
+	h := start(t, "origin")
+	src := t.TempDir()
+	big := make([]byte, 12<<20)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range big {
+		big[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(src, "disk.img"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := func(id string) bus.SyncCommand {
+		return bus.SyncCommand{RunID: id, TriggerID: id, Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src}
+	}
+	fin := h.run(t, cmd("r1"))
+	if fin.Result != bus.ResultCompleted || fin.Bytes != int64(len(big)) {
+		t.Fatalf("first snapshot %+v: want COMPLETED, %d bytes", fin, len(big))
+	}
+	storedChunks := func(root string) (tree.Entry, int) {
+		t.Helper()
+		r, err := h.layout.Manifests.Get(t.Context(), bus.ManifestObject("demo", root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		m, err := tree.Decode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := m.Entries[0]
+		if len(e.Chunks) < 4 {
+			t.Fatalf("%s has %d chunks", e.Path, len(e.Chunks))
+		}
+		for _, c := range e.Chunks {
+			if _, err := h.layout.Blobs.GetInfo(t.Context(), c.Hash); err != nil {
+				t.Fatalf("chunk %s not stored: %v", c.Hash, err)
+			}
+		}
+		if _, err := h.layout.Blobs.GetInfo(t.Context(), e.Hash); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Fatalf("the whole content is stored too (%v)", err)
+		}
+		return e, len(e.Chunks)
+	}
+	first, n := storedChunks(fin.To)
+	copy(big[6<<20:], "an edit in the middle of the image")
+	if err := os.WriteFile(filepath.Join(src, "disk.img"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fin = h.run(t, cmd("r2"))
+	if fin.Result != bus.ResultCompleted || fin.Bytes == 0 || fin.Bytes > 2*tree.ChunkMaxSize {
+		t.Fatalf("after an edit: %+v, want COMPLETED with at most two chunks' bytes", fin)
+	}
+	second, _ := storedChunks(fin.To)
+	if second.Hash == first.Hash {
+		t.Fatal("the edit did not change the content")
+	}
+	t.Logf("%d chunks, %d bytes uploaded for the edit", n, fin.Bytes)
 }
 
 func TestSnapshotOfABadSourceFails(t *testing.T) {

@@ -25,7 +25,8 @@ type Result struct {
 }
 
 // Write writes the pack turning from (root fromRoot, "" for none) into to,
-// fetching content with open, signed with key unless it is nil, spooling
+// fetching content with open from pulpdist's content store (large
+// contents as chunks, pack.Options.Chunked), signed with key unless it is nil, spooling
 // in tempDir, at effort, refined by refine (nil for none), and returns its
 // size and hash.
 func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to *tree.Manifest,
@@ -35,7 +36,7 @@ func Write(ctx context.Context, w io.Writer, treeName, fromRoot string, from, to
 		return Result{}, fmt.Errorf("write pack %s %s→%s: the base manifest is not %q", treeName, fromRoot, to.Root(), fromRoot)
 	}
 	hasher := blake3.New()
-	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir, Effort: effort, Refine: refine}, open)
+	res, err := pack.Build(ctx, io.MultiWriter(w, hasher), pack.Options{Tree: treeName, From: from, To: to, Key: key, TempDir: tempDir, Effort: effort, Refine: refine, Chunked: true}, open)
 	if err != nil {
 		return Result{}, fmt.Errorf("write pack %s %s→%s: %w", treeName, fromRoot, to.Root(), err)
 	}
