@@ -48,6 +48,10 @@ type Config struct {
 	// LinkRate is the WAN rate, bytes/s, the cost model assumes a site
 	// fetches packs at (bandwidth.ParseRate: "12500k", "unlimited").
 	LinkRate string
+	// RefineBudget bounds the CPU the cost model's refinements may add to a
+	// pack's build, in percent of what the build costs without them
+	// (estimated from the content it carries); 0 refines nothing.
+	RefineBudget int
 	// GCInterval is how often packs nobody can need are deleted (0: never);
 	// GCGrace how old such a pack must be.
 	GCInterval, GCGrace time.Duration
@@ -55,6 +59,11 @@ type Config struct {
 
 // DefaultLinkRate is the default of Config.LinkRate: 100 Mbit/s.
 const DefaultLinkRate = "12500k"
+
+// DefaultRefineBudget is the default of Config.RefineBudget: refinements
+// add at most a fifth to a pack's build, which keeps the origin's CPU for
+// an update within 1.2 × from one site to many (issue 6's target).
+const DefaultRefineBudget = 20
 
 // EffortAuto lets the cost model choose each pack's effort.
 const EffortAuto = "auto"
@@ -66,9 +75,13 @@ const (
 	// best level saves over the "better" level (9% on the generated
 	// corpus, 13% on the Debian one).
 	refineGain = 0.10
-	// refineCost is the CPU the best level costs more than the "better"
-	// level per byte of content with a dictionary.
-	refineCost = 55 * time.Nanosecond
+	// refineCost is the CPU the best level costs per byte of content with
+	// a dictionary (building its dictionary tables included): 0.8 s for
+	// four 1 MiB segments of the Debian update, 2026-12-04.
+	refineCost = 200 * time.Nanosecond
+	// buildCost is the CPU of a default-effort build per byte of content
+	// it carries: 1.0 s for the 55 MB of the Debian update.
+	buildCost = 18 * time.Nanosecond
 	// refineMaxRatio: a segment that compresses to more than this share
 	// of its content is mostly compressed data already; the best level
 	// saves it about 1%, not refineGain.
@@ -86,16 +99,19 @@ func (c Config) EffortFor(sites int) pack.Effort {
 	return pack.EffortDefault
 }
 
-// Refiner is the cost model: a pack is computed once and goes over the
-// WAN once per site, so a segment is encoded again at zstd's best level
-// when the transfer time that saves all the fetching sites together, at
-// LinkRate, is at least the CPU time it costs: sites × refineGain ×
-// compressed / LinkRate ≥ content × refineCost. With one site nothing is
-// refined; with 64 sites at 100 Mbit/s, segments compressing to more than
-// about a tenth of their content are. Nil when the effort is configured
-// (or the link unlimited: no transfer time to save).
-func (c Config) Refiner(sites int) func(content, compressed int64) bool {
-	if c.Effort != EffortAuto && c.Effort != "" {
+// Refiner is the cost model for a pack carrying carried bytes of content:
+// a pack is computed once and goes over the WAN once per site, so a
+// segment is encoded again at zstd's best level when the transfer time
+// that saves all the fetching sites together, at LinkRate, is at least the
+// CPU time it costs — sites × refineGain × compressed / LinkRate ≥ content
+// × refineCost — and while the refinements so far stay within
+// RefineBudget percent of the build's own CPU (carried × buildCost). With
+// one site nothing is refined; with 64 sites at 100 Mbit/s, segments
+// compressing to more than about two fifths of their content are, up to
+// the budget. Nil when the effort is configured, the link unlimited (no
+// transfer time to save) or the budget 0.
+func (c Config) Refiner(sites int, carried int64) func(content, compressed int64) bool {
+	if c.Effort != EffortAuto && c.Effort != "" || c.RefineBudget <= 0 {
 		return nil
 	}
 	rate, _ := c.linkRate() // checked by Validate
@@ -103,14 +119,41 @@ func (c Config) Refiner(sites int) func(content, compressed int64) bool {
 		return nil
 	}
 	n := float64(max(sites, 1))
+	budget := float64(c.RefineBudget) / 100 * float64(carried) * buildCost.Seconds() // seconds of CPU
+	var spent float64
 	return func(content, compressed int64) bool {
 		if content <= 0 || float64(compressed) > refineMaxRatio*float64(content) {
 			return false
 		}
 		saved := n * refineGain * float64(compressed) / float64(rate) // seconds of transfer
-		spent := float64(content) * refineCost.Seconds()
-		return saved >= spent
+		cost := float64(content) * refineCost.Seconds()
+		if saved < cost || spent+cost > budget {
+			return false
+		}
+		spent += cost
+		return true
 	}
+}
+
+// carried is the content a pack from from (nil for none) to to carries:
+// the sizes of the file contents to has and from lacks, each once.
+func carried(from, to *tree.Manifest) int64 {
+	have := map[string]bool{}
+	if from != nil {
+		for _, e := range from.Entries {
+			if e.Kind == tree.KindFile {
+				have[e.Hash] = true
+			}
+		}
+	}
+	var n int64
+	for _, e := range to.Entries {
+		if e.Kind == tree.KindFile && !have[e.Hash] {
+			have[e.Hash] = true
+			n += e.Size
+		}
+	}
+	return n
 }
 
 // linkRate is LinkRate in bytes/s (DefaultLinkRate when empty).
@@ -130,6 +173,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.SigningKey, "signing-key", "PULPDIST_SIGNING_KEY", "", "PEM ed25519 private key that signs every pack (empty: packs are not signed)")
 	s.String(&c.Effort, "effort", "PULPDIST_DELTA_EFFORT", EffortAuto, "pack effort: auto (the cost model, see --link-rate), best, default or fast")
 	s.String(&c.LinkRate, "link-rate", "PULPDIST_DELTA_LINK_RATE", DefaultLinkRate, "with effort auto: the WAN rate (bytes/s, such as 12500k or unlimited) the cost model weighs transfer time at")
+	s.Int(&c.RefineBudget, "refine-budget", "PULPDIST_DELTA_REFINE_BUDGET", DefaultRefineBudget, "with effort auto: the most CPU the cost model's refinements may add to a pack's build, in percent (0: none)")
 	s.Duration(&c.GCInterval, "gc-interval", "PULPDIST_GC_INTERVAL", time.Hour, "how often packs no site can need are deleted (0: never)")
 	s.Duration(&c.GCGrace, "gc-grace", "PULPDIST_GC_GRACE", 24*time.Hour, "how old a pack no site can need must be before it is deleted")
 }
@@ -153,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.linkRate(); err != nil {
 		errs = append(errs, fmt.Errorf("link rate: %w", err))
+	}
+	if c.RefineBudget < 0 || c.RefineBudget > 10000 {
+		errs = append(errs, fmt.Errorf("refine budget %d%%: want 0 to 10000", c.RefineBudget))
 	}
 	return errors.Join(errs...)
 }
@@ -280,7 +327,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	}
 	start := time.Now()
 	effort := s.cfg.EffortFor(req.Sites)
-	res, err := s.build(ctx, req, id, effort, s.cfg.Refiner(req.Sites))
+	res, err := s.build(ctx, req, id, effort)
 	if err != nil {
 		return err
 	}
@@ -323,7 +370,7 @@ func (s *Service) holdClaim(ctx context.Context, key string, rev uint64) func() 
 	return func() uint64 { cancel(); <-done; return rev }
 }
 
-func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort, refine func(content, compressed int64) bool) (build.Result, error) {
+func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort) (build.Result, error) {
 	to, err := s.manifest(ctx, req.Tree, req.To)
 	if err != nil {
 		return build.Result{}, err
@@ -342,6 +389,7 @@ func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, ef
 		_ = f.Close()           // already closed on success; the error is of no use here
 		_ = os.Remove(f.Name()) // a temp file; nothing depends on it
 	}()
+	refine := s.cfg.Refiner(req.Sites, carried(from, to))
 	start := time.Now()
 	res, err := build.Write(ctx, f, req.Tree, req.From, from, to, s.openBlob, s.key, s.cfg.WorkDir, effort, refine)
 	if err != nil {

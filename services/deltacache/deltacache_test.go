@@ -70,13 +70,17 @@ type harness struct {
 	instances []*Service
 }
 
+// refineBudget is the harness's Config.RefineBudget: its packs are small,
+// and refinements of a small pack cost more than a fifth of its build.
+const refineBudget = 10000
+
 func start(t *testing.T, n int) *harness {
 	t.Helper()
 	url := natstest.Start(t)
 	log := slog.New(slog.DiscardHandler)
 	h := &harness{}
 	for i := range n {
-		s, err := New(t.Context(), Config{Options: daemon.Options{NATSURL: url}, Instance: string(rune('a' + i)), WorkDir: t.TempDir()}, log)
+		s, err := New(t.Context(), Config{Options: daemon.Options{NATSURL: url}, Instance: string(rune('a' + i)), WorkDir: t.TempDir(), RefineBudget: refineBudget}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,8 +316,9 @@ func TestEffortConfig(t *testing.T) {
 			t.Errorf("auto, %d sites: %s, want default", sites, got)
 		}
 	}
-	// At 100 Mbit/s, 64 sites: worth it from a ratio of about 0.11, up to
-	// the incompressible (over one half).
+	// At 100 Mbit/s, 64 sites: worth it from a ratio of about 0.39, up to
+	// the incompressible (over one half); within a budget as large as the
+	// content carried is (ten times a segment here).
 	const mib = 1 << 20
 	for _, tc := range []struct {
 		rate       string
@@ -321,26 +326,45 @@ func TestEffortConfig(t *testing.T) {
 		compressed int64
 		want       bool
 	}{
-		{"", 1, 200 << 10, false},
-		{"", 64, 200 << 10, true},
-		{"", 64, 50 << 10, false},
+		{"", 1, 450 << 10, false},
+		{"", 64, 450 << 10, true},
+		{"", 64, 200 << 10, false},
 		{"", 64, 900 << 10, false},
 		{"1M", 64, 50 << 10, true},
 		{"1M", 1, 50 << 10, false},
 	} {
-		c := Config{LinkRate: tc.rate}
-		if got := c.Refiner(tc.sites)(mib, tc.compressed); got != tc.want {
+		c := Config{LinkRate: tc.rate, RefineBudget: DefaultRefineBudget}
+		if got := c.Refiner(tc.sites, 10<<10*mib)(mib, tc.compressed); got != tc.want {
 			t.Errorf("link %q, %d sites, 1 MiB to %d bytes: refine %v, want %v", tc.rate, tc.sites, tc.compressed, got, tc.want)
 		}
 	}
-	if c := (Config{LinkRate: "unlimited"}); c.Refiner(1000) != nil {
+	// The budget: refinements add at most RefineBudget percent of the
+	// build's CPU; 0 refines nothing.
+	const carried = 100 * mib
+	for _, budget := range []int{DefaultRefineBudget, 50, 100} {
+		refine := Config{RefineBudget: budget}.Refiner(1_000_000, carried)
+		var refined int64
+		for range 200 {
+			if refine(mib, 400<<10) {
+				refined += mib
+			}
+		}
+		want := int64(float64(budget) / 100 * carried * buildCost.Seconds() / refineCost.Seconds() / mib)
+		if refined/mib != want || want == 0 {
+			t.Errorf("budget %d%%: %d MiB of segments refined of 200, want %d", budget, refined/mib, want)
+		}
+	}
+	if (Config{}).Refiner(1000, carried) != nil {
+		t.Error("no budget, yet a refiner")
+	}
+	if c := (Config{LinkRate: "unlimited", RefineBudget: 20}); c.Refiner(1000, carried) != nil {
 		t.Error("an unlimited link refines")
 	}
-	c.Effort = "fast"
-	if got := c.EffortFor(60); got != pack.EffortFast || c.Refiner(60) != nil {
-		t.Errorf("forced fast: %s, refiner %v", got, c.Refiner(60) != nil)
+	c.Effort, c.RefineBudget = "fast", 20
+	if got := c.EffortFor(60); got != pack.EffortFast || c.Refiner(60, carried) != nil {
+		t.Errorf("forced fast: %s, refiner %v", got, c.Refiner(60, carried) != nil)
 	}
-	for _, bad := range []Config{{Effort: "max"}, {LinkRate: "-5"}, {LinkRate: "fast"}, {LinkRate: "0"}} {
+	for _, bad := range []Config{{Effort: "max"}, {LinkRate: "-5"}, {LinkRate: "fast"}, {LinkRate: "0"}, {RefineBudget: -1}, {RefineBudget: 10001}} {
 		bad.Options, bad.Instance, bad.WorkDir = daemon.Options{NATSURL: "nats://bus:14222"}, "x", t.TempDir()
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)

@@ -187,6 +187,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		dc, err := deltacache.New(ctx, deltacache.Config{
 			Options:  daemon.Options{NATSURL: st.NATSURL, Probe: p},
 			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), SigningKey: signingKey, LinkRate: o.DeltaLinkRate,
+			RefineBudget: deltacache.DefaultRefineBudget,
 		}, o.Log.With("service", "deltacache"))
 		if err != nil {
 			return nil, err
