@@ -105,9 +105,10 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 		stop := keepAlive(ctx, m, ackWait/3)
 		defer stop()
 		handle(ctx, m, log, h, maxDeliver, o.dead)
-	}, jetstream.PullMaxMessages(1), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		log.Warn("consumer error", "err", err)
-	}))
+	}, jetstream.PullMaxMessages(1), jetstream.PullExpiry(ConsumeExpiry), jetstream.PullHeartbeat(ConsumeHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			log.Warn("consumer error", "err", err)
+		}))
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -120,6 +121,19 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 	}
 	return nil
 }
+
+// ConsumeExpiry and ConsumeHeartbeat are how long a consumer's pull
+// request waits and how often the server says it is alive while nothing
+// comes (nats.go allows at most 30 s). A message is delivered the moment
+// it is stored whatever these are; they only set the idle traffic, per
+// consumer: nats.go's defaults (30 s, 15 s) are a good part of what 64
+// idle site-agents cost nats-server (docs/benchmarks.md). A lost server is
+// noticed by the connection's own pings and reconnection, which renews
+// the pull requests.
+const (
+	ConsumeExpiry    = 5 * time.Minute
+	ConsumeHeartbeat = 30 * time.Second
+)
 
 func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, maxDeliver int, dead jetstream.JetStream) {
 	meta, _ := m.Metadata() // nil only for non-JetStream messages, which Consume never delivers

@@ -129,7 +129,7 @@ func TestObjectReaderAsksLess(t *testing.T) {
 	if msgs != 4 || api != 0 {
 		t.Errorf("Open sent %d messages with %d API calls, want 4 (the info and three chunks) and none", msgs, api)
 	}
-	if _, api := asked(func() (io.ReadCloser, error) { return l.Blobs.Get(t.Context(), "x") }); api < 2 {
-		t.Errorf("the store's Get made %d API calls, want the consumer's creation and deletion", api)
+	if _, api := asked(func() (io.ReadCloser, error) { return l.Blobs.Get(t.Context(), "x") }); api < 1 {
+		t.Errorf("the store's Get made %d API calls, want at least the consumer's creation (its deletion may come later)", api)
 	}
 }

@@ -94,6 +94,11 @@ func cleanPartials(data string, now time.Time) error {
 	return nil
 }
 
+// fetchConsumerIdle is how long the server keeps a fetch's consumer once
+// the fetch has stopped asking (stallTimeout covers a slow link: the
+// consumer keeps asking while it waits).
+const fetchConsumerIdle = 30 * time.Second
+
 // fetch downloads cmd's pack, resuming a former partial fetch of the same
 // object, at the pace of the site's link, and checks its BLAKE3 against the
 // announced hash.
@@ -187,6 +192,9 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 
 	occ := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$O." + bus.BucketDeltas + ".C." + info.NUID},
+		// Gone soon after the fetch, not after nats.go's 5 minutes: at
+		// 64 sites, 64 idle consumers on the packs' stream.
+		InactiveThreshold: fetchConsumerIdle,
 	}
 	if st.Seq > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.Seq+1

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -71,6 +72,8 @@ type network struct {
 	stopped bool
 	// profiling: the origin side writes CPU profiles (BENCH_PROFILE).
 	profiling bool
+	// monitor is nats-server's monitoring URL.
+	monitor string
 }
 
 const benchToken = "bench-admin-token-0123456789abcdef0123456789"
@@ -97,7 +100,13 @@ func startNetwork(ctx context.Context, bin binaries, dir string, sites []string)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := start("nats", logs, bin.nats, prof("nats"), "-js", "-sd", filepath.Join(dir, "nats"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
+	monPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	n.monitor = fmt.Sprintf("http://127.0.0.1:%d", monPort)
+	ns, err := start("nats", logs, bin.nats, prof("nats"), "-js", "-sd", filepath.Join(dir, "nats"), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort),
+		"-m", fmt.Sprint(monPort))
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +211,38 @@ func (n *network) stop() {
 	for i := len(n.procs) - 1; i >= 0; i-- {
 		n.procs[i].stop()
 	}
+}
+
+// natsStats are nats-server's message counters (its /varz).
+type natsStats struct {
+	InMsgs    uint64 `json:"in_msgs"`
+	OutMsgs   uint64 `json:"out_msgs"`
+	InBytes   uint64 `json:"in_bytes"`
+	OutBytes  uint64 `json:"out_bytes"`
+	JetStream struct {
+		Stats struct {
+			API struct {
+				Total uint64 `json:"total"`
+			} `json:"api"`
+		} `json:"stats"`
+	} `json:"jetstream"`
+}
+
+// stats reads the server's counters; zero ones when it does not answer
+// (a report only).
+func (n *network) stats(ctx context.Context) natsStats {
+	var st natsStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.monitor+"/varz", nil)
+	if err != nil {
+		return st
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&st) // a report only
+	return st
 }
 
 // toggleProfiles starts or stops the origin side's CPU profiles
@@ -333,6 +374,7 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 		return record{}, err
 	}
 	by0 := n.cpuByProc()
+	st0 := n.stats(ctx)
 	n.toggleProfiles()
 	t0 := time.Now()
 	runs, err := n.sync(ctx, sites, bus.ResultCompleted)
@@ -347,6 +389,12 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	}
 	slices.Sort(split)
 	log.Printf("pulpdist origin CPU of the update: %s", strings.Join(split, ", "))
+	st1 := n.stats(ctx)
+	log.Printf("nats during the update: %d messages in (%d MB), %d out (%d MB), %d JetStream API calls; per site %.0f in, %.0f out, %.1f API calls",
+		st1.InMsgs-st0.InMsgs, (st1.InBytes-st0.InBytes)>>20, st1.OutMsgs-st0.OutMsgs, (st1.OutBytes-st0.OutBytes)>>20,
+		st1.JetStream.Stats.API.Total-st0.JetStream.Stats.API.Total,
+		float64(st1.InMsgs-st0.InMsgs)/float64(nsites), float64(st1.OutMsgs-st0.OutMsgs)/float64(nsites),
+		float64(st1.JetStream.Stats.API.Total-st0.JetStream.Stats.API.Total)/float64(nsites))
 	cpu1, err := n.originCPU()
 	if err != nil {
 		return record{}, err
