@@ -15,8 +15,9 @@ import (
 	"github.com/pulpdist/pulpdist/libs/natstest"
 )
 
-func TestObjectReader(t *testing.T) {
-	js := connect(t)
+// blobReader returns the layout and a reader of the blob store.
+func blobReader(t *testing.T, js jetstream.JetStream) (*bus.Layout, *bus.ObjectReader) {
+	t.Helper()
 	l, err := bus.Ensure(t.Context(), js)
 	if err != nil {
 		t.Fatal(err)
@@ -25,6 +26,12 @@ func TestObjectReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l, r
+}
+
+func TestObjectReader(t *testing.T) {
+	js := connect(t)
+	l, r := blobReader(t, js)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, size := range []int{0, 1, bus.ObjectChunkSize - 1, bus.ObjectChunkSize, bus.ObjectChunkSize + 1,
 		3*bus.ObjectChunkSize + 17, bus.DirectChunks * bus.ObjectChunkSize, bus.DirectChunks*bus.ObjectChunkSize + 1} {
@@ -101,14 +108,7 @@ func TestObjectReaderAsksLess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	l, err := bus.Ensure(t.Context(), js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := bus.NewObjectReader(t.Context(), js, bus.BucketBlobs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, r := blobReader(t, js)
 	content := bytes.Repeat([]byte("content "), 3*bus.ObjectChunkSize/8) // three chunks
 	if _, err := l.Blobs.Put(t.Context(), bus.ObjectMeta("x", nil), bytes.NewReader(content)); err != nil {
 		t.Fatal(err)

@@ -650,30 +650,29 @@ func (b *builder) refineSegment(seg *segment) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// readRange appends base content r to d. A range from the start is
-// streamed; one further in is read through baseAt, so that the many
-// dictionaries of one large file do not each read it from its start.
+// readRange appends base content r to d. A large content is read through
+// its chunks with Options.Chunked (only those the range covers); else a
+// range from the start is streamed, and one further in is read through
+// baseAt, so that the many dictionaries of one large file do not each
+// read it from its start.
 func (b *builder) readRange(d *bytes.Buffer, r Range) error {
-	if e := b.chunkedBase[r.Hash]; e != nil && b.o.Chunked {
+	var at io.ReaderAt
+	switch e := b.chunkedBase[r.Hash]; {
+	case e != nil && b.o.Chunked:
 		c, err := b.chunkedAt(e)
 		if err != nil {
 			return err
 		}
-		n, err := d.ReadFrom(io.NewSectionReader(c, r.Off, r.Len))
-		if err != nil {
-			return fmt.Errorf("read base content %s: %w", r.Hash, err)
-		}
-		if n < r.Len {
-			return fmt.Errorf("read base content %s: %w", r.Hash, io.ErrUnexpectedEOF)
-		}
-		return nil
-	}
-	if r.Off > 0 {
+		at = c
+	case r.Off > 0:
 		f, err := b.baseAt(r.Hash)
 		if err != nil {
 			return err
 		}
-		n, err := d.ReadFrom(io.NewSectionReader(f, r.Off, r.Len))
+		at = f
+	}
+	if at != nil {
+		n, err := d.ReadFrom(io.NewSectionReader(at, r.Off, r.Len))
 		if err != nil {
 			return fmt.Errorf("read base content %s: %w", r.Hash, err)
 		}
