@@ -1,7 +1,6 @@
 package pack
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -90,17 +89,8 @@ func (c *chunked) fetch(i int) error {
 		return fmt.Errorf("open chunk %s of content %s: %w", ch.Hash, c.e.Hash, err)
 	}
 	defer rc.Close()
-	hasher := blake3.New()
-	w := io.MultiWriter(io.NewOffsetWriter(c.spool, c.offs[i]), hasher)
-	n, err := io.CopyBuffer(w, io.LimitReader(ctxio.Reader(c.b.ctx, rc), ch.Size+1), c.b.fetchBuf)
-	if err != nil {
-		return fmt.Errorf("read chunk %s of content %s: %w", ch.Hash, c.e.Hash, err)
-	}
-	if n != ch.Size {
-		return fmt.Errorf("chunk %s of content %s: %w: %s bytes, manifest says %d", ch.Hash, c.e.Hash, ErrHashMismatch, sizeText(n, ch.Size), ch.Size)
-	}
-	if got := hex.EncodeToString(hasher.Sum(nil)); got != ch.Hash {
-		return fmt.Errorf("chunk %s of content %s: %w: hashes to %s", ch.Hash, c.e.Hash, ErrHashMismatch, got)
+	if err := c.spoolFrom(rc, c.offs[i], ch.Size, ch.Hash); err != nil {
+		return fmt.Errorf("chunk %s of content %s: %w", ch.Hash, c.e.Hash, err)
 	}
 	c.have[i] = true
 	return nil
@@ -113,17 +103,23 @@ func (c *chunked) fetchWhole() error {
 		return fmt.Errorf("open content %s: %w", c.e.Hash, err)
 	}
 	defer rc.Close()
-	hasher := blake3.New()
-	w := io.MultiWriter(io.NewOffsetWriter(c.spool, 0), hasher)
-	n, err := io.CopyBuffer(w, io.LimitReader(ctxio.Reader(c.b.ctx, rc), c.e.Size+1), c.b.fetchBuf)
-	if err != nil {
-		return fmt.Errorf("read content %s: %w", c.e.Hash, err)
-	}
-	if err := checkContent(hasher, n, c.e); err != nil {
+	if err := c.spoolFrom(rc, 0, c.e.Size, c.e.Hash); err != nil {
 		return fmt.Errorf("content %s: %w", c.e.Hash, err)
 	}
 	c.whole = true
 	return nil
+}
+
+// spoolFrom writes what r gives into the spool at off, checked to be size
+// bytes hashing to hash (ErrHashMismatch otherwise).
+func (c *chunked) spoolFrom(r io.Reader, off, size int64, hash string) error {
+	hasher := blake3.New()
+	w := io.MultiWriter(io.NewOffsetWriter(c.spool, off), hasher)
+	n, err := io.CopyBuffer(w, io.LimitReader(ctxio.Reader(c.b.ctx, r), size+1), c.b.fetchBuf)
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	return checkContent(hasher, n, &tree.Entry{Size: size, Hash: hash})
 }
 
 // chunkStream reads a large content from its start, chunk by chunk; from

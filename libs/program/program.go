@@ -48,7 +48,7 @@ func Main(name string, args []string, stderr io.Writer, cfg Config, run func(ctx
 	}
 	log = log.With("service", name)
 	if path := os.Getenv(CPUProfileEnv); path != "" {
-		done, err := cpuProfile(path)
+		done, err := CPUProfile(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 			return 2
@@ -111,8 +111,10 @@ func (p *profiler) stop() {
 // current is the process's profiler, nil without PULPDIST_CPU_PROFILE.
 var current *profiler
 
-// cpuProfile profiles into path between SIGUSR1 signals; done stops it.
-func cpuProfile(path string) (done func(), err error) {
+// CPUProfile profiles this process into path between two SIGUSR1 signals
+// (or the first and done), as Main does with PULPDIST_CPU_PROFILE; done
+// stops it. For programs that do not run through Main (natsprof).
+func CPUProfile(path string) (done func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", CPUProfileEnv, err)

@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/pulpdist/pulpdist/libs/program"
 )
 
 func main() {
@@ -29,38 +30,21 @@ func run() error {
 		return err
 	}
 	opts.NoSigs = true
-	f, err := os.Create(os.Getenv("PULPDIST_CPU_PROFILE"))
+	done, err := program.CPUProfile(os.Getenv(program.CPUProfileEnv))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer done()
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return err
 	}
 	s.ConfigureLogger()
 	go s.Start()
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
-	profiling, written := false, false
-	for v := range sig {
-		if v == syscall.SIGUSR1 && !written {
-			if profiling {
-				pprof.StopCPUProfile()
-				profiling, written = false, true
-			} else if err := pprof.StartCPUProfile(f); err == nil {
-				profiling = true
-			}
-			continue
-		}
-		if v != syscall.SIGUSR1 {
-			break
-		}
-	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
 	s.Shutdown()
 	s.WaitForShutdown()
-	if profiling {
-		pprof.StopCPUProfile()
-	}
 	return nil
 }
