@@ -332,7 +332,7 @@ func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manife
 // uploadOne stores one file's content unless the store has it; it returns
 // the bytes sent (0 when already stored).
 func (s *Service) uploadOne(ctx context.Context, src *os.Root, e tree.Entry) (int64, error) {
-	if stored, err := s.stored(ctx, e.Hash); err != nil || stored {
+	if stored, err := has(ctx, s.layout.Blobs, "blob", e.Hash); err != nil || stored {
 		return 0, err
 	}
 	f, err := src.Open(filepath.FromSlash(e.Path))
@@ -361,7 +361,7 @@ func (s *Service) uploadChunks(ctx context.Context, src *os.Root, e tree.Entry, 
 		if !claim(c.Hash) {
 			continue
 		}
-		if stored, err := s.stored(ctx, c.Hash); err != nil {
+		if stored, err := has(ctx, s.layout.Blobs, "blob", c.Hash); err != nil {
 			return sent, err
 		} else if stored {
 			continue
@@ -381,16 +381,17 @@ func (s *Service) uploadChunks(ctx context.Context, src *os.Root, e tree.Entry, 
 	return sent, nil
 }
 
-// stored reports whether the blob store holds an object named hash.
-func (s *Service) stored(ctx context.Context, hash string) (bool, error) {
-	_, err := s.layout.Blobs.GetInfo(ctx, hash)
+// has reports whether store holds an object named name (what: its kind,
+// for the error).
+func has(ctx context.Context, store jetstream.ObjectStore, what, name string) (bool, error) {
+	_, err := store.GetInfo(ctx, name)
 	if err == nil {
 		return true, nil
 	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return false, nil
 	}
-	return false, fmt.Errorf("look up blob %s: %w", hash, err)
+	return false, fmt.Errorf("look up %s %s: %w", what, name, err)
 }
 
 // putBlob stores what r gives under hash, the BLAKE3 of size bytes read
@@ -419,10 +420,8 @@ func (s *Service) putBlob(ctx context.Context, hash string, r io.Reader, size in
 
 func (s *Service) putManifest(ctx context.Context, treeName, root string, m *tree.Manifest) error {
 	name := bus.ManifestObject(treeName, root)
-	if _, err := s.layout.Manifests.GetInfo(ctx, name); err == nil {
-		return nil
-	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("look up manifest %s: %w", name, err)
+	if stored, err := has(ctx, s.layout.Manifests, "manifest", name); err != nil || stored {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := tree.Encode(&buf, m); err != nil {
