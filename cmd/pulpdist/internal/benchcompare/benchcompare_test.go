@@ -40,6 +40,21 @@ func TestParseStat(t *testing.T) {
 	t.Fatalf("the CPU of a busy process did not grow (%d)", x)
 }
 
+func TestParseCPULine(t *testing.T) {
+	got, err := parseCPULine("cpu  100 5 50 800 20 3 2 10 0 0")
+	if err != nil || got != (cpuTimes{busy: 170, total: 990}) {
+		t.Fatalf("parseCPULine = %+v, %v; want busy 170 of 990", got, err)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3 4 5 6 7", "cpu 1 2 3 x 5 6 7 8"} {
+		if _, err := parseCPULine(bad); err == nil {
+			t.Errorf("parseCPULine(%q) passed", bad)
+		}
+	}
+	if _, err := cpuStat(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestStatsField(t *testing.T) {
 	out := "Number of files: 334\nTotal bytes sent: 43,422\nTotal bytes received: 6,542,182\n"
 	if n, err := statsField(out, "Total bytes received"); err != nil || n != 6542182 {

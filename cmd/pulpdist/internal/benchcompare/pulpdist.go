@@ -369,6 +369,9 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	if _, err := runCmd(ctx, "", "rsync", "-a", "--delete", c.b+"/", src+"/"); err != nil {
 		return record{}, err
 	}
+	if !quiesce(ctx) {
+		log.Printf("the machine did not become quiet before the update: its figures may be high")
+	}
 	cpu0, err := n.originCPU()
 	if err != nil {
 		return record{}, err
@@ -409,6 +412,7 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 		}
 	}
 	// Nothing changed: the cost of asking.
+	quiesce(ctx)
 	cpu2, err := n.originCPU()
 	if err != nil {
 		return record{}, err

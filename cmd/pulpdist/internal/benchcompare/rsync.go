@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,6 +81,9 @@ func runRsync(ctx context.Context, rsync, work string, c *corpus, nsites int, co
 			return nil
 		})
 	}
+	if !quiesce(ctx) {
+		log.Printf("the machine did not become quiet before the update: its figures may be high")
+	}
 	cpu0, err := d.cpu()
 	if err != nil {
 		return record{}, err
@@ -103,6 +107,11 @@ func runRsync(ctx context.Context, rsync, work string, c *corpus, nsites int, co
 			return record{}, fmt.Errorf("rsync site %s: %w", s, err)
 		}
 	}
+	quiesce(ctx)
+	cpuPoll, err := d.cpu()
+	if err != nil {
+		return record{}, err
+	}
 	if _, err := pullAll(); err != nil {
 		return record{}, err
 	}
@@ -112,7 +121,7 @@ func runRsync(ctx context.Context, rsync, work string, c *corpus, nsites int, co
 	}
 	return record{
 		Tool: tool, Corpus: c.name, Sites: nsites, OriginCPU: (cpu1 - cpu0).Seconds(),
-		BytesPerSite: received / int64(nsites), FloorBytes: c.floor, Wall: wall.Seconds(), PollCPU: (cpu2 - cpu1).Seconds(),
+		BytesPerSite: received / int64(nsites), FloorBytes: c.floor, Wall: wall.Seconds(), PollCPU: (cpu2 - cpuPoll).Seconds(),
 	}, nil
 }
 
