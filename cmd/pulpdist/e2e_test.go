@@ -317,16 +317,39 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("origin run 2 uploaded %d bytes: want the changed contents, the image's changed chunks only", b)
 	}
 
-	// Run 3: nothing changed; nothing is computed or transferred.
+	// Run 3: nothing changed; nothing is computed or transferred, and the
+	// sites that serve the version are not even asked (paused site-c is
+	// recorded DISABLED as on every run).
 	packsBefore := countObjects(t, st.NATSURL, bus.BucketDeltas)
-	trig3, runs := sync(bus.ResultUpToDate)
-	for s, r := range runs {
-		if s != "site-c" && r.Bytes != 0 {
-			t.Errorf("%s transferred %d bytes on a run without change", s, r.Bytes)
-		}
+	acc3, err := c.Sync(ctx, "demo")
+	if err != nil {
+		t.Fatal(err)
 	}
+	trig3 := acc3.TriggerID
+	runs = waitRuns(t, c, trig3, "origin", "site-c")
 	if runs["origin"].Result != string(bus.ResultUpToDate) {
 		t.Errorf("origin run 3: %s, want UP_TO_DATE", runs["origin"].Result)
+	}
+	// Asking one site by name gets its answer: UP_TO_DATE, nothing
+	// transferred. The scheduler takes snapshots in order, so once this
+	// run is in, run 3's plan is done too.
+	accA, err := c.SyncSubscription(ctx, "site-a", "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Runs of a subscription's sync carry "<trigger_id>~<site>" (api/openapi.yaml).
+	runA := waitRuns(t, c, accA.TriggerID+"~site-a", "site-a")["site-a"]
+	if runA.Result != string(bus.ResultUpToDate) || runA.Bytes != 0 || runA.To != v2 {
+		t.Errorf("site-a asked by name: %+v, want UP_TO_DATE at %s without bytes", runA, v2)
+	}
+	all, err := c.Runs(ctx, "demo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.TriggerID == trig3 && (r.Site == "site-a" || r.Site == "site-b") {
+			t.Errorf("run 3 contacted %s, which serves the version: %+v", r.Site, r)
+		}
 	}
 	for _, r := range find[bus.DeltaRequest](t, events, "dev.pulpdist.delta.requested") {
 		if r.TriggerID == trig3 {
@@ -445,10 +468,12 @@ func TestEndToEnd(t *testing.T) {
 	for _, r := range rows {
 		bySite[r.Site] = r
 	}
-	for _, s := range []string{"site-a", "site-b"} {
+	// site-a's last run is the one that asked it; site-b's the one that
+	// brought it to v2.
+	for s, state := range map[string]bus.Result{"site-a": bus.ResultUpToDate, "site-b": bus.ResultCompleted} {
 		r := bySite[s]
-		if r.Role != "replica" || r.Version != v2 || r.LatestVersion != v2 || r.State != string(bus.ResultUpToDate) || r.LagSeconds != 0 {
-			t.Errorf("overview %s: %+v", s, r)
+		if r.Role != "replica" || r.Version != v2 || r.LatestVersion != v2 || r.State != string(state) || r.LagSeconds != 0 {
+			t.Errorf("overview %s: %+v, want state %s", s, r, state)
 		}
 	}
 	if r := bySite["origin"]; r.Role != "origin" || r.Version != v2 {

@@ -176,10 +176,11 @@ func treeOff(t inventoryapi.Tree) string {
 	return ""
 }
 
-// Snapshot reacts to a new version: sites already at it are told so (they
-// report UP_TO_DATE), paused subscriptions (or of a paused site or tree)
-// are recorded as DISABLED, and one delta is requested per distinct base
-// version that some site holds. A snapshot the origin has since replaced
+// Snapshot reacts to a new version: sites already at it need nothing
+// (unless the trigger names them: they report UP_TO_DATE), paused
+// subscriptions (or of a paused site or tree) are recorded as DISABLED,
+// and one delta is requested per distinct base version that some site
+// holds. A snapshot the origin has since replaced
 // is ignored. A scoped trigger id limits all this to its sites.
 func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	tree, subs, err := d.treeAndSubs(ctx, s.Tree, s.TriggerID)
@@ -195,10 +196,14 @@ func (d *Dispatcher) Snapshot(ctx context.Context, s bus.Snapshot) error {
 	return d.plan(ctx, tree, subs, s.TriggerID, s.Root, "")
 }
 
-// plan sends the sites of subs towards version root of tree: those at it
-// are told so, paused ones are recorded DISABLED, and one delta is
-// requested per base version the others hold.
+// plan sends the sites of subs towards version root of tree: paused ones
+// are recorded DISABLED, and one delta is requested per base version the
+// others hold. A site that serves root already needs nothing and is not
+// contacted — so a poll that finds the tree unchanged costs the sites, and
+// the bus, nothing per site — unless the trigger names it (an operator
+// asking that site): it is then told so and reports UP_TO_DATE.
 func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []inventoryapi.Subscription, triggerID, root, stage string) error {
+	named := TriggerScope(triggerID) != nil
 	bases := map[string]int{} // base version → sites at it
 	for _, sub := range subs {
 		site, why, err := d.paused(ctx, tree, sub)
@@ -216,6 +221,9 @@ func (d *Dispatcher) plan(ctx context.Context, tree inventoryapi.Tree, subs []in
 			return fmt.Errorf("snapshot %s: version of %s: %w", tree.Name, sub.Site, err)
 		}
 		if cur == root {
+			if !named {
+				continue
+			}
 			cmd := d.apply(triggerID, tree, site, cur, root)
 			if err := d.start(ctx, cmd); err != nil {
 				return err

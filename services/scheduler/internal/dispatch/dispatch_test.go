@@ -168,9 +168,15 @@ func TestSnapshotRequestsOneDeltaPerBase(t *testing.T) {
 	if err := d.Snapshot(t.Context(), snap); err != nil {
 		t.Fatal(err)
 	}
-	// The site already at v3 is told so, without a pack.
-	if len(out.commands) != 1 || out.commands[0].Site != "current" || out.commands[0].Pack != "" || out.commands[0].To != v3 {
-		t.Fatalf("commands %+v", out.commands)
+	// The site already at v3 needs nothing: no command, no run, no event
+	// (a poll that finds nothing new costs no site anything).
+	if len(out.commands) != 0 {
+		t.Fatalf("commands %+v: the site at v3 needs none", out.commands)
+	}
+	for _, ev := range out.events {
+		if ev == "sync.started" {
+			t.Fatalf("events %v: no run starts", out.events)
+		}
 	}
 	// One request per distinct base: v1 (two sites) and none (a new site).
 	var froms []string
@@ -187,6 +193,24 @@ func TestSnapshotRequestsOneDeltaPerBase(t *testing.T) {
 	// The paused subscription is recorded as DISABLED.
 	if len(out.finished) != 1 || out.finished[0].Site != "paused" || out.finished[0].Result != bus.ResultDisabled {
 		t.Fatalf("finished %+v", out.finished)
+	}
+}
+
+func TestTriggerNamingASiteAtTheVersionHearsBack(t *testing.T) {
+	// An operator asking the sites by name gets a run of each, even of the
+	// one that already serves the version: it reports UP_TO_DATE.
+	inv, ver := fixture()
+	out := &recorder{}
+	d := dispatch.New(inv, ver, out, slog.New(slog.DiscardHandler))
+	id := dispatch.ScopedTriggerID("t1", []string{"current", "old-a"})
+	if err := d.Snapshot(t.Context(), bus.Snapshot{V: 1, TriggerID: id, Tree: "demo", Site: "origin", Root: v3}); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.commands) != 1 || out.commands[0].Site != "current" || out.commands[0].Pack != "" || out.commands[0].To != v3 {
+		t.Fatalf("commands %+v: want one without a pack to the site at v3", out.commands)
+	}
+	if len(out.requests) != 1 || out.requests[0].From != v1 || out.requests[0].Sites != 1 {
+		t.Fatalf("requests %+v: want one from v1 for old-a only", out.requests)
 	}
 }
 
