@@ -480,9 +480,17 @@ func describe(e tree.Entry) string {
 	}
 }
 
-// syncTree fsyncs the files written for this version (linked base files are
-// durable already) and every directory, in parallel.
+// syncTree makes the staged version durable before it is installed: one
+// syncfs of its filesystem where there is one (syncFS), else an fsync of
+// each file written for this version (linked base files are durable
+// already) and of every directory, in parallel.
 func (r *Replica) syncTree(ctx context.Context, dir string, m *tree.Manifest, p *plan) error {
+	if !r.fsyncEach {
+		r.step("sync filesystem")
+		if done, err := syncFS(dir); done || err != nil {
+			return err
+		}
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err

@@ -77,6 +77,10 @@ type Replica struct {
 	mu   sync.Mutex // serialises Apply and prune
 	log  *slog.Logger
 	hook func(step string)
+	// fsyncEach makes Apply fsync each written file and directory even
+	// where one syncfs would do (syncTree): the path of systems without
+	// syncfs, kept under test on Linux.
+	fsyncEach bool
 }
 
 // Open opens the replica in dir, creating the layout if needed, and

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -587,5 +588,43 @@ func TestReopenKeepsOldVersions(t *testing.T) {
 	mustDo(t, err)
 	if !slices.Equal(after, before) {
 		t.Fatalf("reopening with keep 1 changed the held versions: %v → %v", before, after)
+	}
+}
+
+// TestApplySyncs checks how an apply makes the staged version durable: on
+// Linux one syncfs of the filesystem, elsewhere (and with fsyncEach) an
+// fsync of each file written and each directory; both serve the version.
+func TestApplySyncs(t *testing.T) {
+	ctx := context.Background()
+	src1 := v1(t)
+	full, m1 := packBytes(t, src1, nil)
+	delta, m2 := packBytes(t, v2(t, src1), m1)
+	for _, each := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fsyncEach=%v", each), func(t *testing.T) {
+			r, err := Open(t.TempDir(), 1)
+			mustDo(t, err)
+			_, err = r.Apply(ctx, reader(t, full))
+			mustDo(t, err)
+			r.fsyncEach = each
+			var steps []string
+			r.SetStepHook(func(s string) { steps = append(steps, s) })
+			_, err = r.Apply(ctx, reader(t, delta))
+			mustDo(t, err)
+			assertServes(t, r, m2)
+			fsyncs, syncfs := 0, 0
+			for _, s := range steps {
+				switch {
+				case s == "sync filesystem":
+					syncfs++
+				case strings.HasPrefix(s, "fsync ") && !strings.HasPrefix(s, "fsync versions") &&
+					!strings.HasPrefix(s, "fsync manifest") && s != "fsync replica dir":
+					fsyncs++ // a staged file or directory
+				}
+			}
+			wantFS := runtime.GOOS == "linux" && !each
+			if wantFS && (syncfs != 1 || fsyncs != 0) || !wantFS && (syncfs != 0 || fsyncs < 4) {
+				t.Fatalf("%d syncfs, %d staged fsyncs (steps %q)", syncfs, fsyncs, steps)
+			}
+		})
 	}
 }
