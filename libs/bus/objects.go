@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // DirectChunks is the most chunks an ObjectReader fetches one by one with
@@ -88,4 +92,86 @@ func (r *ObjectReader) Open(ctx context.Context, name string) (io.ReadCloser, er
 		return nil, fmt.Errorf("object %s: %w", name, ErrObjectCorrupt)
 	}
 	return io.NopCloser(bytes.NewReader(buf)), nil
+}
+
+// PutSmallObject stores data, at most one chunk of meta's chunk size, as
+// the object meta.Name of the object store bucket: a chunk message and the
+// meta message, laid out as the store's own Put lays them out, so that
+// every reader of the store reads it (its size and SHA-256 digest
+// recorded as Put records them). Put costs more than a small content is
+// worth: it looks the name up first (to remove a former object's chunks),
+// makes a JetStream context and a reply subscription of its own, and
+// allocates and clears a chunk-size buffer, for every object — for the
+// hundreds of small contents of an update, more of the origin's CPU than
+// sending them. So the caller must know the name is free (a content the
+// store was found to lack): the chunks of a former object of the name
+// would stay, unreferenced.
+func PutSmallObject(ctx context.Context, js jetstream.JetStream, bucket string, meta jetstream.ObjectMeta, data []byte) (*jetstream.ObjectInfo, error) {
+	chunk := uint32(128 << 10) // the store's default chunk size
+	if meta.Opts != nil {
+		if meta.Opts.Link != nil {
+			return nil, jetstream.ErrLinkNotAllowed
+		}
+		if meta.Opts.ChunkSize > 0 {
+			chunk = meta.Opts.ChunkSize
+		}
+	} else {
+		meta.Opts = &jetstream.ObjectMetaOptions{}
+	}
+	meta.Opts.ChunkSize = chunk
+	if meta.Name == "" {
+		return nil, jetstream.ErrBadObjectMeta
+	}
+	if len(data) > int(chunk) {
+		return nil, fmt.Errorf("object %s: %d bytes do not fit one %d-byte chunk", meta.Name, len(data), chunk)
+	}
+	sum := sha256.Sum256(data)
+	info := &jetstream.ObjectInfo{
+		ObjectMeta: meta, Bucket: bucket, NUID: nuid.Next(), Size: uint64(len(data)),
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
+	}
+	chunkSubj := fmt.Sprintf("$O.%s.C.%s", bucket, info.NUID)
+	var acks []jetstream.PubAckFuture
+	if len(data) > 0 {
+		info.Chunks = 1
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: chunkSubj, Data: data})
+		if err != nil {
+			return nil, fmt.Errorf("object %s: %w", meta.Name, err)
+		}
+		acks = append(acks, f)
+	}
+	body, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("object %s: %w", meta.Name, err)
+	}
+	mm := nats.NewMsg(fmt.Sprintf("$O.%s.M.%s", bucket, base64.URLEncoding.EncodeToString([]byte(meta.Name))))
+	mm.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	mm.Data = body
+	f, err := js.PublishMsgAsync(mm)
+	if err != nil {
+		purgeChunk(ctx, js, bucket, chunkSubj)
+		return nil, fmt.Errorf("object %s: %w", meta.Name, err)
+	}
+	acks = append(acks, f)
+	for _, a := range acks {
+		select {
+		case <-a.Ok():
+		case err := <-a.Err():
+			purgeChunk(ctx, js, bucket, chunkSubj)
+			return nil, fmt.Errorf("object %s: %w", meta.Name, err)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("object %s: %w", meta.Name, ctx.Err())
+		}
+	}
+	info.ModTime = time.Now().UTC()
+	return info, nil
+}
+
+// purgeChunk removes what a failed PutSmallObject stored of its chunk, as
+// the store's Put does with a partial object (best effort: a leftover
+// chunk is unreferenced, never read).
+func purgeChunk(ctx context.Context, js jetstream.JetStream, bucket, subject string) {
+	if s, err := js.Stream(context.WithoutCancel(ctx), "OBJ_"+bucket); err == nil {
+		_ = s.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subject)) // see above
+	}
 }

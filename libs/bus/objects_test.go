@@ -133,3 +133,73 @@ func TestObjectReaderAsksLess(t *testing.T) {
 		t.Errorf("the store's Get made %d API calls, want at least the consumer's creation (its deletion may come later)", api)
 	}
 }
+
+// TestPutSmallObject checks that an object PutSmallObject stores reads as
+// one the store's Put stored: the store's Get (which checks size and
+// digest), its info and listing, and the ObjectReader.
+func TestPutSmallObject(t *testing.T) {
+	js := connect(t)
+	l, r := blobReader(t, js)
+	ctx := t.Context()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, size := range []int{0, 1, 1000, bus.ObjectChunkSize} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(rng.Uint32())
+		}
+		name := fmt.Sprintf("small-%d", size)
+		put, err := bus.PutSmallObject(ctx, js, bus.BucketBlobs, bus.ObjectMeta(name, map[string]string{"k": "v"}), want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same bytes through Put, for the reference info.
+		ref, err := l.Blobs.Put(ctx, bus.ObjectMeta(name+"-ref", map[string]string{"k": "v"}), bytes.NewReader(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := l.Blobs.GetInfo(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size != ref.Size || info.Chunks != ref.Chunks || info.Digest != ref.Digest || info.Digest != put.Digest ||
+			info.NUID != put.NUID || info.Bucket != bus.BucketBlobs || info.Metadata["k"] != "v" ||
+			info.Opts == nil || info.Opts.ChunkSize != bus.ObjectChunkSize {
+			t.Fatalf("size %d: info %+v, want as Put's %+v", size, info, ref)
+		}
+		got, err := l.Blobs.GetBytes(ctx, name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: Get = %d bytes, %v", size, len(got), err)
+		}
+		rc, err := r.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: ObjectReader = %d bytes, %v", size, len(got), err)
+		}
+	}
+	// Listed like any object.
+	objs, err := l.Blobs.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, o := range objs {
+		listed[o.Name] = true
+	}
+	if !listed["small-1000"] || !listed["small-0"] {
+		t.Fatalf("listing lacks the small objects: %v", listed)
+	}
+	// What does not fit one chunk, or names no object, stores nothing.
+	if _, err := bus.PutSmallObject(ctx, js, bus.BucketBlobs, bus.ObjectMeta("too-big", nil), make([]byte, bus.ObjectChunkSize+1)); err == nil {
+		t.Fatal("a content over one chunk was stored")
+	}
+	if _, err := bus.PutSmallObject(ctx, js, bus.BucketBlobs, bus.ObjectMeta("", nil), []byte("x")); !errors.Is(err, jetstream.ErrBadObjectMeta) {
+		t.Fatalf("no name: %v, want ErrBadObjectMeta", err)
+	}
+	if _, err := l.Blobs.GetInfo(ctx, "too-big"); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("too-big: %v, want not found", err)
+	}
+}

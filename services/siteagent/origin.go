@@ -3,8 +3,7 @@ package siteagent
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -396,19 +395,35 @@ func has(ctx context.Context, store jetstream.ObjectStore, what, name string) (b
 
 // putBlob stores what r gives under hash, the BLAKE3 of size bytes read
 // from the file at path, and returns the bytes sent. Bytes that do not
-// hash to it (the file changed since the scan) are ErrChanged.
+// hash to it (the file changed since the scan) are ErrChanged. A content
+// of one chunk is read and checked first, then stored with
+// bus.PutSmallObject (the store was found to lack it); a larger one is
+// streamed to the store and checked as it goes.
 func (s *Service) putBlob(ctx context.Context, hash string, r io.Reader, size int64, path string) (int64, error) {
-	h, sum := blake3.New(), sha256.New()
-	info, err := s.layout.Blobs.Put(ctx, bus.ObjectMeta(hash, nil), io.TeeReader(r, io.MultiWriter(h, sum)))
+	if size <= bus.ObjectChunkSize {
+		data, err := io.ReadAll(io.LimitReader(r, size+1)) // one byte more shows a longer file
+		if err != nil {
+			return 0, fmt.Errorf("upload %s: %w", path, err)
+		}
+		if got := blake3.Sum256(data); int64(len(data)) != size || hex.EncodeToString(got[:]) != hash {
+			return 0, fmt.Errorf("upload %s: %w", path, ErrChanged)
+		}
+		if _, err := bus.PutSmallObject(ctx, s.js, bus.BucketBlobs, bus.ObjectMeta(hash, nil), data); err != nil {
+			return 0, fmt.Errorf("upload %s: %w", path, err)
+		}
+		return size, nil
+	}
+	h := blake3.New()
+	info, err := s.layout.Blobs.Put(ctx, bus.ObjectMeta(hash, nil), io.TeeReader(r, h))
 	if err != nil {
 		return 0, fmt.Errorf("upload %s: %w", path, err)
 	}
 	if got := fmt.Sprintf("%x", h.Sum(nil)); got != hash || int64(info.Size) != size {
 		// What we stored under the hash is not that content. Remove it —
 		// unless another origin has meanwhile stored the right content
-		// there (the store's digest is then not that of our bytes).
-		ours := "SHA-256=" + base64.URLEncoding.EncodeToString(sum.Sum(nil))
-		if now, err := s.layout.Blobs.GetInfo(ctx, hash); err == nil && now.Digest == ours {
+		// there (the store's digest is then not that of our bytes, which
+		// Put recorded in info).
+		if now, err := s.layout.Blobs.GetInfo(ctx, hash); err == nil && now.Digest == info.Digest {
 			if derr := s.layout.Blobs.Delete(context.WithoutCancel(ctx), hash); derr != nil {
 				return 0, fmt.Errorf("upload %s: %w; and removing it: %w", path, ErrChanged, derr)
 			}

@@ -2,6 +2,7 @@ package siteagent
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,13 +11,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
 // TestUploadOfAChangedFileLeavesNothing: a file whose content no longer
-// matches its scanned hash is refused, and nothing is left under the hash.
+// matches its scanned hash is refused, and nothing is left under the hash:
+// a small one (checked before it is stored) and one of more than a chunk
+// (streamed, then removed).
 func TestUploadOfAChangedFileLeavesNothing(t *testing.T) {
 	s, err := New(t.Context(), Config{Options: daemon.Options{NATSURL: natstest.Start(t)}, Site: "origin", DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -24,19 +28,24 @@ func TestUploadOfAChangedFileLeavesNothing(t *testing.T) {
 	}
 	t.Cleanup(s.d.Close)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("changed after the scan"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	scanned := tree.Entry{Path: "a.txt", Kind: tree.KindFile, Hash: strings.Repeat("ab", 32), Size: 7}
-	if _, err := s.uploadOne(t.Context(), root, scanned); !errors.Is(err, ErrChanged) {
-		t.Fatalf("upload = %v, want ErrChanged", err)
-	}
-	if _, err := s.layout.Blobs.GetInfo(t.Context(), scanned.Hash); !errors.Is(err, jetstream.ErrObjectNotFound) {
-		t.Fatalf("blob under the scanned hash after a refused upload: %v", err)
+	for i, content := range [][]byte{[]byte("changed after the scan"), []byte(strings.Repeat("changed after the scan ", bus.ObjectChunkSize/10))} {
+		name := fmt.Sprintf("f%d", i)
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int64{int64(len(content)), 7} { // same size, or shorter at the scan
+			scanned := tree.Entry{Path: name, Kind: tree.KindFile, Hash: strings.Repeat(fmt.Sprintf("%02x", i+1), 32), Size: size}
+			if _, err := s.uploadOne(t.Context(), root, scanned); !errors.Is(err, ErrChanged) {
+				t.Fatalf("upload of %d bytes scanned as %d = %v, want ErrChanged", len(content), size, err)
+			}
+			if _, err := s.layout.Blobs.GetInfo(t.Context(), scanned.Hash); !errors.Is(err, jetstream.ErrObjectNotFound) {
+				t.Fatalf("blob under the scanned hash after a refused upload of %d bytes: %v", len(content), err)
+			}
+		}
 	}
 }
