@@ -606,8 +606,13 @@ func TestApplySyncs(t *testing.T) {
 			_, err = r.Apply(ctx, reader(t, full))
 			mustDo(t, err)
 			r.fsyncEach = each
+			var mu sync.Mutex // the per-file fsyncs report their steps in parallel
 			var steps []string
-			r.SetStepHook(func(s string) { steps = append(steps, s) })
+			r.SetStepHook(func(s string) {
+				mu.Lock()
+				defer mu.Unlock()
+				steps = append(steps, s)
+			})
 			_, err = r.Apply(ctx, reader(t, delta))
 			mustDo(t, err)
 			assertServes(t, r, m2)
