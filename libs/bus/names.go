@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -121,6 +122,21 @@ func DeltaID(tree, from, to string) string {
 // instance creates before computing a delta (KV keys cannot hold "/").
 func DeltaClaimKey(tree, from, to string) string {
 	return tree + "." + versionToken(from) + "." + to
+}
+
+// ObjectStream is the stream that holds the object store bucket.
+func ObjectStream(bucket string) string { return "OBJ_" + bucket }
+
+// ObjectChunkSubject is the subject of the chunks of the object stored as
+// nuid in the object store bucket, and ObjectMetaSubject that of the meta
+// message of the object name: the store's own layout, which the object
+// store's Put writes and PutSmallObject, ObjectReader and the site-agent's
+// resumable fetch read and write directly.
+func ObjectChunkSubject(bucket, nuid string) string { return "$O." + bucket + ".C." + nuid }
+
+// ObjectMetaSubject: see ObjectChunkSubject.
+func ObjectMetaSubject(bucket, name string) string {
+	return "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
 }
 
 // ManifestObject names a manifest in the manifests object store.

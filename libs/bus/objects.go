@@ -42,7 +42,7 @@ func NewObjectReader(ctx context.Context, js jetstream.JetStream, bucket string)
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", bucket, err)
 	}
-	stream, err := js.Stream(ctx, "OBJ_"+bucket)
+	stream, err := js.Stream(ctx, ObjectStream(bucket))
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", bucket, err)
 	}
@@ -69,7 +69,7 @@ func (r *ObjectReader) Open(ctx context.Context, name string) (io.ReadCloser, er
 	if info.NUID == "" {
 		return nil, fmt.Errorf("object %s: %w", name, jetstream.ErrBadObjectMeta)
 	}
-	subject := fmt.Sprintf("$O.%s.C.%s", r.bucket, info.NUID)
+	subject := ObjectChunkSubject(r.bucket, info.NUID)
 	buf := make([]byte, 0, info.Size)
 	seq := uint64(1)
 	for range info.Chunks {
@@ -130,7 +130,7 @@ func PutSmallObject(ctx context.Context, js jetstream.JetStream, bucket string, 
 		ObjectMeta: meta, Bucket: bucket, NUID: nuid.Next(), Size: uint64(len(data)),
 		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
 	}
-	chunkSubj := fmt.Sprintf("$O.%s.C.%s", bucket, info.NUID)
+	chunkSubj := ObjectChunkSubject(bucket, info.NUID)
 	var acks []jetstream.PubAckFuture
 	if len(data) > 0 {
 		info.Chunks = 1
@@ -144,7 +144,7 @@ func PutSmallObject(ctx context.Context, js jetstream.JetStream, bucket string, 
 	if err != nil {
 		return nil, fmt.Errorf("object %s: %w", meta.Name, err)
 	}
-	mm := nats.NewMsg(fmt.Sprintf("$O.%s.M.%s", bucket, base64.URLEncoding.EncodeToString([]byte(meta.Name))))
+	mm := nats.NewMsg(ObjectMetaSubject(bucket, meta.Name))
 	mm.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	mm.Data = body
 	f, err := js.PublishMsgAsync(mm)
@@ -171,7 +171,7 @@ func PutSmallObject(ctx context.Context, js jetstream.JetStream, bucket string, 
 // the store's Put does with a partial object (best effort: a leftover
 // chunk is unreferenced, never read).
 func purgeChunk(ctx context.Context, js jetstream.JetStream, bucket, subject string) {
-	if s, err := js.Stream(context.WithoutCancel(ctx), "OBJ_"+bucket); err == nil {
+	if s, err := js.Stream(context.WithoutCancel(ctx), ObjectStream(bucket)); err == nil {
 		_ = s.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subject)) // see above
 	}
 }

@@ -76,7 +76,7 @@ func TestObjectReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject := "$O." + bus.BucketBlobs + ".C." + info.NUID
-	stream, err := js.Stream(t.Context(), "OBJ_"+bus.BucketBlobs)
+	stream, err := js.Stream(t.Context(), bus.ObjectStream(bus.BucketBlobs))
 	if err != nil {
 		t.Fatal(err)
 	}

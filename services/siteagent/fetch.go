@@ -191,7 +191,7 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 	defer tr.End()
 
 	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"$O." + bus.BucketDeltas + ".C." + info.NUID},
+		FilterSubjects: []string{bus.ObjectChunkSubject(bus.BucketDeltas, info.NUID)},
 		// Gone soon after the fetch, not after nats.go's 5 minutes: at
 		// 64 sites, 64 idle consumers on the packs' stream.
 		InactiveThreshold: fetchConsumerIdle,
@@ -199,7 +199,7 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 	if st.Seq > 0 {
 		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.Seq+1
 	}
-	cons, err := s.js.OrderedConsumer(ctx, "OBJ_"+bus.BucketDeltas, occ)
+	cons, err := s.js.OrderedConsumer(ctx, bus.ObjectStream(bus.BucketDeltas), occ)
 	if err != nil {
 		return 0, err
 	}
