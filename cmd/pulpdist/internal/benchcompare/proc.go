@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -181,9 +182,17 @@ func runCmd(ctx context.Context, dir, bin string, args ...string) ([]byte, error
 // write-back of what the setup wrote (64 sites' copies of a corpus are
 // gigabytes), or the end of the setup's own processes, would otherwise
 // share the CPUs and their caches with the measured update and inflate
-// its CPU seconds by a varying amount. It reports whether the machine
-// became quiet; a run goes on either way (the log says so).
-func quiesce(ctx context.Context) bool {
+// its CPU seconds by a varying amount. A run goes on when the machine
+// does not become quiet; the log says so, naming what (the measurement
+// about to start).
+func quiesce(ctx context.Context, what string) {
+	if !quiet(ctx) {
+		log.Printf("the machine did not become quiet before the %s: its figures may be high", what)
+	}
+}
+
+// quiet is quiesce's wait: whether the machine became quiet.
+func quiet(ctx context.Context) bool {
 	syscall.Sync()
 	deadline := time.Now().Add(quietMax)
 	prev, err := cpuStat()

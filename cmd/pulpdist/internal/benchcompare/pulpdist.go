@@ -369,9 +369,7 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	if _, err := runCmd(ctx, "", "rsync", "-a", "--delete", c.b+"/", src+"/"); err != nil {
 		return record{}, err
 	}
-	if !quiesce(ctx) {
-		log.Printf("the machine did not become quiet before the update: its figures may be high")
-	}
+	quiesce(ctx, "update")
 	cpu0, err := n.originCPU()
 	if err != nil {
 		return record{}, err
@@ -415,7 +413,7 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	// unchanged (UP_TO_DATE) and the scheduler contacts no site, since
 	// every one serves the version; the figure counts until the machine is
 	// quiet again, so the scheduler's look at the sites' versions is in.
-	quiesce(ctx)
+	quiesce(ctx, "poll")
 	cpu2, err := n.originCPU()
 	if err != nil {
 		return record{}, err
@@ -423,7 +421,7 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	if _, err := n.sync(ctx, []string{"origin"}, bus.ResultUpToDate); err != nil {
 		return record{}, fmt.Errorf("poll: %w", err)
 	}
-	quiesce(ctx)
+	quiesce(ctx, "end of the poll")
 	cpu3, err := n.originCPU()
 	if err != nil {
 		return record{}, err

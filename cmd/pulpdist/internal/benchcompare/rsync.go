@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,9 +80,7 @@ func runRsync(ctx context.Context, rsync, work string, c *corpus, nsites int, co
 			return nil
 		})
 	}
-	if !quiesce(ctx) {
-		log.Printf("the machine did not become quiet before the update: its figures may be high")
-	}
+	quiesce(ctx, "update")
 	cpu0, err := d.cpu()
 	if err != nil {
 		return record{}, err
@@ -107,7 +104,7 @@ func runRsync(ctx context.Context, rsync, work string, c *corpus, nsites int, co
 			return record{}, fmt.Errorf("rsync site %s: %w", s, err)
 		}
 	}
-	quiesce(ctx)
+	quiesce(ctx, "poll")
 	cpuPoll, err := d.cpu()
 	if err != nil {
 		return record{}, err
