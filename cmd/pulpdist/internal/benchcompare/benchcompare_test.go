@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +76,14 @@ func TestOptionsFromEnv(t *testing.T) {
 	if err != nil || len(o.sites) != 2 || o.sites[1] != 16 || o.scale != "tiny" || o.jsonPath != "docs/bench/latest.json" || !o.pulpdist || !o.rsync {
 		t.Fatalf("quick options %+v, %v", o, err)
 	}
+	if o.oneRuns != 1 {
+		t.Errorf("quick: N = 1 measured %d times, want once", o.oneRuns)
+	}
+	t.Setenv("BENCH_ONE_RUNS", "5")
+	if o, err := optionsFromEnv(); err != nil || o.oneRuns != 5 {
+		t.Fatalf("BENCH_ONE_RUNS=5: %+v, %v", o, err)
+	}
+	t.Setenv("BENCH_ONE_RUNS", "")
 	t.Setenv("BENCH_TOOLS", "pulpdist")
 	if o, err := optionsFromEnv(); err != nil || !o.pulpdist || o.rsync {
 		t.Fatalf("BENCH_TOOLS=pulpdist: %+v, %v", o, err)
@@ -81,7 +91,7 @@ func TestOptionsFromEnv(t *testing.T) {
 	t.Setenv("BENCH_TOOLS", "")
 	for _, bad := range []map[string]string{
 		{"BENCH_SITES": "4,16"}, {"BENCH_SITES": "1,x"}, {"BENCH_SITES": "1,0"}, {"BENCH_CORPORA": "generated,ubuntu"},
-		{"BENCH_TOOLS": "pulpdist,scp"}, {"BENCH_TOOLS": ","},
+		{"BENCH_TOOLS": "pulpdist,scp"}, {"BENCH_TOOLS": ","}, {"BENCH_ONE_RUNS": "0"}, {"BENCH_ONE_RUNS": "three"},
 	} {
 		for k, v := range bad {
 			t.Setenv(k, v)
@@ -152,6 +162,25 @@ func TestReport(t *testing.T) {
 // TestHarnessRuns runs the whole harness on the tiny generated corpus
 // with one and two sites: both tools put B at every site (the harness
 // verifies it), and pulpdist's figures are those of a pack near the floor.
+func TestMeasureKeepsTheLeast(t *testing.T) {
+	cpu := []float64{2.1, 1.7, 1.9}
+	i := 0
+	r, err := measure(3, func() (record, error) {
+		i++
+		return record{OriginCPU: cpu[i-1], Wall: float64(i)}, nil
+	})
+	if err != nil || r.OriginCPU != 1.7 || r.Wall != 2 || !slices.Equal(r.OriginCPURuns, cpu) {
+		t.Fatalf("measure: %+v, %v", r, err)
+	}
+	if r, _ := measure(1, func() (record, error) { return record{OriginCPU: 3}, nil }); r.OriginCPU != 3 || r.OriginCPURuns != nil {
+		t.Errorf("one run: %+v", r)
+	}
+	calls := 0
+	if _, err := measure(3, func() (record, error) { calls++; return record{}, errors.New("site 3 never got B") }); err == nil || calls != 1 {
+		t.Errorf("a failed run: %v after %d calls", err, calls)
+	}
+}
+
 func TestHarnessRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the services and runs both tools")
@@ -165,7 +194,7 @@ func TestHarnessRuns(t *testing.T) {
 		sites: []int{1, 2}, corpora: []string{"generated"}, scale: "tiny",
 		jsonPath: filepath.Join(dir, "out.json"), svgPath: filepath.Join(dir, "out.svg"),
 		work: filepath.Join(dir, "work"), keepWork: true, repo: repo, goTool: "go", cache: filepath.Join(dir, "cache"),
-		pulpdist: true, rsync: true,
+		pulpdist: true, rsync: true, oneRuns: 2,
 	}
 	if err := os.MkdirAll(o.work, 0o755); err != nil {
 		t.Fatal(err)
@@ -193,6 +222,12 @@ func TestHarnessRuns(t *testing.T) {
 		}
 		if r.Tool == "pulpdist" && r.BytesPerSite > 2*r.FloorBytes {
 			t.Errorf("pulpdist sent %d bytes per site, floor %d", r.BytesPerSite, r.FloorBytes)
+		}
+	}
+	for _, r := range recs {
+		want := map[int]int{1: 2, 2: 0}[r.Sites] // N = 1 measured twice, the least kept
+		if len(r.OriginCPURuns) != want || want > 0 && r.OriginCPU != min(r.OriginCPURuns[0], r.OriginCPURuns[1]) {
+			t.Errorf("%s, %d sites: origin CPU %.3f, runs %v", r.Tool, r.Sites, r.OriginCPU, r.OriginCPURuns)
 		}
 	}
 	one, _ := find(recs, "pulpdist", "generated-tiny", 1)

@@ -22,6 +22,10 @@ type record struct {
 	FloorBytes   int64   `json:"floor_bytes"`
 	Wall         float64 `json:"wall_s"`
 	PollCPU      float64 `json:"poll_cpu_s"`
+	// OriginCPURuns is the origin CPU of every run when the measurement was
+	// repeated (N = 1, BENCH_ONE_RUNS); the record's figures are those of
+	// the run with the least.
+	OriginCPURuns []float64 `json:"origin_cpu_runs_s,omitempty"`
 }
 
 // writeJSON writes the records to path, atomically.
