@@ -25,6 +25,7 @@ import (
 	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/devstack"
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/pgtest"
 	"github.com/pulpdist/pulpdist/libs/poll"
@@ -75,6 +76,10 @@ func subscribeEvents(t *testing.T, url string) *eventLog {
 		if err != nil {
 			t.Errorf("undecodable event on %s: %v", m.Subject(), err)
 			return
+		}
+		// Each as documented: api/events schema, subject.
+		if err := natstest.CheckEvent(m.Subject(), m.Data()); err != nil {
+			t.Errorf("event on %s: %v", m.Subject(), err)
 		}
 		l.mu.Lock()
 		l.events = append(l.events, seenEvent{Type: ev.Type(), Subject: m.Subject(), Data: ev.Data()})
@@ -351,7 +356,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("run 3 contacted %s, which serves the version: %+v", r.Site, r)
 		}
 	}
-	for _, r := range find[bus.DeltaRequest](t, events, "dev.pulpdist.delta.requested") {
+	for _, r := range find[bus.DeltaRequest](t, events, "org.pulpdist.delta.requested.v1") {
 		if r.TriggerID == trig3 {
 			t.Errorf("run 3 requested a delta %+v", r)
 		}
@@ -397,7 +402,7 @@ func TestEndToEnd(t *testing.T) {
 	// Each (from, to) pair was computed exactly once although two sites
 	// needed it and two delta-cache instances were serving.
 	computed := map[string]int{}
-	for _, d := range find[bus.DeltaComputed](t, events, "dev.pulpdist.delta.computed") {
+	for _, d := range find[bus.DeltaComputed](t, events, "org.pulpdist.delta.computed.v1") {
 		computed[d.From+"→"+d.To]++
 	}
 	if want := map[string]int{"→" + v1: 1, v1 + "→" + v2: 1}; !reflect.DeepEqual(computed, want) {
@@ -426,7 +431,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return errors.New("no answer to the repeated request yet")
 	})
-	if n := len(find[bus.DeltaComputed](t, events, "dev.pulpdist.delta.computed")); n != 2 {
+	if n := len(find[bus.DeltaComputed](t, events, "org.pulpdist.delta.computed.v1")); n != 2 {
 		t.Fatalf("%d deltas computed after the repeated request, want still 2", n)
 	}
 
@@ -450,7 +455,7 @@ func TestEndToEnd(t *testing.T) {
 		return nil
 	})
 	full := 0
-	for _, d := range storedEvents[bus.DeltaComputed](t, js, bus.EventSubject(bus.EntityDelta, bus.ActionComputed)) {
+	for _, d := range storedEvents[bus.DeltaComputed](t, js, bus.EventFilter(bus.EntityDelta, bus.ActionComputed)) {
 		if d.From == "" && d.To == v2 {
 			full++
 		}
@@ -488,7 +493,7 @@ func TestEndToEnd(t *testing.T) {
 		"tree.created", "site.created", "subscription.created", "sync.requested", "sync.started",
 		"snapshot.published", "delta.requested", "delta.computed", "delta.ready", "sync.finished",
 	} {
-		if len(find[map[string]any](t, events, bus.EventTypePrefix+typ)) == 0 {
+		if len(find[map[string]any](t, events, bus.EventTypePrefix+typ+"."+bus.EventTypeVersion)) == 0 {
 			t.Errorf("no %s event seen", typ)
 		}
 	}

@@ -447,7 +447,7 @@ the reason, newest first.`,
 				}
 			})
 		})
-	problems.Flags().StringVar(&q.Type, "type", "", "only problems of events of this CloudEvents type, such as dev.pulpdist.snapshot.published")
+	problems.Flags().StringVar(&q.Type, "type", "", "only problems of events of this CloudEvents type, such as org.pulpdist.snapshot.published.v1")
 	f.bind(problems.Flags(), "problems received")
 	return problems
 }

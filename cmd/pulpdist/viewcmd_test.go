@@ -91,9 +91,9 @@ func TestViewCommands(t *testing.T) {
 	}
 	deltaCache := bus.NewEvents(js, "/pulpdist/deltacache/dc-1")
 	now := time.Now().UTC()
-	publishAs := func(from *bus.Events, entity, action, subject string, data any) {
+	publishAs := func(from *bus.Events, entity, action string, about bus.About, data any) {
 		t.Helper()
-		if err := from.Publish(t.Context(), entity, action, subject, data); err != nil {
+		if err := from.Publish(t.Context(), entity, action, about, data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +101,7 @@ func TestViewCommands(t *testing.T) {
 		root string
 		ago  time.Duration
 	}{{v1, 72 * time.Hour}, {v2, 48 * time.Hour}} {
-		publishAs(agents["hq"], bus.EntitySnapshot, bus.ActionPublished, "docs", bus.Snapshot{
+		publishAs(agents["hq"], bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "docs", Site: "hq"}, bus.Snapshot{
 			V: 1, TriggerID: "t", Tree: "docs", Site: "hq", Root: v.root, Files: 2, Bytes: 8, PublishedAt: now.Add(-v.ago)})
 	}
 	for _, r := range []struct {
@@ -114,16 +114,16 @@ func TestViewCommands(t *testing.T) {
 		{"r2", "paris", "", v2, bus.ResultCompleted, "", 47 * time.Hour},
 		{"r3", "lyon", v1, v2, bus.ResultFailed, "disk\nfull", time.Hour},
 	} {
-		publishAs(agents[r.site], bus.EntitySync, bus.ActionFinished, "docs", bus.SyncFinished{
+		publishAs(agents[r.site], bus.EntitySync, bus.ActionFinished, bus.About{Tree: "docs", Site: r.site}, bus.SyncFinished{
 			RunID: r.id, TriggerID: "t", Site: r.site, Tree: "docs", Kind: bus.CommandApply, From: r.from, To: r.to,
 			Result: r.result, Error: r.err, Files: 2, Bytes: 11, FinishedAt: now.Add(-r.ago)})
 	}
 	// Three deltas, and a snapshot of a tree the inventory does not know.
 	for _, d := range [][2]string{{"", v1}, {v1, v2}, {"", v2}} {
-		publishAs(deltaCache, bus.EntityDelta, bus.ActionComputed, "docs", bus.DeltaComputed{
-			Tree: "docs", From: d[0], To: d[1], Pack: "docs/" + d[1], Size: 100, Parts: 1, Instance: "dc-1", DurationMS: 5})
+		publishAs(deltaCache, bus.EntityDelta, bus.ActionComputed, bus.About{Tree: "docs"}, bus.DeltaComputed{
+			Tree: "docs", From: d[0], To: d[1], Pack: "docs/" + d[1], Size: 100, Parts: 1, Instance: "dc-1", DurationMS: 5, Effort: "default", Sites: 1})
 	}
-	publishAs(agents["hq"], bus.EntitySnapshot, bus.ActionPublished, "ghost", bus.Snapshot{
+	publishAs(agents["hq"], bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "ghost", Site: "hq"}, bus.Snapshot{
 		V: 1, TriggerID: "t", Tree: "ghost", Site: "hq", Root: v1, Files: 2, Bytes: 8, PublishedAt: now})
 	c := inventoryapi.NewClient(api, nil).WithToken(testToken)
 	poll.Until(t, 30*time.Second, func() error {
@@ -300,14 +300,14 @@ func TestViewCommands(t *testing.T) {
 	})
 
 	t.Run("problems and deltas", func(t *testing.T) {
-		ps := decodeJSON[[]inventoryapi.EventProblem](t, run("--json", "problems", "--type", "dev.pulpdist.snapshot.published"))
+		ps := decodeJSON[[]inventoryapi.EventProblem](t, run("--json", "problems", "--type", "org.pulpdist.snapshot.published.v1"))
 		if len(ps) != 1 || !strings.Contains(ps[0].Reason, "ghost") {
 			t.Errorf("problems --type snapshot: %+v", ps)
 		}
-		if out := run("problems"); !strings.Contains(out, "dev.pulpdist.snapshot.published") || !strings.Contains(out, "ghost") {
+		if out := run("problems"); !strings.Contains(out, "org.pulpdist.snapshot.published.v1") || !strings.Contains(out, "ghost") {
 			t.Errorf("problems:\n%s", out)
 		}
-		if ps := decodeJSON[[]inventoryapi.EventProblem](t, run("--json", "problems", "--type", "dev.pulpdist.delta.computed")); len(ps) != 0 {
+		if ps := decodeJSON[[]inventoryapi.EventProblem](t, run("--json", "problems", "--type", "org.pulpdist.delta.computed.v1")); len(ps) != 0 {
 			t.Errorf("problems of another type: %+v", ps)
 		}
 		newest := decodeJSON[[]inventoryapi.Delta](t, run("--json", "deltas", "--tree", "docs"))

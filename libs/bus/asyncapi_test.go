@@ -173,7 +173,7 @@ func TestAsyncAPISubjects(t *testing.T) {
 		{bus.SnapshotSubject("{tree}"), bus.StreamSnapshots, "Snapshot"},
 		{bus.DeltaRequestSubject("{tree}"), bus.StreamDeltaReq, "DeltaRequest"},
 		{bus.DeltaReadySubject("{tree}"), bus.StreamDeltaReady, "DeltaReady"},
-		{bus.EventSubject("{entity}", "{action}"), bus.StreamEvents, ""},
+		{bus.EventSubject("{entity}", "{action}", bus.About{Tree: "{tree}", Site: "{site}"}), bus.StreamEvents, ""},
 		{bus.DeadLetterSubject("{stream}"), bus.StreamDead, ""},
 	}
 	for _, c := range cases {
@@ -243,41 +243,56 @@ func placeholders(subject string) []string {
 	return out
 }
 
+// Shapes of what an event is about, as channel parameters.
+var (
+	aboutTree     = bus.About{Tree: "{tree}"}
+	aboutSite     = bus.About{Site: "{site}"}
+	aboutTreeSite = bus.About{Tree: "{tree}", Site: "{site}"}
+	aboutNothing  = bus.About{}
+)
+
+// eventCases are the events the services publish: what each is about and
+// the schema of its data.
+var eventCases = []struct {
+	entity, action string
+	about          bus.About
+	data           string
+}{
+	{bus.EntitySync, bus.ActionRequested, aboutTree, "SyncRequested"},
+	{bus.EntitySync, bus.ActionStarted, aboutTreeSite, "SyncStarted"},
+	{bus.EntitySync, bus.ActionFinished, aboutTreeSite, "SyncFinished"},
+	{bus.EntitySnapshot, bus.ActionPublished, aboutTreeSite, "Snapshot"},
+	{bus.EntityDelta, bus.ActionRequested, aboutTree, "DeltaRequest"},
+	{bus.EntityDelta, bus.ActionComputed, aboutTree, "DeltaComputed"},
+	{bus.EntityGuard, bus.ActionTripped, aboutTreeSite, "GuardTripped"},
+	{bus.EntityDelta, bus.ActionDeleted, aboutTree, "DeltaDeleted"},
+	{bus.EntityAlarm, bus.ActionRaised, aboutTreeSite, "FreshnessAlarm"},
+	{bus.EntityAlarm, bus.ActionCleared, aboutTreeSite, "FreshnessAlarm"},
+	{bus.EntityDelta, bus.ActionReady, aboutTree, "DeltaReady"},
+	{bus.EntityTree, bus.ActionCreated, aboutTree, "Tree"},
+	{bus.EntitySite, bus.ActionCreated, aboutSite, "Site"},
+	{bus.EntitySubscription, bus.ActionCreated, aboutTreeSite, "Subscription"},
+	{bus.EntityTree, bus.ActionUpdated, aboutTree, "Tree"},
+	{bus.EntitySite, bus.ActionUpdated, aboutSite, "Site"},
+	{bus.EntityTree, bus.ActionDeleted, aboutTree, "Tree"},
+	{bus.EntitySite, bus.ActionDeleted, aboutSite, "Site"},
+	{bus.EntitySubscription, bus.ActionDeleted, aboutTreeSite, "Subscription"},
+	{bus.EntityKey, bus.ActionAdded, aboutNothing, "SigningKey"},
+	{bus.EntityKey, bus.ActionRevoked, aboutNothing, "SigningKey"},
+}
+
 // TestAsyncAPIEvents checks each event the services publish: a channel on
 // its subject, its CloudEvents type and the schema of its data.
 func TestAsyncAPIEvents(t *testing.T) {
 	doc := loadAsyncAPI(t)
-	cases := []struct{ entity, action, data string }{
-		{bus.EntitySync, bus.ActionRequested, "SyncRequested"},
-		{bus.EntitySync, bus.ActionStarted, "SyncStarted"},
-		{bus.EntitySync, bus.ActionFinished, "SyncFinished"},
-		{bus.EntitySnapshot, bus.ActionPublished, "Snapshot"},
-		{bus.EntityDelta, bus.ActionRequested, "DeltaRequest"},
-		{bus.EntityDelta, bus.ActionComputed, "DeltaComputed"},
-		{bus.EntityGuard, bus.ActionTripped, "GuardTripped"},
-		{bus.EntityDelta, bus.ActionDeleted, "DeltaDeleted"},
-		{bus.EntityAlarm, bus.ActionRaised, "FreshnessAlarm"},
-		{bus.EntityAlarm, bus.ActionCleared, "FreshnessAlarm"},
-		{bus.EntityDelta, bus.ActionReady, "DeltaReady"},
-		{bus.EntityTree, bus.ActionCreated, "Tree"},
-		{bus.EntitySite, bus.ActionCreated, "Site"},
-		{bus.EntitySubscription, bus.ActionCreated, "Subscription"},
-		{bus.EntityTree, bus.ActionUpdated, "Tree"},
-		{bus.EntitySite, bus.ActionUpdated, "Site"},
-		{bus.EntityTree, bus.ActionDeleted, "Tree"},
-		{bus.EntitySite, bus.ActionDeleted, "Site"},
-		{bus.EntitySubscription, bus.ActionDeleted, "Subscription"},
-		{bus.EntityKey, bus.ActionAdded, "SigningKey"},
-		{bus.EntityKey, bus.ActionRevoked, "SigningKey"},
-	}
-	_, all := channelByAddress(t, doc, bus.EventSubject("{entity}", "{action}"))
+	_, all := channelByAddress(t, doc, bus.EventSubject("{entity}", "{action}", bus.About{Tree: "{tree}", Site: "{site}"}))
 	if all == nil {
 		t.Fatal("no wildcard events channel")
 	}
 	entities := strs(node(doc, "components", "parameters", "entity", "enum"))
 	actions := strs(node(doc, "components", "parameters", "action", "enum"))
-	for _, c := range cases {
-		subject := bus.EventSubject(c.entity, c.action)
+	for _, c := range eventCases {
+		subject := bus.EventSubject(c.entity, c.action, c.about)
 		t.Run(subject, func(t *testing.T) {
 			if !slices.Contains(entities, c.entity) || !slices.Contains(actions, c.action) {
 				t.Errorf("%s.%s not in the entity/action parameter enums %v %v", c.entity, c.action, entities, actions)
@@ -310,7 +325,7 @@ func TestAsyncAPIEvents(t *testing.T) {
 				if len(parts) != 2 || node(parts[0], "$ref") != "#/components/schemas/CloudEvent" {
 					t.Fatalf("message %s: payload must be allOf [CloudEvent, {type, data}]", ref)
 				}
-				if got, want := node(parts[1], "properties", "type", "const"), bus.EventTypePrefix+c.entity+"."+c.action; got != want {
+				if got, want := node(parts[1], "properties", "type", "const"), bus.EventType(c.entity, c.action); got != want {
 					t.Errorf("message %s: type const %v, want %s", ref, got, want)
 				}
 				if got, want := node(parts[1], "properties", "data", "$ref"), "#/components/schemas/"+c.data; got != want {
@@ -513,14 +528,14 @@ func TestAsyncAPIMatchesServer(t *testing.T) {
 	// envelope the document describes.
 	ev := bus.SyncRequested{TriggerID: "t1", Tree: "demo", Reason: "manual"}
 	signed := bus.NewEvents(js, "/pulpdist/test").SignReportsWith("0123456789ab", bus.ReportKey("pdt_0123456789ab_x"))
-	if err := signed.Publish(ctx, bus.EntitySync, bus.ActionRequested, "demo", ev); err != nil {
+	if err := signed.Publish(ctx, bus.EntitySync, bus.ActionRequested, bus.About{Tree: "demo"}, ev); err != nil {
 		t.Fatal(err)
 	}
 	st, err := js.Stream(ctx, bus.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := st.GetLastMsgForSubject(ctx, bus.EventSubject(bus.EntitySync, bus.ActionRequested))
+	raw, err := st.GetLastMsgForSubject(ctx, bus.EventSubject(bus.EntitySync, bus.ActionRequested, bus.About{Tree: "demo"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,18 +116,58 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	}
 }
 
+func TestEventSubjects(t *testing.T) {
+	cases := []struct {
+		about              bus.About
+		subject, ceSubject string
+	}{
+		{bus.About{Tree: "docs", Site: "paris"}, "pulpdist.evt.sync.finished.docs.paris", "tree/docs/site/paris"},
+		{bus.About{Tree: "docs"}, "pulpdist.evt.sync.finished.docs._", "tree/docs"},
+		{bus.About{Site: "paris"}, "pulpdist.evt.sync.finished._.paris", "site/paris"},
+		{bus.About{Key: "k1"}, "pulpdist.evt.sync.finished._._", "key/k1"},
+		{bus.About{}, "pulpdist.evt.sync.finished._._", ""},
+	}
+	for _, c := range cases {
+		got := bus.EventSubject(bus.EntitySync, bus.ActionFinished, c.about)
+		if got != c.subject || c.about.Subject() != c.ceSubject {
+			t.Errorf("%+v: subject %s, CloudEvents subject %q; want %s, %q", c.about, got, c.about.Subject(), c.subject, c.ceSubject)
+		}
+		e, a, about, ok := bus.ParseEventSubject(got)
+		if !ok || e != bus.EntitySync || a != bus.ActionFinished || about.Tree != c.about.Tree || about.Site != c.about.Site {
+			t.Errorf("parse %s: %s %s %+v %v", got, e, a, about, ok)
+		}
+	}
+	for _, bad := range []string{
+		"", "pulpdist.evt", "pulpdist.evt.sync.finished", "pulpdist.evt.sync.finished.docs", "pulpdist.evt.sync.finished.docs.paris.x",
+		"pulpdist.sync.a.docs", "pulpdist.evt.sync.finished.Docs._", "pulpdist.evt.sync.finished.*._", "pulpdist.evt..finished._._",
+	} {
+		if _, _, _, ok := bus.ParseEventSubject(bad); ok {
+			t.Errorf("ParseEventSubject(%q) accepted", bad)
+		}
+	}
+	if got := bus.SiteEventsFilter("paris"); got != "pulpdist.evt.*.*.*.paris" {
+		t.Errorf("site filter %s", got)
+	}
+	if got := bus.TreeEventsFilter("docs"); got != "pulpdist.evt.*.*.docs.*" {
+		t.Errorf("tree filter %s", got)
+	}
+	if got := bus.EventFilter(bus.EntityDelta, "*"); got != "pulpdist.evt.delta.*.>" {
+		t.Errorf("event filter %s", got)
+	}
+}
+
 func TestEventsArePublishedAsCloudEvents(t *testing.T) {
 	js := connect(t)
 	ev := bus.NewEvents(js, "/pulpdist/test")
 	data := bus.SyncRequested{TriggerID: "t1", Tree: "demo", Reason: "manual"}
-	if err := ev.Publish(t.Context(), bus.EntitySync, bus.ActionRequested, "demo", data); err != nil {
+	if err := ev.Publish(t.Context(), bus.EntitySync, bus.ActionRequested, bus.About{Tree: "demo"}, data); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := js.Stream(t.Context(), bus.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := msg.GetLastMsgForSubject(t.Context(), "pulpdist.evt.sync.requested")
+	raw, err := msg.GetLastMsgForSubject(t.Context(), "pulpdist.evt.sync.requested.demo._")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +187,17 @@ func TestEventsArePublishedAsCloudEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ce.Type() != "dev.pulpdist.sync.requested" || got != data {
-		t.Errorf("decoded %s %+v", ce.Type(), got)
+	if ce.Type() != "org.pulpdist.sync.requested.v1" || ce.Subject() != "tree/demo" || got != data {
+		t.Errorf("decoded %s %s %+v", ce.Type(), ce.Subject(), got)
+	}
+	// A name that cannot be a subject token publishes nothing.
+	for _, bad := range []bus.About{{Tree: "a.b"}, {Site: "*"}, {Tree: "docs", Site: "_"}, {Site: "Paris"}} {
+		if err := ev.Publish(t.Context(), bus.EntitySync, bus.ActionRequested, bad, data); err == nil {
+			t.Errorf("event about %+v published", bad)
+		}
+	}
+	if info, err := msg.Info(t.Context()); err != nil || info.State.Msgs != 1 {
+		t.Errorf("events stored: %v, %v; want only the one", info, err)
 	}
 	if _, _, err := bus.DecodeEvent[bus.SyncRequested]([]byte(`{"specversion":"1.0"}`)); err == nil {
 		t.Error("invalid cloudevent accepted")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -12,10 +13,62 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// EventTypePrefix prefixes the CloudEvents type of every pulpdist event:
-// the event on subject pulpdist.evt.sync.finished has type
-// dev.pulpdist.sync.finished.
-const EventTypePrefix = "dev.pulpdist."
+// EventTypePrefix and EventTypeVersion frame the CloudEvents type of
+// every pulpdist event: sync.finished has type
+// org.pulpdist.sync.finished.v1. The version changes only when the data
+// of the event changes incompatibly (a field removed or its meaning
+// changed); new fields may appear within a version.
+const (
+	EventTypePrefix  = "org.pulpdist."
+	EventTypeVersion = "v1"
+)
+
+// EventType is the CloudEvents type of the event entity.action.
+func EventType(entity, action string) string {
+	return EventTypePrefix + entity + "." + action + "." + EventTypeVersion
+}
+
+// About names what an event is about: the tree and the site, either or
+// both (a site's run of a tree), or neither (a signing key, named by Key).
+// Tree and Site are the last two tokens of the event's subject, so a tool
+// can take the events of one site or one tree (SiteEventsFilter,
+// TreeEventsFilter); the CloudEvents subject says the same in words:
+// "tree/T/site/S", "tree/T", "site/S" or "key/K".
+type About struct {
+	Tree, Site string
+	// Key is a signing key id, for the key events (subject key/K).
+	Key string
+}
+
+// Subject is the CloudEvents subject of an event about a.
+func (a About) Subject() string {
+	var parts []string
+	if a.Tree != "" {
+		parts = append(parts, "tree/"+a.Tree)
+	}
+	if a.Site != "" {
+		parts = append(parts, "site/"+a.Site)
+	}
+	if a.Key != "" {
+		parts = append(parts, "key/"+a.Key)
+	}
+	return strings.Join(parts, "/")
+}
+
+// validate checks that a's tree and site can be subject tokens.
+func (a About) validate() error {
+	if a.Tree != "" {
+		if err := ValidateName("tree", a.Tree); err != nil {
+			return err
+		}
+	}
+	if a.Site != "" {
+		if err := ValidateName("site", a.Site); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // ContentTypeCloudEvents is the content type of an event message.
 const ContentTypeCloudEvents = "application/cloudevents+json"
@@ -54,8 +107,8 @@ func EventID(entity, action, key string) string {
 
 // Publish sends one event with a random id and waits for the stream to
 // store it. Use PublishKeyed for facts a retried handler may state again.
-func (e *Events) Publish(ctx context.Context, entity, action, subject string, data any) error {
-	return e.PublishKeyed(ctx, entity, action, subject, "", data)
+func (e *Events) Publish(ctx context.Context, entity, action string, about About, data any) error {
+	return e.PublishKeyed(ctx, entity, action, about, "", data)
 }
 
 // PublishKeyed sends one event and waits for the stream to store it. key
@@ -63,8 +116,8 @@ func (e *Events) Publish(ctx context.Context, entity, action, subject string, da
 // derived from it (EventID) and doubles as Nats-Msg-Id, so publishing the
 // same fact twice within DuplicateWindow stores it once. An empty key gives
 // a random id.
-func (e *Events) PublishKeyed(ctx context.Context, entity, action, subject, key string, data any) error {
-	msg, id, err := e.Render(entity, action, subject, key, data)
+func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) error {
+	msg, id, err := e.Render(entity, action, about, key, data)
 	if err != nil {
 		return err
 	}
@@ -77,7 +130,10 @@ func (e *Events) PublishKeyed(ctx context.Context, entity, action, subject, key 
 // Render makes the message PublishKeyed sends, and returns it with the
 // event id that PublishKeyed uses as Nats-Msg-Id, without sending it: an
 // outbox stores it with the change it announces and publishes it later.
-func (e *Events) Render(entity, action, subject, key string, data any) (*nats.Msg, string, error) {
+func (e *Events) Render(entity, action string, about About, key string, data any) (*nats.Msg, string, error) {
+	if err := about.validate(); err != nil {
+		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
+	}
 	ev := event.New()
 	if key == "" {
 		ev.SetID(uuid.NewString())
@@ -85,9 +141,9 @@ func (e *Events) Render(entity, action, subject, key string, data any) (*nats.Ms
 		ev.SetID(EventID(entity, action, key))
 	}
 	ev.SetSource(e.source)
-	ev.SetType(EventTypePrefix + entity + "." + action)
+	ev.SetType(EventType(entity, action))
 	ev.SetTime(time.Now().UTC())
-	if subject != "" {
+	if subject := about.Subject(); subject != "" {
 		ev.SetSubject(subject)
 	}
 	if err := ev.SetData("application/json", data); err != nil {
@@ -105,7 +161,7 @@ func (e *Events) Render(entity, action, subject, key string, data any) (*nats.Ms
 	if err != nil {
 		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
 	}
-	msg := nats.NewMsg(EventSubject(entity, action))
+	msg := nats.NewMsg(EventSubject(entity, action, about))
 	msg.Header.Set("Content-Type", ContentTypeCloudEvents)
 	msg.Data = body
 	return msg, ev.ID(), nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // ErrInvalidName is returned for a tree or site name that cannot be used in a
@@ -107,9 +108,54 @@ func DeltaReadySubject(tree string) string { return "pulpdist.delta.ready." + tr
 // DeadLetterSubject is where a consumer of stream puts what it gave up on.
 func DeadLetterSubject(stream string) string { return "pulpdist.dead." + stream }
 
-// EventSubject is the subject of an engineering-bus event.
-func EventSubject(entity, action string) string {
-	return EventsPrefix + "." + entity + "." + action
+// NoneToken stands for "no tree" or "no site" in an event subject; no
+// name can be "_" (ValidateName).
+const NoneToken = "_"
+
+// EventSubject is the subject of an engineering-bus event:
+// pulpdist.evt.<entity>.<action>.<tree>.<site>, NoneToken for a tree or
+// site the event is not about.
+func EventSubject(entity, action string, about About) string {
+	tree, site := about.Tree, about.Site
+	if tree == "" {
+		tree = NoneToken
+	}
+	if site == "" {
+		site = NoneToken
+	}
+	return EventsPrefix + "." + entity + "." + action + "." + tree + "." + site
+}
+
+// EventFilter selects every event entity.action ("*" for any entity or
+// action), whatever its tree and site.
+func EventFilter(entity, action string) string {
+	return EventsPrefix + "." + entity + "." + action + ".>"
+}
+
+// SiteEventsFilter selects every event about site: its runs, its alarms,
+// its snapshots, the site's own changes.
+func SiteEventsFilter(site string) string { return EventsPrefix + ".*.*.*." + site }
+
+// TreeEventsFilter selects every event about tree, on any site.
+func TreeEventsFilter(tree string) string { return EventsPrefix + ".*.*." + tree + ".*" }
+
+// ParseEventSubject splits an event subject (EventSubject) into its
+// entity, action, tree and site; ok is false for any other subject.
+func ParseEventSubject(subject string) (entity, action string, about About, ok bool) {
+	rest, found := strings.CutPrefix(subject, EventsPrefix+".")
+	tok := strings.Split(rest, ".")
+	if !found || len(tok) != 4 || tok[0] == "" || tok[1] == "" {
+		return "", "", About{}, false
+	}
+	for i, name := range []*string{&about.Tree, &about.Site} {
+		if t := tok[2+i]; t != NoneToken {
+			if !nameRE.MatchString(t) {
+				return "", "", About{}, false
+			}
+			*name = t
+		}
+	}
+	return tok[0], tok[1], about, true
 }
 
 // DeltaID names the delta (tree, from, to): it is the object name of its

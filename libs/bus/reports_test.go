@@ -17,7 +17,7 @@ func signedBody(t *testing.T, key []byte, data any, edit func(*event.Event)) []b
 	ev := event.New()
 	ev.SetID("ev-1")
 	ev.SetSource("/pulpdist/siteagent/site-a")
-	ev.SetType("dev.pulpdist.sync.finished")
+	ev.SetType("org.pulpdist.sync.finished.v1")
 	ev.SetSubject("docs")
 	ev.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC))
 	if err := ev.SetData("application/json", data); err != nil {

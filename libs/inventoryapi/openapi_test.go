@@ -390,7 +390,7 @@ func TestOpenAPIClient(t *testing.T) {
 			return err
 		},
 		"ProblemPage": func() error {
-			_, _, err := c.ProblemPage(ctx, inventoryapi.ProblemQuery{Type: "dev.pulpdist.snapshot.published", TimeQuery: everyTimeParam})
+			_, _, err := c.ProblemPage(ctx, inventoryapi.ProblemQuery{Type: "org.pulpdist.snapshot.published.v1", TimeQuery: everyTimeParam})
 			return err
 		},
 		"RevokeSigningKey": func() error {

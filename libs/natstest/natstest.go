@@ -2,6 +2,7 @@
 package natstest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -50,9 +51,17 @@ func Serve(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatalf("start embedded nats: %v", err)
 	}
+	url := s.ClientURL()
 	tb.Cleanup(func() {
+		// Services started by the test have stopped (cleanups run last
+		// first): what they published is all there.
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		for _, err := range CheckEvents(ctx, url) {
+			tb.Error(err)
+		}
+		cancel()
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	return &Server{URL: s.ClientURL(), s: s}
+	return &Server{URL: url, s: s}
 }

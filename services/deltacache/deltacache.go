@@ -333,7 +333,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	}
 	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "effort", effort, "sites", req.Sites,
 		"segments", res.Segments, "refined", res.Refined, "took", time.Since(start))
-	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionComputed, req.Tree, id, bus.DeltaComputed{
+	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionComputed, bus.About{Tree: req.Tree}, id, bus.DeltaComputed{
 		Tree: req.Tree, From: req.From, To: req.To, Pack: id, Size: res.Size, Parts: res.Parts,
 		Instance: s.cfg.Instance, DurationMS: time.Since(start).Milliseconds(), Effort: effort.String(), Sites: max(req.Sites, 1),
 		Segments: res.Segments, Refined: res.Refined,
@@ -451,7 +451,7 @@ func (s *Service) announce(ctx context.Context, req bus.DeltaRequest, id string,
 	// One announcement per request: a redelivered request is stored once, a
 	// later request for the same pair is answered again.
 	msgID := "ready/" + id + "/" + req.TriggerID + bus.StageSuffix(req.Stage)
-	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionReady, req.Tree, msgID, msg); err != nil {
+	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionReady, bus.About{Tree: req.Tree}, msgID, msg); err != nil {
 		return err
 	}
 	return bus.Publish(ctx, s.js, bus.DeltaReadySubject(req.Tree), msgID, msg)

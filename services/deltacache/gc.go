@@ -80,7 +80,7 @@ func (s *Service) collect(ctx context.Context, now time.Time) (int, error) {
 				reason = "no site serves its base"
 			}
 			s.log.Info("pack deleted", "pack", info.Name, "size", info.Size, "why", reason)
-			if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionDeleted, treeName, "deleted/"+info.Name+"/"+info.NUID, bus.DeltaDeleted{
+			if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionDeleted, bus.About{Tree: treeName}, "deleted/"+info.Name+"/"+info.NUID, bus.DeltaDeleted{
 				Tree: treeName, From: r.from, To: r.to, Pack: info.Name, Size: int64(info.Size), Reason: reason,
 			}); err != nil {
 				return deleted, err

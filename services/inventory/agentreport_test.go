@@ -77,8 +77,9 @@ func publishSigned(t *testing.T, h *harness, id, site, token string, data any, t
 	ev := event.New()
 	ev.SetID(id)
 	ev.SetSource("/pulpdist/siteagent/" + site)
-	ev.SetType(bus.EventTypePrefix + bus.EntitySync + "." + bus.ActionFinished)
-	ev.SetSubject("docs")
+	ev.SetType(bus.EventType(bus.EntitySync, bus.ActionFinished))
+	about := aboutOf(t, data)
+	ev.SetSubject(about.Subject())
 	ev.SetTime(time.Now().UTC())
 	mustOK(t, ev.SetData("application/json", data))
 	if token != "" {
@@ -91,7 +92,7 @@ func publishSigned(t *testing.T, h *harness, id, site, token string, data any, t
 	}
 	body, err := json.Marshal(ev)
 	mustOK(t, err)
-	publishRaw(t, h.js, bus.EventSubject(bus.EntitySync, bus.ActionFinished), body)
+	publishRaw(t, h.js, bus.EventSubject(bus.EntitySync, bus.ActionFinished, about), body)
 }
 
 // TestSignedAgentReports: by default (signed reports required), a site-agent's

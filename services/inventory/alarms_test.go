@@ -21,8 +21,8 @@ func TestFreshnessAlarmsAreRaisedAndCleared(t *testing.T) {
 	h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t),
 		AcceptUnsignedReports: true, AlarmInterval: 20 * time.Millisecond})
 	ctx := context.Background()
-	raised := consumer(t, h.js, bus.StreamEvents, bus.EventSubject(bus.EntityAlarm, bus.ActionRaised))
-	cleared := consumer(t, h.js, bus.StreamEvents, bus.EventSubject(bus.EntityAlarm, bus.ActionCleared))
+	raised := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAlarm, bus.ActionRaised))
+	cleared := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAlarm, bus.ActionCleared))
 	for _, s := range []string{"a-origin", "a-lyon", "a-oslo"} {
 		h.send(t, "POST", "/api/v1/sites", `{"name":"`+s+`"}`, nil)
 	}
@@ -32,11 +32,11 @@ func TestFreshnessAlarmsAreRaisedAndCleared(t *testing.T) {
 	}
 	events := bus.NewEvents(h.js, "/test")
 	now := time.Now().UTC()
-	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "a-docs", bus.Snapshot{
+	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "a-docs", Site: "a-origin"}, bus.Snapshot{
 		V: 1, TriggerID: "t", Tree: "a-docs", Site: "a-origin", Root: root('1'), Files: 1, Bytes: 1, PublishedAt: now.Add(-3 * time.Hour)}))
 	// oslo has the version; lyon has nothing: 3 h behind, 1 h allowed.
 	finish := func(id, site string) {
-		mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "a-docs", bus.SyncFinished{
+		mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "a-docs", Site: site}, bus.SyncFinished{
 			RunID: id, TriggerID: "t", Site: site, Tree: "a-docs", Kind: bus.CommandApply, To: root('1'),
 			Result: bus.ResultCompleted, FinishedAt: time.Now().UTC()}))
 	}
@@ -72,7 +72,7 @@ func TestFreshnessAlarmsAreRaisedAndCleared(t *testing.T) {
 		t.Fatalf("alarm.cleared %+v (raised %+v)", clear, alarm)
 	}
 	// Many checks ran meanwhile: one alarm.raised all the same.
-	subject := bus.EventSubject(bus.EntityAlarm, bus.ActionRaised)
+	subject := bus.EventSubject(bus.EntityAlarm, bus.ActionRaised, bus.About{Tree: "a-docs", Site: "a-lyon"})
 	st, err := h.js.Stream(ctx, bus.StreamEvents)
 	mustOK(t, err)
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))

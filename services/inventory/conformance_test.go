@@ -298,14 +298,14 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 	events := bus.NewEvents(h.js, "/test")
 	now := time.Now().UTC()
-	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "docs", bus.Snapshot{
+	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "docs", Site: "origin"}, bus.Snapshot{
 		V: 1, TriggerID: "t0", Tree: "docs", Site: "origin", Root: root('1'), Files: 7, Bytes: 700, PublishedAt: now.Add(-72 * time.Hour)}))
-	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "docs", bus.Snapshot{
+	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "docs", Site: "origin"}, bus.Snapshot{
 		V: 1, TriggerID: "t1", Tree: "docs", Site: "origin", Root: root('2'), Files: 8, Bytes: 800, PublishedAt: now.Add(-48 * time.Hour)}))
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "docs", Site: "paris"}, bus.SyncFinished{
 		RunID: "run-1", TriggerID: "t1", Site: "paris", Tree: "docs", Kind: bus.CommandApply, To: root('2'),
 		Result: bus.ResultCompleted, Files: 8, Bytes: 800, DurationMS: 1500, FinishedAt: now.Add(-47 * time.Hour)}))
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "docs", Site: "lyon"}, bus.SyncFinished{
 		RunID: "run-2", TriggerID: "t1", Site: "lyon", Tree: "docs", Kind: bus.CommandApply, To: root('2'),
 		Result: bus.ResultFailed, Error: "disk full", DurationMS: 10, FinishedAt: now.Add(-47 * time.Hour)}))
 	eventually(t, "runs recorded", func() (bool, string) {

@@ -200,7 +200,7 @@ func testOverviewControl(t *testing.T, h *harness) {
 	// v1 72 h ago, v2 48 h ago, v3 now. paris got v1 (71 h ago) and v3;
 	// lyon got v1 only and failed towards v2.
 	for i, ago := range []time.Duration{72 * time.Hour, 48 * time.Hour, 0} {
-		mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "o-docs", bus.Snapshot{
+		mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "o-docs", Site: "o-origin"}, bus.Snapshot{
 			V: 1, TriggerID: "t", Tree: "o-docs", Site: "o-origin", Root: root(byte('1' + i)), Files: 1, Bytes: 1, PublishedAt: now.Add(-ago)}))
 	}
 	for _, r := range []struct {
@@ -213,7 +213,7 @@ func testOverviewControl(t *testing.T, h *harness) {
 		{"o-3", "o-paris", root('3'), bus.ResultCompleted, 0},
 		{"o-4", "o-lyon", root('2'), bus.ResultFailed, time.Hour},
 	} {
-		mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "o-docs", bus.SyncFinished{
+		mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "o-docs", Site: r.site}, bus.SyncFinished{
 			RunID: r.id, TriggerID: "t", Site: r.site, Tree: "o-docs", Kind: bus.CommandApply, To: r.to,
 			Result: r.result, FinishedAt: now.Add(-r.ago)}))
 	}
@@ -374,7 +374,7 @@ func testOverviewControl(t *testing.T, h *harness) {
 
 	// A sync stopped PARTIAL (the deletion guard) needs an operator as a
 	// failed one does: it is failing too.
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "o-docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "o-docs", Site: "o-paris"}, bus.SyncFinished{
 		RunID: "o-5", TriggerID: "t", Site: "o-paris", Tree: "o-docs", Kind: bus.CommandApply, To: root('3'),
 		Result: bus.ResultPartial, Error: "would delete 120 entries, the tree allows 100", FinishedAt: now}))
 	eventually(t, "the partial run recorded", func() (bool, string) {
@@ -427,7 +427,7 @@ func testDryRun(t *testing.T, h *harness) {
 	events := bus.NewEvents(h.js, "/test")
 	now := time.Now().UTC()
 	for i, v := range []string{v1, v2} {
-		mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "d-docs", bus.Snapshot{
+		mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "d-docs", Site: "d-origin"}, bus.Snapshot{
 			V: 1, TriggerID: "t", Tree: "d-docs", Site: "d-origin", Root: v, Files: 2, Bytes: 8, PublishedAt: now.Add(time.Duration(i-2) * time.Hour)}))
 	}
 	// Never synced: everything of v2 is to be written.
@@ -439,7 +439,7 @@ func testDryRun(t *testing.T, h *harness) {
 		t.Errorf("dry run from nothing: %s", body)
 	}
 	// At v1: a.txt changes, c.txt is new, b.txt goes.
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "d-docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "d-docs", Site: "d-paris"}, bus.SyncFinished{
 		RunID: "d-1", TriggerID: "t", Site: "d-paris", Tree: "d-docs", Kind: bus.CommandApply, To: v1,
 		Result: bus.ResultCompleted, FinishedAt: now.Add(-90 * time.Minute)}))
 	eventually(t, "paris at v1", func() (bool, string) {
@@ -452,7 +452,7 @@ func testDryRun(t *testing.T, h *harness) {
 
 	// A version whose manifest is not stored, a subscription that does
 	// not exist, a bad name.
-	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "d-docs", bus.Snapshot{
+	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "d-docs", Site: "d-origin"}, bus.Snapshot{
 		V: 1, TriggerID: "t", Tree: "d-docs", Site: "d-origin", Root: root('9'), Files: 1, Bytes: 1, PublishedAt: now}))
 	eventually(t, "v3 recorded", func() (bool, string) {
 		code, _, body := dry()

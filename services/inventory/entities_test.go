@@ -150,18 +150,37 @@ func publishFrom(t *testing.T, h *harness, id, source, entity, action string, da
 	ev := event.New()
 	ev.SetID(id)
 	ev.SetSource(source)
-	ev.SetType(bus.EventTypePrefix + entity + "." + action)
+	ev.SetType(bus.EventType(entity, action))
 	ev.SetTime(time.Now().UTC())
+	about := aboutOf(t, data)
+	ev.SetSubject(about.Subject())
 	mustOK(t, ev.SetData("application/json", data))
 	body, err := json.Marshal(ev)
 	mustOK(t, err)
-	publishRaw(t, h.js, bus.EventSubject(entity, action), body)
+	publishRaw(t, h.js, bus.EventSubject(entity, action, about), body)
+}
+
+// aboutOf is what an event with data is about, as its publisher says on
+// the subject: the data's tree and site.
+func aboutOf(t *testing.T, data any) bus.About {
+	t.Helper()
+	b, err := json.Marshal(data)
+	mustOK(t, err)
+	var a struct{ Tree, Site string }
+	_ = json.Unmarshal(b, &a) // data that is not an object is about nothing
+	if bus.ValidateName("tree", a.Tree) != nil {
+		a.Tree = ""
+	}
+	if bus.ValidateName("site", a.Site) != nil {
+		a.Site = ""
+	}
+	return bus.About{Tree: a.Tree, Site: a.Site}
 }
 
 func testEntityEvents(t *testing.T, h *harness) {
 	ctx := context.Background()
 	ghost := bus.Snapshot{V: bus.MessageVersion, Tree: "ghost", Site: "lyon", Root: root('a'), PublishedAt: time.Now().UTC()}
-	computed := bus.DeltaComputed{Tree: "docs", To: root('a'), Pack: "docs/none/" + root('a'), Size: 42, Instance: "dc-7", DurationMS: 5}
+	computed := bus.DeltaComputed{Tree: "docs", To: root('a'), Pack: "docs/none/" + root('a'), Size: 42, Instance: "dc-7", DurationMS: 5, Effort: "default", Sites: 1}
 	for range 2 {
 		publishFrom(t, h, "ghost-snap", "/pulpdist/siteagent/lyon", bus.EntitySnapshot, bus.ActionPublished, ghost)
 		publishFrom(t, h, "delta-1", "/pulpdist/deltacache/dc-7", bus.EntityDelta, bus.ActionComputed, computed)
@@ -175,7 +194,7 @@ func testEntityEvents(t *testing.T, h *harness) {
 	})
 	ps, err := h.client.Problems(ctx, 0)
 	mustOK(t, err)
-	if ps[0].EventID != "ghost-ready" || ps[1].EventID != "ghost-snap" || ps[1].Type != "dev.pulpdist.snapshot.published" ||
+	if ps[0].EventID != "ghost-ready" || ps[1].EventID != "ghost-snap" || ps[1].Type != "org.pulpdist.snapshot.published.v1" ||
 		!strings.Contains(ps[1].Reason, "tree not found") {
 		t.Fatalf("problems = %+v", ps)
 	}

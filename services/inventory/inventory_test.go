@@ -340,8 +340,8 @@ func TestSyncPublishesTrigger(t *testing.T) {
 	h := start(t, databases[0].url(t))
 	seed(t, h)
 	triggers := consumer(t, h.js, bus.StreamTriggers, bus.TriggerSubject("docs"))
-	requested := consumer(t, h.js, bus.StreamEvents, bus.EventSubject(bus.EntitySync, bus.ActionRequested))
-	created := consumer(t, h.js, bus.StreamEvents, bus.EventSubject(bus.EntityTree, bus.ActionCreated))
+	requested := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntitySync, bus.ActionRequested))
+	created := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityTree, bus.ActionCreated))
 
 	code, body := h.do(t, http.MethodPost, "/api/v1/trees/docs/sync", "")
 	if code != http.StatusAccepted {
@@ -369,7 +369,7 @@ func TestSyncPublishesTrigger(t *testing.T) {
 	}
 	ev, tree, err := bus.DecodeEvent[inventoryapi.Tree](next(t, created).Data())
 	mustOK(t, err)
-	if tree.Name != "docs" || tree.OriginSite != "origin" || ev.Subject() != "docs" {
+	if tree.Name != "docs" || tree.OriginSite != "origin" || ev.Subject() != "tree/docs" {
 		t.Fatalf("tree.created = %+v (subject %q)", tree, ev.Subject())
 	}
 	// The operator's confirmation of deletions travels with the trigger.
@@ -390,12 +390,14 @@ func publishEvent(t *testing.T, js jetstream.JetStream, id, entity, action strin
 	ev := event.New()
 	ev.SetID(id)
 	ev.SetSource("/test")
-	ev.SetType(bus.EventTypePrefix + entity + "." + action)
+	ev.SetType(bus.EventType(entity, action))
 	ev.SetTime(time.Now().UTC())
+	about := aboutOf(t, data)
+	ev.SetSubject(about.Subject())
 	mustOK(t, ev.SetData("application/json", data))
 	body, err := json.Marshal(ev)
 	mustOK(t, err)
-	publishRaw(t, js, bus.EventSubject(entity, action), body)
+	publishRaw(t, js, bus.EventSubject(entity, action, about), body)
 }
 
 func publishRaw(t *testing.T, js jetstream.JetStream, subject string, body []byte) {
@@ -426,14 +428,14 @@ func testEventsRecorded(t *testing.T, h *harness) {
 		root string
 		ago  time.Duration
 	}{{root('1'), 100 * time.Second}, {root('2'), 40 * time.Second}} {
-		mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "docs", bus.Snapshot{
+		mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "docs", Site: "origin"}, bus.Snapshot{
 			V: 1, TriggerID: "t0", Tree: "docs", Site: "origin", Root: v.root, Files: 7, Bytes: 700, PublishedAt: now.Add(-v.ago)}))
 	}
 	// replica-a reached v1 and is now running towards v2.
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "docs", Site: "replica-a"}, bus.SyncFinished{
 		RunID: "run-1", TriggerID: "t1", Site: "replica-a", Tree: "docs", Kind: bus.CommandApply, To: root('1'),
 		Result: bus.ResultCompleted, Files: 7, Bytes: 700, DurationMS: 1500, FinishedAt: now.Add(-90 * time.Second)}))
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionStarted, "docs", bus.SyncStarted{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionStarted, bus.About{Tree: "docs", Site: "replica-a"}, bus.SyncStarted{
 		RunID: "run-2", TriggerID: "t2", Site: "replica-a", Tree: "docs", Kind: bus.CommandApply,
 		From: root('1'), To: root('2'), StartedAt: now.Add(-time.Second)}))
 
@@ -473,7 +475,7 @@ func testEventsRecorded(t *testing.T, h *harness) {
 	}
 
 	// replica-a finishes: it serves v2 and has no lag left.
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "docs", Site: "replica-a"}, bus.SyncFinished{
 		RunID: "run-2", TriggerID: "t2", Site: "replica-a", Tree: "docs", Kind: bus.CommandApply, From: root('1'), To: root('2'),
 		Result: bus.ResultCompleted, Files: 2, Bytes: 20, DurationMS: 800, FinishedAt: time.Now().UTC()}))
 	eventually(t, "replica-a up to date", func() (bool, string) {
@@ -538,7 +540,7 @@ func TestEventRedeliveryIsIdempotent(t *testing.T) {
 	// duplicate window) must not bring back its figures.
 	publishEvent(t, h.js, "event-a", bus.EntitySnapshot, bus.ActionPublished, snap(10))
 	// Undecodable and invalid events are refused without blocking the rest.
-	publishRaw(t, h.js, bus.EventSubject(bus.EntitySync, bus.ActionFinished), []byte("not json"))
+	publishRaw(t, h.js, bus.EventSubject(bus.EntitySync, bus.ActionFinished, bus.About{}), []byte("not json"))
 	publishEvent(t, h.js, uuid.NewString(), bus.EntitySync, bus.ActionFinished, bus.SyncFinished{RunID: "x", Site: "BAD", Tree: "docs", Result: "COMPLETED"})
 	publishEvent(t, h.js, uuid.NewString(), bus.EntitySnapshot, bus.ActionPublished, bus.Snapshot{V: 1, Tree: "ghost", Site: "origin", Root: root('9')})
 	// Events the inventory does not record are acknowledged.

@@ -65,7 +65,7 @@ func (h *harness) keyEvent(t *testing.T, action string) (inventoryapi.SigningKey
 	t.Helper()
 	st, err := h.js.Stream(t.Context(), bus.StreamEvents)
 	mustOK(t, err)
-	raw, err := st.GetLastMsgForSubject(t.Context(), bus.EventSubject(bus.EntityKey, action))
+	raw, err := st.GetLastMsgForSubject(t.Context(), bus.EventFilter(bus.EntityKey, action))
 	if err != nil {
 		return inventoryapi.SigningKey{}, err
 	}
@@ -73,7 +73,7 @@ func (h *harness) keyEvent(t *testing.T, action string) (inventoryapi.SigningKey
 	if err != nil {
 		return k, err
 	}
-	if ev.Source() != inventory.EventSource || ev.Subject() != k.ID {
+	if ev.Source() != inventory.EventSource || ev.Subject() != "key/"+k.ID {
 		return k, errors.New("event source " + ev.Source() + ", subject " + ev.Subject())
 	}
 	return k, nil

@@ -61,7 +61,7 @@ func (e encoder) encode(ev catalog.Event) ([]catalog.Message, error) {
 }
 
 func (e encoder) event(ev catalog.Event, data any) ([]catalog.Message, error) {
-	msg, id, err := e.events.Render(ev.Entity, ev.Action, ev.Subject, "", data)
+	msg, id, err := e.events.Render(ev.Entity, ev.Action, ev.About, "", data)
 	if err != nil {
 		return nil, err
 	}

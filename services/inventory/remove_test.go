@@ -34,11 +34,11 @@ func testDeletions(t *testing.T, h *harness) {
 	if _, err := agent.Site(ctx, "replica-a"); err != nil {
 		t.Fatalf("agent reads its site: %v", err)
 	}
-	deleted := consumer(t, h.js, bus.StreamEvents, bus.EventSubject("*", bus.ActionDeleted))
+	deleted := consumer(t, h.js, bus.StreamEvents, bus.EventFilter("*", bus.ActionDeleted))
 	events := bus.NewEvents(h.js, "/test")
-	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, "docs", bus.Snapshot{
+	mustOK(t, events.Publish(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: "docs", Site: "origin"}, bus.Snapshot{
 		V: 1, TriggerID: "t0", Tree: "docs", Site: "origin", Root: root('1'), Files: 1, Bytes: 10, PublishedAt: time.Now().UTC()}))
-	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, "docs", bus.SyncFinished{
+	mustOK(t, events.Publish(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: "docs", Site: "replica-a"}, bus.SyncFinished{
 		RunID: "run-1", TriggerID: "t0", Site: "replica-a", Tree: "docs", Kind: bus.CommandApply, To: root('1'),
 		Result: bus.ResultCompleted, Files: 1, Bytes: 10, FinishedAt: time.Now().UTC()}))
 	eventually(t, "run recorded", func() (bool, string) {
@@ -101,7 +101,7 @@ func testDeletions(t *testing.T, h *harness) {
 	if runs, err := h.client.Runs(ctx, "docs", ""); err != nil || len(runs) != 1 {
 		t.Fatalf("runs of the deleted tree stay in the record: %s", jsonString(runs, err))
 	}
-	wantDeleted(t, next(t, deleted), "dev.pulpdist.tree.deleted", "docs")
+	wantDeleted(t, next(t, deleted), "org.pulpdist.tree.deleted.v1", "tree/docs")
 
 	// The site, whose agent token stops working with it.
 	d, err = h.client.DeleteSite(ctx, "replica-a", "")
@@ -112,7 +112,7 @@ func testDeletions(t *testing.T, h *harness) {
 	if _, err := agent.Sites(ctx); problem(err) == nil || problem(err).Status != http.StatusUnauthorized {
 		t.Fatalf("agent token of a deleted site: %v, want 401", err)
 	}
-	wantDeleted(t, next(t, deleted), "dev.pulpdist.site.deleted", "replica-a")
+	wantDeleted(t, next(t, deleted), "org.pulpdist.site.deleted.v1", "site/replica-a")
 
 	// A subscription on its own.
 	_, err = h.client.CreateTree(ctx, inventoryapi.Tree{Name: "logs", OriginSite: "replica-b", Source: "/srv/logs"})
@@ -124,7 +124,7 @@ func testDeletions(t *testing.T, h *harness) {
 	if d.Entity != "subscription" || d.Name != "origin/logs" {
 		t.Fatalf("deletion = %+v", d)
 	}
-	wantDeleted(t, next(t, deleted), "dev.pulpdist.subscription.deleted", "origin/logs")
+	wantDeleted(t, next(t, deleted), "org.pulpdist.subscription.deleted.v1", "tree/logs/site/origin")
 	if subs, err := h.client.Subscriptions(ctx, "logs"); err != nil || len(subs) != 0 {
 		t.Fatalf("subscriptions of logs: %v, %v", subs, err)
 	}
@@ -148,6 +148,11 @@ func wantDeleted(t *testing.T, m interface{ Data() []byte }, typ, subject string
 	mustOK(t, json.Unmarshal(m.Data(), &ev))
 	if ev.Type() != typ || ev.Subject() != subject || ev.Source() != "/pulpdist/inventory" {
 		t.Errorf("event %s %s from %s, want %s %s", ev.Type(), ev.Subject(), ev.Source(), typ, subject)
+	}
+	if m, ok := m.(interface{ Subject() string }); ok {
+		if _, _, about, _ := bus.ParseEventSubject(m.Subject()); about.Subject() != subject {
+			t.Errorf("event %s on subject %s, not about %s", typ, m.Subject(), subject)
+		}
 	}
 }
 

@@ -28,7 +28,7 @@ func TestVersionPages(t *testing.T) {
 			// replica-a got b.
 			fin := t0.Add(90 * time.Minute)
 			publishFrom(t, h, "run-b", "/pulpdist/siteagent/replica-a", bus.EntitySync, bus.ActionFinished,
-				bus.SyncFinished{RunID: "run-b", Site: "replica-a", Tree: "docs", To: root('b'), Result: bus.ResultCompleted, FinishedAt: fin})
+				bus.SyncFinished{RunID: "run-b", Site: "replica-a", Tree: "docs", Kind: bus.CommandApply, To: root('b'), Result: bus.ResultCompleted, FinishedAt: fin})
 			eventually(t, "four versions and the run", func() (bool, string) {
 				vs, err := h.client.Versions(ctx, "docs")
 				rs, rerr := h.client.Runs(ctx, "docs", "replica-a")

@@ -129,7 +129,7 @@ const RolloutConsumer = "scheduler-rollout"
 // rolloutConsumer follows the runs that finish from when it is first
 // made: the history of the events stream is not replanned.
 func rolloutConsumer() jetstream.ConsumerConfig {
-	cc := bus.ConsumerConfig(RolloutConsumer, bus.EventSubject(bus.EntitySync, bus.ActionFinished))
+	cc := bus.ConsumerConfig(RolloutConsumer, bus.EventFilter(bus.EntitySync, bus.ActionFinished))
 	cc.DeliverPolicy = jetstream.DeliverNewPolicy
 	return cc
 }
@@ -171,15 +171,15 @@ func (s *sender) RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID str
 	return bus.Publish(ctx, s.js, bus.DeltaRequestSubject(r.Tree), msgID, r)
 }
 
-func (s *sender) Event(ctx context.Context, entity, action, subject, key string, data any) error {
-	return s.events.PublishKeyed(ctx, entity, action, subject, key, data)
+func (s *sender) Event(ctx context.Context, entity, action string, about bus.About, key string, data any) error {
+	return s.events.PublishKeyed(ctx, entity, action, about, key, data)
 }
 
 func (s *sender) Trigger(ctx context.Context, t bus.Trigger) error {
 	if err := bus.Publish(ctx, s.js, bus.TriggerSubject(t.Tree), t.TriggerID, t); err != nil {
 		return err
 	}
-	return s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionRequested, t.Tree, t.TriggerID,
+	return s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionRequested, bus.About{Tree: t.Tree}, t.TriggerID,
 		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason})
 }
 

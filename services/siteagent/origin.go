@@ -110,7 +110,7 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, e
 		V: bus.MessageVersion, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Site: s.cfg.Site, Root: root,
 		Files: allFiles, Bytes: allBytes, PublishedAt: time.Now().UTC(),
 	}
-	if err := s.events.PublishKeyed(ctx, bus.EntitySnapshot, bus.ActionPublished, cmd.Tree, cmd.RunID, snap); err != nil {
+	if err := s.events.PublishKeyed(ctx, bus.EntitySnapshot, bus.ActionPublished, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, snap); err != nil {
 		return outcome{}, err
 	}
 	if err := bus.Publish(ctx, s.js, bus.SnapshotSubject(cmd.Tree), "snapshot/"+cmd.RunID, snap); err != nil {
@@ -194,7 +194,7 @@ func (s *Service) guard(ctx context.Context, cmd bus.SyncCommand, prev string, o
 		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: s.cfg.Site, Tree: cmd.Tree, From: prev, Root: m.Root(),
 		Deletions: int64(len(gone)), Limit: cmd.MaxDeletions, Sample: gone[:min(len(gone), bus.MaxGuardSample)],
 	}
-	if err := s.events.PublishKeyed(ctx, bus.EntityGuard, bus.ActionTripped, cmd.Site+"/"+cmd.Tree, cmd.RunID, ev); err != nil {
+	if err := s.events.PublishKeyed(ctx, bus.EntityGuard, bus.ActionTripped, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, ev); err != nil {
 		return outcome{}, true, err
 	}
 	s.log.Warn("deletion guard tripped", "tree", cmd.Tree, "deletions", len(gone), "limit", cmd.MaxDeletions, "first", gone[0])

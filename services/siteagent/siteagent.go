@@ -278,7 +278,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if fin.To == "" {
 		fin.To = cmd.To
 	}
-	if err := s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionFinished, cmd.Site+"/"+cmd.Tree, cmd.RunID, fin); err != nil {
+	if err := s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, fin); err != nil {
 		return err
 	}
 	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)

@@ -62,7 +62,7 @@ func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness 
 	h.startAgent(t, opts...)
 	t.Cleanup(func() { h.stop() })
 	cons, err := js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{bus.EventSubject(bus.EntitySync, bus.ActionFinished)},
+		FilterSubjects: []string{bus.EventFilter(bus.EntitySync, bus.ActionFinished)},
 	})
 	if err != nil {
 		t.Fatal(err)

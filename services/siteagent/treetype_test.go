@@ -164,7 +164,7 @@ func TestProtectedPathsAndTheDeletionGuard(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(src, "pkgs")); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := h.js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.EventSubject(bus.EntityGuard, bus.ActionTripped)}})
+	cons, err := h.js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.EventFilter(bus.EntityGuard, bus.ActionTripped)}})
 	if err != nil {
 		t.Fatal(err)
 	}

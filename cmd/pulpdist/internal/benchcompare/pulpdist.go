@@ -177,7 +177,7 @@ func startNetwork(ctx context.Context, bin binaries, dir string, sites []string)
 		}
 	}
 	cons, err := n.js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{bus.EventSubject(bus.EntitySync, bus.ActionFinished)},
+		FilterSubjects: []string{bus.EventFilter(bus.EntitySync, bus.ActionFinished)},
 	})
 	if err != nil {
 		return nil, err

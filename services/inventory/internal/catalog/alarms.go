@@ -57,7 +57,7 @@ func (s *Service) CheckAlarms(ctx context.Context) (raised, cleared int, err err
 			LagSeconds: a.LagSeconds, AllowedLagSeconds: int64(a.AllowedLag / time.Second), RaisedAt: now.UTC(),
 		}
 		ok, err := s.repo.RaiseAlarm(ctx, RaisedAlarm{Site: a.Site, Tree: a.Tree, RaisedAt: now},
-			Event{Entity: bus.EntityAlarm, Action: bus.ActionRaised, Subject: a.Site + "/" + a.Tree, Data: ev})
+			Event{Entity: bus.EntityAlarm, Action: bus.ActionRaised, About: bus.About{Tree: a.Tree, Site: a.Site}, Data: ev})
 		if err != nil {
 			return raised, cleared, fmt.Errorf("raise alarm %s/%s: %w", a.Site, a.Tree, err)
 		}
@@ -72,7 +72,7 @@ func (s *Service) CheckAlarms(ctx context.Context) (raised, cleared int, err err
 		at := now.UTC()
 		ev := bus.FreshnessAlarm{Site: a.Site, Tree: a.Tree, RaisedAt: a.RaisedAt.UTC(), ClearedAt: &at}
 		ok, err := s.repo.ClearAlarm(ctx, a.Site, a.Tree,
-			Event{Entity: bus.EntityAlarm, Action: bus.ActionCleared, Subject: a.Site + "/" + a.Tree, Data: ev})
+			Event{Entity: bus.EntityAlarm, Action: bus.ActionCleared, About: bus.About{Tree: a.Tree, Site: a.Site}, Data: ev})
 		if err != nil {
 			return raised, cleared, fmt.Errorf("clear alarm %s/%s: %w", a.Site, a.Tree, err)
 		}

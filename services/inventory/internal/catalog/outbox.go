@@ -12,10 +12,10 @@ import (
 // writes the events of a change in the change's transaction (the outbox),
 // so a change is never stored unannounced nor announced unstored.
 type Event struct {
-	Entity  string
-	Action  string
-	Subject string
-	Data    any
+	Entity string
+	Action string
+	About  bus.About
+	Data   any
 }
 
 // Message is an Event as sent on the bus: what the outbox stores.
@@ -39,26 +39,26 @@ type Encoder func(Event) ([]Message, error)
 
 // SiteEvent is the event of a change to site s.
 func SiteEvent(action string, s Site) Event {
-	return Event{Entity: bus.EntitySite, Action: action, Subject: s.Name, Data: s}
+	return Event{Entity: bus.EntitySite, Action: action, About: bus.About{Site: s.Name}, Data: s}
 }
 
 // TreeEvent is the event of a change to tree t.
 func TreeEvent(action string, t Tree) Event {
-	return Event{Entity: bus.EntityTree, Action: action, Subject: t.Name, Data: t}
+	return Event{Entity: bus.EntityTree, Action: action, About: bus.About{Tree: t.Name}, Data: t}
 }
 
 // SubscriptionEvent is the event of a change to subscription s.
 func SubscriptionEvent(action string, s Subscription) Event {
-	return Event{Entity: bus.EntitySubscription, Action: action, Subject: s.Site + "/" + s.Tree, Data: s}
+	return Event{Entity: bus.EntitySubscription, Action: action, About: bus.About{Tree: s.Tree, Site: s.Site}, Data: s}
 }
 
 // KeyEvent is the event of a change to signing key k.
 func KeyEvent(action string, k SigningKey) Event {
-	return Event{Entity: bus.EntityKey, Action: action, Subject: k.ID, Data: k}
+	return Event{Entity: bus.EntityKey, Action: action, About: bus.About{Key: k.ID}, Data: k}
 }
 
 // SyncRequestedEvent carries trigger t to the scheduler (and announces it
 // as sync.requested).
 func SyncRequestedEvent(t bus.Trigger) Event {
-	return Event{Entity: bus.EntitySync, Action: bus.ActionRequested, Subject: t.Tree, Data: t}
+	return Event{Entity: bus.EntitySync, Action: bus.ActionRequested, About: bus.About{Tree: t.Tree}, Data: t}
 }

@@ -30,12 +30,12 @@ const Filter = bus.EventsPrefix + ".>"
 
 // The CloudEvents types the inventory records.
 const (
-	TypeSnapshotPublished = bus.EventTypePrefix + bus.EntitySnapshot + "." + bus.ActionPublished
-	TypeSyncStarted       = bus.EventTypePrefix + bus.EntitySync + "." + bus.ActionStarted
-	TypeSyncFinished      = bus.EventTypePrefix + bus.EntitySync + "." + bus.ActionFinished
-	TypeDeltaComputed     = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionComputed
-	TypeDeltaReady        = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionReady
-	TypeDeltaDeleted      = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionDeleted
+	TypeSnapshotPublished = bus.EventTypePrefix + bus.EntitySnapshot + "." + bus.ActionPublished + "." + bus.EventTypeVersion
+	TypeSyncStarted       = bus.EventTypePrefix + bus.EntitySync + "." + bus.ActionStarted + "." + bus.EventTypeVersion
+	TypeSyncFinished      = bus.EventTypePrefix + bus.EntitySync + "." + bus.ActionFinished + "." + bus.EventTypeVersion
+	TypeDeltaComputed     = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionComputed + "." + bus.EventTypeVersion
+	TypeDeltaReady        = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionReady + "." + bus.EventTypeVersion
+	TypeDeltaDeleted      = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionDeleted + "." + bus.EventTypeVersion
 )
 
 // SiteAgentSource prefixes the CloudEvents source of every site-agent's

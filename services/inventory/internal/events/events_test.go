@@ -87,8 +87,8 @@ func TestHandleRoutesByType(t *testing.T) {
 		{TypeSyncFinished, bus.SyncFinished{RunID: "r", Result: bus.ResultFailed}, "finished ev-1 r FAILED"},
 		{TypeDeltaComputed, bus.DeltaComputed{Tree: "docs", Instance: "dc-1"}, "computed ev-1 docs dc-1"},
 		{TypeDeltaReady, bus.DeltaReady{Tree: "docs"}, "ready ev-1 docs"},
-		{"dev.pulpdist.delta.requested", bus.DeltaRequest{}, ""},
-		{"dev.pulpdist.tree.created", map[string]string{"name": "docs"}, ""},
+		{"org.pulpdist.delta.requested.v1", bus.DeltaRequest{}, ""},
+		{"org.pulpdist.tree.created.v1", map[string]string{"name": "docs"}, ""},
 	} {
 		var c calls
 		if err := Handle(context.Background(), &c, Reports{}, body(t, tc.typ, tc.data)); err != nil {
@@ -141,9 +141,9 @@ func TestHandleHeartbeat(t *testing.T) {
 		source, typ string
 		want        []string
 	}{
-		{"/pulpdist/siteagent/paris", "dev.pulpdist.something.new", []string{"heartbeat paris"}},
+		{"/pulpdist/siteagent/paris", "org.pulpdist.something.new.v1", []string{"heartbeat paris"}},
 		{"/pulpdist/siteagent/paris", TypeSyncFinished, []string{"heartbeat paris", "finished ev-1 r COMPLETED"}},
-		{"/pulpdist/siteagent/Not_A_Site", "dev.pulpdist.something.new", nil},
+		{"/pulpdist/siteagent/Not_A_Site", "org.pulpdist.something.new.v1", nil},
 		{"/pulpdist/scheduler", TypeSyncStarted, []string{"started ev-1 r"}},
 		// A site-agent reporting for another site: kept as a problem.
 		{"/pulpdist/siteagent/lyon", TypeSyncFinished, []string{"heartbeat lyon", "problem ev-1 " + TypeSyncFinished}},

@@ -131,7 +131,7 @@ func testRecordIntoStore(t *testing.T, url string) {
 	ev := event.New()
 	ev.SetID("from-the-future")
 	ev.SetSource("/pulpdist/siteagent/paris")
-	ev.SetType("dev.pulpdist.agent.announced")
+	ev.SetType("org.pulpdist.agent.announced.v1")
 	ev.SetTime(time.Now().Add(24 * time.Hour))
 	body, err := ev.MarshalJSON()
 	if err != nil {

@@ -149,7 +149,7 @@ func testDeltas(t *testing.T, s *Store) {
 
 func testProblems(t *testing.T, s *Store) {
 	ctx := context.Background()
-	p := catalog.EventProblem{EventID: "ev-1", Type: "dev.pulpdist.snapshot.published", Subject: "ghost", Reason: "tree not found", ReceivedAt: t0}
+	p := catalog.EventProblem{EventID: "ev-1", Type: "org.pulpdist.snapshot.published.v1", Subject: "ghost", Reason: "tree not found", ReceivedAt: t0}
 	ok, err := s.RecordProblem(ctx, p)
 	must(t, err)
 	if !ok {
@@ -168,7 +168,7 @@ func testProblems(t *testing.T, s *Store) {
 	if ok {
 		t.Fatal("event of a problem recorded again")
 	}
-	p2 := catalog.EventProblem{EventID: "ev-2", Type: "dev.pulpdist.delta.ready", Reason: "tree not found", ReceivedAt: t0.Add(time.Minute)}
+	p2 := catalog.EventProblem{EventID: "ev-2", Type: "org.pulpdist.delta.ready.v1", Reason: "tree not found", ReceivedAt: t0.Add(time.Minute)}
 	_, err = s.RecordProblem(ctx, p2)
 	must(t, err)
 	got, err := s.Problems(ctx, catalog.ProblemFilter{Limit: 10})

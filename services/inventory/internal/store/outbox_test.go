@@ -27,7 +27,7 @@ func testEncoder(ev catalog.Event) ([]catalog.Message, error) {
 	if tr, ok := ev.Data.(catalog.Tree); ok && tr.Name == "unsayable" {
 		return nil, errors.New("cannot say it")
 	}
-	m := catalog.Message{Subject: ev.Entity + "." + ev.Action, MsgID: ev.Entity + "/" + ev.Subject, Body: []byte(ev.Subject)}
+	m := catalog.Message{Subject: ev.Entity + "." + ev.Action, MsgID: ev.Entity + "/" + ev.About.Subject(), Body: []byte(ev.About.Subject())}
 	if tr, ok := ev.Data.(bus.Trigger); ok {
 		return []catalog.Message{{Subject: "trigger", MsgID: tr.TriggerID, ContentType: "application/json", Body: []byte(tr.Tree)}, m}, nil
 	}
@@ -78,7 +78,7 @@ func testOutbox(t *testing.T, s *Store) {
 	if _, err := s.DeleteTree(ctx, "docs", nil); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"site.created origin", "tree.created docs", "tree.updated docs", "trigger docs", "sync.requested docs", "tree.deleted docs"}
+	want := []string{"site.created site/origin", "tree.created tree/docs", "tree.updated tree/docs", "trigger docs", "sync.requested tree/docs", "tree.deleted tree/docs"}
 	if got := pending(t, s); !reflect.DeepEqual(got, want) {
 		t.Fatalf("outbox = %q, want %q in the order of the changes", got, want)
 	}
@@ -99,7 +99,7 @@ func testOutbox(t *testing.T, s *Store) {
 	// Failures are counted on the message; a sent message is gone.
 	ms, err := s.PendingMessages(ctx, 2)
 	must(t, err)
-	if len(ms) != 2 || ms[0].MsgID != "site/origin" || ms[0].Attempts != 0 || ms[0].CreatedAt.IsZero() {
+	if len(ms) != 2 || ms[0].MsgID != "site/site/origin" || ms[0].Attempts != 0 || ms[0].CreatedAt.IsZero() {
 		t.Fatalf("first two = %+v", ms)
 	}
 	must(t, s.MessageFailed(ctx, ms[0].ID, fmt.Errorf("nats: no responders")))

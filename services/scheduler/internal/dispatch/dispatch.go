@@ -39,7 +39,7 @@ type Versions interface {
 type Sender interface {
 	Command(ctx context.Context, c bus.SyncCommand) error
 	RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error
-	Event(ctx context.Context, entity, action, subject, key string, data any) error
+	Event(ctx context.Context, entity, action string, about bus.About, key string, data any) error
 	Trigger(ctx context.Context, t bus.Trigger) error
 }
 
@@ -410,7 +410,7 @@ func (d *Dispatcher) requestDelta(ctx context.Context, req bus.DeltaRequest) err
 	if err := d.out.RequestDelta(ctx, req, msgID); err != nil {
 		return err
 	}
-	return d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, req.Tree, msgID, req)
+	return d.out.Event(ctx, bus.EntityDelta, bus.ActionRequested, bus.About{Tree: req.Tree}, msgID, req)
 }
 
 // stale reports whether the origin of tree has published a version other
@@ -539,7 +539,7 @@ func (d *Dispatcher) start(ctx context.Context, cmd bus.SyncCommand) error {
 		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: cmd.Site, Tree: cmd.Tree,
 		Kind: cmd.Kind, From: cmd.From, To: cmd.To, StartedAt: d.now().UTC(),
 	}
-	if err := d.out.Event(ctx, bus.EntitySync, bus.ActionStarted, cmd.Site+"/"+cmd.Tree, cmd.RunID, ev); err != nil {
+	if err := d.out.Event(ctx, bus.EntitySync, bus.ActionStarted, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, ev); err != nil {
 		return err
 	}
 	if err := d.out.Command(ctx, cmd); err != nil {
@@ -567,7 +567,7 @@ func (d *Dispatcher) finishDisabled(ctx context.Context, triggerID, site, tree s
 func (d *Dispatcher) finish(ctx context.Context, fin bus.SyncFinished, tag string) error {
 	fin.RunID, fin.FinishedAt = RunID(fin.TriggerID, fin.Site, fin.Kind, tag, fin.To), d.now().UTC()
 	site, tree := fin.Site, fin.Tree
-	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, site+"/"+tree, fin.RunID, fin)
+	return d.out.Event(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: tree, Site: site}, fin.RunID, fin)
 }
 
 // classify marks errors that redelivery cannot fix: the inventory says the

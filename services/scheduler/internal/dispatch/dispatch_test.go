@@ -98,7 +98,7 @@ func (r *recorder) RequestDelta(_ context.Context, d bus.DeltaRequest, msgID str
 	return nil
 }
 
-func (r *recorder) Event(_ context.Context, entity, action, _, _ string, data any) error {
+func (r *recorder) Event(_ context.Context, entity, action string, _ bus.About, _ string, data any) error {
 	r.events = append(r.events, entity+"."+action)
 	if f, ok := data.(bus.SyncFinished); ok {
 		r.finished = append(r.finished, f)
