@@ -116,6 +116,39 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestEventLimits: the events stream's limits are the inventory's to
+// set; a service starting with the defaults keeps them.
+func TestEventLimits(t *testing.T) {
+	js := connect(t)
+	limits := func() (time.Duration, int64) {
+		st, err := js.Stream(t.Context(), bus.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := st.CachedInfo().Config
+		return c.MaxAge, c.MaxBytes
+	}
+	if age, size := limits(); age != bus.EventRetention || size > 0 {
+		t.Fatalf("default limits %s, %d bytes", age, size)
+	}
+	set := bus.EventLimits{MaxAge: 90 * 24 * time.Hour, MaxBytes: 64 << 20}
+	if _, err := bus.Ensure(t.Context(), js, bus.WithEventLimits(set)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Ensure(t.Context(), js); err != nil { // another service starts
+		t.Fatal(err)
+	}
+	if age, size := limits(); age != set.MaxAge || size != set.MaxBytes {
+		t.Fatalf("limits %s, %d bytes after a service started with the defaults; want %+v", age, size, set)
+	}
+	if _, err := bus.Ensure(t.Context(), js, bus.WithEventLimits(bus.EventLimits{MaxAge: -time.Hour})); err == nil {
+		t.Error("a negative age accepted")
+	}
+	if age, size := limits(); age != set.MaxAge || size != set.MaxBytes {
+		t.Fatalf("limits %s, %d bytes after a refused change", age, size)
+	}
+}
+
 func TestEventSubjects(t *testing.T) {
 	cases := []struct {
 		about              bus.About

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,11 +41,37 @@ const ScanTTL = 2 * time.Hour
 // CommandRetention is how long a sync command waits for its site-agent.
 const CommandRetention = 7 * 24 * time.Hour
 
-// EventRetention is how long engineering-bus events are replayable.
+// EventRetention is how long engineering-bus events are replayable, by
+// default (EventLimits).
 const EventRetention = 30 * 24 * time.Hour
 
+// EventLimits bounds the events stream (PULPDIST_EVENTS): events older
+// than MaxAge, or the oldest beyond MaxBytes, are removed; 0 is no bound.
+type EventLimits struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
+// EnsureOption adjusts Ensure.
+type EnsureOption func(*ensureOptions)
+
+type ensureOptions struct{ events *EventLimits }
+
+// WithEventLimits sets the events stream's limits. Without it, Ensure
+// creates the stream with EventRetention and no size bound, and keeps the
+// limits of an existing one — set by the service configured with them
+// (the inventory) or by an operator (nats stream edit) — so a service
+// starting with the defaults never undoes them.
+func WithEventLimits(l EventLimits) EnsureOption {
+	return func(o *ensureOptions) { o.events = &l }
+}
+
 // Ensure creates or updates pulpdist's streams, KV buckets and object stores.
-func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
+func Ensure(ctx context.Context, js jetstream.JetStream, opts ...EnsureOption) (*Layout, error) {
+	var o ensureOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	streams := []jetstream.StreamConfig{
 		{Name: StreamTriggers, Subjects: []string{"pulpdist.trigger.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
 		// A command older than a week is stale: the site is re-planned by
@@ -58,6 +85,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 	}
 	for _, cfg := range streams {
 		cfg.Storage = jetstream.FileStorage
+		if cfg.Name == StreamEvents {
+			if err := eventLimits(ctx, js, &cfg, o.events); err != nil {
+				return nil, err
+			}
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
@@ -86,6 +118,31 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (*Layout, error) {
 		}
 	}
 	return &l, nil
+}
+
+// eventLimits sets cfg's limits: l when given, else those of the existing
+// stream, else the defaults already in cfg.
+func eventLimits(ctx context.Context, js jetstream.JetStream, cfg *jetstream.StreamConfig, l *EventLimits) error {
+	if l != nil {
+		if l.MaxAge < 0 || l.MaxBytes < 0 {
+			return fmt.Errorf("events stream limits %+v: want 0 (no bound) or more", *l)
+		}
+		cfg.MaxAge, cfg.MaxBytes = l.MaxAge, l.MaxBytes
+		if cfg.MaxBytes == 0 {
+			cfg.MaxBytes = -1
+		}
+		return nil
+	}
+	st, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	}
+	have := st.CachedInfo().Config
+	cfg.MaxAge, cfg.MaxBytes, cfg.MaxMsgs = have.MaxAge, have.MaxBytes, have.MaxMsgs
+	return nil
 }
 
 // ObjectChunkSize is the chunk size of the blobs and packs pulpdist puts

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/services/inventory"
@@ -33,6 +34,12 @@ func TestConfigDefaults(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
+	if l := cfg.EventLimits(); l.MaxAge != bus.EventRetention || l.MaxBytes != 0 {
+		t.Fatalf("default event limits %+v", l)
+	}
+	if l := (inventory.Config{}).EventLimits(); l.MaxAge != bus.EventRetention {
+		t.Fatalf("event limits of a zero config %+v", l)
+	}
 }
 
 func TestConfigEnvAndFlags(t *testing.T) {
@@ -44,10 +51,15 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"PULPDIST_LOG_LEVEL":               "debug",
 		"PULPDIST_MIGRATE":                 "true",
 		"PULPDIST_ACCEPT_UNSIGNED_REPORTS": "true",
+		"PULPDIST_EVENTS_MAX_AGE":          "2160h",
+		"PULPDIST_EVENTS_MAX_MB":           "512",
 	}
 	cfg, err := parse(t, env, "-database-url", "sqlite:///var/lib/pulpdist/inventory.db")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if l := cfg.EventLimits(); l.MaxAge != 90*24*time.Hour || l.MaxBytes != 512<<20 {
+		t.Fatalf("event limits %+v from PULPDIST_EVENTS_MAX_AGE=2160h, PULPDIST_EVENTS_MAX_MB=512", l)
 	}
 	if !cfg.Migrate || !cfg.AcceptUnsignedReports {
 		t.Fatal("PULPDIST_MIGRATE=true or PULPDIST_ACCEPT_UNSIGNED_REPORTS=true did not set its field")
@@ -63,7 +75,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	s := config.New("inventory", func(string) (string, bool) { return "", false })
 	cfg.Bind(s)
 	names = s.EnvVars()
-	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_ALARM_INTERVAL,PULPDIST_DATABASE_URL,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
+	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_ALARM_INTERVAL,PULPDIST_DATABASE_URL,PULPDIST_EVENTS_MAX_AGE,PULPDIST_EVENTS_MAX_MB,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
 		t.Fatalf("env vars = %s", got)
 	}
 }
@@ -83,6 +95,9 @@ func TestConfigValidate(t *testing.T) {
 		{"log level", func(c *inventory.Config) { c.LogLevel = "loud" }, "log level"},
 		{"nil probe", func(c *inventory.Config) { c.ExtraProbes = []*health.Probe{nil} }, "probe 0 is nil"},
 		{"negative republish", func(c *inventory.Config) { c.KeyRepublish = -time.Second }, "key republish interval -1s is negative"},
+		{"events kept a minute", func(c *inventory.Config) { c.EventsMaxAge = time.Minute }, "events max age 1m0s: want an hour or more"},
+		{"negative events age", func(c *inventory.Config) { c.EventsMaxAge = -time.Hour }, "events max age -1h0m0s"},
+		{"negative events size", func(c *inventory.Config) { c.EventsMaxMB = -1 }, "events max MiB -1"},
 		{"short admin token", func(c *inventory.Config) { c.AdminToken = "secret" }, "admin token: 6 characters, want at least 32"},
 		{"long admin token", func(c *inventory.Config) { c.AdminToken = strings.Repeat("a", 506) }, "admin token: longer than 505"},
 		{"admin token with space", func(c *inventory.Config) { c.AdminToken = strings.Repeat("a", 32) + " b" }, "printable ASCII without spaces"},

@@ -77,6 +77,12 @@ type Config struct {
 	// (false) they are kept as problems: only an agent holding its site's
 	// agent token reports for the site (docs/adr/0004-signed-agent-reports.md).
 	AcceptUnsignedReports bool
+	// EventsMaxAge and EventsMaxMB bound the retained events stream
+	// (PULPDIST_EVENTS): how long a tool that was down can replay what it
+	// missed. 0 is bus.EventRetention (30 days) and no size bound. The
+	// inventory sets them at every start; other services keep them.
+	EventsMaxAge time.Duration
+	EventsMaxMB  int
 }
 
 // Bind registers the configuration's flags and environment variables.
@@ -92,6 +98,17 @@ func (c *Config) Bind(s *config.Set) {
 		"also apply site-agents' events that are not signed with an agent token, believing the site their source names (for agents not yet given PULPDIST_AGENT_TOKEN; signed ones are checked all the same)")
 	s.Duration(&c.AlarmInterval, "alarm-interval", "PULPDIST_ALARM_INTERVAL", DefaultAlarmInterval, "how often freshness alarms are raised and cleared (alarm.raised, alarm.cleared events)")
 	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
+	s.Duration(&c.EventsMaxAge, "events-max-age", "PULPDIST_EVENTS_MAX_AGE", bus.EventRetention, "how long events stay replayable in the PULPDIST_EVENTS stream")
+	s.Int(&c.EventsMaxMB, "events-max-mb", "PULPDIST_EVENTS_MAX_MB", 0, "the most MiB the PULPDIST_EVENTS stream keeps, the oldest events removed first (0: no size bound)")
+}
+
+// EventLimits are the events stream's limits the configuration asks for.
+func (c Config) EventLimits() bus.EventLimits {
+	l := bus.EventLimits{MaxAge: c.EventsMaxAge, MaxBytes: int64(c.EventsMaxMB) << 20}
+	if l.MaxAge == 0 {
+		l.MaxAge = bus.EventRetention
+	}
+	return l
 }
 
 // Logging returns the log format and level.
@@ -125,6 +142,12 @@ func (c Config) Validate() error {
 	}
 	if c.KeyRepublish < 0 {
 		errs = append(errs, fmt.Errorf("key republish interval %s is negative", c.KeyRepublish))
+	}
+	if c.EventsMaxAge < 0 || c.EventsMaxAge > 0 && c.EventsMaxAge < time.Hour {
+		errs = append(errs, fmt.Errorf("events max age %s: want an hour or more (0: %s)", c.EventsMaxAge, bus.EventRetention))
+	}
+	if c.EventsMaxMB < 0 || c.EventsMaxMB > 1<<30 {
+		errs = append(errs, fmt.Errorf("events max MiB %d: want 0 (no bound) to %d", c.EventsMaxMB, 1<<30))
 	}
 	return errors.Join(errs...)
 }
@@ -175,7 +198,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream) error {
 	s.js = js
 	s.probe.SetCheck(s.nc.IsConnected)
-	layout, err := bus.Ensure(ctx, js)
+	layout, err := bus.Ensure(ctx, js, bus.WithEventLimits(cfg.EventLimits()))
 	if err != nil {
 		return err
 	}
