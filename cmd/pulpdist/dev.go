@@ -15,6 +15,7 @@ import (
 	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/demo"
 	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/devstack"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/program"
 	"github.com/pulpdist/pulpdist/libs/telemetry"
 )
 
@@ -73,6 +74,19 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: every service of the
+	// stack then exports its spans as pulpdist-dev.
+	shutdown, err := telemetry.SetupTracing(ctx, "pulpdist-dev", program.Version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("traces not all exported", "err", err)
+		}
+	}()
 	sites := demo.Sites()
 	if o.noDemo {
 		sites = nil

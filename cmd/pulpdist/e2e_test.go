@@ -21,6 +21,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/pulpdist/pulpdist/cmd/pulpdist/internal/devstack"
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -90,6 +93,76 @@ func subscribeEvents(t *testing.T, url string) *eventLog {
 	}
 	t.Cleanup(cc.Stop)
 	return l
+}
+
+// assertOneTrace checks that the first sync of tree demo is one connected
+// trace: from the scheduler's taking of the trigger, through the origin's
+// snapshot, the delta-cache's computation, each site's fetch and apply,
+// to the inventory's recording of each result.
+func assertOneTrace(t *testing.T, rec *tracetest.SpanRecorder) {
+	t.Helper()
+	want := []string{
+		"scheduler-triggers: process pulpdist.trigger.demo",
+		"siteagent-origin: process pulpdist.sync.origin.demo", "snapshot",
+		"scheduler-snapshots: process pulpdist.snapshot.demo",
+		"deltacache: process pulpdist.delta.req.demo", "compute delta",
+		"scheduler-deltas: process pulpdist.delta.ready.demo",
+		"siteagent-site-a: process pulpdist.sync.site-a.demo", "siteagent-site-b: process pulpdist.sync.site-b.demo",
+		"fetch", "apply",
+		"inventory: process pulpdist.evt.sync.finished.demo.site-a", "inventory: process pulpdist.evt.sync.finished.demo.site-b",
+	}
+	name := func(s sdktrace.ReadOnlySpan) string {
+		for _, a := range s.Attributes() {
+			if a.Key == "messaging.consumer.group.name" {
+				return a.Value.AsString() + ": " + s.Name()
+			}
+		}
+		return s.Name()
+	}
+	var trace []sdktrace.ReadOnlySpan
+	poll.Until(t, 30*time.Second, func() error {
+		ended := rec.Ended()
+		var root sdktrace.ReadOnlySpan
+		for _, s := range ended {
+			if name(s) == want[0] && (root == nil || s.StartTime().Before(root.StartTime())) {
+				root = s
+			}
+		}
+		if root == nil {
+			return errors.New("no span of the scheduler taking the trigger")
+		}
+		trace = trace[:0]
+		seen := map[string]bool{}
+		for _, s := range ended {
+			if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
+				trace = append(trace, s)
+				seen[name(s)] = true
+			}
+		}
+		for _, w := range want {
+			if !seen[w] {
+				return fmt.Errorf("trace %s has no span %q (%d spans)", root.SpanContext().TraceID(), w, len(trace))
+			}
+		}
+		return nil
+	})
+	// Connected: every span's parent is in the trace, bar the root's.
+	ids := map[string]bool{}
+	for _, s := range trace {
+		ids[s.SpanContext().SpanID().String()] = true
+	}
+	roots := 0
+	for _, s := range trace {
+		switch {
+		case !s.Parent().IsValid():
+			roots++
+		case !ids[s.Parent().SpanID().String()]:
+			t.Errorf("span %q of the sync's trace has a parent outside it", name(s))
+		}
+	}
+	if roots != 1 {
+		t.Errorf("the sync's trace has %d roots, want 1", roots)
+	}
 }
 
 // find returns the data of every event of a type, decoded as T.
@@ -219,6 +292,12 @@ func TestEndToEnd(t *testing.T) {
 	writeFile(t, src, "data/partial.tmp", "being written", 0o644)
 	writeFile(t, src, "scratch/notes.txt", "local only", 0o644)
 
+	// Every service of the stack records its spans here.
+	spans := tracetest.NewSpanRecorder()
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
 	ctx := t.Context()
 	st := startStack(t, devstack.Options{
 		DataDir: filepath.Join(dir, "stack"), NATSPort: -1, DatabaseURL: dbURL, APIAddr: "127.0.0.1:0",
@@ -291,6 +370,7 @@ func TestEndToEnd(t *testing.T) {
 	// Run 1: both sites start empty.
 	_, runs := sync(bus.ResultCompleted)
 	v1 := assertConverged()
+	assertOneTrace(t, spans)
 	if runs["origin"].Result != string(bus.ResultCompleted) || runs["origin"].To != v1 {
 		t.Fatalf("origin run %+v, want COMPLETED at %s", runs["origin"], v1)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Connect dials NATS with reconnects forever and returns the connection and
@@ -39,19 +40,35 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 }
 
 // Publish marshals m as JSON and publishes it on a stream subject, waiting
-// for the stream's ack. msgID, when not empty, is the Nats-Msg-Id that
-// deduplicates the publish within DuplicateWindow.
+// for the stream's ack, with the trace context of ctx in its headers.
+// msgID, when not empty, is the Nats-Msg-Id that deduplicates the publish
+// within DuplicateWindow.
 func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, m any) error {
 	body, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	return PublishMsg(ctx, js, msg, msgID)
+}
+
+// PublishMsg publishes msg on a stream subject within a producer span,
+// with the span's trace context in its headers, and waits for the
+// stream's ack. msgID is as for Publish.
+func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string) (err error) {
+	ctx, span := startSpan(ctx, "publish "+msg.Subject, trace.SpanKindProducer, msg.Subject)
+	defer func() { endSpan(span, err) }()
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	InjectTrace(ctx, msg.Header)
 	var opts []jetstream.PublishOpt
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	if _, err := js.Publish(ctx, subject, body, opts...); err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
+	if _, err := js.PublishMsg(ctx, msg, opts...); err != nil {
+		return fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // permanentError marks an error that redelivery cannot fix.
@@ -141,7 +143,13 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 	if meta != nil {
 		delivered = meta.NumDelivered
 	}
+	// The handler's work is a span of the trace the message carries.
+	ctx, span := startSpan(ExtractTrace(ctx, m.Headers()), "process "+m.Subject(), trace.SpanKindConsumer, m.Subject())
+	if meta != nil {
+		span.SetAttributes(attribute.String("messaging.consumer.group.name", meta.Consumer), attribute.Int64("messaging.nats.delivered", int64(delivered)))
+	}
 	err := safeHandle(ctx, m, h)
+	endSpan(span, err)
 	switch {
 	case err == nil:
 		if aerr := m.Ack(); aerr != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // EventTypePrefix and EventTypeVersion frame the CloudEvents type of
@@ -116,8 +118,11 @@ func (e *Events) Publish(ctx context.Context, entity, action string, about About
 // derived from it (EventID) and doubles as Nats-Msg-Id, so publishing the
 // same fact twice within DuplicateWindow stores it once. An empty key gives
 // a random id.
-func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) error {
-	msg, id, err := e.Render(entity, action, about, key, data)
+func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) (err error) {
+	subject := EventSubject(entity, action, about)
+	ctx, span := startSpan(ctx, "publish "+subject, trace.SpanKindProducer, subject)
+	defer func() { endSpan(span, err) }()
+	msg, id, err := e.Render(ctx, entity, action, about, key, data)
 	if err != nil {
 		return err
 	}
@@ -130,7 +135,10 @@ func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about 
 // Render makes the message PublishKeyed sends, and returns it with the
 // event id that PublishKeyed uses as Nats-Msg-Id, without sending it: an
 // outbox stores it with the change it announces and publishes it later.
-func (e *Events) Render(entity, action string, about About, key string, data any) (*nats.Msg, string, error) {
+// The trace context of ctx goes into the event (the CloudEvents
+// distributed-tracing extension: traceparent, tracestate) and into the
+// message's headers.
+func (e *Events) Render(ctx context.Context, entity, action string, about About, key string, data any) (*nats.Msg, string, error) {
 	if err := about.validate(); err != nil {
 		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
 	}
@@ -145,6 +153,13 @@ func (e *Events) Render(entity, action string, about About, key string, data any
 	ev.SetTime(time.Now().UTC())
 	if subject := about.Subject(); subject != "" {
 		ev.SetSubject(subject)
+	}
+	tc := propagation.MapCarrier{}
+	propagator.Inject(ctx, tc)
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := tc[k]; v != "" {
+			ev.SetExtension(k, v)
+		}
 	}
 	if err := ev.SetData("application/json", data); err != nil {
 		return nil, "", fmt.Errorf("event %s.%s: %w", entity, action, err)
@@ -163,6 +178,7 @@ func (e *Events) Render(entity, action string, about About, key string, data any
 	}
 	msg := nats.NewMsg(EventSubject(entity, action, about))
 	msg.Header.Set("Content-Type", ContentTypeCloudEvents)
+	InjectTrace(ctx, msg.Header)
 	msg.Data = body
 	return msg, ev.ID(), nil
 }

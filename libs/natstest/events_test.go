@@ -17,7 +17,7 @@ func TestCheckEvents(t *testing.T) {
 	fin := bus.SyncFinished{RunID: "r1", TriggerID: "t1", Site: "paris", Tree: "docs", Kind: bus.CommandApply,
 		To: strings.Repeat("a", 64), Result: bus.ResultCompleted, FinishedAt: time.Now().UTC()}
 	about := bus.About{Tree: "docs", Site: "paris"}
-	msg, _, err := ev.Render(bus.EntitySync, bus.ActionFinished, about, "r1", fin)
+	msg, _, err := ev.Render(t.Context(), bus.EntitySync, bus.ActionFinished, about, "r1", fin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,16 @@ import (
 	"runtime/pprof"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/telemetry"
 )
+
+// Version is the version of the programs, as their traces say
+// (service.version); set at build time with
+// -ldflags "-X github.com/pulpdist/pulpdist/libs/program.Version=…".
+var Version = "dev"
 
 // Config is what a program's configuration struct provides.
 type Config interface {
@@ -57,6 +63,18 @@ func Main(name string, args []string, stderr io.Writer, cfg Config, run func(ctx
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdown, err := telemetry.SetupTracing(ctx, "pulpdist-"+name, Version)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("traces not all exported", "err", err)
+		}
+	}()
 	if err := run(ctx, log); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1

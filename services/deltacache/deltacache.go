@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -25,6 +26,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/pack"
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 	"github.com/pulpdist/pulpdist/libs/tree"
 	"github.com/pulpdist/pulpdist/services/deltacache/internal/build"
 )
@@ -370,7 +372,10 @@ func (s *Service) holdClaim(ctx context.Context, key string, rev uint64) func() 
 	return func() uint64 { cancel(); <-done; return rev }
 }
 
-func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort) (build.Result, error) {
+func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort) (_ build.Result, err error) {
+	ctx, end := telemetry.StartSpan(ctx, "deltacache", "compute delta", attribute.String("pulpdist.tree", req.Tree),
+		attribute.String("pulpdist.from", req.From), attribute.String("pulpdist.to", req.To), attribute.Int("pulpdist.sites", req.Sites))
+	defer func() { end(err) }()
 	to, err := s.manifest(ctx, req.Tree, req.To)
 	if err != nil {
 		return build.Result{}, err

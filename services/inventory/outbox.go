@@ -61,7 +61,9 @@ func (e encoder) encode(ev catalog.Event) ([]catalog.Message, error) {
 }
 
 func (e encoder) event(ev catalog.Event, data any) ([]catalog.Message, error) {
-	msg, id, err := e.events.Render(ev.Entity, ev.Action, ev.About, "", data)
+	// The outbox keeps no trace context yet: events it relays start no
+	// trace (the REST request's trace ends at the inventory).
+	msg, id, err := e.events.Render(context.Background(), ev.Entity, ev.Action, ev.About, "", data)
 	if err != nil {
 		return nil, err
 	}

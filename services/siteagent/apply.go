@@ -8,16 +8,22 @@ import (
 	"os"
 	"path/filepath"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/libs/replica"
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 )
 
 // ErrPackHash means the fetched pack does not hash to what was announced.
 var ErrPackHash = errors.New("pack hash mismatch")
 
 // apply moves this site's replica of a tree to cmd.To.
-func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
+func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, err error) {
+	ctx, end := telemetry.StartSpan(ctx, "siteagent", "apply", attribute.String("pulpdist.site", cmd.Site),
+		attribute.String("pulpdist.tree", cmd.Tree), attribute.String("pulpdist.to", cmd.To))
+	defer func() { end(err) }()
 	keep := cmd.Keep
 	if keep < 1 {
 		keep = 1

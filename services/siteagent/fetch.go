@@ -12,9 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zeebo/blake3"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 )
 
 // Fetching a pack. A pack is an object of the deltas store: its chunks are
@@ -102,7 +104,9 @@ const fetchConsumerIdle = 30 * time.Second
 // fetch downloads cmd's pack, resuming a former partial fetch of the same
 // object, at the pace of the site's link, and checks its BLAKE3 against the
 // announced hash.
-func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (fetched, error) {
+func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, err error) {
+	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.pack", cmd.Pack))
+	defer func() { end(err) }()
 	info, err := s.layout.Deltas.GetInfo(ctx, cmd.Pack)
 	if err != nil {
 		return fetched{}, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)

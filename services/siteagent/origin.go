@@ -16,9 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zeebo/blake3"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
 
@@ -31,7 +33,9 @@ const uploadWorkers = 4
 // snapshot scans the source of a tree at its origin and publishes it,
 // following the tree's type (bus.TreeVersioned, bus.TreeSnapshot), its
 // protected paths and its deletion guard.
-func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (outcome, error) {
+func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (_ outcome, err error) {
+	ctx, end := telemetry.StartSpan(ctx, "siteagent", "snapshot", attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.tree", cmd.Tree))
+	defer func() { end(err) }()
 	// From here on cmd.Source is the local directory the version is made
 	// of: the source itself, a replica's served version or an import.
 	dir, err := s.sourceDir(ctx, cmd)
