@@ -194,36 +194,31 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 	tr := s.link.Begin(cmd.Urgent)
 	defer tr.End()
 
-	occ := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{bus.ObjectChunkSubject(bus.BucketDeltas, info.NUID)},
-		// Gone soon after the fetch, not after nats.go's 5 minutes: at
-		// 64 sites, 64 idle consumers on the packs' stream.
-		InactiveThreshold: fetchConsumerIdle,
+	var next func(ctx context.Context) (data []byte, seq uint64, err error)
+	if info.Chunks <= fetchDirectChunks && s.packs.CachedInfo().Config.AllowDirect {
+		next = s.directChunks(info.NUID, st.Seq)
+	} else {
+		it, err := s.orderedChunks(ctx, cmd, info, st.Seq)
+		if err != nil {
+			return 0, err
+		}
+		defer it.Stop()
+		next = func(ctx context.Context) ([]byte, uint64, error) {
+			m, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				return nil, 0, err
+			}
+			meta, err := m.Metadata()
+			if err != nil {
+				return nil, 0, err
+			}
+			return m.Data(), meta.Sequence.Stream, nil
+		}
 	}
-	if st.Seq > 0 {
-		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.Seq+1
-	}
-	cons, err := s.js.OrderedConsumer(ctx, bus.ObjectStream(bus.BucketDeltas), occ)
-	if err != nil {
-		return 0, err
-	}
-	prefetch := prefetchUnlimited
-	if cmd.BandwidthLimit > 0 || len(cmd.BandwidthWindows) > 0 {
-		prefetch = prefetchLimited
-	}
-	chunk := 128 << 10 // nats.go's default, for objects put without options
-	if info.Opts != nil && info.Opts.ChunkSize > 0 {
-		chunk = int(info.Opts.ChunkSize)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(prefetch/chunk, 2)))
-	if err != nil {
-		return 0, err
-	}
-	defer it.Stop()
 	var received, sinceCheckpoint int64
 	for st.Offset < size {
 		nctx, cancel := context.WithTimeout(ctx, stallTimeout)
-		m, err := it.Next(jetstream.NextContext(nctx))
+		data, seq, err := next(nctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -231,17 +226,13 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 			}
 			return received, fmt.Errorf("receive chunk at %d: %w", st.Offset, err)
 		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return received, err
-		}
-		n, err := io.Copy(f, tr.Reader(ctx, bytes.NewReader(m.Data())))
+		n, err := io.Copy(f, tr.Reader(ctx, bytes.NewReader(data)))
 		received += n
 		if err != nil {
 			return received, err
 		}
 		st.Offset += n
-		st.Seq = meta.Sequence.Stream
+		st.Seq = seq
 		if sinceCheckpoint += n; sinceCheckpoint >= checkpointBytes {
 			if err := checkpoint(f, *st, statePath); err != nil {
 				return received, err
@@ -253,6 +244,53 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 		return received, fmt.Errorf("received %d bytes of a %d-byte pack", st.Offset, size)
 	}
 	return received, checkpoint(f, *st, statePath)
+}
+
+// fetchDirectChunks is the largest pack, in chunks (8 MiB), fetched with
+// one direct get per chunk rather than through a consumer: creating and
+// deleting an ordered consumer costs the server more than a few direct
+// gets, for each site that fetches the pack.
+const fetchDirectChunks = 16
+
+// directChunks returns the chunks of the object nuid after stream sequence
+// after, one direct get each.
+func (s *Service) directChunks(nuid string, after uint64) func(ctx context.Context) ([]byte, uint64, error) {
+	subject := bus.ObjectChunkSubject(bus.BucketDeltas, nuid)
+	return func(ctx context.Context) ([]byte, uint64, error) {
+		m, err := s.packs.GetMsg(ctx, after+1, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return nil, 0, err // ErrMsgNotFound: the pack was replaced or collected
+		}
+		after = m.Sequence
+		return m.Data, m.Sequence, nil
+	}
+}
+
+// orderedChunks streams the chunks of a large pack after stream sequence
+// after through an ordered consumer, prefetching as the link allows.
+func (s *Service) orderedChunks(ctx context.Context, cmd bus.SyncCommand, info *jetstream.ObjectInfo, after uint64) (jetstream.MessagesContext, error) {
+	occ := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.ObjectChunkSubject(bus.BucketDeltas, info.NUID)},
+		// Gone soon after the fetch, not after nats.go's 5 minutes: at
+		// 64 sites, 64 idle consumers on the packs' stream.
+		InactiveThreshold: fetchConsumerIdle,
+	}
+	if after > 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, bus.ObjectStream(bus.BucketDeltas), occ)
+	if err != nil {
+		return nil, err
+	}
+	prefetch := prefetchUnlimited
+	if cmd.BandwidthLimit > 0 || len(cmd.BandwidthWindows) > 0 {
+		prefetch = prefetchLimited
+	}
+	chunk := 128 << 10 // nats.go's default, for objects put without options
+	if info.Opts != nil && info.Opts.ChunkSize > 0 {
+		chunk = int(info.Opts.ChunkSize)
+	}
+	return cons.Messages(jetstream.PullMaxMessages(max(prefetch/chunk, 2)))
 }
 
 // checkpoint makes what f holds durable, then records it.

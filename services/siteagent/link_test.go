@@ -116,18 +116,34 @@ func TestFetchKeepsToTheBandwidthBudget(t *testing.T) {
 }
 
 // TestInterruptedFetchResumes: an agent stopped in the middle of a fetch
-// leaves what it received; the next agent receives only the rest.
+// leaves what it received; the next agent receives only the rest. A pack
+// of up to 16 chunks (8 MiB) is fetched with direct gets, a larger one
+// through a consumer: both resume.
 func TestInterruptedFetchResumes(t *testing.T) {
-	const size = 12 << 20
+	for _, tc := range []struct {
+		name       string
+		size       int
+		rate       int64
+		stopAfter  int64
+		randomSeed uint64
+	}{
+		{"consumer", 12 << 20, 8_000_000, 6 << 20, 2},
+		{"direct gets", 7 << 20, 3_000_000, 5 << 20, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testInterruptedFetchResumes(t, tc.size, tc.rate, tc.stopAfter, tc.randomSeed) })
+	}
+}
+
+func testInterruptedFetchResumes(t *testing.T, size int, rate, stopAfter int64, seed uint64) {
 	h := start(t, "site-a")
-	name, hash, root := h.storePack(t, "big", randomTree(t, 2, size), nil)
+	name, hash, root := h.storePack(t, "big", randomTree(t, seed, size), nil)
 	cmd := bus.SyncCommand{RunID: "r1", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "big", To: root,
-		Pack: name, PackHash: hash, BandwidthLimit: 8_000_000}
+		Pack: name, PackHash: hash, BandwidthLimit: rate}
 	h.send(t, cmd)
 	// Past the first checkpoint (4 MiB), then the agent goes away.
-	h.waitPartial(t, name, 6<<20)
+	h.waitPartial(t, name, stopAfter)
 	h.stop()
-	if got := h.partialSize(name); got == 0 || got >= size {
+	if got := h.partialSize(name); got == 0 || got >= int64(size) {
 		t.Fatalf("after the stop the partial file holds %d bytes", got)
 	}
 	h.startAgent(t) // the command is delivered again
@@ -182,5 +198,28 @@ func TestUrgentTreeOvertakes(t *testing.T) {
 	}
 	if !urgent.FinishedAt.Before(normal.FinishedAt) {
 		t.Error("the urgent tree finished after the normal one")
+	}
+}
+
+// TestSmallPackFetchedWithDirectGets: a pack of a few chunks costs the
+// server no consumer (no JetStream API call), a large one does.
+func TestSmallPackFetchedWithDirectGets(t *testing.T) {
+	h := start(t, "site-a")
+	calls := func(tree string, size int, seed uint64) uint64 {
+		t.Helper()
+		name, hash, root := h.storePack(t, tree, randomTree(t, seed, size), nil)
+		before := h.srv.APICalls()
+		fin := h.run(t, bus.SyncCommand{RunID: "r-" + tree, TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: tree, To: root,
+			Pack: name, PackHash: hash})
+		if fin.Result != bus.ResultCompleted || current(t, h, tree) != root {
+			t.Fatalf("apply %s: %+v", tree, fin)
+		}
+		return h.srv.APICalls() - before
+	}
+	if n := calls("small", 1<<20, 4); n != 0 {
+		t.Errorf("a 1 MiB pack cost %d JetStream API calls, want none", n)
+	}
+	if n := calls("large", 12<<20, 5); n == 0 {
+		t.Error("a 12 MiB pack cost no JetStream API call: no consumer?")
 	}
 }

@@ -112,6 +112,9 @@ type Service struct {
 	log    *slog.Logger
 	js     jetstream.JetStream
 	layout *bus.Layout
+	// packs is the stream of the packs' object store, for direct gets of
+	// the chunks of small packs (fetchDirect).
+	packs  jetstream.Stream
 	events *bus.Events
 	keys   *keyring
 	// link shares the site's link among its transfers.
@@ -167,8 +170,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	} else {
 		log.Warn("no agent token: an inventory that requires signed reports (the default) keeps this agent's reports as problems; set PULPDIST_AGENT_TOKEN_FILE or PULPDIST_AGENT_TOKEN")
 	}
+	packs, err := d.JS.Stream(ctx, bus.ObjectStream(bus.BucketDeltas))
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("packs' stream: %w", err)
+	}
 	return &Service{
-		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, keys: newKeyring(trusted, log),
+		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, packs: packs, keys: newKeyring(trusted, log),
 		events: events, link: bandwidth.NewShaper(bandwidth.Schedule{}),
 	}, nil
 }
