@@ -76,17 +76,11 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	}
 	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: every service of the
 	// stack then exports its spans as pulpdist-dev.
-	shutdown, err := telemetry.SetupTracing(ctx, "pulpdist-dev", program.Version)
+	stopTracing, err := telemetry.SetupTracing(ctx, "pulpdist-dev", program.Version, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := shutdown(sctx); err != nil {
-			log.Warn("traces not all exported", "err", err)
-		}
-	}()
+	defer func() { _ = stopTracing() }() // it logs what it could not export
 	sites := demo.Sites()
 	if o.noDemo {
 		sites = nil

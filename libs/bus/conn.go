@@ -57,8 +57,8 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string,
 // with the span's trace context in its headers, and waits for the
 // stream's ack. msgID is as for Publish.
 func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string) (err error) {
-	ctx, span := startSpan(ctx, "publish "+msg.Subject, trace.SpanKindProducer, msg.Subject)
-	defer func() { endSpan(span, err) }()
+	ctx, end := startSpan(ctx, "publish "+msg.Subject, trace.SpanKindProducer, msg.Subject)
+	defer func() { end(err) }()
 	if msg.Header == nil {
 		msg.Header = nats.Header{}
 	}

@@ -144,12 +144,13 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 		delivered = meta.NumDelivered
 	}
 	// The handler's work is a span of the trace the message carries.
-	ctx, span := startSpan(ExtractTrace(ctx, m.Headers()), "process "+m.Subject(), trace.SpanKindConsumer, m.Subject())
+	var attrs []attribute.KeyValue
 	if meta != nil {
-		span.SetAttributes(attribute.String("messaging.consumer.group.name", meta.Consumer), attribute.Int64("messaging.nats.delivered", int64(delivered)))
+		attrs = append(attrs, attribute.String("messaging.consumer.group.name", meta.Consumer), attribute.Int64("messaging.nats.delivered", int64(delivered)))
 	}
+	ctx, end := startSpan(ExtractTrace(ctx, m.Headers()), "process "+m.Subject(), trace.SpanKindConsumer, m.Subject(), attrs...)
 	err := safeHandle(ctx, m, h)
-	endSpan(span, err)
+	end(err)
 	switch {
 	case err == nil:
 		if aerr := m.Ack(); aerr != nil {

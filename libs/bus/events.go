@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 )
 
 // EventTypePrefix and EventTypeVersion frame the CloudEvents type of
@@ -120,8 +122,8 @@ func (e *Events) Publish(ctx context.Context, entity, action string, about About
 // a random id.
 func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) (err error) {
 	subject := EventSubject(entity, action, about)
-	ctx, span := startSpan(ctx, "publish "+subject, trace.SpanKindProducer, subject)
-	defer func() { endSpan(span, err) }()
+	ctx, end := startSpan(ctx, "publish "+subject, trace.SpanKindProducer, subject)
+	defer func() { end(err) }()
 	msg, id, err := e.Render(ctx, entity, action, about, key, data)
 	if err != nil {
 		return err
@@ -155,7 +157,7 @@ func (e *Events) Render(ctx context.Context, entity, action string, about About,
 		ev.SetSubject(subject)
 	}
 	tc := propagation.MapCarrier{}
-	propagator.Inject(ctx, tc)
+	telemetry.Propagator.Inject(ctx, tc)
 	for _, k := range []string{"traceparent", "tracestate"} {
 		if v := tc[k]; v != "" {
 			ev.SetExtension(k, v)

@@ -5,11 +5,10 @@ import (
 	"slices"
 
 	"github.com/nats-io/nats.go"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 )
 
 // Trace context travels in NATS headers as W3C Trace Context
@@ -18,12 +17,6 @@ import (
 // the last site, whatever the process. The spans go to the global tracer
 // provider (telemetry.SetupTracing); the propagation does not depend on
 // it: a service that exports nothing still passes on the context it got.
-
-// tracerName names the spans of the bus.
-const tracerName = "github.com/pulpdist/pulpdist/libs/bus"
-
-// propagator writes and reads the trace context of messages.
-var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 // HeaderCarrier lets a propagator read and write nats.Header. Keys are
 // kept as written (lower-case traceparent): NATS header keys are
@@ -53,7 +46,7 @@ func (c HeaderCarrier) Keys() []string {
 
 // InjectTrace writes the trace context of ctx into h.
 func InjectTrace(ctx context.Context, h nats.Header) {
-	propagator.Inject(ctx, HeaderCarrier(h))
+	telemetry.Propagator.Inject(ctx, HeaderCarrier(h))
 }
 
 // ExtractTrace returns ctx with the trace context found in h (ctx itself
@@ -62,20 +55,13 @@ func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
 	if h == nil {
 		return ctx
 	}
-	return propagator.Extract(ctx, HeaderCarrier(h))
+	return telemetry.Propagator.Extract(ctx, HeaderCarrier(h))
 }
 
-// startSpan starts a span of the bus on the global tracer provider.
-func startSpan(ctx context.Context, name string, kind trace.SpanKind, subject string) (context.Context, trace.Span) {
-	return otel.Tracer(tracerName).Start(ctx, name, trace.WithSpanKind(kind),
-		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject)))
-}
-
-// endSpan ends span, marking it failed when err is not nil.
-func endSpan(span trace.Span, err error) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
-	span.End()
+// startSpan starts a span of the bus on the global tracer provider (its
+// tracer "github.com/pulpdist/pulpdist/libs/bus"); end is as for
+// telemetry.StartSpan.
+func startSpan(ctx context.Context, name string, kind trace.SpanKind, subject string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
+	return telemetry.StartSpan(ctx, "libs/bus", name, trace.WithSpanKind(kind),
+		trace.WithAttributes(append(attrs, attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject))...))
 }

@@ -15,7 +15,6 @@ import (
 	"runtime/pprof"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/telemetry"
@@ -63,18 +62,12 @@ func Main(name string, args []string, stderr io.Writer, cfg Config, run func(ctx
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	shutdown, err := telemetry.SetupTracing(ctx, "pulpdist-"+name, Version)
+	stopTracing, err := telemetry.SetupTracing(ctx, "pulpdist-"+name, Version, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := shutdown(sctx); err != nil {
-			log.Warn("traces not all exported", "err", err)
-		}
-	}()
+	defer func() { _ = stopTracing() }() // it logs what it could not export
 	if err := run(ctx, log); err != nil {
 		log.Error("stopped with error", "err", err)
 		return 1

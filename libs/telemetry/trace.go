@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -29,6 +30,11 @@ func TracingEnabled(getenv func(string) string) bool {
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// Propagator writes and reads trace context: W3C Trace Context and
+// Baggage. The bus uses it for every message whatever the global
+// propagator is; SetupTracing makes it the global one for HTTP.
+var Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
 // SetupTracing makes the global tracer provider export the spans of this
 // process over OTLP/HTTP when the environment asks for it
 // (TracingEnabled; endpoint, headers, timeout and TLS from the standard
@@ -36,11 +42,12 @@ func TracingEnabled(getenv func(string) string) bool {
 // and OTEL_RESOURCE_ATTRIBUTES, service.name defaulting to service). It
 // always installs the W3C Trace Context propagator, so HTTP and bus
 // messages pass a trace on even from a process that exports nothing.
-// The returned shutdown flushes the spans still buffered.
-func SetupTracing(ctx context.Context, service, version string) (shutdown func(context.Context) error, err error) {
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+// The returned stop flushes the spans still buffered, within
+// stopTimeout, and logs to log what it could not export.
+func SetupTracing(ctx context.Context, service, version string, log *slog.Logger) (stop func() error, err error) {
+	otel.SetTextMapPropagator(Propagator)
 	if !TracingEnabled(os.Getenv) {
-		return func(context.Context) error { return nil }, nil
+		return func() error { return nil }, nil
 	}
 	if p := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"); p == "" && os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc" || p == "grpc" {
 		return nil, errors.New("OTEL_EXPORTER_OTLP_PROTOCOL grpc: pulpdist exports traces over http/protobuf (the collector's port 4318)")
@@ -57,17 +64,29 @@ func SetupTracing(ctx context.Context, service, version string) (shutdown func(c
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(2*time.Second)), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
-	return tp.Shutdown, nil
+	return func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		err := tp.Shutdown(sctx)
+		if err != nil {
+			log.Warn("traces not all exported", "err", err)
+		}
+		return err
+	}, nil
 }
+
+// stopTimeout bounds how long a stopping program waits for its last spans
+// to be exported.
+const stopTimeout = 5 * time.Second
 
 // StartSpan starts a span of a pulpdist component (tracer
 // "github.com/pulpdist/pulpdist/<component>") on the global tracer
 // provider; end records err, when not nil, and ends it:
 //
-//	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", attribute.String("pulpdist.pack", name))
+//	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", trace.WithAttributes(attribute.String("pulpdist.pack", name)))
 //	defer func() { end(err) }()
-func StartSpan(ctx context.Context, component, name string, attrs ...attribute.KeyValue) (context.Context, func(error)) {
-	ctx, span := otel.Tracer("github.com/pulpdist/pulpdist/"+component).Start(ctx, name, trace.WithAttributes(attrs...))
+func StartSpan(ctx context.Context, component, name string, opts ...trace.SpanStartOption) (context.Context, func(error)) {
+	ctx, span := otel.Tracer("github.com/pulpdist/pulpdist/"+component).Start(ctx, name, opts...)
 	return ctx, func(err error) {
 		if err != nil {
 			span.RecordError(err)

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -43,13 +44,14 @@ func TestSetupTracingExports(t *testing.T) {
 	before := otel.GetTracerProvider()
 	defer otel.SetTracerProvider(before)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
-	shutdown, err := telemetry.SetupTracing(t.Context(), "pulpdist-test", "dev")
+	log := slog.New(slog.DiscardHandler)
+	stop, err := telemetry.SetupTracing(t.Context(), "pulpdist-test", "dev", log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, span := otel.Tracer("test").Start(context.Background(), "work")
 	span.End()
-	if err := shutdown(t.Context()); err != nil { // flushes
+	if err := stop(); err != nil { // flushes
 		t.Fatal(err)
 	}
 	if posts.Load() == 0 {
@@ -57,14 +59,14 @@ func TestSetupTracingExports(t *testing.T) {
 	}
 
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	if _, err := telemetry.SetupTracing(t.Context(), "pulpdist-test", "dev"); err == nil {
+	if _, err := telemetry.SetupTracing(t.Context(), "pulpdist-test", "dev", log); err == nil {
 		t.Error("grpc protocol accepted")
 	}
 	// Nothing asked for: nothing exported, and nothing to fail.
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-	shutdown, err = telemetry.SetupTracing(t.Context(), "pulpdist-test", "dev")
-	if err != nil || shutdown(t.Context()) != nil {
+	stop, err = telemetry.SetupTracing(t.Context(), "pulpdist-test", "dev", log)
+	if err != nil || stop() != nil {
 		t.Errorf("tracing off: %v", err)
 	}
 }

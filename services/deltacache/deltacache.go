@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -373,8 +374,8 @@ func (s *Service) holdClaim(ctx context.Context, key string, rev uint64) func() 
 }
 
 func (s *Service) build(ctx context.Context, req bus.DeltaRequest, id string, effort pack.Effort) (_ build.Result, err error) {
-	ctx, end := telemetry.StartSpan(ctx, "deltacache", "compute delta", attribute.String("pulpdist.tree", req.Tree),
-		attribute.String("pulpdist.from", req.From), attribute.String("pulpdist.to", req.To), attribute.Int("pulpdist.sites", req.Sites))
+	ctx, end := telemetry.StartSpan(ctx, "deltacache", "compute delta", trace.WithAttributes(attribute.String("pulpdist.tree", req.Tree),
+		attribute.String("pulpdist.from", req.From), attribute.String("pulpdist.to", req.To), attribute.Int("pulpdist.sites", req.Sites)))
 	defer func() { end(err) }()
 	to, err := s.manifest(ctx, req.Tree, req.To)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/pack"
@@ -21,8 +22,8 @@ var ErrPackHash = errors.New("pack hash mismatch")
 
 // apply moves this site's replica of a tree to cmd.To.
 func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, err error) {
-	ctx, end := telemetry.StartSpan(ctx, "siteagent", "apply", attribute.String("pulpdist.site", cmd.Site),
-		attribute.String("pulpdist.tree", cmd.Tree), attribute.String("pulpdist.to", cmd.To))
+	ctx, end := telemetry.StartSpan(ctx, "siteagent", "apply", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site),
+		attribute.String("pulpdist.tree", cmd.Tree), attribute.String("pulpdist.to", cmd.To)))
 	defer func() { end(err) }()
 	keep := cmd.Keep
 	if keep < 1 {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zeebo/blake3"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pulpdist/pulpdist/libs/bandwidth"
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -105,7 +106,7 @@ const fetchConsumerIdle = 30 * time.Second
 // object, at the pace of the site's link, and checks its BLAKE3 against the
 // announced hash.
 func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, err error) {
-	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.pack", cmd.Pack))
+	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.pack", cmd.Pack)))
 	defer func() { end(err) }()
 	info, err := s.layout.Deltas.GetInfo(ctx, cmd.Pack)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zeebo/blake3"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -34,7 +35,7 @@ const uploadWorkers = 4
 // following the tree's type (bus.TreeVersioned, bus.TreeSnapshot), its
 // protected paths and its deletion guard.
 func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (_ outcome, err error) {
-	ctx, end := telemetry.StartSpan(ctx, "siteagent", "snapshot", attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.tree", cmd.Tree))
+	ctx, end := telemetry.StartSpan(ctx, "siteagent", "snapshot", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.tree", cmd.Tree)))
 	defer func() { end(err) }()
 	// From here on cmd.Source is the local directory the version is made
 	// of: the source itself, a replica's served version or an import.
