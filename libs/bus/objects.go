@@ -107,7 +107,7 @@ func (r *ObjectReader) Open(ctx context.Context, name string) (io.ReadCloser, er
 // store was found to lack): the chunks of a former object of the name
 // would stay, unreferenced.
 func PutSmallObject(ctx context.Context, js jetstream.JetStream, bucket string, meta jetstream.ObjectMeta, data []byte) (*jetstream.ObjectInfo, error) {
-	chunk := uint32(128 << 10) // the store's default chunk size
+	chunk := uint32(DefaultObjectChunkSize)
 	if meta.Opts != nil {
 		if meta.Opts.Link != nil {
 			return nil, jetstream.ErrLinkNotAllowed

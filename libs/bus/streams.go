@@ -152,6 +152,11 @@ func eventLimits(ctx context.Context, js jetstream.JetStream, cfg *jetstream.Str
 // nats-server 2.15: 0.31 s against 0.19 s to store 100 MB).
 const ObjectChunkSize = 512 << 10
 
+// DefaultObjectChunkSize is the chunk size of an object put without
+// options (nats.go's default), which readers assume when its info names
+// none.
+const DefaultObjectChunkSize = 128 << 10
+
 // ObjectMeta names an object of one of pulpdist's stores, with its chunk
 // size, and metadata (nil for none).
 func ObjectMeta(name string, metadata map[string]string) jetstream.ObjectMeta {

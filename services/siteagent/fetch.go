@@ -287,7 +287,7 @@ func (s *Service) orderedChunks(ctx context.Context, cmd bus.SyncCommand, info *
 	if cmd.BandwidthLimit > 0 || len(cmd.BandwidthWindows) > 0 {
 		prefetch = prefetchLimited
 	}
-	chunk := 128 << 10 // nats.go's default, for objects put without options
+	chunk := bus.DefaultObjectChunkSize
 	if info.Opts != nil && info.Opts.ChunkSize > 0 {
 		chunk = int(info.Opts.ChunkSize)
 	}

@@ -113,7 +113,7 @@ type Service struct {
 	js     jetstream.JetStream
 	layout *bus.Layout
 	// packs is the stream of the packs' object store, for direct gets of
-	// the chunks of small packs (fetchDirect).
+	// the chunks of small packs (directChunks).
 	packs  jetstream.Stream
 	events *bus.Events
 	keys   *keyring
