@@ -92,8 +92,13 @@ func CheckEvent(subject string, body []byte) error {
 	if !ok || bus.EventType(entity, action) != head.Type {
 		return fmt.Errorf("%s published on subject %s", head.Type, subject)
 	}
-	if ce := head.Subject; strings.HasPrefix(ce, "key/") && (about != bus.About{}) || !strings.HasPrefix(ce, "key/") && about.Subject() != ce {
-		return fmt.Errorf("%s about %q published on subject %s", head.Type, ce, subject)
+	// The subject names the tree and site; a key event's key is in the
+	// CloudEvents subject only.
+	if key, isKey := strings.CutPrefix(head.Subject, "key/"); isKey {
+		about.Key = key
+	}
+	if about.Subject() != head.Subject {
+		return fmt.Errorf("%s about %q published on subject %s", head.Type, head.Subject, subject)
 	}
 	return nil
 }
@@ -106,6 +111,9 @@ var schemas struct {
 
 // eventSchema compiles api/events/<type>.json of the repository once.
 func eventSchema(typ string) (*jsonschema.Schema, error) {
+	if strings.ContainsAny(typ, `/\`) {
+		return nil, fmt.Errorf("event type %q", typ)
+	}
 	schemas.Lock()
 	defer schemas.Unlock()
 	if s, ok := schemas.compiled[typ]; ok {
@@ -119,9 +127,6 @@ func eventSchema(typ string) (*jsonschema.Schema, error) {
 		schemas.dir, schemas.compiled = dir, map[string]*jsonschema.Schema{}
 	}
 	path := filepath.Join(schemas.dir, typ+".json")
-	if strings.ContainsAny(typ, `/\`) {
-		return nil, fmt.Errorf("event type %q", typ)
-	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("event type %s has no schema in api/events (is it in api/asyncapi.yaml?): %w", typ, err)
 	}
