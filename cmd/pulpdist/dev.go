@@ -92,7 +92,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "API: %s\nToken: %s\nNATS: %s\nData: %s\n", st.APIURL, st.Token, st.NATSURL, st.DataDir)
+	fmt.Fprintf(stdout, "API: %s\nToken: %s\nNATS: %s\nData: %s\nMetrics: %s/metrics\n", st.APIURL, st.Token, st.NATSURL, st.DataDir, st.APIURL)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return st.Run(gctx) })
 	g.Go(func() error {

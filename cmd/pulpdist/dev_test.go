@@ -33,7 +33,7 @@ func TestDevRunsTheDemo(t *testing.T) {
 	}()
 	lines := bufio.NewScanner(outR)
 	var head []string
-	for len(head) < 4 && lines.Scan() {
+	for len(head) < 5 && lines.Scan() {
 		head = append(head, lines.Text())
 	}
 	dashboard := make(chan string, 1)
@@ -44,11 +44,12 @@ func TestDevRunsTheDemo(t *testing.T) {
 			}
 		}
 	}()
-	if len(head) < 4 {
+	if len(head) < 5 {
 		t.Fatalf("dev printed %q, then stopped: %v", head, <-done)
 	}
 	if !strings.HasPrefix(head[0], "API: http://127.0.0.1:") || !strings.HasPrefix(head[1], "Token: ") ||
-		!strings.HasPrefix(head[2], "NATS: nats://127.0.0.1:") || !strings.HasPrefix(head[3], "Data: /") {
+		!strings.HasPrefix(head[2], "NATS: nats://127.0.0.1:") || !strings.HasPrefix(head[3], "Data: /") ||
+		head[4] != "Metrics: "+strings.TrimPrefix(head[0], "API: ")+"/metrics" {
 		t.Fatalf("first lines %q", head)
 	}
 	api, token := strings.TrimPrefix(head[0], "API: "), strings.TrimPrefix(head[1], "Token: ")
@@ -77,6 +78,9 @@ func TestDevRunsTheDemo(t *testing.T) {
 		}
 		return nil
 	})
+	// Every service's metrics are on the inventory's /metrics, and they
+	// saw the demo's first sync.
+	checkDemoMetrics(ctx, t, strings.TrimPrefix(head[4], "Metrics: "))
 	// The dev inventory requires signed reports: the demo's agents signed
 	// every one with their own agent token, and none was refused.
 	if ps, err := c.Problems(ctx, 0); err != nil || len(ps) != 0 {
@@ -154,5 +158,40 @@ func TestDevRefusesBadFlags(t *testing.T) {
 		if err := root.ExecuteContext(t.Context()); err == nil {
 			t.Errorf("%v accepted", args)
 		}
+	}
+}
+
+// checkDemoMetrics checks what the metrics of `pulpdist dev` say once the
+// demo tree reached every replica.
+func checkDemoMetrics(ctx context.Context, t *testing.T, url string) {
+	t.Helper()
+	fams := scrape(ctx, t, url)
+	atLeast := func(name string, labels map[string]string, min float64) {
+		t.Helper()
+		v, err := sample(fams, name, labels)
+		if err != nil || v < min {
+			t.Errorf("%s%v = %v, %v; want at least %v", name, labels, v, err, min)
+		}
+	}
+	for _, site := range demo.Replicas {
+		atLeast("pulpdist_sync_results_total", map[string]string{"tree": demo.Tree, "site": site, "kind": "apply", "result": "COMPLETED"}, 1)
+		atLeast("pulpdist_sync_received_bytes_total", map[string]string{"tree": demo.Tree, "site": site}, 1)
+		atLeast("pulpdist_agent_link_received_bytes_total", map[string]string{"tree": demo.Tree, "site": site}, 1)
+		atLeast("pulpdist_agent_run_duration_seconds", map[string]string{"site": site, "kind": "apply", "result": "COMPLETED"}, 1)
+		if v, err := sample(fams, "pulpdist_subscription_versions_behind", map[string]string{"tree": demo.Tree, "site": site}); err != nil || v != 0 {
+			t.Errorf("versions behind of %s: %v, %v; want 0", site, v, err)
+		}
+		atLeast("pulpdist_site_last_heartbeat_timestamp_seconds", map[string]string{"site": site}, 1)
+	}
+	atLeast("pulpdist_sync_results_total", map[string]string{"tree": demo.Tree, "site": demo.Origin, "kind": "snapshot", "result": "COMPLETED"}, 1)
+	atLeast("pulpdist_deltacache_requests_total", map[string]string{"tree": demo.Tree, "outcome": "computed"}, 1)
+	atLeast("pulpdist_scheduler_commands_total", map[string]string{"tree": demo.Tree, "kind": "apply", "urgent": "false"}, float64(len(demo.Replicas)))
+	atLeast("pulpdist_http_requests_total", map[string]string{"route": "GET /api/v1/overview", "code": "200"}, 1)
+	atLeast("pulpdist_inventory_database_up", nil, 1)
+	for _, service := range append([]string{"inventory", "scheduler"}, "siteagent-"+demo.Origin) {
+		atLeast("pulpdist_build_info", map[string]string{"service": service}, 1)
+	}
+	if _, err := sample(fams, "pulpdist_consumer_pending_messages", map[string]string{"service": "inventory", "consumer": "inventory"}); err != nil {
+		t.Error(err)
 	}
 }

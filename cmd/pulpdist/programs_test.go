@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -113,6 +114,15 @@ func TestServicesRunAloneAndStopOnSIGTERM(t *testing.T) {
 					}
 					return nil
 				})
+			}
+			// Each serves its own metrics: the runtime's, and its build.
+			fams := scrape(t.Context(), t, "http://"+addr+"/metrics")
+			service := map[string]string{"deltacache": "deltacache-solo", "siteagent": "siteagent-site-a"}[p.name]
+			if v, err := sample(fams, "pulpdist_build_info", map[string]string{"service": cmp.Or(service, p.name)}); err != nil || v != 1 {
+				t.Errorf("%s build info: %v, %v", p.name, v, err)
+			}
+			if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
+				t.Errorf("%s serves no runtime or process metrics", p.name)
 			}
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)

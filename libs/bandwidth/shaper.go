@@ -50,6 +50,15 @@ func (s *Shaper) SetSchedule(n Schedule) {
 	s.wake()
 }
 
+// Rate is the rate the schedule allows now, in bytes/s: Unlimited, a
+// positive rate, or 0 while transfers must wait for a window.
+func (s *Shaper) Rate() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, _ := s.sched.At(s.now())
+	return r
+}
+
 // wake tells waiting transfers that something changed; s.mu is held.
 func (s *Shaper) wake() {
 	close(s.changed)

@@ -15,12 +15,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/httpserve"
+	"github.com/pulpdist/pulpdist/libs/metrics"
+	"github.com/pulpdist/pulpdist/libs/program"
 )
 
 // Options are what every bus service reads.
@@ -33,13 +36,17 @@ type Options struct {
 	// Probe, when set, is the readiness the service reports into (not from
 	// flags: `pulpdist dev` shows every service's readiness on one /readyz).
 	Probe *health.Probe
+	// Metrics, when set, is the registry the service's metrics go to (not
+	// from flags: `pulpdist dev` serves every service's metrics on one
+	// /metrics). Without it the daemon makes its own.
+	Metrics *prometheus.Registry
 }
 
 // Bind registers the common flags and environment variables; httpAddr is
 // the service's default health address.
 func (o *Options) Bind(s *config.Set, httpAddr string) {
 	s.String(&o.NATSURL, "nats-url", "PULPDIST_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
-	s.String(&o.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", httpAddr, "address for /healthz and /readyz (empty: none)")
+	s.String(&o.HTTPAddr, "http-addr", "PULPDIST_HTTP_ADDR", httpAddr, "address for /healthz, /readyz and /metrics (empty: none)")
 	s.String(&o.LogFormat, "log-format", "PULPDIST_LOG_FORMAT", "text", "log format: text or json")
 	s.String(&o.LogLevel, "log-level", "PULPDIST_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 }
@@ -63,12 +70,15 @@ type Daemon struct {
 	JS     jetstream.JetStream
 	Layout *bus.Layout
 	Probe  *health.Probe
+	// Metrics is where the service registers its metrics (served on
+	// /metrics of the health address).
+	Metrics prometheus.Registerer
 
 	http *httpserve.Server
 }
 
 // New connects to NATS as pulpdist-<name>, declares the streams, buckets
-// and stores, and binds the health server.
+// and stores, and binds the health and metrics server.
 func New(ctx context.Context, name string, o Options, log *slog.Logger) (*Daemon, error) {
 	nc, js, err := bus.Connect(ctx, o.NATSURL, "pulpdist-"+name, log)
 	if err != nil {
@@ -79,11 +89,17 @@ func New(ctx context.Context, name string, o Options, log *slog.Logger) (*Daemon
 		nc.Close()
 		return nil, err
 	}
-	d := &Daemon{Name: name, Log: log, NC: nc, JS: js, Layout: layout, Probe: health.Or(o.Probe, name)}
+	reg := metrics.Or(o.Metrics)
+	d := &Daemon{Name: name, Log: log, NC: nc, JS: js, Layout: layout, Probe: health.Or(o.Probe, name), Metrics: reg}
 	d.Probe.SetCheck(nc.IsConnected)
+	if err := metrics.BuildInfo(reg, name, program.Version); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	if o.HTTPAddr != "" {
 		mux := http.NewServeMux()
 		health.Register(mux, d.Probe)
+		metrics.Register(mux, reg)
 		if d.http, err = httpserve.Listen(ctx, o.HTTPAddr, mux); err != nil {
 			nc.Close()
 			return nil, err
@@ -113,6 +129,9 @@ func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(co
 		if conss[i], err = d.JS.CreateOrUpdateConsumer(ctx, c.Stream, c.Config); err != nil {
 			return fmt.Errorf("consumer %s: %w", c.Config.Durable, err)
 		}
+	}
+	if err := d.Metrics.Register(metrics.Consumers(d.Name, conss)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, c := range consumers {

@@ -217,6 +217,8 @@ type Service struct {
 	events *bus.Events
 	key    ed25519.PrivateKey
 	blobs  *bus.ObjectReader // contents, small ones without a consumer each
+	// metrics count the requests answered and the deltas computed.
+	metrics *cacheMetrics
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -244,8 +246,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		d.Close()
 		return nil, err
 	}
+	packs, err := d.JS.Stream(ctx, bus.ObjectStream(bus.BucketDeltas))
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("packs' stream: %w", err)
+	}
+	m, err := newCacheMetrics(d.Metrics, cfg.Instance, packs)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	return &Service{
-		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS, key: key, blobs: blobs,
+		cfg: cfg, d: d, log: log, layout: d.Layout, js: d.JS, key: key, blobs: blobs, metrics: m,
 		events: bus.NewEvents(d.JS, "/pulpdist/deltacache/"+cfg.Instance),
 	}, nil
 }
@@ -286,6 +298,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	log := s.log.With("tree", req.Tree, "from", req.From, "to", req.To)
 	if info, err := s.layout.Deltas.GetInfo(ctx, id); err == nil {
 		log.Debug("delta served from store")
+		s.metrics.answered(req.Tree, outcomeStored)
 		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
 	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("look up pack %s: %w", id, err)
@@ -304,6 +317,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 			first := path[0]
 			hopReq := req
 			hopReq.To = first.to
+			s.metrics.answered(req.Tree, outcomeChain)
 			return s.announce(ctx, hopReq, first.name, uint64(first.size), first.hash, false, req.To)
 		}
 	}
@@ -311,6 +325,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	rev, err := s.layout.DeltaClaims.Create(ctx, claim, []byte(s.cfg.Instance))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
+			s.metrics.answered(req.Tree, outcomeClaimed)
 			return fmt.Errorf("%s: %w", id, errClaimed)
 		}
 		return fmt.Errorf("claim %s: %w", id, err)
@@ -326,6 +341,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	// Another instance may have stored the pack and released its claim
 	// between our look-up and our claim.
 	if info, err := s.layout.Deltas.GetInfo(ctx, id); err == nil {
+		s.metrics.answered(req.Tree, outcomeStored)
 		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
 	}
 	start := time.Now()
@@ -336,6 +352,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	}
 	log.Info("delta computed", "size", res.Size, "parts", res.Parts, "effort", effort, "sites", req.Sites,
 		"segments", res.Segments, "refined", res.Refined, "took", time.Since(start))
+	s.metrics.computed(req.Tree, res.Size, time.Since(start))
 	if err := s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionComputed, bus.About{Tree: req.Tree}, id, bus.DeltaComputed{
 		Tree: req.Tree, From: req.From, To: req.To, Pack: id, Size: res.Size, Parts: res.Parts,
 		Instance: s.cfg.Instance, DurationMS: time.Since(start).Milliseconds(), Effort: effort.String(), Sites: max(req.Sites, 1),

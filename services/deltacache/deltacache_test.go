@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/daemon"
@@ -135,6 +136,17 @@ func TestDeltaIsComputedOnceAcrossInstances(t *testing.T) {
 	}
 	if n := h.computedEvents(t); n != 1 {
 		t.Fatalf("delta computed %d times, want once", n)
+	}
+	// The metrics say the same: one computed among all instances, every
+	// other answer a hit or a lost race.
+	var count [4]float64
+	for _, s := range h.instances {
+		for i, o := range []string{outcomeComputed, outcomeStored, outcomeClaimed, outcomeChain} {
+			count[i] += testutil.ToFloat64(s.metrics.requests.WithLabelValues("demo", o))
+		}
+	}
+	if count[0] != 1 || count[0]+count[1]+count[2] != 4 || count[1] < 2 || count[3] != 0 {
+		t.Fatalf("requests computed/stored/claimed/chain = %v, want 1 computed, at least 2 stored, 4 in all", count)
 	}
 
 	obj, err := h.layout.Deltas.Get(t.Context(), bus.DeltaID("demo", v1.Root(), v2.Root()))

@@ -20,12 +20,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/httpserve"
+	"github.com/pulpdist/pulpdist/libs/metrics"
+	"github.com/pulpdist/pulpdist/libs/program"
 	"github.com/pulpdist/pulpdist/libs/telemetry"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/dashboard"
@@ -60,6 +63,10 @@ type Config struct {
 	// every service in one process and adds the others' readiness to this
 	// service's /readyz.
 	ExtraProbes []*health.Probe
+	// Metrics, when set, is the registry the inventory's metrics go to
+	// and that /metrics serves (`pulpdist dev`: every service's); not
+	// read from the environment. Without it the inventory makes its own.
+	Metrics *prometheus.Registry
 	// KeyRepublish is how often the trusted signing keys are published
 	// again (0: DefaultKeyRepublish); not read from the environment.
 	KeyRepublish time.Duration
@@ -216,12 +223,39 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	if err := s.catalog.PublishSigningKeys(ctx); err != nil {
 		return err
 	}
+	reg := metrics.Or(cfg.Metrics)
+	if err := s.registerMetrics(reg); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	mux := http.NewServeMux()
 	health.Register(mux, append([]*health.Probe{s.probe}, cfg.ExtraProbes...)...)
+	metrics.Register(mux, reg)
 	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), httpapi.NewAuth(s.catalog, cfg.AdminToken, s.log), s.log)
 	mux.Handle("GET /{$}", dashboard.Handler())
-	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
+	handler, err := metrics.HTTP(reg, "inventory", mux)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, handler); err != nil {
 		return err
+	}
+	return nil
+}
+
+// registerMetrics registers the inventory's metrics in reg.
+func (s *Service) registerMetrics(reg *prometheus.Registry) error {
+	rec, err := newRecordedMetrics(reg)
+	if err != nil {
+		return err
+	}
+	s.catalog.OnRecorded(rec.recorded)
+	if err := metrics.BuildInfo(reg, "inventory", program.Version); err != nil {
+		return err
+	}
+	for _, c := range []prometheus.Collector{newStanding(s.catalog), metrics.Consumers("inventory", []jetstream.Consumer{s.consumer})} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
 	}
 	return nil
 }

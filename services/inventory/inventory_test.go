@@ -545,9 +545,25 @@ func TestEventRedeliveryIsIdempotent(t *testing.T) {
 	publishEvent(t, h.js, uuid.NewString(), bus.EntitySnapshot, bus.ActionPublished, bus.Snapshot{V: 1, Tree: "ghost", Site: "origin", Root: root('9')})
 	// Events the inventory does not record are acknowledged.
 	publishEvent(t, h.js, uuid.NewString(), bus.EntityDelta, bus.ActionComputed, bus.DeltaComputed{Tree: "docs"})
+	// A run's result is counted once in the metrics, however often its
+	// event comes.
+	fin := bus.SyncFinished{RunID: "run-c", TriggerID: "t", Site: "replica-a", Tree: "docs", Kind: bus.CommandApply,
+		To: root('1'), Result: bus.ResultCompleted, Bytes: 7, FinishedAt: time.Now().UTC()}
+	publishEvent(t, h.js, "event-c", bus.EntitySync, bus.ActionFinished, fin)
+	publishEvent(t, h.js, "event-c", bus.EntitySync, bus.ActionFinished, fin)
 	sentinel()
 	if got := files(); got != 20 {
 		t.Fatalf("files after redelivery = %d, want 20", got)
+	}
+	code, body := h.do(t, http.MethodGet, "/metrics", "")
+	for _, want := range []string{
+		`pulpdist_sync_results_total{kind="apply",result="COMPLETED",site="replica-a",tree="docs"} 1` + "\n",
+		`pulpdist_sync_received_bytes_total{site="replica-a",tree="docs"} 7` + "\n",
+		`pulpdist_inventory_database_up 1` + "\n",
+	} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("metrics (%d) lack %q:\n%s", code, want, body)
+		}
 	}
 	eventually(t, "events stream consumed", func() (bool, string) {
 		c, err := h.js.Consumer(ctx, bus.StreamEvents, "inventory")

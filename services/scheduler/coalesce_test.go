@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
@@ -48,7 +49,7 @@ func TestTriggersDuringAScanAreCoalesced(t *testing.T) {
 		trees: map[string]inventoryapi.Tree{"demo": {Name: "demo", OriginSite: "origin", Source: "/srv/demo", Keep: 2}},
 		sites: map[string]inventoryapi.Site{"origin": {Name: "origin"}},
 	}
-	out := &sender{js: js, events: bus.NewEvents(js, "/test")}
+	out := testSender(t, js)
 	one := dispatch.New(inv, &versions{kv: layout.Sites}, out, log).CoalesceWith(bus.NewScans(layout.Scans))
 	two := dispatch.New(inv, &versions{kv: layout.Sites}, out, log).CoalesceWith(bus.NewScans(layout.Scans))
 	trig := func(d *dispatch.Dispatcher, id string, confirm bool) {
@@ -97,4 +98,15 @@ func TestTriggersDuringAScanAreCoalesced(t *testing.T) {
 	if cs = commands(t, js); len(cs) != 3 || cs[2].TriggerID != "t4" {
 		t.Fatalf("commands %+v, want t4's scan", cs)
 	}
+}
+
+// testSender is the scheduler's sender with events from /test and its
+// own metrics.
+func testSender(t *testing.T, js jetstream.JetStream) *sender {
+	t.Helper()
+	m, err := newSchedMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sender{js: js, events: bus.NewEvents(js, "/test"), metrics: m}
 }

@@ -43,7 +43,7 @@ func TestCronFiresOncePerMinuteAcrossInstances(t *testing.T) {
 		{Name: "disabled", Schedule: "* * * * *", Enabled: &disabled},
 		{Name: "paused", Schedule: "* * * * *", Paused: true},
 	}
-	out := &sender{js: js, events: bus.NewEvents(js, "/test")}
+	out := testSender(t, js)
 	a := cron.New(trees, out, time.Minute, log)
 	b := cron.New(trees, out, time.Minute, log)
 	now := time.Date(2026, 11, 23, 10, 17, 5, 0, time.UTC)

@@ -99,7 +99,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	inv := inventoryapi.NewClient(cfg.InventoryURL, &http.Client{Timeout: 30 * time.Second}).WithToken(tok)
-	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler")}
+	m, err := newSchedMetrics(d.Metrics)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler"), metrics: m}
 	return &Service{
 		cfg:  cfg,
 		d:    d,
@@ -159,16 +164,25 @@ func decoded[T interface{ Validate() error }](h func(context.Context, T) error) 
 
 // sender publishes the dispatcher's output on JetStream.
 type sender struct {
-	js     jetstream.JetStream
-	events *bus.Events
+	js      jetstream.JetStream
+	events  *bus.Events
+	metrics *schedMetrics
 }
 
 func (s *sender) Command(ctx context.Context, c bus.SyncCommand) error {
-	return bus.Publish(ctx, s.js, bus.CommandSubject(c), c.RunID, c)
+	if err := bus.Publish(ctx, s.js, bus.CommandSubject(c), c.RunID, c); err != nil {
+		return err
+	}
+	s.metrics.command(c)
+	return nil
 }
 
 func (s *sender) RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error {
-	return bus.Publish(ctx, s.js, bus.DeltaRequestSubject(r.Tree), msgID, r)
+	if err := bus.Publish(ctx, s.js, bus.DeltaRequestSubject(r.Tree), msgID, r); err != nil {
+		return err
+	}
+	s.metrics.deltas.WithLabelValues(r.Tree).Inc()
+	return nil
 }
 
 func (s *sender) Event(ctx context.Context, entity, action string, about bus.About, key string, data any) error {
@@ -179,6 +193,7 @@ func (s *sender) Trigger(ctx context.Context, t bus.Trigger) error {
 	if err := bus.Publish(ctx, s.js, bus.TriggerSubject(t.Tree), t.TriggerID, t); err != nil {
 		return err
 	}
+	s.metrics.triggers.WithLabelValues(t.Tree, t.Reason).Inc()
 	return s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionRequested, bus.About{Tree: t.Tree}, t.TriggerID,
 		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason})
 }

@@ -89,7 +89,7 @@ func TestSubscriptionSyncCommandsOnlyItsSite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := &sender{js: js, events: bus.NewEvents(js, "/test")}
+	out := testSender(t, js)
 	d := dispatch.New(inv, &versions{kv: layout.Sites}, out, log)
 
 	applies := func(triggerID string) []string {

@@ -194,6 +194,9 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 	s.link.SetSchedule(sched)
 	tr := s.link.Begin(cmd.Urgent)
 	defer tr.End()
+	s.metrics.transfers.Inc()
+	defer s.metrics.transfers.Dec()
+	linkBytes := s.metrics.linkBytes.WithLabelValues(cmd.Tree)
 
 	var next func(ctx context.Context) (data []byte, seq uint64, err error)
 	if info.Chunks <= fetchDirectChunks && s.packs.CachedInfo().Config.AllowDirect {
@@ -229,6 +232,7 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 		}
 		n, err := io.Copy(f, tr.Reader(ctx, bytes.NewReader(data)))
 		received += n
+		linkBytes.Add(float64(n))
 		if err != nil {
 			return received, err
 		}

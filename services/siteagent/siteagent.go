@@ -118,7 +118,8 @@ type Service struct {
 	events *bus.Events
 	keys   *keyring
 	// link shares the site's link among its transfers.
-	link *bandwidth.Shaper
+	link    *bandwidth.Shaper
+	metrics *agentMetrics
 	// trees serialises the runs of each tree (normal and urgent commands
 	// run side by side, never two of one tree).
 	trees sync.Map // tree name → *sync.Mutex
@@ -175,9 +176,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		d.Close()
 		return nil, fmt.Errorf("packs' stream: %w", err)
 	}
+	link := bandwidth.NewShaper(bandwidth.Schedule{})
+	m, err := newAgentMetrics(d.Metrics, cfg.Site, link)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	return &Service{
 		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, packs: packs, keys: newKeyring(trusted, log),
-		events: events, link: bandwidth.NewShaper(bandwidth.Schedule{}),
+		events: events, link: link, metrics: m,
 	}, nil
 }
 
@@ -289,6 +296,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if err := s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionFinished, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, fin); err != nil {
 		return err
 	}
+	s.metrics.observeRun(cmd.Kind, out.result, time.Since(start).Seconds())
 	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
+	"github.com/pulpdist/pulpdist/libs/metrics"
 	"github.com/pulpdist/pulpdist/libs/natsembed"
 	"github.com/pulpdist/pulpdist/libs/pack"
 	"github.com/pulpdist/pulpdist/services/deltacache"
@@ -161,9 +162,12 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 		agentProbes[i] = health.NewProbe("siteagent-" + site)
 	}
 	extra := append(append([]*health.Probe{schedProbe}, dcProbes...), agentProbes...)
+	// And one registry holds every service's metrics, served on the
+	// inventory's /metrics.
+	reg := metrics.NewRegistry()
 
 	inv, err := inventory.New(ctx, inventory.Config{
-		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra, AdminToken: st.Token,
+		NATSURL: st.NATSURL, DatabaseURL: dbURL, HTTPAddr: o.APIAddr, ExtraProbes: extra, Metrics: reg, AdminToken: st.Token,
 		Migrate: true, // the dev stack's own database: always brought up to date
 		// Every agent signs its reports with its own token (Run).
 	}, o.Log.With("service", "inventory"))
@@ -174,7 +178,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	st.inventory = inv.Run
 
 	sched, err := scheduler.New(ctx, scheduler.Config{
-		Options:      daemon.Options{NATSURL: st.NATSURL, Probe: schedProbe},
+		Options:      daemon.Options{NATSURL: st.NATSURL, Probe: schedProbe, Metrics: reg},
 		InventoryURL: st.APIURL, InventoryToken: st.Token, RefreshInterval: 10 * time.Second, TickInterval: o.ScheduleTick,
 	}, o.Log.With("service", "scheduler"))
 	if err != nil {
@@ -185,7 +189,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	for i, p := range dcProbes {
 		name := "dev-" + strconv.Itoa(i+1)
 		dc, err := deltacache.New(ctx, deltacache.Config{
-			Options:  daemon.Options{NATSURL: st.NATSURL, Probe: p},
+			Options:  daemon.Options{NATSURL: st.NATSURL, Probe: p, Metrics: reg},
 			Instance: name, WorkDir: filepath.Join(dir, "deltacache", name), SigningKey: signingKey, LinkRate: o.DeltaLinkRate,
 			RefineBudget: deltacache.DefaultRefineBudget,
 		}, o.Log.With("service", "deltacache"))
@@ -196,7 +200,7 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	for i, site := range o.Sites {
 		cfg := siteagent.Config{
-			Options: daemon.Options{NATSURL: st.NATSURL, Probe: agentProbes[i]},
+			Options: daemon.Options{NATSURL: st.NATSURL, Probe: agentProbes[i], Metrics: reg},
 			Site:    site, DataDir: st.SiteDir(site),
 		}
 		if err := cfg.Validate(); err != nil {

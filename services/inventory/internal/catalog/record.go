@@ -86,6 +86,10 @@ func (s *Service) record(ctx context.Context, eventID string, c Change) error {
 	}
 	if !recorded {
 		s.log.Debug("event already recorded", "event", eventID)
+		return nil
+	}
+	if s.recorded != nil {
+		s.recorded(c)
 	}
 	return nil
 }

@@ -110,7 +110,15 @@ type Service struct {
 	trustMu sync.Mutex
 	// manifests are read by DryRun (dryrun.go); nil until UseManifests.
 	manifests ManifestSource
+	// recorded is told of each change an event recorded for the first
+	// time (OnRecorded); nil for none.
+	recorded func(Change)
 }
+
+// OnRecorded has f told of each change an event recorded for the first
+// time, after its commit: a redelivered event, or one another inventory
+// recorded first, is not told again. Call it before the service is used.
+func (s *Service) OnRecorded(f func(Change)) { s.recorded = f }
 
 // New returns a service storing in repo and announcing through n.
 func New(repo Repository, n Notifier, log *slog.Logger) *Service {
