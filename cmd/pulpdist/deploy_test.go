@@ -32,6 +32,9 @@ type compose struct {
 		Environment map[string]string `yaml:"environment"`
 		DependsOn   any               `yaml:"depends_on"`
 		Volumes     []string          `yaml:"volumes"`
+		Deploy      struct {
+			Replicas int `yaml:"replicas"`
+		} `yaml:"deploy"`
 	} `yaml:"services"`
 }
 

@@ -194,4 +194,6 @@ func checkDemoMetrics(ctx context.Context, t *testing.T, url string) {
 	if _, err := sample(fams, "pulpdist_consumer_pending_messages", map[string]string{"service": "inventory", "consumer": "inventory"}); err != nil {
 		t.Error(err)
 	}
+	// What the Grafana dashboards query is all there.
+	checkDashboards(t, fams)
 }
