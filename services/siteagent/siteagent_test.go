@@ -194,10 +194,11 @@ func buildPack(t *testing.T, dir string, opts pack.Options) ([]byte, *tree.Manif
 	return buf.Bytes(), m
 }
 
-// putDelta writes b into the deltas store as name and returns its BLAKE3.
+// putDelta writes b into the deltas store as name, in chunks of the
+// size the delta-cache stores packs with, and returns its BLAKE3.
 func (h *harness) putDelta(t *testing.T, name string, b []byte) string {
 	t.Helper()
-	if _, err := h.layout.Deltas.PutBytes(t.Context(), name, b); err != nil {
+	if _, err := h.layout.Deltas.Put(t.Context(), bus.ObjectMeta(name, nil), bytes.NewReader(b)); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", blake3.Sum256(b))
