@@ -227,6 +227,7 @@ const (
 	ActionTripped   = "tripped"
 	ActionRaised    = "raised"
 	ActionCleared   = "cleared"
+	ActionServed    = "served"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -335,4 +336,37 @@ type DeltaComputed struct {
 	Sites    int    `json:"sites"`
 	Segments int    `json:"segments"`
 	Refined  int    `json:"refined"`
+}
+
+// The ways a site-agent fetches a pack (DeltaServed.Method).
+const (
+	// FetchDirect: one direct get per chunk (a pack of a few chunks).
+	FetchDirect = "direct"
+	// FetchConsumer: an ordered consumer on the chunks (a larger pack).
+	FetchConsumer = "consumer"
+	// FetchNone: nothing was left to fetch; an interrupted fetch had
+	// received the whole pack.
+	FetchNone = "none"
+)
+
+// DeltaServed is the data of delta.served: a site-agent fetched a pack
+// from the deltas store for a run. A pack computed once (one
+// delta.computed) and applied at N sites is served N times.
+type DeltaServed struct {
+	RunID     string `json:"run_id"`
+	TriggerID string `json:"trigger_id"`
+	Site      string `json:"site"`
+	Tree      string `json:"tree"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Pack      string `json:"pack"`
+	// Size is the pack's; FetchedBytes crossed the site's link for this
+	// fetch, ResumedBytes were on disk already from an interrupted one
+	// (FetchedBytes + ResumedBytes = Size).
+	Size         int64 `json:"size"`
+	FetchedBytes int64 `json:"fetched_bytes"`
+	ResumedBytes int64 `json:"resumed_bytes"`
+	// Method is FetchDirect, FetchConsumer or FetchNone.
+	Method     string `json:"method"`
+	DurationMS int64  `json:"duration_ms"`
 }

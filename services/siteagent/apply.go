@@ -55,6 +55,9 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, er
 	// back; the run fails at once).
 	got, err := s.fetch(ctx, cmd)
 	if err == nil {
+		err = s.reportServed(ctx, cmd, got)
+	}
+	if err == nil {
 		var st replica.Stats
 		if st, err = applyFile(ctx, rep, got.path, cmd, s.keys.trusted()); err == nil {
 			dropPartial(s.cfg.DataDir, cmd.Pack)
@@ -68,6 +71,19 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, er
 		dropPartial(s.cfg.DataDir, cmd.Pack)
 	}
 	return outcome{}, err
+}
+
+// reportServed publishes delta.served for a pack fetched for cmd: the
+// evidence that a pack computed once is fanned out, one fetch per site.
+// It is keyed by the run, so a retried command that finds the pack on
+// disk states the fact once (within bus.DuplicateWindow).
+func (s *Service) reportServed(ctx context.Context, cmd bus.SyncCommand, got fetched) error {
+	ev := bus.DeltaServed{
+		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: cmd.Site, Tree: cmd.Tree, From: cmd.From, To: cmd.To,
+		Pack: cmd.Pack, Size: got.size, FetchedBytes: got.received, ResumedBytes: got.resumed,
+		Method: got.method, DurationMS: got.took.Milliseconds(),
+	}
+	return s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionServed, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, ev)
 }
 
 // mismatch handles a command whose pack does not apply to the version the

@@ -88,6 +88,7 @@ func TestHandleRoutesByType(t *testing.T) {
 		{TypeDeltaComputed, bus.DeltaComputed{Tree: "docs", Instance: "dc-1"}, "computed ev-1 docs dc-1"},
 		{TypeDeltaReady, bus.DeltaReady{Tree: "docs"}, "ready ev-1 docs"},
 		{"org.pulpdist.delta.requested.v1", bus.DeltaRequest{}, ""},
+		{bus.EventType(bus.EntityDelta, bus.ActionServed), bus.DeltaServed{Tree: "docs", Site: "paris"}, ""},
 		{"org.pulpdist.tree.created.v1", map[string]string{"name": "docs"}, ""},
 	} {
 		var c calls

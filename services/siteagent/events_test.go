@@ -1,0 +1,123 @@
+package siteagent_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/poll"
+)
+
+// follow collects the data of every event entity.action stored on h's
+// bus, from the first, decoded as T; the returned function gives what
+// has arrived so far.
+func follow[T any](t *testing.T, h *harness, entity, action string) func() []T {
+	t.Helper()
+	cons, err := h.js.OrderedConsumer(t.Context(), bus.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.EventFilter(entity, action)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []T
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_, v, err := bus.DecodeEvent[T](m.Data())
+		if err != nil {
+			t.Errorf("%s.%s event: %v", entity, action, err)
+			return
+		}
+		mu.Lock()
+		got = append(got, v)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return func() []T {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]T(nil), got...)
+	}
+}
+
+// waitFor waits until seen holds at least n items and returns them.
+func waitFor[T any](t *testing.T, what string, n int, seen func() []T) []T {
+	t.Helper()
+	var got []T
+	poll.Until(t, 20*time.Second, func() error {
+		if got = seen(); len(got) < n {
+			return fmt.Errorf("%d %s, waiting for %d", len(got), what, n)
+		}
+		return nil
+	})
+	return got
+}
+
+// TestDeltaServedSaysHowThePackCame: every fetched pack is a
+// delta.served event of the run, with the bytes that crossed the link
+// and the way they were read: direct gets for a pack of a few chunks, a
+// consumer for a larger one. A run that needs no pack serves none.
+func TestDeltaServedSaysHowThePackCame(t *testing.T) {
+	h := start(t, "site-a")
+	served := follow[bus.DeltaServed](t, h, bus.EntityDelta, bus.ActionServed)
+	var cmds []bus.SyncCommand
+	for i, tc := range []struct {
+		tree   string
+		size   int
+		method string
+	}{
+		{"small", 1 << 20, bus.FetchDirect},
+		{"large", 12 << 20, bus.FetchConsumer},
+	} {
+		name, hash, root := h.storePack(t, tc.tree, randomTree(t, uint64(10+i), tc.size), nil)
+		info, err := h.layout.Deltas.GetInfo(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := bus.SyncCommand{RunID: "r-" + tc.tree, TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: tc.tree, To: root, Pack: name, PackHash: hash}
+		if fin := h.run(t, cmd); fin.Result != bus.ResultCompleted {
+			t.Fatalf("apply %s: %+v", tc.tree, fin)
+		}
+		cmds = append(cmds, cmd)
+		got := waitFor(t, "delta.served events", i+1, served)[i]
+		want := bus.DeltaServed{RunID: cmd.RunID, TriggerID: "t", Site: "site-a", Tree: tc.tree, To: root, Pack: name,
+			Size: int64(info.Size), FetchedBytes: int64(info.Size), Method: tc.method, DurationMS: got.DurationMS}
+		if got != want {
+			t.Errorf("%s: delta.served\n got %+v\nwant %+v", tc.tree, got, want)
+		}
+	}
+	// Already at the version: nothing fetched, nothing served.
+	again := cmds[0]
+	again.RunID = "again"
+	if fin := h.run(t, again); fin.Result != bus.ResultUpToDate {
+		t.Fatalf("apply again: %+v", fin)
+	}
+	// The run's events were stored before its sync.finished.
+	if n := stored(t, h, bus.EventFilter(bus.EntityDelta, bus.ActionServed)); n != 2 {
+		t.Errorf("%d delta.served events after an UP_TO_DATE run, want 2: %+v", n, served())
+	}
+}
+
+// stored counts the events stored on the subjects filter selects.
+func stored(t *testing.T, h *harness, filter string) int {
+	t.Helper()
+	st, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context(), jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n
+}
