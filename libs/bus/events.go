@@ -228,6 +228,7 @@ const (
 	ActionRaised    = "raised"
 	ActionCleared   = "cleared"
 	ActionServed    = "served"
+	ActionProgress  = "progress"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -264,6 +265,49 @@ type SyncFinished struct {
 	Bytes      int64       `json:"bytes"`
 	DurationMS int64       `json:"duration_ms"`
 	FinishedAt time.Time   `json:"finished_at"`
+}
+
+// The phases of a run (SyncProgress.Phase).
+const (
+	// PhaseScan: an origin scans the tree's source.
+	PhaseScan = "scan"
+	// PhaseUpload: an origin stores the contents the blob store lacks.
+	PhaseUpload = "upload"
+	// PhaseFetch: a site fetches the pack.
+	PhaseFetch = "fetch"
+	// PhaseApply: a site builds the version beside the served one,
+	// verifies it and switches to it.
+	PhaseApply = "apply"
+)
+
+// SyncProgress is the data of sync.progress: how far a running sync is.
+// A site-agent publishes it at most once per its progress interval while
+// a run lasts, so none for a run shorter than that, and always before the
+// run's sync.finished.
+type SyncProgress struct {
+	RunID     string      `json:"run_id"`
+	TriggerID string      `json:"trigger_id"`
+	Site      string      `json:"site"`
+	Tree      string      `json:"tree"`
+	Kind      CommandKind `json:"kind"`
+	From      string      `json:"from,omitempty"`
+	To        string      `json:"to,omitempty"`
+	// Phase is PhaseScan, PhaseUpload, PhaseFetch or PhaseApply.
+	Phase string `json:"phase"`
+	// BytesDone is what the run has moved so far: the pack's bytes on
+	// disk (a resumed fetch's included) once fetching, the contents
+	// stored once uploading. It never decreases within one delivery of
+	// the command. BytesTotal is the pack's size, or the size of the
+	// contents an upload may have to store (those found stored are
+	// skipped); 0 while unknown.
+	BytesDone  int64 `json:"bytes_done"`
+	BytesTotal int64 `json:"bytes_total,omitempty"`
+	// FilesDone and FilesTotal count the contents an upload stored and
+	// may have to store; 0 where files are not counted.
+	FilesDone  int64 `json:"files_done"`
+	FilesTotal int64 `json:"files_total,omitempty"`
+	// ElapsedMS is the time since the run started.
+	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
 // FreshnessAlarm is the data of alarm.raised (a site is further behind

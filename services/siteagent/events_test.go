@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/poll"
+	"github.com/pulpdist/pulpdist/services/siteagent"
 )
 
 // follow collects the data of every event entity.action stored on h's
@@ -120,4 +121,59 @@ func stored(t *testing.T, h *harness, filter string) int {
 		n += int(c)
 	}
 	return n
+}
+
+// TestSyncProgressIsBounded: a slow fetch (a shaped link) reports its
+// progress as it goes, at most once per interval, with bytes that only
+// grow towards the pack's size, all before the run's sync.finished; a
+// run shorter than the interval reports none.
+func TestSyncProgressIsBounded(t *testing.T) {
+	const every, size, rate = 250 * time.Millisecond, 3_000_000, 1_500_000
+	h := start(t, "site-a", func(c *siteagent.Config) { c.ProgressInterval = every })
+	reports := follow[bus.SyncProgress](t, h, bus.EntitySync, bus.ActionProgress)
+	name, hash, root := h.storePack(t, "slow", randomTree(t, 20, size), nil)
+	info, err := h.layout.Deltas.GetInfo(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := h.run(t, bus.SyncCommand{RunID: "slow", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "slow", To: root,
+		Pack: name, PackHash: hash, BandwidthLimit: rate})
+	if fin.Result != bus.ResultCompleted {
+		t.Fatalf("apply: %+v", fin)
+	}
+	// Every report was stored before sync.finished: all are in by now.
+	n := stored(t, h, bus.EventFilter(bus.EntitySync, bus.ActionProgress))
+	got := waitFor(t, "sync.progress events", n, reports)
+	if limit := int(time.Duration(fin.DurationMS)*time.Millisecond/every) + 1; len(got) < 3 || len(got) > limit {
+		t.Fatalf("%d progress reports of a %d ms run every %s: want 3 to %d", len(got), fin.DurationMS, every, limit)
+	}
+	var last bus.SyncProgress
+	midway := false
+	for i, p := range got {
+		if p.RunID != "slow" || p.Site != "site-a" || p.Tree != "slow" || p.Kind != bus.CommandApply || p.To != root {
+			t.Errorf("report %d is not the run's: %+v", i, p)
+		}
+		if p.Phase != bus.PhaseFetch && p.Phase != bus.PhaseApply {
+			t.Errorf("report %d: phase %q", i, p.Phase)
+		}
+		if p.BytesTotal != int64(info.Size) || p.BytesDone > p.BytesTotal || p.BytesDone < last.BytesDone || p.ElapsedMS < last.ElapsedMS || p.ElapsedMS > fin.DurationMS {
+			t.Errorf("report %d %+v after %+v: want bytes and time growing within the pack's %d bytes and the run's %d ms", i, p, last, info.Size, fin.DurationMS)
+		}
+		midway = midway || p.Phase == bus.PhaseFetch && p.BytesDone > 0 && p.BytesDone < p.BytesTotal
+		last = p
+	}
+	if !midway {
+		t.Errorf("no report caught the fetch midway: %+v", got)
+	}
+
+	// The default interval (5 s) is longer than this run: no report.
+	quick := start(t, "site-b")
+	name, hash, root = quick.storePack(t, "quick", randomTree(t, 21, 64<<10), nil)
+	if fin := quick.run(t, bus.SyncCommand{RunID: "quick", TriggerID: "t", Kind: bus.CommandApply, Site: "site-b", Tree: "quick", To: root,
+		Pack: name, PackHash: hash}); fin.Result != bus.ResultCompleted || fin.DurationMS >= siteagent.DefaultProgressInterval.Milliseconds() {
+		t.Fatalf("quick apply: %+v", fin)
+	}
+	if n := stored(t, quick, bus.EventFilter(bus.EntitySync, bus.ActionProgress)); n != 0 {
+		t.Errorf("a run shorter than the interval reported its progress %d times", n)
+	}
 }

@@ -108,8 +108,8 @@ const fetchConsumerIdle = 30 * time.Second
 
 // fetch downloads cmd's pack, resuming a former partial fetch of the same
 // object, at the pace of the site's link, and checks its BLAKE3 against the
-// announced hash.
-func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, err error) {
+// announced hash. prog follows the bytes on disk.
+func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand, prog *progress) (_ fetched, err error) {
 	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.pack", cmd.Pack)))
 	defer func() { end(err) }()
 	start := time.Now()
@@ -123,10 +123,12 @@ func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, er
 		return fetched{}, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
 	}
 	out := fetched{path: path, size: int64(info.Size), resumed: st.Offset}
+	prog.enter(bus.PhaseFetch, out.size, 0)
+	prog.at(st.Offset)
 	if st.Offset > 0 {
 		s.log.Info("resuming a fetch", "pack", cmd.Pack, "offset", st.Offset, "size", info.Size)
 	}
-	out.received, out.method, err = s.receive(ctx, cmd, info, f, &st, statePath)
+	out.received, out.method, err = s.receive(ctx, cmd, info, f, &st, statePath, prog)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -183,9 +185,10 @@ func openPartial(path, statePath, pack, nuid string) (*os.File, partialState, er
 }
 
 // receive appends the chunks of the object after st to f, checkpointing
-// into statePath, and returns the bytes received and how it read them
-// (bus.FetchDirect, bus.FetchConsumer, or bus.FetchNone for nothing).
-func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstream.ObjectInfo, f *os.File, st *partialState, statePath string) (int64, string, error) {
+// into statePath and telling prog, and returns the bytes received and how
+// it read them (bus.FetchDirect, bus.FetchConsumer, or bus.FetchNone for
+// nothing).
+func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstream.ObjectInfo, f *os.File, st *partialState, statePath string, prog *progress) (int64, string, error) {
 	size := int64(info.Size)
 	if st.Offset == size {
 		return 0, bus.FetchNone, nil
@@ -242,6 +245,7 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 		}
 		st.Offset += n
 		st.Seq = seq
+		prog.at(st.Offset)
 		if sinceCheckpoint += n; sinceCheckpoint >= checkpointBytes {
 			if err := checkpoint(f, *st, statePath); err != nil {
 				return received, method, err

@@ -6,6 +6,7 @@
 package siteagent
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -51,6 +52,9 @@ type Config struct {
 	// AgentTokenFile names a file holding AgentToken (a mounted secret,
 	// or what `pulpdist token provision` wrote); one of the two at most.
 	AgentTokenFile string
+	// ProgressInterval is how often a running sync reports its progress
+	// (sync.progress); 0 is DefaultProgressInterval.
+	ProgressInterval time.Duration
 }
 
 // agentToken is the agent token configured, read from AgentTokenFile
@@ -68,6 +72,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys trusted besides the inventory's signing keys (with neither, packs need no signature)")
 	s.String(&c.AgentToken, "agent-token", "PULPDIST_AGENT_TOKEN", "", "this site's agent token of the inventory API (pulpdist token create --role agent --site SITE); signs every event the agent reports (prefer the env var: flags show in ps)")
 	s.String(&c.AgentTokenFile, "agent-token-file", "PULPDIST_AGENT_TOKEN_FILE", "", "file holding this site's agent token, instead of PULPDIST_AGENT_TOKEN (pulpdist token provision writes one)")
+	s.Duration(&c.ProgressInterval, "progress-interval", "PULPDIST_PROGRESS_INTERVAL", DefaultProgressInterval, "how often a running sync reports its progress (sync.progress events; none for a sync shorter than this)")
 }
 
 // sourceRoots lists the configured source roots.
@@ -102,6 +107,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("source root %q must be a clean absolute path", r))
 		}
 	}
+	if c.ProgressInterval < 0 || c.ProgressInterval > 0 && c.ProgressInterval < MinProgressInterval {
+		errs = append(errs, fmt.Errorf("progress interval %s: want %s or more (0: %s)", c.ProgressInterval, MinProgressInterval, DefaultProgressInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -124,6 +132,8 @@ type Service struct {
 	trees sync.Map // tree name → *sync.Mutex
 	// served is the manifest this origin published last, by tree.
 	served sync.Map // tree name → servedVersion
+	// progressEvery is how often a running sync reports its progress.
+	progressEvery time.Duration
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -178,6 +188,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	return &Service{
 		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, packs: packs, keys: newKeyring(trusted, log),
 		events: events, link: bandwidth.NewShaper(bandwidth.Schedule{}),
+		progressEvery: cmp.Or(cfg.ProgressInterval, DefaultProgressInterval),
 	}, nil
 }
 
@@ -262,12 +273,15 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	start := time.Now()
 	log := s.log.With("tree", cmd.Tree, "run", cmd.RunID, "kind", cmd.Kind)
 	var out outcome
+	prog := new(progress)
+	stopProgress := s.reportProgress(ctx, cmd, prog, start)
 	switch cmd.Kind {
 	case bus.CommandSnapshot:
-		out, err = s.snapshot(ctx, cmd)
+		out, err = s.snapshot(ctx, cmd, prog)
 	case bus.CommandApply:
-		out, err = s.apply(ctx, cmd)
+		out, err = s.apply(ctx, cmd, prog)
 	}
+	stopProgress()
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // shutting down: the command is redelivered

@@ -520,9 +520,16 @@ func TestConfigIsValidated(t *testing.T) {
 		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "Bad.Site", DataDir: "/tmp"},
 		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "relative"},
 		{Site: "ok", DataDir: "/tmp"},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: -time.Second},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: siteagent.MinProgressInterval - 1},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)
+		}
+	}
+	for _, d := range []time.Duration{0, siteagent.MinProgressInterval, time.Minute} {
+		if err := (siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: d}).Validate(); err != nil {
+			t.Errorf("progress interval %s: %v", d, err)
 		}
 	}
 }

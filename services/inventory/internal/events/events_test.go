@@ -89,6 +89,7 @@ func TestHandleRoutesByType(t *testing.T) {
 		{TypeDeltaReady, bus.DeltaReady{Tree: "docs"}, "ready ev-1 docs"},
 		{"org.pulpdist.delta.requested.v1", bus.DeltaRequest{}, ""},
 		{bus.EventType(bus.EntityDelta, bus.ActionServed), bus.DeltaServed{Tree: "docs", Site: "paris"}, ""},
+		{bus.EventType(bus.EntitySync, bus.ActionProgress), bus.SyncProgress{RunID: "r", Phase: bus.PhaseFetch}, ""},
 		{"org.pulpdist.tree.created.v1", map[string]string{"name": "docs"}, ""},
 	} {
 		var c calls
