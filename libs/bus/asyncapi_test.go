@@ -276,6 +276,7 @@ var eventCases = []struct {
 	{bus.EntityTree, bus.ActionCreated, aboutTree, "Tree"},
 	{bus.EntitySite, bus.ActionCreated, aboutSite, "Site"},
 	{bus.EntitySubscription, bus.ActionCreated, aboutTreeSite, "Subscription"},
+	{bus.EntitySubscription, bus.ActionUpdated, aboutTreeSite, "Subscription"},
 	{bus.EntityTree, bus.ActionUpdated, aboutTree, "Tree"},
 	{bus.EntitySite, bus.ActionUpdated, aboutSite, "Site"},
 	{bus.EntityTree, bus.ActionDeleted, aboutTree, "Tree"},

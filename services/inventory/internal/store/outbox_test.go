@@ -146,3 +146,72 @@ func testOutboxFailsWhole(t *testing.T, s *Store, driver string) {
 		t.Fatalf("outbox = %q", got)
 	}
 }
+
+// TestPauseAnnouncesChanges: pausing or resuming announces the site or
+// tree whose flag changed and each subscription whose flag changed, in
+// the change's transaction; a pause of what is paused announces nothing.
+func TestPauseAnnouncesChanges(t *testing.T) {
+	for _, db := range databases {
+		t.Run(db.name, func(t *testing.T) { testPauseAnnouncesChanges(t, open(t, db.url(t))) })
+	}
+}
+
+func testPauseAnnouncesChanges(t *testing.T, s *Store) {
+	ctx := context.Background()
+	s.UseEncoder(testEncoder)
+	for _, name := range []string{"origin", "paris", "lyon"} {
+		must(t, s.CreateSite(ctx, catalog.Site{Name: name, CreatedAt: t0}))
+	}
+	for _, name := range []string{"docs", "isos"} {
+		must(t, s.CreateTree(ctx, catalog.Tree{Name: name, OriginSite: "origin", Source: "/srv", Keep: 2, CreatedAt: t0}))
+	}
+	for _, sub := range []catalog.Subscription{{Site: "paris", Tree: "docs"}, {Site: "paris", Tree: "isos", Paused: true}, {Site: "lyon", Tree: "docs"}} {
+		sub.CreatedAt = t0
+		must(t, s.CreateSubscription(ctx, sub))
+	}
+	drain := func() []string {
+		t.Helper()
+		got := pending(t, s)
+		ms, err := s.PendingMessages(ctx, 100)
+		must(t, err)
+		for _, m := range ms {
+			must(t, s.MessageSent(ctx, m.ID))
+		}
+		return got
+	}
+	drain()
+	for _, step := range []struct {
+		f      catalog.SubscriptionFilter
+		paused bool
+		want   []string
+	}{
+		// isos was paused already: docs alone changes.
+		{catalog.SubscriptionFilter{Site: "paris"}, true, []string{"site.updated site/paris", "subscription.updated tree/docs/site/paris"}},
+		{catalog.SubscriptionFilter{Site: "paris"}, true, nil},
+		{catalog.SubscriptionFilter{Tree: "docs"}, true, []string{"tree.updated tree/docs", "subscription.updated tree/docs/site/lyon"}},
+		{catalog.SubscriptionFilter{Tree: "docs"}, false, []string{"tree.updated tree/docs", "subscription.updated tree/docs/site/lyon", "subscription.updated tree/docs/site/paris"}},
+		{catalog.SubscriptionFilter{Site: "paris", Tree: "isos"}, false, []string{"subscription.updated tree/isos/site/paris"}},
+		{catalog.SubscriptionFilter{Site: "lyon", Tree: "docs"}, false, nil},
+	} {
+		if _, err := s.SetPaused(ctx, step.f, step.paused); err != nil {
+			t.Fatalf("%+v paused=%t: %v", step.f, step.paused, err)
+		}
+		if got := drain(); !reflect.DeepEqual(got, step.want) && len(got)+len(step.want) > 0 {
+			t.Errorf("%+v paused=%t: outbox %q, want %q", step.f, step.paused, got, step.want)
+		}
+	}
+	// The announced subscription carries its new flag.
+	var seen []catalog.Subscription
+	s.UseEncoder(func(ev catalog.Event) ([]catalog.Message, error) {
+		if sub, ok := ev.Data.(catalog.Subscription); ok {
+			seen = append(seen, sub)
+		}
+		return testEncoder(ev)
+	})
+	if _, err := s.SetPaused(ctx, catalog.SubscriptionFilter{Site: "lyon"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0].Site != "lyon" || seen[0].Tree != "docs" || !seen[0].Paused || !seen[0].CreatedAt.Equal(t0) {
+		t.Fatalf("announced %+v, want lyon/docs paused", seen)
+	}
+}
