@@ -284,6 +284,9 @@ var eventCases = []struct {
 	{bus.EntitySubscription, bus.ActionDeleted, aboutTreeSite, "Subscription"},
 	{bus.EntityKey, bus.ActionAdded, aboutNothing, "SigningKey"},
 	{bus.EntityKey, bus.ActionRevoked, aboutNothing, "SigningKey"},
+	{bus.EntityAgent, bus.ActionOnline, aboutSite, "AgentOnline"},
+	{bus.EntityAgent, bus.ActionOffline, aboutSite, "AgentOffline"},
+	{bus.EntityAgent, bus.ActionHeartbeat, aboutSite, "AgentHeartbeat"},
 }
 
 // TestAsyncAPIEvents checks each event the services publish: a channel on
@@ -418,6 +421,10 @@ func TestAsyncAPISchemas(t *testing.T) {
 		"SyncStarted":    bus.SyncStarted{},
 		"SyncFinished":   bus.SyncFinished{},
 		"SyncProgress":   bus.SyncProgress{},
+		"AgentOnline":    bus.AgentOnline{},
+		"AgentOffline":   bus.AgentOffline{},
+		"AgentHeartbeat": bus.AgentHeartbeat{},
+		"AgentTree":      bus.AgentTree{},
 		"DeltaComputed":  bus.DeltaComputed{},
 		"GuardTripped":   bus.GuardTripped{},
 		"DeltaDeleted":   bus.DeltaDeleted{},
@@ -505,6 +512,9 @@ func TestAsyncAPIMatchesServer(t *testing.T) {
 		}
 		if want := mustDuration(t, node(doc, "x-pulpdist-jetstream", "duplicateWindow")); cfg.Duplicates != want {
 			t.Errorf("stream %s duplicate window %s, documented %s", name, cfg.Duplicates, want)
+		}
+		if want := node(s, "allowMsgTTL") == true; cfg.AllowMsgTTL != want {
+			t.Errorf("stream %s allows message TTLs: %t, documented %t", name, cfg.AllowMsgTTL, want)
 		}
 	}
 	for _, b := range node(doc, "x-pulpdist-jetstream", "keyValue").([]any) {

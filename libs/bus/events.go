@@ -115,12 +115,24 @@ func (e *Events) Publish(ctx context.Context, entity, action string, about About
 	return e.PublishKeyed(ctx, entity, action, about, "", data)
 }
 
+// PublishTransient sends one event with a random id that the stream keeps
+// for ttl only (a per-message TTL), not the stream's retention: news that
+// is stale soon, such as an agent's heartbeat, which would otherwise fill
+// the replayable history.
+func (e *Events) PublishTransient(ctx context.Context, entity, action string, about About, ttl time.Duration, data any) error {
+	return e.publish(ctx, entity, action, about, "", data, jetstream.WithMsgTTL(ttl))
+}
+
 // PublishKeyed sends one event and waits for the stream to store it. key
 // names the fact the event states (a run id, a delta id); the event id is
 // derived from it (EventID) and doubles as Nats-Msg-Id, so publishing the
 // same fact twice within DuplicateWindow stores it once. An empty key gives
 // a random id.
-func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) (err error) {
+func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) error {
+	return e.publish(ctx, entity, action, about, key, data)
+}
+
+func (e *Events) publish(ctx context.Context, entity, action string, about About, key string, data any, opts ...jetstream.PublishOpt) (err error) {
 	subject := EventSubject(entity, action, about)
 	ctx, end := startSpan(ctx, "publish "+subject, trace.SpanKindProducer, subject)
 	defer func() { end(err) }()
@@ -128,7 +140,7 @@ func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about 
 	if err != nil {
 		return err
 	}
-	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	if _, err := e.js.PublishMsg(ctx, msg, append(opts, jetstream.WithMsgID(id))...); err != nil {
 		return fmt.Errorf("publish event %s.%s: %w", entity, action, err)
 	}
 	return nil
@@ -212,6 +224,7 @@ const (
 	EntityKey          = "key"
 	EntityGuard        = "guard"
 	EntityAlarm        = "alarm"
+	EntityAgent        = "agent"
 
 	ActionCreated   = "created"
 	ActionUpdated   = "updated"
@@ -229,6 +242,9 @@ const (
 	ActionCleared   = "cleared"
 	ActionServed    = "served"
 	ActionProgress  = "progress"
+	ActionOnline    = "online"
+	ActionOffline   = "offline"
+	ActionHeartbeat = "heartbeat"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -413,4 +429,73 @@ type DeltaServed struct {
 	// Method is FetchDirect, FetchConsumer or FetchNone.
 	Method     string `json:"method"`
 	DurationMS int64  `json:"duration_ms"`
+}
+
+// Why an agent is online or offline (AgentOnline.Reason,
+// AgentOffline.Reason).
+const (
+	// AgentStarted: the agent announced its start.
+	AgentStarted = "started"
+	// AgentStopped: the agent announced a clean stop.
+	AgentStopped = "stopped"
+	// AgentHeartbeatLost: the inventory heard nothing from the agent for
+	// longer than its PULPDIST_AGENT_OFFLINE_AFTER.
+	AgentHeartbeatLost = "heartbeat lost"
+	// AgentHeartbeatResumed: the inventory heard again from an agent it
+	// had reported offline.
+	AgentHeartbeatResumed = "heartbeat resumed"
+)
+
+// AgentHeartbeatTTL is how long the events stream keeps an agent's
+// heartbeat (bus.Events.PublishTransient): long enough for a consumer
+// that was away a while, not the replayable history.
+const AgentHeartbeatTTL = time.Hour
+
+// AgentTree is a tree an agent serves and the version it serves.
+type AgentTree struct {
+	Tree    string `json:"tree"`
+	Version string `json:"version"`
+}
+
+// AgentOnline is the data of agent.online: a site-agent started (its own
+// event, Reason AgentStarted, saying what it runs), or the inventory
+// heard again from the agent of a site it had reported offline (Reason
+// AgentHeartbeatResumed).
+type AgentOnline struct {
+	Site   string `json:"site"`
+	Reason string `json:"reason"`
+	// Since is when the agent started, or was heard from again.
+	Since time.Time `json:"since"`
+	// Version, Hostname, HeartbeatSeconds (how often it sends
+	// agent.heartbeat) and Trees (the replicas on disk with the version
+	// each serves) describe the agent that started; the agent's own
+	// event only.
+	Version          string      `json:"version,omitempty"`
+	Hostname         string      `json:"hostname,omitempty"`
+	HeartbeatSeconds int64       `json:"heartbeat_seconds,omitempty"`
+	Trees            []AgentTree `json:"trees,omitempty"`
+}
+
+// AgentOffline is the data of agent.offline: a site-agent stops cleanly
+// (its own event, Reason AgentStopped), or the inventory has not heard
+// from it for too long (Reason AgentHeartbeatLost, with LastSeen).
+type AgentOffline struct {
+	Site   string `json:"site"`
+	Reason string `json:"reason"`
+	// Since is when the agent stopped, or the inventory found it silent.
+	Since time.Time `json:"since"`
+	// LastSeen is the time of the agent's last event the inventory had.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+}
+
+// AgentHeartbeat is the data of agent.heartbeat, which a site-agent sends
+// every HeartbeatSeconds, so that an idle agent is not taken for a lost
+// one. The stream keeps it AgentHeartbeatTTL.
+type AgentHeartbeat struct {
+	Site      string    `json:"site"`
+	StartedAt time.Time `json:"started_at"`
+	// HeartbeatSeconds is the interval to the next one.
+	HeartbeatSeconds int64 `json:"heartbeat_seconds"`
+	// Running counts the commands the agent is working on.
+	Running int `json:"running"`
 }

@@ -43,7 +43,7 @@ func (e encoder) encode(ev catalog.Event) ([]catalog.Message, error) {
 		return e.event(ev, wire.Subscription(d))
 	case catalog.SigningKey:
 		return e.event(ev, wire.SigningKey(d))
-	case bus.FreshnessAlarm:
+	case bus.FreshnessAlarm, bus.AgentOnline, bus.AgentOffline:
 		return e.event(ev, d)
 	case bus.Trigger:
 		body, err := json.Marshal(d)

@@ -2,6 +2,7 @@ package siteagent_test
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/poll"
+	"github.com/pulpdist/pulpdist/libs/program"
 	"github.com/pulpdist/pulpdist/services/siteagent"
 )
 
@@ -175,5 +177,54 @@ func TestSyncProgressIsBounded(t *testing.T) {
 	}
 	if n := stored(t, quick, bus.EventFilter(bus.EntitySync, bus.ActionProgress)); n != 0 {
 		t.Errorf("a run shorter than the interval reported its progress %d times", n)
+	}
+}
+
+// TestAgentAnnouncesItsPresence: an agent says when it starts (with the
+// trees on disk), that it is alive while idle, and when it stops.
+func TestAgentAnnouncesItsPresence(t *testing.T) {
+	const every = 150 * time.Millisecond
+	withBeat := func(c *siteagent.Config) { c.HeartbeatInterval = every }
+	h := start(t, "site-a", withBeat)
+	online := follow[bus.AgentOnline](t, h, bus.EntityAgent, bus.ActionOnline)
+	beats := follow[bus.AgentHeartbeat](t, h, bus.EntityAgent, bus.ActionHeartbeat)
+	offline := follow[bus.AgentOffline](t, h, bus.EntityAgent, bus.ActionOffline)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	first := waitFor(t, "agent.online events", 1, online)[0]
+	if first.Site != "site-a" || first.Reason != bus.AgentStarted || first.Hostname != host || first.Version != program.Version ||
+		first.HeartbeatSeconds != 1 || len(first.Trees) != 0 || first.Since.IsZero() {
+		t.Errorf("agent.online of an agent with nothing on disk: %+v", first)
+	}
+	// Idle, it beats.
+	for _, b := range waitFor(t, "heartbeats", 3, beats) {
+		if b.Site != "site-a" || !b.StartedAt.Equal(first.Since) || b.Running != 0 || b.HeartbeatSeconds != 1 {
+			t.Errorf("heartbeat %+v of the agent started at %s", b, first.Since)
+		}
+	}
+	name, hash, root := h.storePack(t, "docs", randomTree(t, 30, 64<<10), nil)
+	if fin := h.run(t, bus.SyncCommand{RunID: "r1", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "docs", To: root,
+		Pack: name, PackHash: hash}); fin.Result != bus.ResultCompleted {
+		t.Fatalf("apply: %+v", fin)
+	}
+
+	h.stop()
+	off := waitFor(t, "agent.offline events", 1, offline)
+	if len(off) != 1 || off[0].Site != "site-a" || off[0].Reason != bus.AgentStopped || off[0].LastSeen != nil || off[0].Since.Before(first.Since) {
+		t.Errorf("agent.offline of a clean stop: %+v", off)
+	}
+	// The stopped agent has said its last word: the heartbeats stored now
+	// are all its; the next one is the new agent's.
+	n := stored(t, h, bus.EventFilter(bus.EntityAgent, bus.ActionHeartbeat))
+	h.startAgent(t, withBeat)
+	again := waitFor(t, "agent.online events", 2, online)[1]
+	if again.Reason != bus.AgentStarted || !again.Since.After(first.Since) || len(again.Trees) != 1 || again.Trees[0] != (bus.AgentTree{Tree: "docs", Version: root}) {
+		t.Errorf("agent.online after a restart with docs on disk: %+v", again)
+	}
+	if got := waitFor(t, "heartbeats", n+1, beats)[n]; !got.StartedAt.Equal(again.Since) {
+		t.Errorf("the restarted agent's heartbeat %+v, want started at %s", got, again.Since)
 	}
 }

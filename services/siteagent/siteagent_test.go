@@ -522,6 +522,9 @@ func TestConfigIsValidated(t *testing.T) {
 		{Site: "ok", DataDir: "/tmp"},
 		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: -time.Second},
 		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: siteagent.MinProgressInterval - 1},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: -time.Second},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: siteagent.MinHeartbeatInterval - 1},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: siteagent.MaxHeartbeatInterval + 1},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)
@@ -530,6 +533,11 @@ func TestConfigIsValidated(t *testing.T) {
 	for _, d := range []time.Duration{0, siteagent.MinProgressInterval, time.Minute} {
 		if err := (siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: d}).Validate(); err != nil {
 			t.Errorf("progress interval %s: %v", d, err)
+		}
+	}
+	for _, d := range []time.Duration{0, siteagent.MinHeartbeatInterval, siteagent.MaxHeartbeatInterval} {
+		if err := (siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: d}).Validate(); err != nil {
+			t.Errorf("heartbeat interval %s: %v", d, err)
 		}
 	}
 }
