@@ -15,11 +15,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -236,10 +238,21 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	health.Register(mux, append([]*health.Probe{s.probe}, cfg.ExtraProbes...)...)
 	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), httpapi.NewAuth(s.catalog, cfg.AdminToken, s.log), s.log)
 	mux.Handle("GET /{$}", dashboard.Handler())
-	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, mux); err != nil {
+	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, traced(mux)); err != nil {
 		return err
 	}
 	return nil
+}
+
+// traced makes every request of the REST API a server span named by its
+// route ("POST /api/v1/trees/{name}/sync"), continuing the trace of an
+// incoming W3C traceparent header: what the request changes, and the
+// events and trigger it sends through the outbox, are in that trace.
+// Health probes and the dashboard are not traced.
+func traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "inventory",
+		otelhttp.WithPropagators(telemetry.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }))
 }
 
 // URL is the base URL of the bound REST API, http://host:port.
