@@ -384,6 +384,28 @@ func TestEndToEnd(t *testing.T) {
 	_, runs := sync(traced, bus.ResultCompleted)
 	v1 := assertConverged()
 	assertOneTrace(t, spans, callerTrace, callerSpan)
+	// Computed once, fanned out: each site fetched the whole pack, once.
+	first := bus.DeltaID("demo", "", v1)
+	poll.Until(t, 10*time.Second, func() error {
+		served := map[string]bus.DeltaServed{}
+		for _, d := range find[bus.DeltaServed](t, events, "org.pulpdist.delta.served.v1") {
+			if d.Pack == first {
+				if _, twice := served[d.Site]; twice {
+					t.Fatalf("%s served %s twice", d.Site, first)
+				}
+				served[d.Site] = d
+			}
+		}
+		if len(served) != 2 {
+			return fmt.Errorf("delta.served of %s to %v, want site-a and site-b", first, keys(served))
+		}
+		for s, d := range served {
+			if d.Size == 0 || d.FetchedBytes != d.Size || d.ResumedBytes != 0 || d.To != v1 || (s != "site-a" && s != "site-b") {
+				t.Fatalf("delta.served %+v: want the whole pack fetched by site-a or site-b", d)
+			}
+		}
+		return nil
+	})
 	if runs["origin"].Result != string(bus.ResultCompleted) || runs["origin"].To != v1 {
 		t.Fatalf("origin run %+v, want COMPLETED at %s", runs["origin"], v1)
 	}
@@ -584,7 +606,8 @@ func TestEndToEnd(t *testing.T) {
 	// Every step was published as an event an outside tool could see.
 	for _, typ := range []string{
 		"tree.created", "site.created", "subscription.created", "sync.requested", "sync.started",
-		"snapshot.published", "delta.requested", "delta.computed", "delta.ready", "sync.finished",
+		"snapshot.published", "delta.requested", "delta.computed", "delta.ready", "delta.served", "sync.finished",
+		"agent.online",
 	} {
 		if len(find[map[string]any](t, events, bus.EventTypePrefix+typ+"."+bus.EventTypeVersion)) == 0 {
 			t.Errorf("no %s event seen", typ)
