@@ -58,6 +58,13 @@ func (p *progress) add(files, bytes int64) {
 	p.bytesDone += bytes
 }
 
+// started reports whether the run has entered a phase.
+func (p *progress) started() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.phase != ""
+}
+
 // event is the sync.progress of cmd's run as p stands, elapsed after its
 // start.
 func (p *progress) event(cmd bus.SyncCommand, elapsed time.Duration) bus.SyncProgress {
@@ -88,11 +95,8 @@ func (s *Service) reportProgress(ctx context.Context, cmd bus.SyncCommand, p *pr
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				p.mu.Lock()
-				started := p.phase != ""
-				p.mu.Unlock()
-				if !started {
-					continue
+				if !p.started() {
+					continue // nothing to tell yet
 				}
 				err := s.events.Publish(ctx, bus.EntitySync, bus.ActionProgress, about, p.event(cmd, time.Since(start)))
 				if err != nil && ctx.Err() == nil {
