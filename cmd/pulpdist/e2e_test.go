@@ -95,13 +95,18 @@ func subscribeEvents(t *testing.T, url string) *eventLog {
 	return l
 }
 
-// assertOneTrace checks that the first sync of tree demo is one connected
-// trace: from the scheduler's taking of the trigger, through the origin's
-// snapshot, the delta-cache's computation, each site's fetch and apply,
-// to the inventory's recording of each result.
-func assertOneTrace(t *testing.T, rec *tracetest.SpanRecorder) {
+// assertOneTrace checks that the first sync of tree demo, asked for by a
+// caller in trace traceID (its span parentID), is one connected trace in
+// it: from the inventory's handling of the REST request and the
+// publication of the trigger from its outbox, through the scheduler's
+// taking of the trigger, the origin's snapshot, the delta-cache's
+// computation, each site's fetch and apply, to the inventory's recording
+// of each result.
+func assertOneTrace(t *testing.T, rec *tracetest.SpanRecorder, traceID, parentID string) {
 	t.Helper()
+	const request = "POST /api/v1/trees/{name}/sync"
 	want := []string{
+		request, "publish pulpdist.trigger.demo",
 		"scheduler-triggers: process pulpdist.trigger.demo",
 		"siteagent-origin: process pulpdist.sync.origin.demo", "snapshot",
 		"scheduler-snapshots: process pulpdist.snapshot.demo",
@@ -121,48 +126,52 @@ func assertOneTrace(t *testing.T, rec *tracetest.SpanRecorder) {
 	}
 	var trace []sdktrace.ReadOnlySpan
 	poll.Until(t, 30*time.Second, func() error {
-		ended := rec.Ended()
-		var root sdktrace.ReadOnlySpan
-		for _, s := range ended {
-			if name(s) == want[0] && (root == nil || s.StartTime().Before(root.StartTime())) {
-				root = s
-			}
-		}
-		if root == nil {
-			return errors.New("no span of the scheduler taking the trigger")
-		}
 		trace = trace[:0]
 		seen := map[string]bool{}
-		for _, s := range ended {
-			if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID().String() == traceID {
 				trace = append(trace, s)
 				seen[name(s)] = true
 			}
 		}
 		for _, w := range want {
 			if !seen[w] {
-				return fmt.Errorf("trace %s has no span %q (%d spans)", root.SpanContext().TraceID(), w, len(trace))
+				return fmt.Errorf("trace %s has no span %q (%d spans)", traceID, w, len(trace))
 			}
 		}
 		return nil
 	})
-	// Connected: every span's parent is in the trace, bar the root's.
+	// Connected: every span's parent is in the trace, bar the request's,
+	// which is the caller's span.
 	ids := map[string]bool{}
 	for _, s := range trace {
 		ids[s.SpanContext().SpanID().String()] = true
 	}
-	roots := 0
+	entries := 0
 	for _, s := range trace {
 		switch {
 		case !s.Parent().IsValid():
-			roots++
-		case !ids[s.Parent().SpanID().String()]:
+			t.Errorf("span %q of the sync's trace is a root: the caller's span is", name(s))
+		case ids[s.Parent().SpanID().String()]:
+		case name(s) == request && s.Parent().SpanID().String() == parentID && s.Parent().IsRemote():
+			entries++
+		default:
 			t.Errorf("span %q of the sync's trace has a parent outside it", name(s))
 		}
 	}
-	if roots != 1 {
-		t.Errorf("the sync's trace has %d roots, want 1", roots)
+	if entries != 1 {
+		t.Errorf("the sync's trace enters %d times from the caller's span, want once, by the request", entries)
 	}
+}
+
+// traceparentHeader sends every request with a W3C traceparent header:
+// a caller in a trace of its own.
+type traceparentHeader string
+
+func (h traceparentHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("traceparent", string(h))
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // find returns the data of every event of a type, decoded as T.
@@ -326,9 +335,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	sync := func(want bus.Result) (string, map[string]inventoryapi.Run) {
+	// sync asks for a sync of demo with asker, and waits for its runs.
+	sync := func(asker *inventoryapi.Client, want bus.Result) (string, map[string]inventoryapi.Run) {
 		t.Helper()
-		acc, err := c.Sync(ctx, "demo")
+		acc, err := asker.Sync(ctx, "demo")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,10 +377,35 @@ func TestEndToEnd(t *testing.T) {
 		return want.Root()
 	}
 
-	// Run 1: both sites start empty.
-	_, runs := sync(bus.ResultCompleted)
+	// Run 1: both sites start empty. It is asked for by a caller in a
+	// trace of its own, which the sync continues.
+	const callerTrace, callerSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	traced := inventoryapi.NewClient(st.APIURL, &http.Client{Transport: traceparentHeader("00-" + callerTrace + "-" + callerSpan + "-01")}).WithToken(st.Token)
+	_, runs := sync(traced, bus.ResultCompleted)
 	v1 := assertConverged()
-	assertOneTrace(t, spans)
+	assertOneTrace(t, spans, callerTrace, callerSpan)
+	// Computed once, fanned out: each site fetched the whole pack, once.
+	first := bus.DeltaID("demo", "", v1)
+	poll.Until(t, 10*time.Second, func() error {
+		served := map[string]bus.DeltaServed{}
+		for _, d := range find[bus.DeltaServed](t, events, "org.pulpdist.delta.served.v1") {
+			if d.Pack == first {
+				if _, twice := served[d.Site]; twice {
+					t.Fatalf("%s served %s twice", d.Site, first)
+				}
+				served[d.Site] = d
+			}
+		}
+		if len(served) != 2 {
+			return fmt.Errorf("delta.served of %s to %v, want site-a and site-b", first, keys(served))
+		}
+		for s, d := range served {
+			if d.Size == 0 || d.FetchedBytes != d.Size || d.ResumedBytes != 0 || d.To != v1 || (s != "site-a" && s != "site-b") {
+				t.Fatalf("delta.served %+v: want the whole pack fetched by site-a or site-b", d)
+			}
+		}
+		return nil
+	})
 	if runs["origin"].Result != string(bus.ResultCompleted) || runs["origin"].To != v1 {
 		t.Fatalf("origin run %+v, want COMPLETED at %s", runs["origin"], v1)
 	}
@@ -390,7 +425,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.Symlink("bin/run.sh", filepath.Join(src, "link")); err != nil { // retargeted
 		t.Fatal(err)
 	}
-	_, runs = sync(bus.ResultCompleted)
+	_, runs = sync(c, bus.ResultCompleted)
 	v2 := assertConverged()
 	if v2 == v1 {
 		t.Fatal("the version did not change")
@@ -571,7 +606,8 @@ func TestEndToEnd(t *testing.T) {
 	// Every step was published as an event an outside tool could see.
 	for _, typ := range []string{
 		"tree.created", "site.created", "subscription.created", "sync.requested", "sync.started",
-		"snapshot.published", "delta.requested", "delta.computed", "delta.ready", "sync.finished",
+		"snapshot.published", "delta.requested", "delta.computed", "delta.ready", "delta.served", "sync.finished",
+		"agent.online",
 	} {
 		if len(find[map[string]any](t, events, bus.EventTypePrefix+typ+"."+bus.EventTypeVersion)) == 0 {
 			t.Errorf("no %s event seen", typ)

@@ -263,6 +263,7 @@ var eventCases = []struct {
 	{bus.EntitySync, bus.ActionRequested, aboutTree, "SyncRequested"},
 	{bus.EntitySync, bus.ActionStarted, aboutTreeSite, "SyncStarted"},
 	{bus.EntitySync, bus.ActionFinished, aboutTreeSite, "SyncFinished"},
+	{bus.EntitySync, bus.ActionProgress, aboutTreeSite, "SyncProgress"},
 	{bus.EntitySnapshot, bus.ActionPublished, aboutTreeSite, "Snapshot"},
 	{bus.EntityDelta, bus.ActionRequested, aboutTree, "DeltaRequest"},
 	{bus.EntityDelta, bus.ActionComputed, aboutTree, "DeltaComputed"},
@@ -271,9 +272,11 @@ var eventCases = []struct {
 	{bus.EntityAlarm, bus.ActionRaised, aboutTreeSite, "FreshnessAlarm"},
 	{bus.EntityAlarm, bus.ActionCleared, aboutTreeSite, "FreshnessAlarm"},
 	{bus.EntityDelta, bus.ActionReady, aboutTree, "DeltaReady"},
+	{bus.EntityDelta, bus.ActionServed, aboutTreeSite, "DeltaServed"},
 	{bus.EntityTree, bus.ActionCreated, aboutTree, "Tree"},
 	{bus.EntitySite, bus.ActionCreated, aboutSite, "Site"},
 	{bus.EntitySubscription, bus.ActionCreated, aboutTreeSite, "Subscription"},
+	{bus.EntitySubscription, bus.ActionUpdated, aboutTreeSite, "Subscription"},
 	{bus.EntityTree, bus.ActionUpdated, aboutTree, "Tree"},
 	{bus.EntitySite, bus.ActionUpdated, aboutSite, "Site"},
 	{bus.EntityTree, bus.ActionDeleted, aboutTree, "Tree"},
@@ -281,6 +284,9 @@ var eventCases = []struct {
 	{bus.EntitySubscription, bus.ActionDeleted, aboutTreeSite, "Subscription"},
 	{bus.EntityKey, bus.ActionAdded, aboutNothing, "SigningKey"},
 	{bus.EntityKey, bus.ActionRevoked, aboutNothing, "SigningKey"},
+	{bus.EntityAgent, bus.ActionOnline, aboutSite, "AgentOnline"},
+	{bus.EntityAgent, bus.ActionOffline, aboutSite, "AgentOffline"},
+	{bus.EntityAgent, bus.ActionHeartbeat, aboutSite, "AgentHeartbeat"},
 }
 
 // TestAsyncAPIEvents checks each event the services publish: a channel on
@@ -414,9 +420,15 @@ func TestAsyncAPISchemas(t *testing.T) {
 		"SyncRequested":  bus.SyncRequested{},
 		"SyncStarted":    bus.SyncStarted{},
 		"SyncFinished":   bus.SyncFinished{},
+		"SyncProgress":   bus.SyncProgress{},
+		"AgentOnline":    bus.AgentOnline{},
+		"AgentOffline":   bus.AgentOffline{},
+		"AgentHeartbeat": bus.AgentHeartbeat{},
+		"AgentTree":      bus.AgentTree{},
 		"DeltaComputed":  bus.DeltaComputed{},
 		"GuardTripped":   bus.GuardTripped{},
 		"DeltaDeleted":   bus.DeltaDeleted{},
+		"DeltaServed":    bus.DeltaServed{},
 		"FreshnessAlarm": bus.FreshnessAlarm{},
 		"Tree":           inventoryapi.Tree{},
 		"Site":           inventoryapi.Site{},
@@ -500,6 +512,9 @@ func TestAsyncAPIMatchesServer(t *testing.T) {
 		}
 		if want := mustDuration(t, node(doc, "x-pulpdist-jetstream", "duplicateWindow")); cfg.Duplicates != want {
 			t.Errorf("stream %s duplicate window %s, documented %s", name, cfg.Duplicates, want)
+		}
+		if want := node(s, "allowMsgTTL") == true; cfg.AllowMsgTTL != want {
+			t.Errorf("stream %s allows message TTLs: %t, documented %t", name, cfg.AllowMsgTTL, want)
 		}
 	}
 	for _, b := range node(doc, "x-pulpdist-jetstream", "keyValue").([]any) {

@@ -237,6 +237,63 @@ func TestEventsArePublishedAsCloudEvents(t *testing.T) {
 	}
 }
 
+// TestTransientEvents: an event published transient carries its TTL
+// (Nats-TTL) and the stream removes it when it runs out, while an
+// ordinary event stays; an events stream made before TTLs were allowed
+// is given them by Ensure, its events kept.
+func TestTransientEvents(t *testing.T) {
+	nc, js, err := bus.Connect(t.Context(), natstest.Start(t), "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// The events stream as an older release made it.
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: bus.StreamEvents, Subjects: []string{bus.EventsPrefix + ".>"},
+		MaxAge: bus.EventRetention, Duplicates: bus.DuplicateWindow, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	ev := bus.NewEvents(js, "/pulpdist/test")
+	about := bus.About{Site: "paris"}
+	kept := bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted, Since: time.Now().UTC()}
+	if err := ev.Publish(t.Context(), bus.EntityAgent, bus.ActionOnline, about, kept); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.Ensure(t.Context(), js); err != nil {
+		t.Fatalf("Ensure over the older events stream: %v", err)
+	}
+	st, err := js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.CachedInfo().Config.AllowMsgTTL {
+		t.Fatal("the events stream does not allow message TTLs after Ensure")
+	}
+	beat := bus.AgentHeartbeat{Site: "paris", StartedAt: time.Now().UTC(), HeartbeatSeconds: 1}
+	if err := ev.PublishTransient(t.Context(), bus.EntityAgent, bus.ActionHeartbeat, about, time.Second, beat); err != nil {
+		t.Fatal(err)
+	}
+	subject := bus.EventSubject(bus.EntityAgent, bus.ActionHeartbeat, about)
+	raw, err := st.GetLastMsgForSubject(t.Context(), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := raw.Header.Get("Nats-TTL"); got != "1s" {
+		t.Errorf("transient event's Nats-TTL %q, want 1s", got)
+	}
+	if _, got, err := bus.DecodeEvent[bus.AgentHeartbeat](raw.Data); err != nil || got.Site != "paris" {
+		t.Errorf("transient event decodes to %+v, %v", got, err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		if _, err := st.GetLastMsgForSubject(t.Context(), subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("the heartbeat is still stored (%w)", err)
+		}
+		return nil
+	})
+	if _, err := st.GetLastMsgForSubject(t.Context(), bus.EventSubject(bus.EntityAgent, bus.ActionOnline, about)); err != nil {
+		t.Errorf("the ordinary event went too: %v", err)
+	}
+}
+
 // TestConsumeAcksByErrorClass checks the one place acks are decided: a
 // handled message is acked once, a permanent error terminates the message
 // after one delivery, a transient one is redelivered until it succeeds.

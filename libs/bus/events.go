@@ -115,12 +115,24 @@ func (e *Events) Publish(ctx context.Context, entity, action string, about About
 	return e.PublishKeyed(ctx, entity, action, about, "", data)
 }
 
+// PublishTransient sends one event with a random id that the stream keeps
+// for ttl only (a per-message TTL), not the stream's retention: news that
+// is stale soon, such as an agent's heartbeat, which would otherwise fill
+// the replayable history.
+func (e *Events) PublishTransient(ctx context.Context, entity, action string, about About, ttl time.Duration, data any) error {
+	return e.publish(ctx, entity, action, about, "", data, jetstream.WithMsgTTL(ttl))
+}
+
 // PublishKeyed sends one event and waits for the stream to store it. key
 // names the fact the event states (a run id, a delta id); the event id is
 // derived from it (EventID) and doubles as Nats-Msg-Id, so publishing the
 // same fact twice within DuplicateWindow stores it once. An empty key gives
 // a random id.
-func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) (err error) {
+func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about About, key string, data any) error {
+	return e.publish(ctx, entity, action, about, key, data)
+}
+
+func (e *Events) publish(ctx context.Context, entity, action string, about About, key string, data any, opts ...jetstream.PublishOpt) (err error) {
 	subject := EventSubject(entity, action, about)
 	ctx, end := startSpan(ctx, "publish "+subject, trace.SpanKindProducer, subject)
 	defer func() { end(err) }()
@@ -128,7 +140,7 @@ func (e *Events) PublishKeyed(ctx context.Context, entity, action string, about 
 	if err != nil {
 		return err
 	}
-	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	if _, err := e.js.PublishMsg(ctx, msg, append(opts, jetstream.WithMsgID(id))...); err != nil {
 		return fmt.Errorf("publish event %s.%s: %w", entity, action, err)
 	}
 	return nil
@@ -212,6 +224,7 @@ const (
 	EntityKey          = "key"
 	EntityGuard        = "guard"
 	EntityAlarm        = "alarm"
+	EntityAgent        = "agent"
 
 	ActionCreated   = "created"
 	ActionUpdated   = "updated"
@@ -227,6 +240,11 @@ const (
 	ActionTripped   = "tripped"
 	ActionRaised    = "raised"
 	ActionCleared   = "cleared"
+	ActionServed    = "served"
+	ActionProgress  = "progress"
+	ActionOnline    = "online"
+	ActionOffline   = "offline"
+	ActionHeartbeat = "heartbeat"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -263,6 +281,49 @@ type SyncFinished struct {
 	Bytes      int64       `json:"bytes"`
 	DurationMS int64       `json:"duration_ms"`
 	FinishedAt time.Time   `json:"finished_at"`
+}
+
+// The phases of a run (SyncProgress.Phase).
+const (
+	// PhaseScan: an origin scans the tree's source.
+	PhaseScan = "scan"
+	// PhaseUpload: an origin stores the contents the blob store lacks.
+	PhaseUpload = "upload"
+	// PhaseFetch: a site fetches the pack.
+	PhaseFetch = "fetch"
+	// PhaseApply: a site builds the version beside the served one,
+	// verifies it and switches to it.
+	PhaseApply = "apply"
+)
+
+// SyncProgress is the data of sync.progress: how far a running sync is.
+// A site-agent publishes it at most once per its progress interval while
+// a run lasts, so none for a run shorter than that, and always before the
+// run's sync.finished.
+type SyncProgress struct {
+	RunID     string      `json:"run_id"`
+	TriggerID string      `json:"trigger_id"`
+	Site      string      `json:"site"`
+	Tree      string      `json:"tree"`
+	Kind      CommandKind `json:"kind"`
+	From      string      `json:"from,omitempty"`
+	To        string      `json:"to,omitempty"`
+	// Phase is PhaseScan, PhaseUpload, PhaseFetch or PhaseApply.
+	Phase string `json:"phase"`
+	// BytesDone is what the run has moved so far: the pack's bytes on
+	// disk (a resumed fetch's included) once fetching, the contents
+	// stored once uploading. It never decreases within one delivery of
+	// the command. BytesTotal is the pack's size, or the size of the
+	// contents an upload may have to store (those found stored are
+	// skipped); 0 while unknown.
+	BytesDone  int64 `json:"bytes_done"`
+	BytesTotal int64 `json:"bytes_total,omitempty"`
+	// FilesDone and FilesTotal count the contents an upload stored and
+	// may have to store; 0 where files are not counted.
+	FilesDone  int64 `json:"files_done"`
+	FilesTotal int64 `json:"files_total,omitempty"`
+	// ElapsedMS is the time since the run started.
+	ElapsedMS int64 `json:"elapsed_ms"`
 }
 
 // FreshnessAlarm is the data of alarm.raised (a site is further behind
@@ -335,4 +396,106 @@ type DeltaComputed struct {
 	Sites    int    `json:"sites"`
 	Segments int    `json:"segments"`
 	Refined  int    `json:"refined"`
+}
+
+// The ways a site-agent fetches a pack (DeltaServed.Method).
+const (
+	// FetchDirect: one direct get per chunk (a pack of a few chunks).
+	FetchDirect = "direct"
+	// FetchConsumer: an ordered consumer on the chunks (a larger pack).
+	FetchConsumer = "consumer"
+	// FetchNone: nothing was left to fetch; an interrupted fetch had
+	// received the whole pack.
+	FetchNone = "none"
+)
+
+// DeltaServed is the data of delta.served: a site-agent fetched a pack
+// from the deltas store for a run. A pack computed once (one
+// delta.computed) and applied at N sites is served N times.
+type DeltaServed struct {
+	RunID     string `json:"run_id"`
+	TriggerID string `json:"trigger_id"`
+	Site      string `json:"site"`
+	Tree      string `json:"tree"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Pack      string `json:"pack"`
+	// Size is the pack's; FetchedBytes crossed the site's link for this
+	// fetch, ResumedBytes were on disk already from an interrupted one
+	// (FetchedBytes + ResumedBytes = Size).
+	Size         int64 `json:"size"`
+	FetchedBytes int64 `json:"fetched_bytes"`
+	ResumedBytes int64 `json:"resumed_bytes"`
+	// Method is FetchDirect, FetchConsumer or FetchNone.
+	Method     string `json:"method"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Why an agent is online or offline (AgentOnline.Reason,
+// AgentOffline.Reason).
+const (
+	// AgentStarted: the agent announced its start.
+	AgentStarted = "started"
+	// AgentStopped: the agent announced a clean stop.
+	AgentStopped = "stopped"
+	// AgentHeartbeatLost: the inventory heard nothing from the agent for
+	// longer than its PULPDIST_AGENT_OFFLINE_AFTER.
+	AgentHeartbeatLost = "heartbeat lost"
+	// AgentHeartbeatResumed: the inventory heard again from an agent it
+	// had reported offline.
+	AgentHeartbeatResumed = "heartbeat resumed"
+)
+
+// AgentHeartbeatTTL is how long the events stream keeps an agent's
+// heartbeat (bus.Events.PublishTransient): long enough for a consumer
+// that was away a while, not the replayable history.
+const AgentHeartbeatTTL = time.Hour
+
+// AgentTree is a tree an agent serves and the version it serves.
+type AgentTree struct {
+	Tree    string `json:"tree"`
+	Version string `json:"version"`
+}
+
+// AgentOnline is the data of agent.online: a site-agent started (its own
+// event, Reason AgentStarted, saying what it runs), or the inventory
+// heard again from the agent of a site it had reported offline (Reason
+// AgentHeartbeatResumed).
+type AgentOnline struct {
+	Site   string `json:"site"`
+	Reason string `json:"reason"`
+	// Since is when the agent started, or was heard from again.
+	Since time.Time `json:"since"`
+	// Version, Hostname, HeartbeatSeconds (how often it sends
+	// agent.heartbeat) and Trees (the replicas on disk with the version
+	// each serves) describe the agent that started; the agent's own
+	// event only.
+	Version          string      `json:"version,omitempty"`
+	Hostname         string      `json:"hostname,omitempty"`
+	HeartbeatSeconds int64       `json:"heartbeat_seconds,omitempty"`
+	Trees            []AgentTree `json:"trees,omitempty"`
+}
+
+// AgentOffline is the data of agent.offline: a site-agent stops cleanly
+// (its own event, Reason AgentStopped), or the inventory has not heard
+// from it for too long (Reason AgentHeartbeatLost, with LastSeen).
+type AgentOffline struct {
+	Site   string `json:"site"`
+	Reason string `json:"reason"`
+	// Since is when the agent stopped, or the inventory found it silent.
+	Since time.Time `json:"since"`
+	// LastSeen is the time of the agent's last event the inventory had.
+	LastSeen *time.Time `json:"last_seen,omitempty"`
+}
+
+// AgentHeartbeat is the data of agent.heartbeat, which a site-agent sends
+// every HeartbeatSeconds, so that an idle agent is not taken for a lost
+// one. The stream keeps it AgentHeartbeatTTL.
+type AgentHeartbeat struct {
+	Site      string    `json:"site"`
+	StartedAt time.Time `json:"started_at"`
+	// HeartbeatSeconds is the interval to the next one.
+	HeartbeatSeconds int64 `json:"heartbeat_seconds"`
+	// Running counts the commands the agent is working on.
+	Running int `json:"running"`
 }

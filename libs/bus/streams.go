@@ -80,7 +80,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts ...EnsureOption) (
 		{Name: StreamSnapshots, Subjects: []string{"pulpdist.snapshot.>"}, MaxMsgsPerSubject: 100, Duplicates: DuplicateWindow},
 		{Name: StreamDeltaReq, Subjects: []string{"pulpdist.delta.req.>"}, Retention: jetstream.WorkQueuePolicy, Duplicates: DuplicateWindow},
 		{Name: StreamDeltaReady, Subjects: []string{"pulpdist.delta.ready.>"}, MaxAge: 7 * 24 * time.Hour, Duplicates: DuplicateWindow},
-		{Name: StreamEvents, Subjects: []string{EventsPrefix + ".>"}, MaxAge: EventRetention, Duplicates: DuplicateWindow},
+		// Events may carry a TTL of their own (Events.PublishTransient).
+		{Name: StreamEvents, Subjects: []string{EventsPrefix + ".>"}, MaxAge: EventRetention, Duplicates: DuplicateWindow, AllowMsgTTL: true},
 		{Name: StreamDead, Subjects: []string{"pulpdist.dead.>"}, MaxAge: EventRetention, Duplicates: DuplicateWindow},
 	}
 	for _, cfg := range streams {

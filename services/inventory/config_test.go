@@ -53,6 +53,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		"PULPDIST_ACCEPT_UNSIGNED_REPORTS": "true",
 		"PULPDIST_EVENTS_MAX_AGE":          "2160h",
 		"PULPDIST_EVENTS_MAX_MB":           "512",
+		"PULPDIST_AGENT_OFFLINE_AFTER":     "15m",
 	}
 	cfg, err := parse(t, env, "-database-url", "sqlite:///var/lib/pulpdist/inventory.db")
 	if err != nil {
@@ -60,6 +61,9 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	}
 	if l := cfg.EventLimits(); l.MaxAge != 90*24*time.Hour || l.MaxBytes != 512<<20 {
 		t.Fatalf("event limits %+v from PULPDIST_EVENTS_MAX_AGE=2160h, PULPDIST_EVENTS_MAX_MB=512", l)
+	}
+	if cfg.AgentOfflineAfter != 15*time.Minute {
+		t.Fatalf("agent offline after %s from PULPDIST_AGENT_OFFLINE_AFTER=15m", cfg.AgentOfflineAfter)
 	}
 	if !cfg.Migrate || !cfg.AcceptUnsignedReports {
 		t.Fatal("PULPDIST_MIGRATE=true or PULPDIST_ACCEPT_UNSIGNED_REPORTS=true did not set its field")
@@ -75,7 +79,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	s := config.New("inventory", func(string) (string, bool) { return "", false })
 	cfg.Bind(s)
 	names = s.EnvVars()
-	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_ALARM_INTERVAL,PULPDIST_DATABASE_URL,PULPDIST_EVENTS_MAX_AGE,PULPDIST_EVENTS_MAX_MB,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
+	if got := strings.Join(names, ","); got != "PULPDIST_ACCEPT_UNSIGNED_REPORTS,PULPDIST_ADMIN_TOKEN,PULPDIST_AGENT_OFFLINE_AFTER,PULPDIST_ALARM_INTERVAL,PULPDIST_DATABASE_URL,PULPDIST_EVENTS_MAX_AGE,PULPDIST_EVENTS_MAX_MB,PULPDIST_HTTP_ADDR,PULPDIST_LOG_FORMAT,PULPDIST_LOG_LEVEL,PULPDIST_MIGRATE,PULPDIST_NATS_URL" {
 		t.Fatalf("env vars = %s", got)
 	}
 }
@@ -95,6 +99,8 @@ func TestConfigValidate(t *testing.T) {
 		{"log level", func(c *inventory.Config) { c.LogLevel = "loud" }, "log level"},
 		{"nil probe", func(c *inventory.Config) { c.ExtraProbes = []*health.Probe{nil} }, "probe 0 is nil"},
 		{"negative republish", func(c *inventory.Config) { c.KeyRepublish = -time.Second }, "key republish interval -1s is negative"},
+		{"negative offline threshold", func(c *inventory.Config) { c.AgentOfflineAfter = -time.Minute }, "agent offline after -1m0s: want 1s or more"},
+		{"offline threshold below a second", func(c *inventory.Config) { c.AgentOfflineAfter = 500 * time.Millisecond }, "agent offline after 500ms"},
 		{"events kept a minute", func(c *inventory.Config) { c.EventsMaxAge = time.Minute }, "events max age 1m0s: want an hour or more"},
 		{"negative events age", func(c *inventory.Config) { c.EventsMaxAge = -time.Hour }, "events max age -1h0m0s"},
 		{"negative events size", func(c *inventory.Config) { c.EventsMaxMB = -1 }, "events max MiB -1"},

@@ -15,12 +15,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -51,6 +53,10 @@ const DefaultKeyRepublish = time.Minute
 // DefaultAlarmInterval is how often freshness alarms are checked.
 const DefaultAlarmInterval = time.Minute
 
+// MinAgentOfflineAfter bounds Config.AgentOfflineAfter: below a second,
+// an agent's heartbeats could not keep up.
+const MinAgentOfflineAfter = time.Second
+
 // Config is the inventory's configuration.
 type Config struct {
 	NATSURL string
@@ -71,8 +77,13 @@ type Config struct {
 	// again (0: DefaultKeyRepublish); not read from the environment.
 	KeyRepublish time.Duration
 	// AlarmInterval is how often freshness alarms are raised and cleared
-	// (alarm.raised, alarm.cleared); 0 is DefaultAlarmInterval.
+	// (alarm.raised, alarm.cleared), and silent agents reported offline;
+	// 0 is DefaultAlarmInterval.
 	AlarmInterval time.Duration
+	// AgentOfflineAfter is how long a site's agent may be silent, not
+	// even sending heartbeats, before the inventory reports it offline
+	// (agent.offline); 0 is catalog.DefaultAgentOfflineAfter.
+	AgentOfflineAfter time.Duration
 	// AdminToken, when set, is accepted as an admin bearer token: the
 	// bootstrap token that makes the first stored tokens (docs/operations.md).
 	AdminToken string
@@ -103,7 +114,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.Bool(&c.Migrate, "migrate", "PULPDIST_MIGRATE", false, "apply pending database migrations at start (without it, a schema that is not current stops the inventory)")
 	s.Bool(&c.AcceptUnsignedReports, "accept-unsigned-reports", "PULPDIST_ACCEPT_UNSIGNED_REPORTS", false,
 		"also apply site-agents' events that are not signed with an agent token, believing the site their source names (for agents not yet given PULPDIST_AGENT_TOKEN; signed ones are checked all the same)")
-	s.Duration(&c.AlarmInterval, "alarm-interval", "PULPDIST_ALARM_INTERVAL", DefaultAlarmInterval, "how often freshness alarms are raised and cleared (alarm.raised, alarm.cleared events)")
+	s.Duration(&c.AlarmInterval, "alarm-interval", "PULPDIST_ALARM_INTERVAL", DefaultAlarmInterval, "how often freshness alarms are raised and cleared (alarm.raised, alarm.cleared events) and silent agents reported offline")
+	s.Duration(&c.AgentOfflineAfter, "agent-offline-after", "PULPDIST_AGENT_OFFLINE_AFTER", catalog.DefaultAgentOfflineAfter, "how long a site's agent may be silent before it is reported offline (agent.offline); several of the agents' PULPDIST_HEARTBEAT_INTERVAL")
 	s.String(&c.AdminToken, "admin-token", "PULPDIST_ADMIN_TOKEN", "", "bootstrap admin bearer token, at least 32 printable characters (prefer the env var: flags show in ps)")
 	s.Duration(&c.EventsMaxAge, "events-max-age", "PULPDIST_EVENTS_MAX_AGE", bus.EventRetention, "how long events stay replayable in the PULPDIST_EVENTS stream")
 	s.Int(&c.EventsMaxMB, "events-max-mb", "PULPDIST_EVENTS_MAX_MB", 0, "the most MiB the PULPDIST_EVENTS stream keeps, the oldest events removed first (0: no size bound)")
@@ -147,6 +159,9 @@ func (c Config) Validate() error {
 	if c.AlarmInterval < 0 {
 		errs = append(errs, fmt.Errorf("alarm interval %s is negative", c.AlarmInterval))
 	}
+	if c.AgentOfflineAfter < 0 || c.AgentOfflineAfter > 0 && c.AgentOfflineAfter < MinAgentOfflineAfter {
+		errs = append(errs, fmt.Errorf("agent offline after %s: want %s or more (0: %s)", c.AgentOfflineAfter, MinAgentOfflineAfter, catalog.DefaultAgentOfflineAfter))
+	}
 	if c.KeyRepublish < 0 {
 		errs = append(errs, fmt.Errorf("key republish interval %s is negative", c.KeyRepublish))
 	}
@@ -174,8 +189,10 @@ type Service struct {
 
 	// republish is how often the trusted signing keys are published again.
 	republish time.Duration
-	// alarms is how often freshness alarms are checked.
-	alarms time.Duration
+	// alarms is how often freshness alarms are checked, and silent agents;
+	// offlineAfter is how long an agent may be silent.
+	alarms       time.Duration
+	offlineAfter time.Duration
 	// reports says how site-agents' events are authenticated.
 	reports events.Reports
 }
@@ -191,8 +208,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish,
-		alarms:  cmp.Or(cfg.AlarmInterval, DefaultAlarmInterval),
-		reports: events.Reports{RequireSigned: !cfg.AcceptUnsignedReports}}
+		alarms:       cmp.Or(cfg.AlarmInterval, DefaultAlarmInterval),
+		offlineAfter: cmp.Or(cfg.AgentOfflineAfter, catalog.DefaultAgentOfflineAfter),
+		reports:      events.Reports{RequireSigned: !cfg.AcceptUnsignedReports}}
 	if s.republish == 0 {
 		s.republish = DefaultKeyRepublish
 	}
@@ -232,11 +250,13 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	metrics.Register(mux, reg)
 	httpapi.Register(mux, httpapi.MakeEndpoints(s.catalog), httpapi.NewAuth(s.catalog, cfg.AdminToken, s.log), s.log)
 	mux.Handle("GET /{$}", dashboard.Handler())
-	handler, err := metrics.HTTP(reg, "inventory", mux)
+	// Counted inside the span: the ServeMux sets the route on the request
+	// the tracing hands on.
+	counted, err := metrics.HTTP(reg, "inventory", mux)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, handler); err != nil {
+	if s.http, err = httpserve.Listen(ctx, cfg.HTTPAddr, traced(counted)); err != nil {
 		return err
 	}
 	return nil
@@ -258,6 +278,17 @@ func (s *Service) registerMetrics(reg *prometheus.Registry) error {
 		}
 	}
 	return nil
+}
+
+// traced makes every request of the REST API a server span named by its
+// route ("POST /api/v1/trees/{name}/sync"), continuing the trace of an
+// incoming W3C traceparent header: what the request changes, and the
+// events and trigger it sends through the outbox, are in that trace.
+// Health probes and the dashboard are not traced.
+func traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "inventory",
+		otelhttp.WithPropagators(telemetry.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }))
 }
 
 // URL is the base URL of the bound REST API, http://host:port.
@@ -311,8 +342,8 @@ func (s *Service) republishKeys(ctx context.Context) {
 }
 
 // checkAlarms raises and clears freshness alarms every s.alarms until ctx
-// ends (catalog.CheckAlarms). A failure is logged; the next round tries
-// again.
+// ends (catalog.CheckAlarms), and reports silent agents (checkAgents). A
+// failure is logged; the next round tries again.
 func (s *Service) checkAlarms(ctx context.Context) {
 	every(ctx, s.alarms, func(ctx context.Context) {
 		raised, cleared, err := s.catalog.CheckAlarms(ctx)
@@ -322,7 +353,32 @@ func (s *Service) checkAlarms(ctx context.Context) {
 		if raised+cleared > 0 {
 			s.log.Info("freshness alarms", "raised", raised, "cleared", cleared)
 		}
+		s.checkAgents(ctx)
 	})
+}
+
+// checkAgents reports offline the agents silent for longer than
+// s.offlineAfter (catalog.CheckAgents), once the inventory has handled
+// every event stored: a heartbeat waiting in the stream, after a restart
+// of the inventory or a burst of events, is not silence.
+func (s *Service) checkAgents(ctx context.Context) {
+	info, err := s.consumer.Info(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("agents not checked: consumer state unknown", "err", err)
+		}
+		return
+	}
+	if info.NumPending > 0 || info.NumAckPending > 0 {
+		return // the next round, once the events are in
+	}
+	lost, err := s.catalog.CheckAgents(ctx, s.offlineAfter)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("agents not checked", "err", err)
+	}
+	if lost > 0 {
+		s.log.Info("agents silent, reported offline", "agents", lost, "after", s.offlineAfter)
+	}
 }
 
 // Close releases what New acquired, for a service that will not Run. It

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/telemetry"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 	"github.com/pulpdist/pulpdist/services/inventory/internal/wire"
 )
@@ -30,27 +31,42 @@ const (
 
 // encoder renders the catalog's events as the messages the outbox keeps:
 // CloudEvents on pulpdist.evt.>, and for a sync request the trigger for
-// the scheduler before its sync.requested event.
+// the scheduler before its sync.requested event. Each message keeps the
+// trace context of the change (a REST request's, an event handler's),
+// which the relay publishes it within; events carry it in their body too.
 type encoder struct{ events *bus.Events }
 
-func (e encoder) encode(ev catalog.Event) ([]catalog.Message, error) {
+func (e encoder) encode(ctx context.Context, ev catalog.Event) ([]catalog.Message, error) {
+	msgs, err := e.messages(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	tc := propagation.MapCarrier{}
+	telemetry.Propagator.Inject(ctx, tc)
+	for i := range msgs {
+		msgs[i].TraceParent, msgs[i].TraceState = tc.Get("traceparent"), tc.Get("tracestate")
+	}
+	return msgs, nil
+}
+
+func (e encoder) messages(ctx context.Context, ev catalog.Event) ([]catalog.Message, error) {
 	switch d := ev.Data.(type) {
 	case catalog.Site:
-		return e.event(ev, wire.Site(d))
+		return e.event(ctx, ev, wire.Site(d))
 	case catalog.Tree:
-		return e.event(ev, wire.Tree(d))
+		return e.event(ctx, ev, wire.Tree(d))
 	case catalog.Subscription:
-		return e.event(ev, wire.Subscription(d))
+		return e.event(ctx, ev, wire.Subscription(d))
 	case catalog.SigningKey:
-		return e.event(ev, wire.SigningKey(d))
-	case bus.FreshnessAlarm:
-		return e.event(ev, d)
+		return e.event(ctx, ev, wire.SigningKey(d))
+	case bus.FreshnessAlarm, bus.AgentOnline, bus.AgentOffline:
+		return e.event(ctx, ev, d)
 	case bus.Trigger:
 		body, err := json.Marshal(d)
 		if err != nil {
 			return nil, fmt.Errorf("trigger %s: %w", d.TriggerID, err)
 		}
-		requested, err := e.event(ev, bus.SyncRequested{TriggerID: d.TriggerID, Tree: d.Tree, Reason: d.Reason})
+		requested, err := e.event(ctx, ev, bus.SyncRequested{TriggerID: d.TriggerID, Tree: d.Tree, Reason: d.Reason})
 		if err != nil {
 			return nil, err
 		}
@@ -60,10 +76,8 @@ func (e encoder) encode(ev catalog.Event) ([]catalog.Message, error) {
 	return nil, fmt.Errorf("no message for %s.%s with %T", ev.Entity, ev.Action, ev.Data)
 }
 
-func (e encoder) event(ev catalog.Event, data any) ([]catalog.Message, error) {
-	// The outbox keeps no trace context yet: events it relays start no
-	// trace (the REST request's trace ends at the inventory).
-	msg, id, err := e.events.Render(context.Background(), ev.Entity, ev.Action, ev.About, "", data)
+func (e encoder) event(ctx context.Context, ev catalog.Event, data any) ([]catalog.Message, error) {
+	msg, id, err := e.events.Render(ctx, ev.Entity, ev.Action, ev.About, "", data)
 	if err != nil {
 		return nil, err
 	}
@@ -131,16 +145,16 @@ func (s *Service) drainOutbox(ctx context.Context) {
 	}
 }
 
+// publishMessage publishes m within the trace of the change that made it
+// (a producer span, its context in the headers: bus.PublishMsg).
 func (s *Service) publishMessage(ctx context.Context, m catalog.Message) error {
 	ctx, cancel := context.WithTimeout(ctx, outboxPublishTimeout)
 	defer cancel()
+	ctx = telemetry.Propagator.Extract(ctx, propagation.MapCarrier{"traceparent": m.TraceParent, "tracestate": m.TraceState})
 	msg := nats.NewMsg(m.Subject)
 	if m.ContentType != "" {
 		msg.Header.Set("Content-Type", m.ContentType)
 	}
 	msg.Data = m.Body
-	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.MsgID)); err != nil {
-		return fmt.Errorf("publish %s: %w", m.Subject, err)
-	}
-	return nil
+	return bus.PublishMsg(ctx, s.js, msg, m.MsgID)
 }

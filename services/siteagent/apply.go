@@ -20,8 +20,9 @@ import (
 // ErrPackHash means the fetched pack does not hash to what was announced.
 var ErrPackHash = errors.New("pack hash mismatch")
 
-// apply moves this site's replica of a tree to cmd.To.
-func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, err error) {
+// apply moves this site's replica of a tree to cmd.To, reporting how far
+// it is to prog.
+func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand, prog *progress) (_ outcome, err error) {
 	ctx, end := telemetry.StartSpan(ctx, "siteagent", "apply", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site),
 		attribute.String("pulpdist.tree", cmd.Tree), attribute.String("pulpdist.to", cmd.To)))
 	defer func() { end(err) }()
@@ -53,8 +54,12 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, er
 	// A fetched pack is kept for a retry of this command, unless it cannot
 	// help: it does not apply, or the disk is full (it gives the space
 	// back; the run fails at once).
-	got, err := s.fetch(ctx, cmd)
+	got, err := s.fetch(ctx, cmd, prog)
 	if err == nil {
+		err = s.reportServed(ctx, cmd, got)
+	}
+	if err == nil {
+		prog.enter(bus.PhaseApply, got.size, 0)
 		var st replica.Stats
 		if st, err = applyFile(ctx, rep, got.path, cmd, s.keys.trusted()); err == nil {
 			dropPartial(s.cfg.DataDir, cmd.Pack)
@@ -68,6 +73,19 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand) (_ outcome, er
 		dropPartial(s.cfg.DataDir, cmd.Pack)
 	}
 	return outcome{}, err
+}
+
+// reportServed publishes delta.served for a pack fetched for cmd: the
+// evidence that a pack computed once is fanned out, one fetch per site.
+// It is keyed by the run, so a retried command that finds the pack on
+// disk states the fact once (within bus.DuplicateWindow).
+func (s *Service) reportServed(ctx context.Context, cmd bus.SyncCommand, got fetched) error {
+	ev := bus.DeltaServed{
+		RunID: cmd.RunID, TriggerID: cmd.TriggerID, Site: cmd.Site, Tree: cmd.Tree, From: cmd.From, To: cmd.To,
+		Pack: cmd.Pack, Size: got.size, FetchedBytes: got.received, ResumedBytes: got.resumed,
+		Method: got.method, DurationMS: got.took.Milliseconds(),
+	}
+	return s.events.PublishKeyed(ctx, bus.EntityDelta, bus.ActionServed, bus.About{Tree: cmd.Tree, Site: cmd.Site}, cmd.RunID, ev)
 }
 
 // mismatch handles a command whose pack does not apply to the version the

@@ -63,6 +63,10 @@ type fetched struct {
 	size     int64 // the pack's size
 	received int64 // bytes received by this fetch (less when it resumed)
 	resumed  int64 // bytes a former fetch had received
+	// method is how the chunks were read: bus.FetchDirect,
+	// bus.FetchConsumer, or bus.FetchNone when none were left to read.
+	method string
+	took   time.Duration
 }
 
 // partialPaths are the partial file and state file of a pack.
@@ -104,10 +108,11 @@ const fetchConsumerIdle = 30 * time.Second
 
 // fetch downloads cmd's pack, resuming a former partial fetch of the same
 // object, at the pace of the site's link, and checks its BLAKE3 against the
-// announced hash.
-func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, err error) {
+// announced hash. prog follows the bytes on disk.
+func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand, prog *progress) (_ fetched, err error) {
 	ctx, end := telemetry.StartSpan(ctx, "siteagent", "fetch", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.pack", cmd.Pack)))
 	defer func() { end(err) }()
+	start := time.Now()
 	info, err := s.layout.Deltas.GetInfo(ctx, cmd.Pack)
 	if err != nil {
 		return fetched{}, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
@@ -118,11 +123,12 @@ func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, er
 		return fetched{}, fmt.Errorf("fetch pack %s: %w", cmd.Pack, err)
 	}
 	out := fetched{path: path, size: int64(info.Size), resumed: st.Offset}
+	prog.enter(bus.PhaseFetch, out.size, 0)
+	prog.at(st.Offset)
 	if st.Offset > 0 {
 		s.log.Info("resuming a fetch", "pack", cmd.Pack, "offset", st.Offset, "size", info.Size)
 	}
-	received, err := s.receive(ctx, cmd, info, f, &st, statePath)
-	out.received = received
+	out.received, out.method, err = s.receive(ctx, cmd, info, f, &st, statePath, prog)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -137,6 +143,7 @@ func (s *Service) fetch(ctx context.Context, cmd bus.SyncCommand) (_ fetched, er
 		dropPartial(s.cfg.DataDir, cmd.Pack)
 		return out, bus.Permanent(fmt.Errorf("%w: %s is %s, announced %s", ErrPackHash, cmd.Pack, got, cmd.PackHash))
 	}
+	out.took = time.Since(start)
 	return out, nil
 }
 
@@ -178,18 +185,20 @@ func openPartial(path, statePath, pack, nuid string) (*os.File, partialState, er
 }
 
 // receive appends the chunks of the object after st to f, checkpointing
-// into statePath, and returns the bytes received.
-func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstream.ObjectInfo, f *os.File, st *partialState, statePath string) (int64, error) {
+// into statePath and telling prog, and returns the bytes received and how
+// it read them (bus.FetchDirect, bus.FetchConsumer, or bus.FetchNone for
+// nothing).
+func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstream.ObjectInfo, f *os.File, st *partialState, statePath string, prog *progress) (int64, string, error) {
 	size := int64(info.Size)
 	if st.Offset == size {
-		return 0, nil
+		return 0, bus.FetchNone, nil
 	}
 	if st.Offset > size {
-		return 0, fmt.Errorf("partial fetch holds %d bytes of a %d-byte pack", st.Offset, size)
+		return 0, "", fmt.Errorf("partial fetch holds %d bytes of a %d-byte pack", st.Offset, size)
 	}
 	sched, err := bandwidth.NewSchedule(cmd.BandwidthLimit, cmd.BandwidthWindows)
 	if err != nil {
-		return 0, bus.Permanent(err)
+		return 0, "", bus.Permanent(err)
 	}
 	s.link.SetSchedule(sched)
 	tr := s.link.Begin(cmd.Urgent)
@@ -199,12 +208,14 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 	linkBytes := s.metrics.linkBytes.WithLabelValues(cmd.Tree)
 
 	var next func(ctx context.Context) (data []byte, seq uint64, err error)
+	method := bus.FetchDirect
 	if info.Chunks <= fetchDirectChunks && s.packs.CachedInfo().Config.AllowDirect {
 		next = s.directChunks(info.NUID, st.Seq)
 	} else {
+		method = bus.FetchConsumer
 		it, err := s.orderedChunks(ctx, cmd, info, st.Seq)
 		if err != nil {
-			return 0, err
+			return 0, method, err
 		}
 		defer it.Stop()
 		next = func(ctx context.Context) ([]byte, uint64, error) {
@@ -226,29 +237,30 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return received, ctx.Err()
+				return received, method, ctx.Err()
 			}
-			return received, fmt.Errorf("receive chunk at %d: %w", st.Offset, err)
+			return received, method, fmt.Errorf("receive chunk at %d: %w", st.Offset, err)
 		}
 		n, err := io.Copy(f, tr.Reader(ctx, bytes.NewReader(data)))
 		received += n
 		linkBytes.Add(float64(n))
 		if err != nil {
-			return received, err
+			return received, method, err
 		}
 		st.Offset += n
 		st.Seq = seq
+		prog.at(st.Offset)
 		if sinceCheckpoint += n; sinceCheckpoint >= checkpointBytes {
 			if err := checkpoint(f, *st, statePath); err != nil {
-				return received, err
+				return received, method, err
 			}
 			sinceCheckpoint = 0
 		}
 	}
 	if st.Offset != size {
-		return received, fmt.Errorf("received %d bytes of a %d-byte pack", st.Offset, size)
+		return received, method, fmt.Errorf("received %d bytes of a %d-byte pack", st.Offset, size)
 	}
-	return received, checkpoint(f, *st, statePath)
+	return received, method, checkpoint(f, *st, statePath)
 }
 
 // fetchDirectChunks is the largest pack, in chunks (8 MiB), fetched with

@@ -126,16 +126,20 @@ func TestInterruptedFetchResumes(t *testing.T) {
 		rate       int64
 		stopAfter  int64
 		randomSeed uint64
+		method     string
 	}{
-		{"consumer", 12 << 20, 8_000_000, 6 << 20, 2},
-		{"direct gets", 7 << 20, 3_000_000, 5 << 20, 3},
+		{"consumer", 12 << 20, 8_000_000, 6 << 20, 2, bus.FetchConsumer},
+		{"direct gets", 7 << 20, 3_000_000, 5 << 20, 3, bus.FetchDirect},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testInterruptedFetchResumes(t, tc.size, tc.rate, tc.stopAfter, tc.randomSeed) })
+		t.Run(tc.name, func(t *testing.T) {
+			testInterruptedFetchResumes(t, tc.size, tc.rate, tc.stopAfter, tc.randomSeed, tc.method)
+		})
 	}
 }
 
-func testInterruptedFetchResumes(t *testing.T, size int, rate, stopAfter int64, seed uint64) {
+func testInterruptedFetchResumes(t *testing.T, size int, rate, stopAfter int64, seed uint64, method string) {
 	h := start(t, "site-a")
+	served := follow[bus.DeltaServed](t, h, bus.EntityDelta, bus.ActionServed)
 	name, hash, root := h.storePack(t, "big", randomTree(t, seed, size), nil)
 	cmd := bus.SyncCommand{RunID: "r1", TriggerID: "t", Kind: bus.CommandApply, Site: "site-a", Tree: "big", To: root,
 		Pack: name, PackHash: hash, BandwidthLimit: rate}
@@ -160,6 +164,13 @@ func testInterruptedFetchResumes(t *testing.T, size int, rate, stopAfter int64, 
 	}
 	if h.partialSize(name) != 0 {
 		t.Error("the partial file outlived the apply")
+	}
+	// The interrupted fetch served nothing; the resumed one says what it
+	// took from disk and what from the link.
+	ds := waitFor(t, "delta.served events", 1, served)
+	if len(ds) != 1 || ds[0].ResumedBytes < 4<<20 || ds[0].FetchedBytes != fin.Bytes ||
+		ds[0].FetchedBytes+ds[0].ResumedBytes != int64(info.Size) || ds[0].Method != method {
+		t.Errorf("delta.served %+v: want one, %s, resumed from the 4 MiB checkpoint or later, fetched %d of %d bytes", ds, method, fin.Bytes, info.Size)
 	}
 }
 

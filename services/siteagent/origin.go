@@ -33,10 +33,12 @@ const uploadWorkers = 4
 
 // snapshot scans the source of a tree at its origin and publishes it,
 // following the tree's type (bus.TreeVersioned, bus.TreeSnapshot), its
-// protected paths and its deletion guard.
-func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (_ outcome, err error) {
+// protected paths and its deletion guard, reporting how far it is to
+// prog.
+func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand, prog *progress) (_ outcome, err error) {
 	ctx, end := telemetry.StartSpan(ctx, "siteagent", "snapshot", trace.WithAttributes(attribute.String("pulpdist.site", cmd.Site), attribute.String("pulpdist.tree", cmd.Tree)))
 	defer func() { end(err) }()
+	prog.enter(bus.PhaseScan, 0, 0)
 	// From here on cmd.Source is the local directory the version is made
 	// of: the source itself, a replica's served version or an import.
 	dir, err := s.sourceDir(ctx, cmd)
@@ -99,7 +101,7 @@ func (s *Service) snapshot(ctx context.Context, cmd bus.SyncCommand) (_ outcome,
 		}
 	}
 	root := m.Root()
-	files, nbytes, err := s.upload(ctx, cmd.Source, m, old)
+	files, nbytes, err := s.upload(ctx, cmd.Source, m, old, prog)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -275,7 +277,8 @@ func (s *Service) allowedSource(source string) error {
 // served version's manifest, or nil) are not even looked up: a version is
 // published only once the store holds all its contents, and contents are
 // never removed from it. So an unchanged tree costs no request at all.
-func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manifest) (files, nbytes int64, err error) {
+// prog counts the contents stored.
+func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manifest, prog *progress) (files, nbytes int64, err error) {
 	src, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, 0, fmt.Errorf("open source %s: %w", dir, err)
@@ -302,13 +305,22 @@ func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manife
 		chunks[hash] = true
 		return true
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(uploadWorkers)
+	// The contents to look at, each once: the upload's totals.
+	var todo []int
+	var todoBytes int64
 	for i, e := range m.Entries {
 		if e.Kind != tree.KindFile || seen[e.Hash] {
 			continue
 		}
 		seen[e.Hash] = true
+		todo = append(todo, i)
+		todoBytes += e.Size
+	}
+	prog.enter(bus.PhaseUpload, todoBytes, int64(len(todo)))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(uploadWorkers)
+	for _, i := range todo {
+		e := m.Entries[i]
 		g.Go(func() error {
 			var n int64
 			var err error
@@ -318,6 +330,9 @@ func (s *Service) upload(ctx context.Context, dir string, m, stored *tree.Manife
 				n, err = s.uploadOne(gctx, src, e)
 			}
 			results[i] = sent{n}
+			if err == nil && n > 0 {
+				prog.add(1, n)
+			}
 			return err
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -47,5 +48,47 @@ func TestUploadOfAChangedFileLeavesNothing(t *testing.T) {
 				t.Fatalf("blob under the scanned hash after a refused upload of %d bytes: %v", len(content), err)
 			}
 		}
+	}
+}
+
+// TestSnapshotReportsItsUpload: a snapshot's progress ends in the upload
+// phase with the contents it had to look at as totals and those it
+// stored as done, each content once; the next snapshot counts only what
+// changed.
+func TestSnapshotReportsItsUpload(t *testing.T) {
+	s, err := New(t.Context(), Config{Options: daemon.Options{NATSURL: natstest.Start(t)}, Site: "origin", DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.d.Close)
+	src := t.TempDir()
+	for name, content := range map[string]string{"a": "alpha", "b": "beta", "c": "gamma", "again-a": "alpha"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := func(run string) (outcome, bus.SyncProgress) {
+		t.Helper()
+		cmd := bus.SyncCommand{RunID: run, TriggerID: "t", Kind: bus.CommandSnapshot, Site: "origin", Tree: "demo", Source: src}
+		prog := new(progress)
+		out, err := s.snapshot(t.Context(), cmd, prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, prog.event(cmd, time.Second)
+	}
+	out, p := snap("r1")
+	want := bus.SyncProgress{RunID: "r1", TriggerID: "t", Site: "origin", Tree: "demo", Kind: bus.CommandSnapshot, Phase: bus.PhaseUpload,
+		BytesDone: int64(len("alpha") + len("beta") + len("gamma")), BytesTotal: int64(len("alpha") + len("beta") + len("gamma")),
+		FilesDone: 3, FilesTotal: 3, ElapsedMS: 1000}
+	if p != want || out.files != 3 || out.bytes != want.BytesDone {
+		t.Fatalf("first snapshot: %+v, progress\n got %+v\nwant %+v", out, p, want)
+	}
+	if err := os.WriteFile(filepath.Join(src, "b"), []byte("beta, edited"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, p = snap("r2")
+	if p.Phase != bus.PhaseUpload || p.FilesTotal != 1 || p.FilesDone != 1 || p.BytesDone != int64(len("beta, edited")) || p.BytesTotal != p.BytesDone {
+		t.Fatalf("second snapshot's progress %+v: want the edited content alone", p)
 	}
 }

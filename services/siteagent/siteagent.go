@@ -6,6 +6,7 @@
 package siteagent
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +53,12 @@ type Config struct {
 	// AgentTokenFile names a file holding AgentToken (a mounted secret,
 	// or what `pulpdist token provision` wrote); one of the two at most.
 	AgentTokenFile string
+	// ProgressInterval is how often a running sync reports its progress
+	// (sync.progress); 0 is DefaultProgressInterval.
+	ProgressInterval time.Duration
+	// HeartbeatInterval is how often the agent says it is alive
+	// (agent.heartbeat); 0 is DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
 }
 
 // agentToken is the agent token configured, read from AgentTokenFile
@@ -68,6 +76,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.TrustedKeys, "trusted-keys", "PULPDIST_TRUSTED_KEYS", "", "PEM file of ed25519 public keys trusted besides the inventory's signing keys (with neither, packs need no signature)")
 	s.String(&c.AgentToken, "agent-token", "PULPDIST_AGENT_TOKEN", "", "this site's agent token of the inventory API (pulpdist token create --role agent --site SITE); signs every event the agent reports (prefer the env var: flags show in ps)")
 	s.String(&c.AgentTokenFile, "agent-token-file", "PULPDIST_AGENT_TOKEN_FILE", "", "file holding this site's agent token, instead of PULPDIST_AGENT_TOKEN (pulpdist token provision writes one)")
+	s.Duration(&c.ProgressInterval, "progress-interval", "PULPDIST_PROGRESS_INTERVAL", DefaultProgressInterval, "how often a running sync reports its progress (sync.progress events; none for a sync shorter than this)")
+	s.Duration(&c.HeartbeatInterval, "heartbeat-interval", "PULPDIST_HEARTBEAT_INTERVAL", DefaultHeartbeatInterval, "how often the agent says it is alive (agent.heartbeat events); keep it well below the inventory's PULPDIST_AGENT_OFFLINE_AFTER")
 }
 
 // sourceRoots lists the configured source roots.
@@ -102,6 +112,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("source root %q must be a clean absolute path", r))
 		}
 	}
+	if c.ProgressInterval < 0 || c.ProgressInterval > 0 && c.ProgressInterval < MinProgressInterval {
+		errs = append(errs, fmt.Errorf("progress interval %s: want %s or more (0: %s)", c.ProgressInterval, MinProgressInterval, DefaultProgressInterval))
+	}
+	if c.HeartbeatInterval < 0 || c.HeartbeatInterval > 0 && (c.HeartbeatInterval < MinHeartbeatInterval || c.HeartbeatInterval > MaxHeartbeatInterval) {
+		errs = append(errs, fmt.Errorf("heartbeat interval %s: want %s to %s (0: %s)", c.HeartbeatInterval, MinHeartbeatInterval, MaxHeartbeatInterval, DefaultHeartbeatInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -125,6 +141,12 @@ type Service struct {
 	trees sync.Map // tree name → *sync.Mutex
 	// served is the manifest this origin published last, by tree.
 	served sync.Map // tree name → servedVersion
+	// progressEvery is how often a running sync reports its progress.
+	progressEvery time.Duration
+	// heartbeatEvery is how often the agent says it is alive; running
+	// counts the commands in progress, which heartbeats tell.
+	heartbeatEvery time.Duration
+	running        atomic.Int64
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -185,6 +207,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	return &Service{
 		cfg: cfg, d: d, log: log, js: d.JS, layout: d.Layout, packs: packs, keys: newKeyring(trusted, log),
 		events: events, link: link, metrics: m,
+		progressEvery:  cmp.Or(cfg.ProgressInterval, DefaultProgressInterval),
+		heartbeatEvery: cmp.Or(cfg.HeartbeatInterval, DefaultHeartbeatInterval),
 	}, nil
 }
 
@@ -198,14 +222,22 @@ func ConsumerName(site string) string { return "siteagent-" + site }
 func UrgentConsumerName(site string) string { return ConsumerName(site) + "-urgent" }
 
 // Run announces the versions on disk and loads the trusted signing keys,
-// then executes commands, following changes of the keys, until ctx ends.
+// publishes agent.online, then executes commands, following changes of
+// the keys and sending heartbeats, until ctx ends; it publishes
+// agent.offline before it returns.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.announce(ctx); err != nil {
+	started := time.Now().UTC()
+	trees, err := s.announce(ctx)
+	if err != nil {
 		s.d.Close()
 		return err
 	}
 	w, err := s.keys.watch(ctx, s.layout.SigningKeys)
 	if err != nil {
+		s.d.Close()
+		return err
+	}
+	if err := s.online(ctx, started, trees); err != nil {
 		s.d.Close()
 		return err
 	}
@@ -219,36 +251,40 @@ func (s *Service) Run(ctx context.Context) error {
 		Stream: bus.StreamSync,
 		Config: bus.ConsumerConfig(UrgentConsumerName(s.cfg.Site), bus.UrgentSyncFilter(s.cfg.Site)),
 		Handle: s.handle,
-	}}, func(ctx context.Context) error { return s.keys.follow(ctx, w) })
+	}}, func(ctx context.Context) error { return s.keys.follow(ctx, w) },
+		func(ctx context.Context) error { s.heartbeats(ctx, started); return nil })
 }
 
 // announce records in the sites bucket the version of every replica on
-// disk, so the scheduler sends the right deltas after a restart.
-func (s *Service) announce(ctx context.Context) error {
+// disk, so the scheduler sends the right deltas after a restart, and
+// returns them.
+func (s *Service) announce(ctx context.Context) ([]bus.AgentTree, error) {
 	ents, err := os.ReadDir(treesDir(s.cfg.DataDir))
 	if err != nil {
-		return fmt.Errorf("read trees: %w", err)
+		return nil, fmt.Errorf("read trees: %w", err)
 	}
+	var trees []bus.AgentTree
 	for _, e := range ents {
 		if !e.IsDir() || bus.ValidateName("tree", e.Name()) != nil {
 			continue
 		}
 		rep, err := replica.Open(filepath.Join(treesDir(s.cfg.DataDir), e.Name()), 1)
 		if err != nil {
-			return fmt.Errorf("open replica %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("open replica %s: %w", e.Name(), err)
 		}
 		cur, err := rep.Current()
 		if err != nil {
-			return fmt.Errorf("replica %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("replica %s: %w", e.Name(), err)
 		}
 		if cur == "" {
 			continue
 		}
 		if err := bus.PutSiteVersion(ctx, s.layout.Sites, s.cfg.Site, e.Name(), cur); err != nil {
-			return err
+			return nil, err
 		}
+		trees = append(trees, bus.AgentTree{Tree: e.Name(), Version: cur})
 	}
-	return nil
+	return trees, nil
 }
 
 func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
@@ -263,18 +299,23 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if meta, err := m.Metadata(); err == nil {
 		last = int(meta.NumDelivered) >= bus.DefaultMaxDeliver
 	}
+	s.running.Add(1)
+	defer s.running.Add(-1)
 	mu, _ := s.trees.LoadOrStore(cmd.Tree, new(sync.Mutex))
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	start := time.Now()
 	log := s.log.With("tree", cmd.Tree, "run", cmd.RunID, "kind", cmd.Kind)
 	var out outcome
+	prog := new(progress)
+	stopProgress := s.reportProgress(ctx, cmd, prog, start)
 	switch cmd.Kind {
 	case bus.CommandSnapshot:
-		out, err = s.snapshot(ctx, cmd)
+		out, err = s.snapshot(ctx, cmd, prog)
 	case bus.CommandApply:
-		out, err = s.apply(ctx, cmd)
+		out, err = s.apply(ctx, cmd, prog)
 	}
+	stopProgress()
 	if err != nil {
 		if ctx.Err() != nil {
 			return err // shutting down: the command is redelivered

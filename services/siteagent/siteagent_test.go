@@ -194,10 +194,11 @@ func buildPack(t *testing.T, dir string, opts pack.Options) ([]byte, *tree.Manif
 	return buf.Bytes(), m
 }
 
-// putDelta writes b into the deltas store as name and returns its BLAKE3.
+// putDelta writes b into the deltas store as name, in chunks of the
+// size the delta-cache stores packs with, and returns its BLAKE3.
 func (h *harness) putDelta(t *testing.T, name string, b []byte) string {
 	t.Helper()
-	if _, err := h.layout.Deltas.PutBytes(t.Context(), name, b); err != nil {
+	if _, err := h.layout.Deltas.Put(t.Context(), bus.ObjectMeta(name, nil), bytes.NewReader(b)); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", blake3.Sum256(b))
@@ -519,9 +520,24 @@ func TestConfigIsValidated(t *testing.T) {
 		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "Bad.Site", DataDir: "/tmp"},
 		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "relative"},
 		{Site: "ok", DataDir: "/tmp"},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: -time.Second},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: siteagent.MinProgressInterval - 1},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: -time.Second},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: siteagent.MinHeartbeatInterval - 1},
+		{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: siteagent.MaxHeartbeatInterval + 1},
 	} {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%+v accepted", cfg)
+		}
+	}
+	for _, d := range []time.Duration{0, siteagent.MinProgressInterval, time.Minute} {
+		if err := (siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", ProgressInterval: d}).Validate(); err != nil {
+			t.Errorf("progress interval %s: %v", d, err)
+		}
+	}
+	for _, d := range []time.Duration{0, siteagent.MinHeartbeatInterval, siteagent.MaxHeartbeatInterval} {
+		if err := (siteagent.Config{Options: daemon.Options{NATSURL: "nats://x"}, Site: "ok", DataDir: "/tmp", HeartbeatInterval: d}).Validate(); err != nil {
+			t.Errorf("heartbeat interval %s: %v", d, err)
 		}
 	}
 }

@@ -158,24 +158,6 @@ func clip(s string) string {
 	return s
 }
 
-// RecordHeartbeat notes that the agent of a site was heard from at at (in
-// the future: now). An unknown site is ignored: the agent may run before
-// its site is declared. Older news never moves the heartbeat back, so the
-// call is idempotent.
-func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time) error {
-	if err := checkName("site", site); err != nil {
-		return err
-	}
-	when := s.orNow(at)
-	if now := s.timestamp(); when.After(now) {
-		when = now
-	}
-	if err := s.repo.RecordHeartbeat(ctx, site, when); err != nil {
-		return fmt.Errorf("record heartbeat of %s: %w", site, err)
-	}
-	return nil
-}
-
 // Deltas lists one page of deltas. Limit 0 means DefaultDeltaLimit.
 func (s *Service) Deltas(ctx context.Context, f DeltaFilter) (Page[Delta], error) {
 	if f.Tree != "" {

@@ -203,7 +203,7 @@ func ParseWindow(s string) (Window, error) {
 }
 
 // EntityRepository is the part of the Repository that keeps the audit
-// log, the deltas, the sites' heartbeats and the events kept as problems.
+// log, the deltas and the events kept as problems.
 //
 // Audit contract: CreateSite, CreateTree, CreateSubscription,
 // AddSigningKey (when it adds) and RevokeSigningKey (when it revokes)
@@ -225,7 +225,4 @@ type EntityRepository interface {
 	RecordProblem(ctx context.Context, p EventProblem) (bool, error)
 	// Problems lists event problems newest first, at most f.Limit.
 	Problems(ctx context.Context, f ProblemFilter) ([]EventProblem, error)
-	// RecordHeartbeat sets a site's last heartbeat to at unless it is
-	// later already; an unknown site is not an error.
-	RecordHeartbeat(ctx context.Context, site string, at time.Time) error
 }

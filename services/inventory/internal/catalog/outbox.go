@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"time"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
@@ -32,10 +33,16 @@ type Message struct {
 	// Attempts counts failed publications; LastError is the latest.
 	Attempts  int64
 	LastError string
+	// TraceParent and TraceState are the W3C trace context of the change
+	// that made the message ("" outside a trace): it is published within
+	// that trace.
+	TraceParent string
+	TraceState  string
 }
 
-// Encoder turns an event into the messages that announce it.
-type Encoder func(Event) ([]Message, error)
+// Encoder turns an event into the messages that announce it; ctx is the
+// change's, whose trace the messages carry.
+type Encoder func(ctx context.Context, ev Event) ([]Message, error)
 
 // SiteEvent is the event of a change to site s.
 func SiteEvent(action string, s Site) Event {

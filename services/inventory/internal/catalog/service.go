@@ -59,10 +59,12 @@ type Repository interface {
 	TokenRepository
 	// ControlRepository changes trees, sites and subscriptions (control.go).
 	ControlRepository
-	// EntityRepository keeps the audit log, deltas, heartbeats and event
-	// problems (entities.go).
+	// EntityRepository keeps the audit log, deltas and event problems
+	// (entities.go).
 	EntityRepository
 	AlarmRepository
+	// AgentRepository keeps the heartbeats and agents' states (agents.go).
+	AgentRepository
 	// RemovalRepository deletes trees, sites and subscriptions (remove.go).
 	RemovalRepository
 }

@@ -1,10 +1,11 @@
 // Package events is the inventory's bus transport: it reads the CloudEvents
 // on pulpdist.evt.> and records the ones that change the catalog (a
 // snapshot published, a sync started or finished, a delta computed or
-// ready). Any event from a site-agent also counts as the site's heartbeat.
-// An event about a tree the inventory does not know, or one in which a
-// site-agent reports for another site than its own, is kept as a problem.
-// Other event types are acknowledged and ignored.
+// ready). Any event from a site-agent also counts as the site's heartbeat,
+// and its agent.online and agent.offline set the agent's state. An event
+// about a tree the inventory does not know, or one in which a site-agent
+// reports for another site than its own, is kept as a problem. Other
+// event types are acknowledged and ignored.
 package events
 
 import (
@@ -36,6 +37,9 @@ const (
 	TypeDeltaComputed     = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionComputed + "." + bus.EventTypeVersion
 	TypeDeltaReady        = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionReady + "." + bus.EventTypeVersion
 	TypeDeltaDeleted      = bus.EventTypePrefix + bus.EntityDelta + "." + bus.ActionDeleted + "." + bus.EventTypeVersion
+	TypeAgentOnline       = bus.EventTypePrefix + bus.EntityAgent + "." + bus.ActionOnline + "." + bus.EventTypeVersion
+	TypeAgentOffline      = bus.EventTypePrefix + bus.EntityAgent + "." + bus.ActionOffline + "." + bus.EventTypeVersion
+	TypeAgentHeartbeat    = bus.EventTypePrefix + bus.EntityAgent + "." + bus.ActionHeartbeat + "." + bus.EventTypeVersion
 )
 
 // SiteAgentSource prefixes the CloudEvents source of every site-agent's
@@ -43,7 +47,8 @@ const (
 const SiteAgentSource = "/pulpdist/siteagent/"
 
 // Recorder stores what the events say; each call is idempotent by event id
-// (RecordHeartbeat by nature: it only moves a time forward).
+// (RecordHeartbeat by nature: it only moves a time forward, and only news
+// that moves it changes the agent's state).
 type Recorder interface {
 	RecordSnapshot(ctx context.Context, eventID string, m bus.Snapshot) error
 	RecordSyncStarted(ctx context.Context, eventID string, m bus.SyncStarted) error
@@ -51,7 +56,7 @@ type Recorder interface {
 	RecordDeltaComputed(ctx context.Context, eventID string, at time.Time, m bus.DeltaComputed) error
 	RecordDeltaReady(ctx context.Context, eventID string, at time.Time, m bus.DeltaReady) error
 	RecordDeltaDeleted(ctx context.Context, eventID string, m bus.DeltaDeleted) error
-	RecordHeartbeat(ctx context.Context, site string, at time.Time) error
+	RecordHeartbeat(ctx context.Context, site string, at time.Time, p catalog.Presence) error
 	RecordProblem(ctx context.Context, p catalog.EventProblem) error
 	// ReportKey returns the site and report key of an agent token
 	// (bus.SignReport); catalog.ErrUnauthenticated when it may not report.
@@ -96,7 +101,14 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 		}
 	}
 	if fromAgent && bus.ValidateName("site", agent) == nil {
-		if err := rec.RecordHeartbeat(ctx, agent, ev.Time()); err != nil {
+		p, err := presence(ev, body, agent)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		if err := rec.RecordHeartbeat(ctx, agent, ev.Time(), p); err != nil {
+			if errors.Is(err, catalog.ErrInvalid) {
+				return bus.Permanent(fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err))
+			}
 			return fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err)
 		}
 	}
@@ -127,8 +139,41 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 		return record(ctx, rec, body, byIDAndTime(rec.RecordDeltaReady))
 	case TypeDeltaDeleted:
 		return record(ctx, rec, body, byID(rec.RecordDeltaDeleted))
+	case TypeAgentOnline, TypeAgentOffline, TypeAgentHeartbeat:
+		// Recorded above, as the heartbeat of the agent that sent it; the
+		// inventory's own agent.online and agent.offline are its
+		// announcements, recorded when it made them.
+		if fromAgent {
+			return record(ctx, rec, body, checked(func(m agentData) error { return own(m.Site, false) }, func(context.Context, event.Event, agentData) error { return nil }))
+		}
 	}
 	return nil
+}
+
+// agentData is the part of the agent events' data that names the site.
+type agentData struct {
+	Site string `json:"site"`
+}
+
+// presence is what ev, an event from the agent of site, says of the
+// agent. What it says of another site's agent says only that it is alive
+// (and the event is kept as a problem).
+func presence(ev event.Event, body []byte, site string) (catalog.Presence, error) {
+	switch ev.Type() {
+	case TypeAgentOnline:
+		_, m, err := bus.DecodeEvent[bus.AgentOnline](body)
+		if err != nil || m.Site != site {
+			return catalog.Presence{}, err
+		}
+		return catalog.Presence{State: catalog.AgentStateOnline}, nil
+	case TypeAgentOffline:
+		_, m, err := bus.DecodeEvent[bus.AgentOffline](body)
+		if err != nil || m.Site != site {
+			return catalog.Presence{}, err
+		}
+		return catalog.Presence{State: catalog.AgentStateOffline, Reason: m.Reason}, nil
+	}
+	return catalog.Presence{}, nil
 }
 
 // authenticate checks the report signature of an event from the

@@ -50,7 +50,11 @@ func (c *calls) RecordDeltaDeleted(_ context.Context, id string, m bus.DeltaDele
 	return c.err
 }
 
-func (c *calls) RecordHeartbeat(_ context.Context, site string, _ time.Time) error {
+func (c *calls) RecordHeartbeat(_ context.Context, site string, _ time.Time, p catalog.Presence) error {
+	if p.State != "" {
+		c.got = append(c.got, "heartbeat "+site+" "+p.State+" "+p.Reason)
+		return nil
+	}
 	c.got = append(c.got, "heartbeat "+site)
 	return nil
 }
@@ -88,6 +92,8 @@ func TestHandleRoutesByType(t *testing.T) {
 		{TypeDeltaComputed, bus.DeltaComputed{Tree: "docs", Instance: "dc-1"}, "computed ev-1 docs dc-1"},
 		{TypeDeltaReady, bus.DeltaReady{Tree: "docs"}, "ready ev-1 docs"},
 		{"org.pulpdist.delta.requested.v1", bus.DeltaRequest{}, ""},
+		{bus.EventType(bus.EntityDelta, bus.ActionServed), bus.DeltaServed{Tree: "docs", Site: "paris"}, ""},
+		{bus.EventType(bus.EntitySync, bus.ActionProgress), bus.SyncProgress{RunID: "r", Phase: bus.PhaseFetch}, ""},
 		{"org.pulpdist.tree.created.v1", map[string]string{"name": "docs"}, ""},
 	} {
 		var c calls
@@ -180,4 +186,39 @@ func bodyFrom(t *testing.T, source, typ string, data any) []byte {
 func (c *calls) ReportKey(_ context.Context, id string) (string, []byte, error) {
 	c.got = append(c.got, "report key "+id)
 	return "", nil, catalog.ErrUnauthenticated
+}
+
+// An agent's own agent.online and agent.offline say what state it is in;
+// its heartbeat, like any event, only that it is alive. What an agent
+// says of another site's agent is kept as a problem and changes no state;
+// the inventory's own agent events change nothing when they come back.
+func TestHandleAgentPresence(t *testing.T) {
+	for _, tc := range []struct {
+		source, typ string
+		data        any
+		want        []string
+	}{
+		{"/pulpdist/siteagent/paris", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted}, []string{"heartbeat paris online "}},
+		{"/pulpdist/siteagent/paris", TypeAgentOffline, bus.AgentOffline{Site: "paris", Reason: bus.AgentStopped}, []string{"heartbeat paris offline stopped"}},
+		{"/pulpdist/siteagent/paris", TypeAgentHeartbeat, bus.AgentHeartbeat{Site: "paris"}, []string{"heartbeat paris"}},
+		{"/pulpdist/siteagent/paris", TypeAgentOffline, bus.AgentOffline{Site: "lyon", Reason: bus.AgentStopped}, []string{"heartbeat paris", "problem ev-1 " + TypeAgentOffline}},
+		{"/pulpdist/siteagent/paris", TypeAgentHeartbeat, bus.AgentHeartbeat{Site: "lyon"}, []string{"heartbeat paris", "problem ev-1 " + TypeAgentHeartbeat}},
+		{"/pulpdist/inventory", TypeAgentOffline, bus.AgentOffline{Site: "paris", Reason: bus.AgentHeartbeatLost}, nil},
+		{"/pulpdist/inventory", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentHeartbeatResumed}, nil},
+	} {
+		var c calls
+		if err := Handle(context.Background(), &c, Reports{}, bodyFrom(t, tc.source, tc.typ, tc.data)); err != nil {
+			t.Fatalf("%s %s %+v: %v", tc.source, tc.typ, tc.data, err)
+		}
+		if fmt.Sprint(c.got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s %s %+v: calls %q, want %q", tc.source, tc.typ, tc.data, c.got, tc.want)
+		}
+	}
+	// An agent.offline whose data does not decode is refused, not taken
+	// as a heartbeat.
+	var c calls
+	err := Handle(context.Background(), &c, Reports{}, bodyFrom(t, "/pulpdist/siteagent/paris", TypeAgentOffline, []int{1}))
+	if !bus.IsPermanent(err) || len(c.got) != 0 {
+		t.Errorf("agent.offline with bad data: %v, calls %q", err, c.got)
+	}
 }

@@ -103,6 +103,10 @@ func (s *Store) UpdateSite(ctx context.Context, name string, f func(catalog.Site
 // SetPaused implements catalog.Repository; the audit log records it as
 // a pause or resume of the site, tree or subscription. For a site or a
 // tree alone it also sets the paused flag of the site or tree itself.
+// What it changes is announced: site.updated or tree.updated when the
+// flag of the site or tree changed, subscription.updated for each
+// subscription whose flag changed; a pause of what is paused announces
+// nothing.
 func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, paused bool) ([]catalog.Subscription, error) {
 	var out []catalog.Subscription
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -116,13 +120,14 @@ func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, pau
 				return err
 			}
 		}
+		var evs []catalog.Event
 		if (f.Site == "") != (f.Tree == "") {
-			table, name := "sites", f.Site
-			if f.Site == "" {
-				table, name = "trees", f.Tree
+			ev, err := s.setEntityPaused(ctx, tx, f, paused)
+			if err != nil {
+				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET paused = $2 WHERE name = $1`, name, paused); err != nil {
-				return fmt.Errorf("update %s %s: %w", table, name, err)
+			if ev != nil {
+				evs = append(evs, *ev)
 			}
 		}
 		w, args := where([2]string{"site", f.Site}, [2]string{"tree", f.Tree})
@@ -130,10 +135,18 @@ func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, pau
 			return fmt.Errorf("%w: pausing every subscription at once is not offered", catalog.ErrInvalid)
 		}
 		args = append(args, paused)
-		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET paused = $`+fmt.Sprint(len(args))+w, args...); err != nil {
+		flag := `$` + fmt.Sprint(len(args))
+		changing, err := list(ctx, tx, "subscriptions", `SELECT `+subscriptionColumns+` FROM subscriptions`+w+` AND paused <> `+flag+` ORDER BY tree, site`, args, scanSubscription)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET paused = `+flag+w, args...); err != nil {
 			return fmt.Errorf("update subscriptions: %w", err)
 		}
-		var err error
+		for _, sub := range changing {
+			sub.Paused = paused
+			evs = append(evs, catalog.SubscriptionEvent(bus.ActionUpdated, sub))
+		}
 		out, err = list(ctx, tx, "subscriptions", `SELECT `+subscriptionColumns+` FROM subscriptions`+w+` ORDER BY tree, site`, args[:len(args)-1], scanSubscription)
 		if err == nil && len(out) == 0 && f.Site != "" && f.Tree != "" {
 			err = fmt.Errorf("%w: %q to %q", catalog.ErrSubscriptionNotFound, f.Site, f.Tree)
@@ -156,12 +169,44 @@ func (s *Store) SetPaused(ctx context.Context, f catalog.SubscriptionFilter, pau
 		for _, sub := range out {
 			changed = append(changed, sub.Site+"/"+sub.Tree)
 		}
-		return audit(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), action, entity, name, map[string]any{"subscriptions": changed}))
+		return s.record(ctx, tx, catalog.NewAuditEntry(ctx, time.Now(), action, entity, name, map[string]any{"subscriptions": changed}), evs...)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// setEntityPaused sets the paused flag of the site or the tree f names
+// alone and returns the event of the change, nil when the flag was
+// already so.
+func (s *Store) setEntityPaused(ctx context.Context, tx *sql.Tx, f catalog.SubscriptionFilter, paused bool) (*catalog.Event, error) {
+	table, name := "sites", f.Site
+	if f.Site == "" {
+		table, name = "trees", f.Tree
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET paused = $2 WHERE name = $1 AND paused <> $2`, name, paused)
+	if err != nil {
+		return nil, fmt.Errorf("update %s %s: %w", table, name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return nil, err
+	}
+	var ev catalog.Event
+	if f.Site != "" {
+		site, err := lockSite(ctx, s, tx, name)
+		if err != nil {
+			return nil, err
+		}
+		ev = catalog.SiteEvent(bus.ActionUpdated, site)
+	} else {
+		t, err := lockTree(ctx, s, tx, name)
+		if err != nil {
+			return nil, err
+		}
+		ev = catalog.TreeEvent(bus.ActionUpdated, t)
+	}
+	return &ev, nil
 }
 
 // Arrivals implements catalog.Repository: the first time each site

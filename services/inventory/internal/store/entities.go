@@ -173,14 +173,3 @@ func (s *Store) Problems(ctx context.Context, f catalog.ProblemFilter) ([]catalo
 	q, args := l.query(f.Range, f.Limit)
 	return list(ctx, s.db, "problems", q, args, scanProblem)
 }
-
-// RecordHeartbeat implements catalog.Repository.
-func (s *Store) RecordHeartbeat(ctx context.Context, site string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx,
-		`UPDATE sites SET last_heartbeat = $2 WHERE name = $1 AND (last_heartbeat IS NULL OR last_heartbeat < $2)`,
-		site, ts(at))
-	if err != nil {
-		return fmt.Errorf("update heartbeat of %s: %w", site, err)
-	}
-	return nil
-}

@@ -186,9 +186,19 @@ func testProblems(t *testing.T, s *Store) {
 func testHeartbeats(t *testing.T, s *Store) {
 	ctx := context.Background()
 	seed(t, s)
-	must(t, s.RecordHeartbeat(ctx, "replica-a", t0.Add(time.Hour)))
-	must(t, s.RecordHeartbeat(ctx, "replica-a", t0)) // older news
-	must(t, s.RecordHeartbeat(ctx, "ghost", t0))     // an agent of a site not declared yet
+	s.UseEncoder(testEncoder)
+	var seen []catalog.AgentStatus
+	keep := func(st catalog.AgentStatus) (catalog.AgentStatus, []catalog.Event) {
+		seen = append(seen, st)
+		return st, nil
+	}
+	must(t, s.RecordHeartbeat(ctx, "replica-a", t0.Add(time.Hour), keep))
+	must(t, s.RecordHeartbeat(ctx, "replica-a", t0, keep)) // older news
+	must(t, s.RecordHeartbeat(ctx, "ghost", t0, keep))     // an agent of a site not declared yet
+	if len(seen) != 1 || seen[0].Site != "replica-a" || seen[0].State != "" || seen[0].Since != nil ||
+		seen[0].LastHeartbeat == nil || !seen[0].LastHeartbeat.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("statuses seen = %+v, want replica-a's alone, never heard from before, heard at %s", seen, t0.Add(time.Hour))
+	}
 	a, err := s.Site(ctx, "replica-a")
 	must(t, err)
 	if a.LastHeartbeat == nil || !a.LastHeartbeat.Equal(t0.Add(time.Hour)) {
@@ -199,11 +209,51 @@ func testHeartbeats(t *testing.T, s *Store) {
 	if b.LastHeartbeat != nil {
 		t.Fatalf("heartbeat of a silent site = %v", b.LastHeartbeat)
 	}
-	must(t, s.RecordHeartbeat(ctx, "replica-a", t0.Add(2*time.Hour)))
+
+	// A state that changes is stored with its events, in one transaction.
+	at := t0.Add(2 * time.Hour)
+	must(t, s.RecordHeartbeat(ctx, "replica-a", at, func(st catalog.AgentStatus) (catalog.AgentStatus, []catalog.Event) {
+		st.State, st.Since = catalog.AgentStateOnline, &at
+		return st, []catalog.Event{catalog.AgentOnlineEvent("replica-a", at)}
+	}))
 	all, err := s.Sites(ctx)
 	must(t, err)
-	if all[1].Name != "replica-a" || all[1].LastHeartbeat == nil || !all[1].LastHeartbeat.Equal(t0.Add(2*time.Hour)) {
+	if all[1].Name != "replica-a" || all[1].LastHeartbeat == nil || !all[1].LastHeartbeat.Equal(at) {
 		t.Fatalf("sites = %+v", all)
+	}
+	if got := pending(t, s); len(got) != 1 || got[0] != "agent.online site/replica-a" {
+		t.Fatalf("outbox = %q", got)
+	}
+	sts, err := s.AgentStatuses(ctx)
+	must(t, err)
+	want := catalog.AgentStatus{Site: "replica-a", State: catalog.AgentStateOnline, Since: &at, LastHeartbeat: &at}
+	if len(sts) != 3 || !reflect.DeepEqual(sts[1], want) || sts[0].State != "" || sts[0].LastHeartbeat != nil {
+		t.Fatalf("agent statuses = %+v, want replica-a %+v", sts, want)
+	}
+
+	// Lost: only while its heartbeat is older than the cutoff, once.
+	lost := t0.Add(3 * time.Hour)
+	gone := catalog.AgentStatus{State: catalog.AgentStateOffline, Reason: "heartbeat lost", Since: &lost}
+	ev := catalog.AgentOfflineEvent("replica-a", lost, at)
+	if ok, err := s.AgentLost(ctx, "replica-a", at, gone, ev); err != nil || ok {
+		t.Fatalf("lost with a heartbeat at the cutoff: %t, %v", ok, err)
+	}
+	if ok, err := s.AgentLost(ctx, "replica-a", at.Add(time.Second), gone, ev); err != nil || !ok {
+		t.Fatalf("lost with a heartbeat before the cutoff: %t, %v", ok, err)
+	}
+	if ok, err := s.AgentLost(ctx, "replica-a", at.Add(time.Minute), gone, ev); err != nil || ok {
+		t.Fatalf("lost again: %t, %v", ok, err)
+	}
+	if ok, err := s.AgentLost(ctx, "replica-b", at.Add(time.Minute), gone, ev); err != nil || ok {
+		t.Fatalf("a site never heard from lost: %t, %v", ok, err)
+	}
+	if got := pending(t, s); len(got) != 2 || got[1] != "agent.offline site/replica-a" {
+		t.Fatalf("outbox = %q", got)
+	}
+	seen = nil
+	must(t, s.RecordHeartbeat(ctx, "replica-a", lost.Add(time.Minute), keep))
+	if len(seen) != 1 || seen[0].State != catalog.AgentStateOffline || seen[0].Reason != "heartbeat lost" || seen[0].Since == nil || !seen[0].Since.Equal(lost) {
+		t.Fatalf("status after the loss = %+v", seen)
 	}
 }
 
@@ -234,7 +284,7 @@ func TestEntitiesMigrationKeepsData(t *testing.T) {
 			if site.Description != "old" || len(site.BandwidthWindows) != 0 {
 				t.Fatalf("site after up = %+v", site)
 			}
-			must(t, s.RecordHeartbeat(ctx, "origin", t0))
+			must(t, s.RecordHeartbeat(ctx, "origin", t0, func(st catalog.AgentStatus) (catalog.AgentStatus, []catalog.Event) { return st, nil }))
 			must(t, s.migrate(ctx, dsn, to(3)))
 			var n int
 			must(t, s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM trees WHERE name = 'docs' AND keep = 3`).Scan(&n))

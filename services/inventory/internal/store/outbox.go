@@ -28,7 +28,7 @@ func (s *Store) post(ctx context.Context, tx *sql.Tx, evs ...catalog.Event) erro
 	}
 	now := time.Now().UTC()
 	for _, ev := range evs {
-		msgs, err := s.encode(ev)
+		msgs, err := s.encode(ctx, ev)
 		if err != nil {
 			return fmt.Errorf("encode %s.%s event: %w", ev.Entity, ev.Action, err)
 		}
@@ -38,8 +38,8 @@ func (s *Store) post(ctx context.Context, tx *sql.Tx, evs ...catalog.Event) erro
 				return fmt.Errorf("outbox id: %w", err)
 			}
 			if _, err := tx.ExecContext(ctx,
-				`INSERT INTO outbox (id, subject, msg_id, content_type, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-				id.String(), m.Subject, m.MsgID, m.ContentType, string(m.Body), ts(now)); err != nil {
+				`INSERT INTO outbox (id, subject, msg_id, content_type, body, created_at, traceparent, tracestate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				id.String(), m.Subject, m.MsgID, m.ContentType, string(m.Body), ts(now), m.TraceParent, m.TraceState); err != nil {
 				return fmt.Errorf("outbox %s: %w", m.Subject, err)
 			}
 			s.wroteMu.Lock()
@@ -72,7 +72,7 @@ func (s *Store) signalPosted() {
 // PendingMessages lists up to limit messages of the outbox, oldest first.
 func (s *Store) PendingMessages(ctx context.Context, limit int) ([]catalog.Message, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, subject, msg_id, content_type, body, created_at, attempts, last_error FROM outbox ORDER BY id LIMIT $1`, limit)
+		`SELECT id, subject, msg_id, content_type, body, created_at, attempts, last_error, traceparent, tracestate FROM outbox ORDER BY id LIMIT $1`, limit)
 	if err != nil {
 		return nil, unavailable(fmt.Errorf("read outbox: %w", err))
 	}
@@ -82,7 +82,7 @@ func (s *Store) PendingMessages(ctx context.Context, limit int) ([]catalog.Messa
 		var m catalog.Message
 		var body string
 		var created dbTime
-		if err := rows.Scan(&m.ID, &m.Subject, &m.MsgID, &m.ContentType, &body, &created, &m.Attempts, &m.LastError); err != nil {
+		if err := rows.Scan(&m.ID, &m.Subject, &m.MsgID, &m.ContentType, &body, &created, &m.Attempts, &m.LastError, &m.TraceParent, &m.TraceState); err != nil {
 			return nil, unavailable(fmt.Errorf("read outbox: %w", err))
 		}
 		m.Body, m.CreatedAt = []byte(body), created.t
