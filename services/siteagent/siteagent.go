@@ -124,6 +124,8 @@ type Service struct {
 	trees sync.Map // tree name → *sync.Mutex
 	// served is the manifest this origin published last, by tree.
 	served sync.Map // tree name → servedVersion
+	// runs are the commands running now, for the status.
+	runs sync.Map // run id → bus.AgentRun
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -191,7 +193,8 @@ func ConsumerName(site string) string { return "siteagent-" + site }
 func UrgentConsumerName(site string) string { return ConsumerName(site) + "-urgent" }
 
 // Run announces the versions on disk and loads the trusted signing keys,
-// then executes commands, following changes of the keys, until ctx ends.
+// then executes commands, following changes of the keys, and answers its
+// requests (status, verify) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.announce(ctx); err != nil {
 		s.d.Close()
@@ -204,7 +207,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// Normal and urgent commands have a consumer each, so an urgent one
 	// starts while a normal transfer runs (which then waits: Shaper).
-	return s.d.Run(ctx, []daemon.Consumer{{
+	return s.d.Run(ctx, s.control(), []daemon.Consumer{{
 		Stream: bus.StreamSync,
 		Config: bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)),
 		Handle: s.handle,
@@ -256,10 +259,12 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	if meta, err := m.Metadata(); err == nil {
 		last = int(meta.NumDelivered) >= bus.DefaultMaxDeliver
 	}
-	mu, _ := s.trees.LoadOrStore(cmd.Tree, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	mu := s.treeLock(cmd.Tree)
+	mu.Lock()
+	defer mu.Unlock()
 	start := time.Now()
+	s.runs.Store(cmd.RunID, bus.AgentRun{RunID: cmd.RunID, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Kind: cmd.Kind, From: cmd.From, To: cmd.To, StartedAt: start.UTC()})
+	defer s.runs.Delete(cmd.RunID)
 	log := s.log.With("tree", cmd.Tree, "run", cmd.RunID, "kind", cmd.Kind)
 	var out outcome
 	switch cmd.Kind {
@@ -291,6 +296,13 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	}
 	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)
 	return nil
+}
+
+// treeLock is the lock that serialises the runs (and verifications) of
+// one tree.
+func (s *Service) treeLock(tree string) *sync.Mutex {
+	mu, _ := s.trees.LoadOrStore(tree, new(sync.Mutex))
+	return mu.(*sync.Mutex)
 }
 
 // diskFull reports whether err is a filesystem (the data directory's, as a
