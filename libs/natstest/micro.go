@@ -20,6 +20,8 @@ const discoverTimeout = 30 * time.Second
 // once check accepts them. The question is asked again every 100 ms, so
 // instances that register meanwhile answer too; the test fails if check
 // has not accepted the answers within 30 s, with check's last error.
+// While none is registered, the server's "no responders" answers are
+// passed over.
 func Discover[T any](tb testing.TB, nc *nats.Conn, verb micro.Verb, name string, check func([]T) error) []T {
 	tb.Helper()
 	subject, err := micro.ControlSubject(verb, name, "")
@@ -42,6 +44,9 @@ func Discover[T any](tb testing.TB, nc *nats.Conn, verb micro.Verb, name string,
 	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
 		tb.Fatal(err)
 	}
+	if err := nc.Flush(); err != nil { // asked before check first looks
+		tb.Fatal(err)
+	}
 	last := check(nil)
 	if last == nil {
 		return nil
@@ -49,6 +54,9 @@ func Discover[T any](tb testing.TB, nc *nats.Conn, verb micro.Verb, name string,
 	for {
 		select {
 		case m := <-msgs:
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+				continue // no responders yet: the services are still starting
+			}
 			var id struct {
 				ID string `json:"id"`
 			}
