@@ -69,7 +69,15 @@ func TestAgentOnTheBus(t *testing.T) {
 	if want := []string{"pulpdist.svc.siteagent.lyon.status", "pulpdist.svc.siteagent.lyon.verify"}; !slices.Equal(subjects, want) || info.Metadata["site"] != "lyon" {
 		t.Errorf("agent info %+v: want endpoints %v and site lyon", info, want)
 	}
-	if st := h.status(t); st.Site != "lyon" || st.Service != bus.ServiceSiteAgent || !st.Ready || len(st.Trees) != 0 || len(st.Runs) != 0 {
+	// Answering before it is ready: daemon.Run registers the service,
+	// then starts the consumers and marks it ready.
+	poll.Until(t, 10*time.Second, func() error {
+		if st := h.status(t); !st.Ready {
+			return fmt.Errorf("status %+v: not ready", st)
+		}
+		return nil
+	})
+	if st := h.status(t); st.Site != "lyon" || st.Service != bus.ServiceSiteAgent || len(st.Trees) != 0 || len(st.Runs) != 0 {
 		t.Errorf("status of an empty site %+v", st)
 	}
 
