@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
+	"github.com/pulpdist/pulpdist/libs/control"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 )
@@ -434,6 +435,22 @@ func TestAsyncAPISchemas(t *testing.T) {
 		"Site":           inventoryapi.Site{},
 		"Subscription":   inventoryapi.Subscription{},
 		"SigningKey":     inventoryapi.SigningKey{},
+
+		"ServiceStatus":    bus.ServiceStatus{},
+		"InventoryStatus":  bus.InventoryStatus{},
+		"SchedulerStatus":  bus.SchedulerStatus{},
+		"ScheduledTree":    bus.ScheduledTree{},
+		"ScanInFlight":     bus.ScanInFlight{},
+		"DeltaCacheStatus": bus.DeltaCacheStatus{},
+		"DeltaInFlight":    bus.DeltaInFlight{},
+		"AgentStatus":      bus.AgentStatus{},
+		"HeldTree":         bus.HeldTree{},
+		"AgentRun":         bus.AgentRun{},
+		"TriggerRequest":   bus.TriggerRequest{},
+		"TriggerReply":     bus.TriggerReply{},
+		"VerifyRequest":    bus.VerifyRequest{},
+		"VerifyReply":      bus.VerifyReply{},
+		"ControlError":     bus.ControlError{},
 	}
 	for name, v := range types {
 		t.Run(name, func(t *testing.T) {
@@ -591,4 +608,107 @@ func mustDuration(t *testing.T, v any) time.Duration {
 		t.Fatalf("documented duration %v: %v", v, err)
 	}
 	return d
+}
+
+// instanceSubject is bus.InstanceSubject with the {instance} or {site}
+// placeholder the document uses (InstanceToken would rewrite the braces).
+func instanceSubject(service, placeholder, endpoint string) string {
+	return strings.Replace(bus.InstanceSubject(service, "PLACEHOLDER", endpoint), "PLACEHOLDER", placeholder, 1)
+}
+
+// TestAsyncAPIControl checks each request-reply endpoint the services
+// register (libs/control): a channel on the subject bus builds, naming
+// the micro service, endpoint and queue group; its request message; and
+// a receive operation whose reply is the endpoint's reply or the error.
+func TestAsyncAPIControl(t *testing.T) {
+	doc := loadAsyncAPI(t)
+	cases := []struct {
+		subject, service, endpoint, request, reply string
+	}{
+		{bus.ServiceSubject(bus.ServiceInventory, bus.EndpointStatus), bus.ServiceInventory, bus.EndpointStatus, "", "InventoryStatus"},
+		{bus.ServiceSubject(bus.ServiceScheduler, bus.EndpointStatus), bus.ServiceScheduler, bus.EndpointStatus, "", "SchedulerStatus"},
+		{bus.ServiceSubject(bus.ServiceScheduler, bus.EndpointTrigger), bus.ServiceScheduler, bus.EndpointTrigger, "TriggerRequest", "TriggerReply"},
+		{instanceSubject(bus.ServiceDeltaCache, "{instance}", bus.EndpointStatus), bus.ServiceDeltaCache, bus.EndpointStatus, "", "DeltaCacheStatus"},
+		{instanceSubject(bus.ServiceSiteAgent, "{site}", bus.EndpointStatus), bus.ServiceSiteAgent, bus.EndpointStatus, "", "AgentStatus"},
+		{instanceSubject(bus.ServiceSiteAgent, "{site}", bus.EndpointVerify), bus.ServiceSiteAgent, bus.EndpointVerify, "VerifyRequest", "VerifyReply"},
+	}
+	documented := 0
+	for name, ch := range node(doc, "channels").(map[string]any) {
+		if a, _ := node(ch, "address").(string); strings.HasPrefix(a, bus.ServicePrefix+".") {
+			documented++
+		} else if node(ch, "x-pulpdist-micro") != nil {
+			t.Errorf("channel %s: x-pulpdist-micro on a subject outside %s", name, bus.ServicePrefix)
+		}
+	}
+	if documented != len(cases) {
+		t.Errorf("%d channels under %s documented, the services have %d endpoints", documented, bus.ServicePrefix, len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.subject, func(t *testing.T) {
+			name, ch := channelByAddress(t, doc, c.subject)
+			if ch == nil {
+				t.Fatalf("no channel with address %q", c.subject)
+			}
+			micro := node(ch, "x-pulpdist-micro")
+			if got, want := node(micro, "service"), "pulpdist-"+c.service; got != want {
+				t.Errorf("channel %s: service %v, want %s", name, got, want)
+			}
+			if got := node(micro, "endpoint"); got != c.endpoint {
+				t.Errorf("channel %s: endpoint %v, want %s", name, got, c.endpoint)
+			}
+			if got, want := node(micro, "queueGroup"), "pulpdist-"+c.service; got != want {
+				t.Errorf("channel %s: queue group %v, want %s", name, got, want)
+			}
+			for _, p := range placeholders(c.subject) {
+				if node(ch, "parameters", p) == nil {
+					t.Errorf("channel %s: parameter %q not declared", name, p)
+				}
+			}
+			msgs, _ := node(ch, "messages").(map[string]any)
+			if len(msgs) != 1 {
+				t.Fatalf("channel %s: %d request messages, want 1", name, len(msgs))
+			}
+			for _, m := range msgs {
+				msg := resolve(t, doc, m)
+				if c.request == "" {
+					if node(msg, "name") != "StatusRequest" {
+						t.Errorf("channel %s: request %v, want StatusRequest", name, node(msg, "name"))
+					}
+				} else if got := node(msg, "payload", "$ref"); got != "#/components/schemas/"+c.request {
+					t.Errorf("channel %s: request payload %v, want %s", name, got, c.request)
+				}
+				if node(msg, "headers") == nil {
+					t.Errorf("channel %s: request without headers (traceparent)", name)
+				}
+			}
+			var ops int
+			for opName, op := range node(doc, "operations").(map[string]any) {
+				if node(op, "channel", "$ref") != "#/channels/"+name {
+					continue
+				}
+				ops++
+				if node(op, "action") != "receive" {
+					t.Errorf("operation %s: action %v, want receive", opName, node(op, "action"))
+				}
+				var replies []string
+				for _, r := range node(op, "reply", "messages").([]any) {
+					replies = append(replies, toString(node(resolve(t, doc, r), "payload", "$ref")))
+				}
+				slices.Sort(replies)
+				want := []string{"#/components/schemas/ControlError", "#/components/schemas/" + c.reply}
+				slices.Sort(want)
+				if !slices.Equal(replies, want) {
+					t.Errorf("operation %s: replies %v, want %v", opName, replies, want)
+				}
+			}
+			if ops != 1 {
+				t.Errorf("channel %s: %d operations, want 1", name, ops)
+			}
+		})
+	}
+	codes := []string{control.CodeInvalid, control.CodeNotFound, control.CodeBusy, control.CodeInternal, control.CodeUnavailable}
+	slices.Sort(codes)
+	if got := strs(node(doc, "components", "schemas", "ControlError", "properties", "code", "enum")); !slices.Equal(got, codes) {
+		t.Errorf("ControlError codes %v, want %v", got, codes)
+	}
 }

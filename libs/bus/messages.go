@@ -60,18 +60,8 @@ func (m Trigger) Validate() error {
 	if m.TriggerID == "" {
 		return fmt.Errorf("trigger: missing trigger_id")
 	}
-	if len(m.Sites) > MaxTriggerSites {
-		return fmt.Errorf("trigger: %d sites, at most %d", len(m.Sites), MaxTriggerSites)
-	}
-	seen := make(map[string]bool, len(m.Sites))
-	for _, s := range m.Sites {
-		if err := ValidateName("trigger site", s); err != nil {
-			return err
-		}
-		if seen[s] {
-			return fmt.Errorf("trigger: site %q named twice", s)
-		}
-		seen[s] = true
+	if err := validateTriggerSites(m.Sites); err != nil {
+		return err
 	}
 	return ValidateName("tree", m.Tree)
 }

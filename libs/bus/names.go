@@ -158,6 +158,41 @@ func ParseEventSubject(subject string) (entity, action string, about About, ok b
 	return tok[0], tok[1], about, true
 }
 
+// ServicePrefix is the prefix of the subjects of the services'
+// request-reply endpoints (NATS micro; libs/control).
+const ServicePrefix = "pulpdist.svc"
+
+// ServiceSubject is the subject of an endpoint that any instance of a
+// service may answer (a queue group shares the requests):
+// pulpdist.svc.<service>.<endpoint>.
+func ServiceSubject(service, endpoint string) string {
+	return ServicePrefix + "." + service + "." + endpoint
+}
+
+// InstanceSubject is the subject of an endpoint of one instance of a
+// service (a site's agent, one delta-cache instance):
+// pulpdist.svc.<service>.<instance>.<endpoint>, the instance as
+// InstanceToken makes it a subject token.
+func InstanceSubject(service, instance, endpoint string) string {
+	return ServicePrefix + "." + service + "." + InstanceToken(instance) + "." + endpoint
+}
+
+// InstanceToken turns an instance name into one subject token: every
+// character but ASCII letters, digits, '-' and '_' becomes '_' (a
+// delta-cache instance is named after its host by default, and a host
+// name may hold dots). Site names are tokens already and stay as they are.
+func InstanceToken(instance string) string {
+	if instance == "" {
+		return NoneToken
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, instance)
+}
+
 // DeltaID names the delta (tree, from, to): it is the object name of its
 // pack and the start of the Nats-Msg-Id of requests for it.
 func DeltaID(tree, from, to string) string {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -91,4 +93,30 @@ func (s *Scans) End(ctx context.Context, tree, run string) (again, confirm bool,
 		}
 	}
 	return false, false, fmt.Errorf("scans %s: too many concurrent updates", tree)
+}
+
+// InFlight lists the scans in flight, by tree.
+func (s *Scans) InFlight(ctx context.Context) ([]ScanInFlight, error) {
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("scans: %w", err)
+	}
+	defer func() { _ = w.Stop() }() // the watcher's consumer goes with it; nothing to report
+	out := []ScanInFlight{}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok || e == nil { // nil: every current entry was sent
+				slices.SortFunc(out, func(a, b ScanInFlight) int { return strings.Compare(a.Tree, b.Tree) })
+				return out, nil
+			}
+			var cur scanEntry
+			if err := json.Unmarshal(e.Value(), &cur); err != nil || cur.Run == "" {
+				continue // not a scan Begin recorded: Begin replaces it
+			}
+			out = append(out, ScanInFlight{Tree: e.Key(), Run: cur.Run, Again: cur.Again})
+		case <-ctx.Done():
+			return nil, fmt.Errorf("scans: %w", ctx.Err())
+		}
+	}
 }

@@ -1,8 +1,9 @@
 // Package daemon is the common skeleton of a pulpdist service that works
 // off the bus: the options every such service reads (NATS URL, health
 // address, logging), the connection with its streams declared, the
-// /healthz and /readyz server, and a Run that keeps the service's parts
-// going until the context ends, then drains NATS.
+// /healthz and /readyz server, its registration as a NATS micro service
+// (libs/control), and a Run that keeps the service's parts going until the
+// context ends, then drains NATS.
 package daemon
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/control"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/httpserve"
 	"github.com/pulpdist/pulpdist/libs/metrics"
@@ -118,10 +120,13 @@ type Consumer struct {
 	Handle bus.Handler
 }
 
-// Run creates the consumers, then runs them, the health server and the
-// extra parts until ctx ends or one fails. The probe is ready while they
-// run. At the end NATS is drained.
-func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(context.Context) error) error {
+// Run creates the consumers, registers the service's request-reply side
+// (control.Start: `nats micro ls` lists it; its status reports the probe
+// unless svc says otherwise), then runs the consumers, the health server
+// and the extra parts until ctx ends or one fails. The probe is ready
+// while they run. At the end the service stops answering requests, then
+// NATS is drained.
+func (d *Daemon) Run(ctx context.Context, svc control.Config, consumers []Consumer, parts ...func(context.Context) error) error {
 	defer d.NC.Close()
 	conss := make([]jetstream.Consumer, len(consumers))
 	for i, c := range consumers {
@@ -132,6 +137,13 @@ func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(co
 	}
 	if err := d.Metrics.Register(metrics.Consumers(d.Name, conss)); err != nil {
 		return fmt.Errorf("metrics: %w", err)
+	}
+	if svc.Ready == nil {
+		svc.Ready = d.Probe.Ready
+	}
+	ctl, err := control.Start(ctx, d.NC, svc, d.Log)
+	if err != nil {
+		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, c := range consumers {
@@ -146,9 +158,12 @@ func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(co
 	}
 	d.Probe.SetReady(true)
 	d.Log.Info(d.Name + " ready")
-	err := g.Wait()
+	err = g.Wait()
 	d.Probe.SetReady(false)
-	return errors.Join(err, d.drain())
+	// Before the drain: micro's hooks on the connection are taken off,
+	// and no request is taken while the connection drains.
+	stopErr := ctl.Stop()
+	return errors.Join(err, stopErr, d.drain())
 }
 
 // drainBudget bounds how long Run waits for NATS to drain at the end.

@@ -270,6 +270,33 @@ func Verify(ctx context.Context, dir string) (string, error) {
 	return cur, nil
 }
 
+// Held reads the replica in dir without changing anything (as Verify: no
+// recovery, no lock): the version `current` serves ("" for none), and
+// every complete version held, current included (a directory under
+// versions/ with its manifest), sorted.
+func Held(dir string) (current string, versions []string, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("held versions %s: %w", dir, err)
+	}
+	r := &Replica{dir: abs}
+	if current, err = r.Current(); err != nil {
+		return "", nil, fmt.Errorf("held versions %s: %w", abs, err)
+	}
+	roots, err := r.versions()
+	if err != nil {
+		return "", nil, fmt.Errorf("held versions %s: %w", abs, err)
+	}
+	versions = []string{}
+	for _, root := range roots {
+		if _, err := os.Stat(r.path(manifestsDir, root+".json")); err == nil {
+			versions = append(versions, root)
+		}
+	}
+	slices.Sort(versions)
+	return current, versions, nil
+}
+
 // Manifest returns the stored manifest of a held version, checked against
 // its root.
 func (r *Replica) Manifest(root string) (*tree.Manifest, error) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -78,5 +79,43 @@ func TestVerify(t *testing.T) {
 	mustDo(t, os.Remove(filepath.Join(dir, manifestsDir, m.Root()+".json")))
 	if _, err := Verify(ctx, dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Verify without a stored manifest: %v", err)
+	}
+}
+
+// TestHeld: the versions a replica holds are read without changing
+// anything; a version directory without its manifest (an apply cut short)
+// is not one of them, and stays for Open to remove.
+func TestHeld(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r, err := Open(dir, 2)
+	mustDo(t, err)
+	if cur, held, err := Held(dir); err != nil || cur != "" || len(held) != 0 {
+		t.Fatalf("Held of an empty replica = %q, %v, %v", cur, held, err)
+	}
+	one := v1(t)
+	data, m1 := packBytes(t, one, nil)
+	_, err = r.Apply(ctx, reader(t, data))
+	mustDo(t, err)
+	data, m2 := packBytes(t, v2(t, one), m1)
+	_, err = r.Apply(ctx, reader(t, data))
+	mustDo(t, err)
+	cut := r.path(versionsDir, strings.Repeat("a", 64))
+	mustDo(t, os.Mkdir(cut, 0o755))
+	before := snapshot(t, r)
+	cur, held, err := Held(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{m1.Root(), m2.Root()}
+	slices.Sort(want)
+	if cur != m2.Root() || !slices.Equal(held, want) {
+		t.Errorf("Held = %s, %v; want %s, %v", cur, held, m2.Root(), want)
+	}
+	if after := snapshot(t, r); after != before {
+		t.Errorf("Held changed the replica:\n%s\n%s", before, after)
+	}
+	if _, _, err := Held(filepath.Join(dir, "nothing")); err == nil {
+		t.Error("Held of a missing directory succeeded")
 	}
 }

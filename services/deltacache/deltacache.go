@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -219,6 +220,8 @@ type Service struct {
 	blobs  *bus.ObjectReader // contents, small ones without a consumer each
 	// metrics count the requests answered and the deltas computed.
 	metrics *cacheMetrics
+	// computing is what this instance is building now, for the status.
+	computing sync.Map // delta id → bus.DeltaInFlight
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -268,7 +271,7 @@ func (s *Service) Probe() *health.Probe { return s.d.Probe }
 // ConsumerName is the durable work-queue consumer every instance shares.
 const ConsumerName = "deltacache"
 
-// Run serves delta requests until ctx ends.
+// Run serves delta requests, and its status requests, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	// A request for a delta another instance is building is retried with
 	// backoff until the pack is stored (bus.DefaultMaxDeliver bounds it).
@@ -277,7 +280,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.GCInterval > 0 {
 		parts = append(parts, func(ctx context.Context) error { return s.collectEvery(ctx, s.cfg.GCInterval) })
 	}
-	return s.d.Run(ctx, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
+	return s.d.Run(ctx, s.control(), []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
 }
 
 // errClaimed means another instance is building the delta right now.
@@ -345,6 +348,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
 	}
 	start := time.Now()
+	defer s.track(req, id, start)()
 	effort := s.cfg.EffortFor(req.Sites)
 	res, err := s.build(ctx, req, id, effort)
 	if err != nil {

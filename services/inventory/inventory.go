@@ -27,6 +27,7 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/control"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/httpserve"
 	"github.com/pulpdist/pulpdist/libs/metrics"
@@ -195,6 +196,8 @@ type Service struct {
 	offlineAfter time.Duration
 	// reports says how site-agents' events are authenticated.
 	reports events.Reports
+	// instance names this instance on the bus (control.DefaultInstance).
+	instance string
 }
 
 // New connects to NATS and declares the streams, opens and migrates the
@@ -210,7 +213,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	s := &Service{log: log, nc: nc, probe: health.NewProbe("inventory"), republish: cfg.KeyRepublish,
 		alarms:       cmp.Or(cfg.AlarmInterval, DefaultAlarmInterval),
 		offlineAfter: cmp.Or(cfg.AgentOfflineAfter, catalog.DefaultAgentOfflineAfter),
-		reports:      events.Reports{RequireSigned: !cfg.AcceptUnsignedReports}}
+		reports:      events.Reports{RequireSigned: !cfg.AcceptUnsignedReports}, instance: control.DefaultInstance()}
 	if s.republish == 0 {
 		s.republish = DefaultKeyRepublish
 	}
@@ -297,10 +300,15 @@ func (s *Service) URL() string { return s.http.URL() }
 // Probe is the inventory's own readiness.
 func (s *Service) Probe() *health.Probe { return s.probe }
 
-// Run serves the REST API and records events until ctx ends, then shuts
-// down: HTTP first, then the consumer, then NATS is drained and the
+// Run serves the REST API, records events and answers its status requests
+// on the bus until ctx ends, then shuts down: HTTP first, then the
+// consumer, then the status requests, then NATS is drained and the
 // database closed.
 func (s *Service) Run(ctx context.Context) error {
+	ctl, err := control.Start(ctx, s.nc, s.control(), s.log)
+	if err != nil {
+		return errors.Join(err, s.Close())
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.http.Serve(gctx) })
 	g.Go(func() error {
@@ -311,9 +319,12 @@ func (s *Service) Run(ctx context.Context) error {
 	g.Go(func() error { s.checkAlarms(gctx); return nil })
 	s.probe.SetReady(true)
 	s.log.Info("inventory ready", "url", s.URL())
-	err := g.Wait()
+	err = g.Wait()
 	s.probe.SetReady(false)
-	return errors.Join(err, s.Close())
+	// Before the drain: micro's hooks on the connection are taken off,
+	// and no request is taken while the connection drains.
+	stopErr := ctl.Stop()
+	return errors.Join(err, stopErr, s.Close())
 }
 
 // every calls f every interval until ctx ends.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/config"
+	"github.com/pulpdist/pulpdist/libs/control"
 	"github.com/pulpdist/pulpdist/libs/daemon"
 	"github.com/pulpdist/pulpdist/libs/health"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
@@ -79,10 +80,15 @@ func (c Config) inventoryToken() (string, error) {
 
 // Service is a scheduler connected to the bus.
 type Service struct {
-	cfg  Config
-	d    *daemon.Daemon
-	disp *dispatch.Dispatcher
-	cron *cron.Cron
+	cfg   Config
+	d     *daemon.Daemon
+	inv   dispatch.Inventory
+	out   *sender
+	scans *bus.Scans
+	disp  *dispatch.Dispatcher
+	cron  *cron.Cron
+	// instance names this instance on the bus (control.DefaultInstance).
+	instance string
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -105,21 +111,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler"), metrics: m}
+	scans := bus.NewScans(d.Layout.Scans)
 	return &Service{
-		cfg:  cfg,
-		d:    d,
-		disp: dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(bus.NewScans(d.Layout.Scans)),
-		cron: cron.New(inv, out, cfg.RefreshInterval, log),
+		cfg: cfg, d: d, inv: inv, out: out, scans: scans,
+		disp:     dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(scans),
+		cron:     cron.New(inv, out, cfg.RefreshInterval, log),
+		instance: control.DefaultInstance(),
 	}, nil
 }
 
 // Probe is the scheduler's readiness.
 func (s *Service) Probe() *health.Probe { return s.d.Probe }
 
-// Run consumes triggers, snapshots and ready deltas and fires schedules
-// until ctx ends.
+// Run consumes triggers, snapshots and ready deltas, fires schedules and
+// answers its requests (status, trigger) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	return s.d.Run(ctx, []daemon.Consumer{
+	return s.d.Run(ctx, s.control(), []daemon.Consumer{
 		{Stream: bus.StreamTriggers, Config: bus.ConsumerConfig("scheduler-triggers", "pulpdist.trigger.>"), Handle: decoded(s.disp.Trigger)},
 		{Stream: bus.StreamSnapshots, Config: bus.ConsumerConfig("scheduler-snapshots", "pulpdist.snapshot.>"), Handle: decoded(s.disp.Snapshot)},
 		{Stream: bus.StreamDeltaReady, Config: bus.ConsumerConfig("scheduler-deltas", "pulpdist.delta.ready.>"), Handle: decoded(s.disp.DeltaReady)},

@@ -147,6 +147,8 @@ type Service struct {
 	// counts the commands in progress, which heartbeats tell.
 	heartbeatEvery time.Duration
 	running        atomic.Int64
+	// runs are the commands running now, for the status.
+	runs sync.Map // run id → bus.AgentRun
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -223,8 +225,8 @@ func UrgentConsumerName(site string) string { return ConsumerName(site) + "-urge
 
 // Run announces the versions on disk and loads the trusted signing keys,
 // publishes agent.online, then executes commands, following changes of
-// the keys and sending heartbeats, until ctx ends; it publishes
-// agent.offline before it returns.
+// the keys and sending heartbeats, and answers its requests (status,
+// verify) until ctx ends; it publishes agent.offline before it returns.
 func (s *Service) Run(ctx context.Context) error {
 	started := time.Now().UTC()
 	trees, err := s.announce(ctx)
@@ -243,7 +245,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// Normal and urgent commands have a consumer each, so an urgent one
 	// starts while a normal transfer runs (which then waits: Shaper).
-	return s.d.Run(ctx, []daemon.Consumer{{
+	return s.d.Run(ctx, s.control(), []daemon.Consumer{{
 		Stream: bus.StreamSync,
 		Config: bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)),
 		Handle: s.handle,
@@ -301,10 +303,12 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	}
 	s.running.Add(1)
 	defer s.running.Add(-1)
-	mu, _ := s.trees.LoadOrStore(cmd.Tree, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	mu := s.treeLock(cmd.Tree)
+	mu.Lock()
+	defer mu.Unlock()
 	start := time.Now()
+	s.runs.Store(cmd.RunID, bus.AgentRun{RunID: cmd.RunID, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Kind: cmd.Kind, From: cmd.From, To: cmd.To, StartedAt: start.UTC()})
+	defer s.runs.Delete(cmd.RunID)
 	log := s.log.With("tree", cmd.Tree, "run", cmd.RunID, "kind", cmd.Kind)
 	var out outcome
 	prog := new(progress)
@@ -340,6 +344,13 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	s.metrics.observeRun(cmd.Kind, out.result, time.Since(start).Seconds())
 	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)
 	return nil
+}
+
+// treeLock is the lock that serialises the runs (and verifications) of
+// one tree.
+func (s *Service) treeLock(tree string) *sync.Mutex {
+	mu, _ := s.trees.LoadOrStore(tree, new(sync.Mutex))
+	return mu.(*sync.Mutex)
 }
 
 // diskFull reports whether err is a filesystem (the data directory's, as a

@@ -2,10 +2,14 @@ package catalog
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/adhocore/gronx"
+
+	"github.com/pulpdist/pulpdist/libs/bus"
 )
 
 // buildOverview computes one row per subscription (replica) and one per
@@ -137,4 +141,34 @@ func roleOrder(role string) int {
 		return 0
 	}
 	return 1
+}
+
+// Counts says how much the catalog holds and how its subscriptions stand.
+type Counts struct {
+	Sites, Trees, Subscriptions, Versions int
+	// Running counts the site × tree pairs whose newest run is running,
+	// Failing those whose newest run failed, Behind the replicas that do
+	// not serve their tree's latest version (of a tree that has one).
+	Running, Failing, Behind int
+}
+
+// Counts reads the catalog's counts at once, from the overview's data.
+func (s *Service) Counts(ctx context.Context) (Counts, error) {
+	d, err := s.repo.OverviewData(ctx)
+	if err != nil {
+		return Counts{}, fmt.Errorf("counts: %w", err)
+	}
+	c := Counts{Sites: len(d.Sites), Trees: len(d.Trees), Subscriptions: len(d.Subscriptions), Versions: len(d.Versions)}
+	for _, r := range buildOverview(d, s.now()) {
+		switch {
+		case r.State == RunRunning:
+			c.Running++
+		case r.LastResult == string(bus.ResultFailed):
+			c.Failing++
+		}
+		if r.Role == RoleReplica && r.LatestVersion != "" && r.Version != r.LatestVersion {
+			c.Behind++
+		}
+	}
+	return c, nil
 }

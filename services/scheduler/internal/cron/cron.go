@@ -7,6 +7,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/adhocore/gronx"
@@ -37,6 +41,18 @@ type Cron struct {
 	cached  []inventoryapi.Tree
 	fetched time.Time
 	fired   map[string]time.Time // tree → minute last fired
+
+	// last is what Schedules reports: the state above as the last Tick
+	// left it (Tick alone touches that state, Schedules is called from
+	// request handlers).
+	last atomic.Pointer[tickState]
+}
+
+// tickState is a copy of a cron's state after a tick.
+type tickState struct {
+	trees   []inventoryapi.Tree
+	fetched time.Time
+	fired   map[string]time.Time
 }
 
 // New returns a cron that re-reads the tree list every refresh interval.
@@ -54,6 +70,7 @@ func TriggerID(tree string, minute time.Time) string {
 // Tick fires every tree whose schedule is due at now and that has not fired
 // for this minute yet.
 func (c *Cron) Tick(ctx context.Context, now time.Time) error {
+	defer func() { c.last.Store(&tickState{trees: c.cached, fetched: c.fetched, fired: maps.Clone(c.fired)}) }()
 	if c.cached == nil || now.Sub(c.fetched) >= c.refresh {
 		trees, err := c.trees.Trees(ctx)
 		switch {
@@ -89,6 +106,32 @@ func (c *Cron) Tick(ctx context.Context, now time.Time) error {
 		c.log.Info("schedule fired", "tree", t.Name, "trigger", trig.TriggerID)
 	}
 	return nil
+}
+
+// Schedules lists the trees of the list last read from the inventory,
+// each with the minute this cron last fired its schedule and the next one
+// it will (none for a tree without a schedule, disabled or paused), after
+// now; and when the list was read (zero before the first read).
+func (c *Cron) Schedules(now time.Time) ([]bus.ScheduledTree, time.Time) {
+	v := c.last.Load()
+	if v == nil {
+		return []bus.ScheduledTree{}, time.Time{}
+	}
+	out := make([]bus.ScheduledTree, 0, len(v.trees))
+	for _, t := range v.trees {
+		st := bus.ScheduledTree{Tree: t.Name, Schedule: t.Schedule, Enabled: t.Enabled == nil || *t.Enabled, Paused: t.Paused}
+		if last, ok := v.fired[t.Name]; ok {
+			st.LastFired = &last
+		}
+		if t.Schedule != "" && st.Enabled && !t.Paused {
+			if next, err := gronx.NextTickAfter(t.Schedule, now.UTC(), false); err == nil {
+				st.NextFire = &next
+			}
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b bus.ScheduledTree) int { return strings.Compare(a.Tree, b.Tree) })
+	return out, v.fetched
 }
 
 // Run ticks every interval until ctx ends. A failed tick is logged and
