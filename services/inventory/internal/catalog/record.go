@@ -38,7 +38,7 @@ func (s *Service) RecordSyncStarted(ctx context.Context, eventID string, m bus.S
 	if err := checkEventID(eventID); err != nil {
 		return err
 	}
-	if err := checkRun("sync.started", m.RunID, m.Site, m.Tree, m.From, m.To); err != nil {
+	if err := checkRun("sync.started", m.RunID, m.Kind, m.Site, m.Tree, m.From, m.To); err != nil {
 		return err
 	}
 	r := Run{
@@ -54,7 +54,7 @@ func (s *Service) RecordSyncFinished(ctx context.Context, eventID string, m bus.
 	if err := checkEventID(eventID); err != nil {
 		return err
 	}
-	if err := checkRun("sync.finished", m.RunID, m.Site, m.Tree, m.From, m.To); err != nil {
+	if err := checkRun("sync.finished", m.RunID, m.Kind, m.Site, m.Tree, m.From, m.To); err != nil {
 		return err
 	}
 	if !m.Result.Valid() {
@@ -109,9 +109,12 @@ func checkEventID(id string) error {
 	return nil
 }
 
-func checkRun(what, runID, site, tree, from, to string) error {
+func checkRun(what, runID string, kind bus.CommandKind, site, tree, from, to string) error {
 	if runID == "" || len(runID) > maxRunID {
 		return invalidf("%s: run_id must be 1 to %d bytes", what, maxRunID)
+	}
+	if kind != bus.CommandSnapshot && kind != bus.CommandApply {
+		return invalidf("%s: kind %q: want %s or %s", what, kind, bus.CommandSnapshot, bus.CommandApply)
 	}
 	if err := checkName("site", site); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

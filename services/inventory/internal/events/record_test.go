@@ -119,6 +119,29 @@ func testRecordIntoStore(t *testing.T, url string) {
 	if len(runs) != 1 || runs[0].Result != "COMPLETED" || runs[0].Bytes != 30 {
 		t.Fatalf("runs = %+v", runs)
 	}
+	// A run of no known kind is refused for good and recorded nowhere
+	// (its kind would be a label of pulpdist_sync_results_total).
+	for _, kind := range []bus.CommandKind{"", "bogus", "Apply"} {
+		ev := event.New()
+		ev.SetID("kind-" + string(kind))
+		ev.SetSource("/pulpdist/siteagent/paris")
+		ev.SetType(TypeSyncFinished)
+		ev.SetTime(t0.Add(time.Hour))
+		if err := ev.SetData("application/json", bus.SyncFinished{RunID: "run-" + string(kind), Site: "paris", Tree: "docs", Kind: kind,
+			To: b, Result: bus.ResultCompleted, FinishedAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		body, err := ev.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Handle(ctx, cat, Reports{}, body); !bus.IsPermanent(err) || !strings.Contains(err.Error(), "kind") {
+			t.Errorf("kind %q: %v, want a permanent error about the kind", kind, err)
+		}
+	}
+	if runs, err := cat.Runs(ctx, catalog.RunFilter{}); err != nil || len(runs) != 1 {
+		t.Fatalf("runs after bad kinds = %+v, %v", runs, err)
+	}
 	paris, err := cat.Site(ctx, "paris")
 	if err != nil {
 		t.Fatal(err)
