@@ -44,19 +44,37 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Con
 // msgID, when not empty, is the Nats-Msg-Id that deduplicates the publish
 // within DuplicateWindow.
 func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, m any) error {
+	_, err := PublishStored(ctx, js, subject, msgID, m)
+	return err
+}
+
+// PublishStored is Publish that also says whether the stream stored the
+// message: false when it dropped it as a duplicate of msgID (a retried
+// handler, or another instance, published it first). What counts facts,
+// such as a metric, counts the stored ones.
+func PublishStored(ctx context.Context, js jetstream.JetStream, subject, msgID string, m any) (bool, error) {
 	body, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("publish %s: %w", subject, err)
+		return false, fmt.Errorf("publish %s: %w", subject, err)
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = body
-	return PublishMsg(ctx, js, msg, msgID)
+	ack, err := publishMsg(ctx, js, msg, msgID)
+	if err != nil {
+		return false, err
+	}
+	return !ack.Duplicate, nil
 }
 
 // PublishMsg publishes msg on a stream subject within a producer span,
 // with the span's trace context in its headers, and waits for the
 // stream's ack. msgID is as for Publish.
-func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string) (err error) {
+func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string) error {
+	_, err := publishMsg(ctx, js, msg, msgID)
+	return err
+}
+
+func publishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgID string) (_ *jetstream.PubAck, err error) {
 	ctx, end := startSpan(ctx, "publish "+msg.Subject, trace.SpanKindProducer, msg.Subject)
 	defer func() { end(err) }()
 	if msg.Header == nil {
@@ -67,8 +85,9 @@ func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgI
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	if _, err := js.PublishMsg(ctx, msg, opts...); err != nil {
-		return fmt.Errorf("publish %s: %w", msg.Subject, err)
+	ack, err := js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}
-	return nil
+	return ack, nil
 }

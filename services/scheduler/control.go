@@ -73,7 +73,12 @@ func (s *Service) trigger(ctx context.Context, r bus.TriggerRequest) (bus.Trigge
 	if err := t.Validate(); err != nil {
 		return bus.TriggerReply{}, fmt.Errorf("%w: %w", control.ErrInvalid, err)
 	}
-	if err := s.out.Trigger(ctx, t); err != nil {
+	// Once the trigger is stored the sync will run: the requester is told
+	// so even if the event about it failed (asking again would queue a
+	// second sync under a new id).
+	if err := s.out.Trigger(ctx, t); errors.Is(err, errTriggerQueued) {
+		s.log.Warn("trigger queued without its event", "trigger", t.TriggerID, "tree", t.Tree, "err", err)
+	} else if err != nil {
 		return bus.TriggerReply{}, err
 	}
 	return bus.TriggerReply{TriggerID: t.TriggerID, Tree: t.Tree, RunTriggerID: dispatch.ScopedTriggerID(t.TriggerID, t.Sites), Sites: t.Sites}, nil

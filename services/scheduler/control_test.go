@@ -38,7 +38,7 @@ func controlled(t *testing.T) (*nats.Conn, jetstream.JetStream, *bus.Layout) {
 	}
 	out := testSender(t, js)
 	out.events = bus.NewEvents(js, "/pulpdist/scheduler")
-	s := &Service{inv: inv, out: out, scans: bus.NewScans(layout.Scans), cron: cron.New(inv, out, time.Minute, log), instance: "test-1"}
+	s := &Service{inv: inv, out: out, scans: bus.NewScans(layout.Scans), cron: cron.New(inv, out, time.Minute, log), log: log, instance: "test-1"}
 	if err := s.cron.Tick(t.Context(), time.Date(2026, 12, 7, 10, 17, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,7 @@ type Service struct {
 	scans *bus.Scans
 	disp  *dispatch.Dispatcher
 	cron  *cron.Cron
+	log   *slog.Logger
 	// instance names this instance on the bus (control.DefaultInstance).
 	instance string
 }
@@ -113,7 +114,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler"), metrics: m}
 	scans := bus.NewScans(d.Layout.Scans)
 	return &Service{
-		cfg: cfg, d: d, inv: inv, out: out, scans: scans,
+		cfg: cfg, d: d, inv: inv, out: out, scans: scans, log: log,
 		disp:     dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(scans),
 		cron:     cron.New(inv, out, cfg.RefreshInterval, log),
 		instance: control.DefaultInstance(),
@@ -177,19 +178,19 @@ type sender struct {
 }
 
 func (s *sender) Command(ctx context.Context, c bus.SyncCommand) error {
-	if err := bus.Publish(ctx, s.js, bus.CommandSubject(c), c.RunID, c); err != nil {
-		return err
+	stored, err := bus.PublishStored(ctx, s.js, bus.CommandSubject(c), c.RunID, c)
+	if stored {
+		s.metrics.command(c)
 	}
-	s.metrics.command(c)
-	return nil
+	return err
 }
 
 func (s *sender) RequestDelta(ctx context.Context, r bus.DeltaRequest, msgID string) error {
-	if err := bus.Publish(ctx, s.js, bus.DeltaRequestSubject(r.Tree), msgID, r); err != nil {
-		return err
+	stored, err := bus.PublishStored(ctx, s.js, bus.DeltaRequestSubject(r.Tree), msgID, r)
+	if stored {
+		s.metrics.deltas.WithLabelValues(r.Tree).Inc()
 	}
-	s.metrics.deltas.WithLabelValues(r.Tree).Inc()
-	return nil
+	return err
 }
 
 func (s *sender) Event(ctx context.Context, entity, action string, about bus.About, key string, data any) error {
@@ -197,13 +198,24 @@ func (s *sender) Event(ctx context.Context, entity, action string, about bus.Abo
 }
 
 func (s *sender) Trigger(ctx context.Context, t bus.Trigger) error {
-	if err := bus.Publish(ctx, s.js, bus.TriggerSubject(t.Tree), t.TriggerID, t); err != nil {
+	stored, err := bus.PublishStored(ctx, s.js, bus.TriggerSubject(t.Tree), t.TriggerID, t)
+	if err != nil {
 		return err
 	}
-	s.metrics.triggers.WithLabelValues(t.Tree, t.Reason).Inc()
-	return s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionRequested, bus.About{Tree: t.Tree}, t.TriggerID,
-		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason})
+	if stored {
+		s.metrics.triggers.WithLabelValues(t.Tree, t.Reason).Inc()
+	}
+	if err := s.events.PublishKeyed(ctx, bus.EntitySync, bus.ActionRequested, bus.About{Tree: t.Tree}, t.TriggerID,
+		bus.SyncRequested{TriggerID: t.TriggerID, Tree: t.Tree, Reason: t.Reason}); err != nil {
+		return fmt.Errorf("%w: %w", errTriggerQueued, err)
+	}
+	return nil
 }
+
+// errTriggerQueued marks a trigger stored on its stream whose
+// sync.requested event was not: the sync will run. Publishing again with
+// the same trigger id stores neither twice.
+var errTriggerQueued = errors.New("trigger queued, its sync.requested event not published")
 
 // versions reads site versions from the sites bucket.
 type versions struct{ kv jetstream.KeyValue }
