@@ -301,8 +301,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	log := s.log.With("tree", req.Tree, "from", req.From, "to", req.To)
 	if info, err := s.layout.Deltas.GetInfo(ctx, id); err == nil {
 		log.Debug("delta served from store")
-		s.metrics.answered(req.Tree, outcomeStored)
-		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
+		return s.metrics.answered(req.Tree, outcomeStored, s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false))
 	} else if !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("look up pack %s: %w", id, err)
 	}
@@ -320,15 +319,14 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 			first := path[0]
 			hopReq := req
 			hopReq.To = first.to
-			s.metrics.answered(req.Tree, outcomeChain)
-			return s.announce(ctx, hopReq, first.name, uint64(first.size), first.hash, false, req.To)
+			return s.metrics.answered(req.Tree, outcomeChain, s.announce(ctx, hopReq, first.name, uint64(first.size), first.hash, false, req.To))
 		}
 	}
 	claim := bus.DeltaClaimKey(req.Tree, req.From, req.To)
 	rev, err := s.layout.DeltaClaims.Create(ctx, claim, []byte(s.cfg.Instance))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			s.metrics.answered(req.Tree, outcomeClaimed)
+			s.metrics.claimWaits.WithLabelValues(req.Tree).Inc()
 			return fmt.Errorf("%s: %w", id, errClaimed)
 		}
 		return fmt.Errorf("claim %s: %w", id, err)
@@ -344,8 +342,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	// Another instance may have stored the pack and released its claim
 	// between our look-up and our claim.
 	if info, err := s.layout.Deltas.GetInfo(ctx, id); err == nil {
-		s.metrics.answered(req.Tree, outcomeStored)
-		return s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false)
+		return s.metrics.answered(req.Tree, outcomeStored, s.ready(ctx, req, id, info.Size, info.Metadata[PackHashMeta], false))
 	}
 	start := time.Now()
 	defer s.track(req, id, start)()
@@ -364,7 +361,7 @@ func (s *Service) Serve(ctx context.Context, req bus.DeltaRequest) error {
 	}); err != nil {
 		return err
 	}
-	return s.ready(ctx, req, id, uint64(res.Size), res.Hash, true)
+	return s.metrics.answered(req.Tree, outcomeComputed, s.ready(ctx, req, id, uint64(res.Size), res.Hash, true))
 }
 
 // holdClaim renews the claim while a build runs, so a build longer than

@@ -17,15 +17,15 @@ const (
 	outcomeStored   = "stored"   // the pack was in the store: a cache hit
 	outcomeChain    = "chain"    // a chain of stored packs
 	outcomeComputed = "computed" // built now
-	outcomeClaimed  = "claimed"  // another instance is building it: retried
 )
 
 // cacheMetrics are a delta-cache instance's metrics, labelled with its
 // instance name (several share a registry in `pulpdist dev`).
 type cacheMetrics struct {
-	requests *prometheus.CounterVec
-	compute  prometheus.Histogram
-	bytes    *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	claimWaits *prometheus.CounterVec
+	compute    prometheus.Histogram
+	bytes      *prometheus.CounterVec
 }
 
 // storeInfoTimeout bounds how long a scrape waits for the store's size.
@@ -38,8 +38,12 @@ func newCacheMetrics(reg prometheus.Registerer, instance string, packs jetstream
 	m := &cacheMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "deltacache", Name: "requests_total",
-			Help: "Delta requests answered, by tree and outcome: stored (a cache hit), chain (stored packs chained), computed, claimed (another instance was building it; retried).",
+			Help: "Delta requests answered (the answer published), by tree and outcome: stored (a cache hit), chain (stored packs chained), computed.",
 		}, []string{"tree", "outcome"}),
+		claimWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "deltacache", Name: "claim_waits_total",
+			Help: "Deliveries of a request put back because another instance was computing the same delta (each retry counts).",
+		}, []string{"tree"}),
 		compute: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metrics.Namespace, Subsystem: "deltacache", Name: "compute_duration_seconds",
 			Help:    "Time to compute and store one delta pack.",
@@ -62,7 +66,7 @@ func newCacheMetrics(reg prometheus.Registerer, instance string, packs jetstream
 		}
 		return float64(info.State.Bytes)
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.compute, m.bytes, stored} {
+	for _, c := range []prometheus.Collector{m.requests, m.claimWaits, m.compute, m.bytes, stored} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -70,14 +74,18 @@ func newCacheMetrics(reg prometheus.Registerer, instance string, packs jetstream
 	return m, nil
 }
 
-// answered counts a request answered with outcome.
-func (m *cacheMetrics) answered(tree, outcome string) {
-	m.requests.WithLabelValues(tree, outcome).Inc()
+// answered counts a request answered with outcome once its answer was
+// published (err nil), and returns err: a request whose answer failed is
+// retried and counted then.
+func (m *cacheMetrics) answered(tree, outcome string, err error) error {
+	if err == nil {
+		m.requests.WithLabelValues(tree, outcome).Inc()
+	}
+	return err
 }
 
-// computed records a delta computed.
+// computed records a delta computed and stored.
 func (m *cacheMetrics) computed(tree string, size int64, took time.Duration) {
-	m.answered(tree, outcomeComputed)
 	m.compute.Observe(took.Seconds())
 	m.bytes.WithLabelValues(tree).Add(float64(size))
 }
