@@ -451,6 +451,11 @@ const (
 // that was away a while, not the replayable history.
 const AgentHeartbeatTTL = time.Hour
 
+// SyncProgressTTL is how long the events stream keeps a run's progress
+// report (bus.Events.PublishTransient): the run's sync.finished, kept for
+// the stream's retention, says how it ended.
+const SyncProgressTTL = time.Hour
+
 // AgentTree is a tree an agent serves and the version it serves.
 type AgentTree struct {
 	Tree    string `json:"tree"`

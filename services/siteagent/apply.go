@@ -56,7 +56,10 @@ func (s *Service) apply(ctx context.Context, cmd bus.SyncCommand, prog *progress
 	// back; the run fails at once).
 	got, err := s.fetch(ctx, cmd, prog)
 	if err == nil {
-		err = s.reportServed(ctx, cmd, got)
+		// What the event tells is observability: the run goes on without it.
+		if serr := s.reportServed(ctx, cmd, got); serr != nil {
+			s.log.Warn("delta.served not published", "tree", cmd.Tree, "run", cmd.RunID, "err", serr)
+		}
 	}
 	if err == nil {
 		prog.enter(bus.PhaseApply, got.size, 0)

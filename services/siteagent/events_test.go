@@ -146,6 +146,14 @@ func TestSyncProgressIsBounded(t *testing.T) {
 	// Every report was stored before sync.finished: all are in by now.
 	n := stored(t, h, bus.EventFilter(bus.EntitySync, bus.ActionProgress))
 	got := waitFor(t, "sync.progress events", n, reports)
+	// Progress is transient: the stream keeps it an hour, not 30 days.
+	if st, err := h.js.Stream(t.Context(), bus.StreamEvents); err != nil {
+		t.Fatal(err)
+	} else if raw, err := st.GetLastMsgForSubject(t.Context(), bus.EventFilter(bus.EntitySync, bus.ActionProgress)); err != nil {
+		t.Fatal(err)
+	} else if ttl, err := time.ParseDuration(raw.Header.Get("Nats-TTL")); err != nil || ttl != bus.SyncProgressTTL {
+		t.Errorf("progress Nats-TTL %q (%v), want %s", raw.Header.Get("Nats-TTL"), err, bus.SyncProgressTTL)
+	}
 	if limit := int(time.Duration(fin.DurationMS)*time.Millisecond/every) + 1; len(got) < 3 || len(got) > limit {
 		t.Fatalf("%d progress reports of a %d ms run every %s: want 3 to %d", len(got), fin.DurationMS, every, limit)
 	}

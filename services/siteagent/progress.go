@@ -98,12 +98,13 @@ func (s *Service) reportProgress(ctx context.Context, cmd bus.SyncCommand, p *pr
 				if !p.started() {
 					continue // nothing to tell yet
 				}
-				err := s.events.Publish(ctx, bus.EntitySync, bus.ActionProgress, about, p.event(cmd, time.Since(start)))
+				err := s.events.PublishTransient(ctx, bus.EntitySync, bus.ActionProgress, about, bus.SyncProgressTTL, p.event(cmd, time.Since(start)))
 				if err != nil && ctx.Err() == nil {
 					s.log.Warn("progress not reported", "tree", cmd.Tree, "run", cmd.RunID, "err", err)
 				}
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
 }

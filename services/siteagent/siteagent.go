@@ -313,6 +313,7 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	var out outcome
 	prog := new(progress)
 	stopProgress := s.reportProgress(ctx, cmd, prog, start)
+	defer stopProgress() // a panicking run (recovered by bus.Consume) stops it too
 	switch cmd.Kind {
 	case bus.CommandSnapshot:
 		out, err = s.snapshot(ctx, cmd, prog)
