@@ -3,6 +3,7 @@ package bus
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/google/uuid"
 	"time"
 
 	"github.com/pulpdist/pulpdist/libs/bandwidth"
@@ -47,6 +48,19 @@ type Trigger struct {
 	// the origin still scans, but only they get deltas and apply commands.
 	// Empty means every subscription of the tree.
 	Sites []string `json:"sites,omitempty"`
+}
+
+// ReasonManual is the reason of a trigger a person or a tool asked for
+// (REST API, the scheduler's micro trigger endpoint).
+const ReasonManual = "manual"
+
+// ManualTrigger is a trigger asked for now, of tree (sites: only those of
+// its subscribers; none: all), with a fresh id.
+func ManualTrigger(tree string, sites []string, confirmDeletions bool, now time.Time) Trigger {
+	return Trigger{
+		V: MessageVersion, TriggerID: uuid.NewString(), Tree: tree, Reason: ReasonManual,
+		RequestedAt: now.UTC(), ConfirmDeletions: confirmDeletions, Sites: sites,
+	}
 }
 
 // MaxTriggerSites bounds Trigger.Sites.

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/control"
 	"github.com/pulpdist/pulpdist/libs/inventoryapi"
@@ -66,10 +64,7 @@ func (s *Service) trigger(ctx context.Context, r bus.TriggerRequest) (bus.Trigge
 			}
 		}
 	}
-	t := bus.Trigger{
-		V: bus.MessageVersion, TriggerID: uuid.NewString(), Tree: r.Tree, Reason: "manual",
-		RequestedAt: time.Now().UTC(), ConfirmDeletions: r.ConfirmDeletions, Sites: r.Sites,
-	}
+	t := bus.ManualTrigger(r.Tree, r.Sites, r.ConfirmDeletions, time.Now())
 	if err := t.Validate(); err != nil {
 		return bus.TriggerReply{}, fmt.Errorf("%w: %w", control.ErrInvalid, err)
 	}

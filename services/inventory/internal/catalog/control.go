@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/tree"
 )
@@ -265,17 +263,10 @@ func (s *Service) RequestSubscriptionSync(ctx context.Context, site, tree string
 	if len(subs) != 1 {
 		return "", fmt.Errorf("%w: %q to %q", ErrSubscriptionNotFound, site, tree)
 	}
-	t := bus.Trigger{
-		V:           bus.MessageVersion,
-		TriggerID:   uuid.NewString(),
-		Tree:        tree,
-		Reason:      "manual",
-		RequestedAt: s.timestamp(),
-		Sites:       []string{site},
-	}
+	t := bus.ManualTrigger(tree, []string{site}, false, s.timestamp())
 	// Through the outbox with its audit entry, as RequestSync.
 	e := NewAuditEntry(ctx, t.RequestedAt, AuditTrigger, "subscription", site+"/"+tree,
-		map[string]any{"trigger_id": t.TriggerID, "reason": "manual", "site": site, "tree": tree})
+		map[string]any{"trigger_id": t.TriggerID, "reason": t.Reason, "site": site, "tree": tree})
 	if err := s.repo.RecordAudit(ctx, e, SyncRequestedEvent(t)); err != nil {
 		return "", fmt.Errorf("request sync of %s to %s: %w", tree, site, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/adhocore/gronx"
-	"github.com/google/uuid"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 )
@@ -321,14 +320,7 @@ func (s *Service) RequestSync(ctx context.Context, r SyncRequest) (string, error
 	if _, err := s.Tree(ctx, r.Tree); err != nil {
 		return "", err
 	}
-	t := bus.Trigger{
-		V:                bus.MessageVersion,
-		TriggerID:        uuid.NewString(),
-		Tree:             r.Tree,
-		Reason:           "manual",
-		RequestedAt:      s.timestamp(),
-		ConfirmDeletions: r.ConfirmDeletions,
-	}
+	t := bus.ManualTrigger(r.Tree, nil, r.ConfirmDeletions, s.timestamp())
 	// The trigger goes out through the outbox, with its audit entry: the
 	// log shows every sync requested, and only those.
 	if err := s.repo.RecordAudit(ctx, AuditSyncRequested(ctx, t), SyncRequestedEvent(t)); err != nil {
