@@ -395,3 +395,158 @@ func TestCode(t *testing.T) {
 		}
 	}
 }
+
+// gate is an endpoint's handler that holds each request until released
+// or cancelled, saying when one starts; once released, it holds none.
+type gate struct {
+	started chan string
+	release chan struct{}
+}
+
+func newGate() *gate { return &gate{started: make(chan string), release: make(chan struct{})} }
+
+func (g *gate) endpoint(n int) control.Endpoint {
+	return control.Handle("slow", "holds each request until released", func(ctx context.Context, r echoRequest) (echoReply, error) {
+		select {
+		case g.started <- r.Tree:
+		case <-g.release:
+		case <-ctx.Done():
+			return echoReply{}, ctx.Err()
+		}
+		select {
+		case <-g.release:
+			return echoReply{Tree: r.Tree}, nil
+		case <-ctx.Done():
+			return echoReply{}, fmt.Errorf("held: %w", ctx.Err())
+		}
+	}).WithConcurrency(n)
+}
+
+// waitStarted waits for the gate to say a request of tree started.
+func (g *gate) waitStarted(t *testing.T, tree string) {
+	t.Helper()
+	select {
+	case got := <-g.started:
+		if got != tree {
+			t.Fatalf("request of %q started, want %q", got, tree)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("request of %q not started", tree)
+	}
+}
+
+// requestAsync sends body to subject and returns where its reply (or the
+// error of the request) comes.
+func requestAsync(nc *nats.Conn, subject, body string) <-chan *nats.Msg {
+	out := make(chan *nats.Msg, 1)
+	go func() {
+		m, err := nc.Request(subject, []byte(body), 20*time.Second)
+		if err != nil {
+			m = &nats.Msg{Header: nats.Header{micro.ErrorHeader: {err.Error()}}}
+		}
+		out <- m
+	}()
+	return out
+}
+
+// receive waits for a reply of requestAsync.
+func receive(t *testing.T, replies <-chan *nats.Msg) *nats.Msg {
+	t.Helper()
+	select {
+	case m := <-replies:
+		return m
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reply")
+		return nil
+	}
+}
+
+// TestConcurrencyIsBounded: an endpoint handling one request at a time
+// off its subscription answers a second request busy at once, instead of
+// holding it until the first ends; a request that does not decode is
+// still refused as invalid; once the first ends, the next is handled.
+func TestConcurrencyIsBounded(t *testing.T) {
+	url := natstest.Start(t)
+	nc := connect(t, url)
+	g := newGate()
+	start(t, url, control.Config{Service: "svc", Endpoints: []control.Endpoint{g.endpoint(1)}})
+	subject := bus.ServiceSubject("svc", "slow")
+
+	first := requestAsync(nc, subject, `{"tree":"first"}`)
+	g.waitStarted(t, "first")
+	m := request(t, nc, subject, `{"tree":"second"}`)
+	if code := m.Header.Get(micro.ErrorCodeHeader); code != control.CodeBusy || !strings.Contains(m.Header.Get(micro.ErrorHeader), "1 request(s) at a time") {
+		t.Errorf("second request while the first is handled: %q %v, want busy", m.Data, m.Header)
+	}
+	if m := request(t, nc, subject, `{"tree":"Bad"}`); m.Header.Get(micro.ErrorCodeHeader) != control.CodeInvalid {
+		t.Errorf("invalid request while the first is handled: %q %v, want invalid", m.Data, m.Header)
+	}
+	close(g.release)
+	var got echoReply
+	if m := receive(t, first); json.Unmarshal(m.Data, &got) != nil || got.Tree != "first" {
+		t.Fatalf("first request: %q %v", m.Data, m.Header)
+	}
+	if m := request(t, nc, subject, `{"tree":"third"}`); json.Unmarshal(m.Data, &got) != nil || got.Tree != "third" {
+		t.Errorf("request after the first ended: %q %v", m.Data, m.Header)
+	}
+}
+
+// TestStopCancelsDetachedRequests: Stop cancels the requests being
+// handled off the subscription and returns once they are answered.
+func TestStopCancelsDetachedRequests(t *testing.T) {
+	url := natstest.Start(t)
+	nc := connect(t, url)
+	g := newGate()
+	s, err := control.Start(t.Context(), connect(t, url), control.Config{Service: "svc", Endpoints: []control.Endpoint{g.endpoint(2)}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := requestAsync(nc, bus.ServiceSubject("svc", "slow"), `{"tree":"held"}`)
+	g.waitStarted(t, "held")
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-held:
+		if m.Header.Get(micro.ErrorCodeHeader) != control.CodeUnavailable || !strings.Contains(m.Header.Get(micro.ErrorHeader), "held: context canceled") {
+			t.Errorf("request held when the service stopped: %q %v, want unavailable", m.Data, m.Header)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop returned before the held request was answered")
+	}
+}
+
+// TestEndedRequestIsNotStarted: a request whose context has ended by the
+// time it would be handled (here the service's) is answered unavailable
+// and never reaches its handler, on the subscription or off it.
+func TestEndedRequestIsNotStarted(t *testing.T) {
+	url := natstest.Start(t)
+	nc := connect(t, url)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var calls atomic.Int64
+	reached := func(context.Context, echoRequest) (echoReply, error) {
+		calls.Add(1)
+		return echoReply{}, nil
+	}
+	s, err := control.Start(ctx, connect(t, url), control.Config{Service: "svc", Endpoints: []control.Endpoint{
+		control.Handle("inline", "", reached), control.Handle("detached", "", reached).WithConcurrency(1),
+	}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, e := range []string{"inline", "detached"} {
+		if m := request(t, nc, bus.ServiceSubject("svc", e), `{"tree":"demo"}`); m.Header.Get(micro.ErrorCodeHeader) != control.CodeUnavailable ||
+			!strings.Contains(m.Header.Get(micro.ErrorHeader), "not started") {
+			t.Errorf("%s: %q %v, want unavailable, not started", e, m.Data, m.Header)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handlers reached %d times", n)
+	}
+}

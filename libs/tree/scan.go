@@ -3,6 +3,7 @@ package tree
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"runtime"
@@ -22,8 +23,9 @@ import (
 // same read.
 // Devices, sockets, fifos and entries with set-uid, set-gid or sticky bits
 // give an error wrapping ErrUnsupportedFile that names the path. A file that
-// changes size while it is hashed is an error. Scan is ScanWith without a
-// cache or a filter.
+// changes size while it is hashed is an error. Once ctx ends the scan
+// stops, within a large file too, with ctx's error. Scan is ScanWith
+// without a cache or a filter.
 func Scan(ctx context.Context, dir string) (*Manifest, error) {
 	return ScanWith(ctx, dir, ScanOptions{})
 }
@@ -255,17 +257,8 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, ch
 	if !info.Mode().IsRegular() || info.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
 		return fmt.Errorf("%w: %s changed to %s during the scan", ErrUnsupportedFile, e.Path, info.Mode())
 	}
-	var (
-		hash   string
-		n      int64
-		chunks []Chunk
-	)
 	big := info.Size() >= ChunkThreshold
-	if big && chunk {
-		hash, n, chunks, err = hashChunksWith(f, make([]byte, 2*ChunkMaxSize), info.Size())
-	} else {
-		hash, n, err = hashWith(f, make([]byte, min(info.Size()+1, 256<<10)))
-	}
+	hash, n, chunks, err := hashContent(ctx, f, info.Size(), big && chunk)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
@@ -290,4 +283,30 @@ func hashFile(ctx context.Context, root *os.Root, e *Entry, cache *StatCache, ch
 	e.Hash = hash
 	e.Chunks = chunks
 	return nil
+}
+
+// hashContent reads r, a file of size bytes, to its end and returns the
+// hash of what it read, how many bytes that was and, when chunk is set,
+// its chunks. Reading a large file takes long: it stops within the file
+// once ctx ends (a verify that a run of the tree pre-empts, a shutdown).
+func hashContent(ctx context.Context, r io.Reader, size int64, chunk bool) (hash string, n int64, chunks []Chunk, err error) {
+	r = contextReader{ctx: ctx, r: r}
+	if chunk {
+		return hashChunksWith(r, make([]byte, 2*ChunkMaxSize), size)
+	}
+	hash, n, err = hashWith(r, make([]byte, min(size+1, 256<<10)))
+	return hash, n, nil, err
+}
+
+// contextReader reads r until ctx ends, then fails with ctx's error.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -605,6 +606,39 @@ func TestScanErrors(t *testing.T) {
 	if _, err := Scan(ctx, dir); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled scan: %v", err)
 	}
+}
+
+// cancelOnRead cancels a context on its first read, as a verify
+// pre-empted while it reads a large file.
+type cancelOnRead struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c cancelOnRead) Read(p []byte) (int, error) {
+	c.cancel()
+	return c.r.Read(p)
+}
+
+// TestHashingStopsWithItsContext: a file being hashed, chunked or not, is
+// read no further once the scan's context ends.
+func TestHashingStopsWithItsContext(t *testing.T) {
+	const size = 64 << 20
+	for _, chunk := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(t.Context())
+		_, n, _, err := hashContent(ctx, cancelOnRead{r: io.LimitReader(zeroReader{}, size), cancel: cancel}, size, chunk)
+		if !errors.Is(err, context.Canceled) || n >= size {
+			t.Errorf("chunk %v: read %d of %d bytes, %v; want to stop early with context.Canceled", chunk, n, size, err)
+		}
+	}
+}
+
+// zeroReader reads as an endless run of zero bytes.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 func TestHashReader(t *testing.T) {

@@ -21,6 +21,11 @@ import (
 // tree's served version.
 const VerifyTimeout = 10 * time.Minute
 
+// verifiesAtOnce is how many verifies a site-agent runs at a time: each
+// reads a whole tree, and another asked meanwhile is answered busy at
+// once rather than queued until its requester has given up.
+const verifiesAtOnce = 1
+
 // control is the agent on the bus's request-reply side: status and
 // verify, on subjects of this site alone.
 func (s *Service) control() control.Config {
@@ -33,7 +38,7 @@ func (s *Service) control() control.Config {
 		Status:      s.status,
 		Endpoints: []control.Endpoint{
 			control.Handle(bus.EndpointVerify, "check the version of a tree this site serves against its manifest, reading every file", s.verify).
-				WithTimeout(VerifyTimeout),
+				WithTimeout(VerifyTimeout).WithConcurrency(verifiesAtOnce),
 		},
 	}
 }
@@ -81,25 +86,29 @@ func (s *Service) status(_ context.Context, common bus.ServiceStatus) (any, erro
 }
 
 // verify checks the version of r's tree this site serves against its
-// manifest (replica.Verify), changing nothing. It does not wait for a run
-// of the tree: while one runs, it answers busy. A tree that differs is an
-// answer (ok false, the first difference), not an error.
+// manifest (replica.Verify), changing nothing. It never holds up a run of
+// the tree: while one runs or waits, it answers busy, and a run that
+// starts stops it, which then answers busy too (treeLock). A tree that
+// differs is an answer (ok false, the first difference), not an error.
 func (s *Service) verify(ctx context.Context, r bus.VerifyRequest) (bus.VerifyReply, error) {
 	dir := filepath.Join(treesDir(s.cfg.DataDir), r.Tree)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return bus.VerifyReply{}, fmt.Errorf("site %q holds no replica of %q: %w", s.cfg.Site, r.Tree, control.ErrNotFound)
 	}
-	mu := s.treeLock(r.Tree)
-	if !mu.TryLock() {
-		return bus.VerifyReply{}, fmt.Errorf("a run of %q is in progress at %q; ask again once it ends: %w", r.Tree, s.cfg.Site, control.ErrBusy)
+	ctx, unlock, ok := s.lockOf(r.Tree).verify(ctx)
+	if !ok {
+		return bus.VerifyReply{}, fmt.Errorf("a run of %q is in progress or waiting at %q; ask again once it ends: %w", r.Tree, s.cfg.Site, control.ErrBusy)
 	}
-	defer mu.Unlock()
+	defer unlock()
 	cur, _, err := replica.Held(dir)
 	if err != nil {
 		return bus.VerifyReply{}, err
 	}
 	if cur == "" {
 		return bus.VerifyReply{}, fmt.Errorf("site %q serves no version of %q: %w", s.cfg.Site, r.Tree, control.ErrNotFound)
+	}
+	if s.testHookVerify != nil {
+		s.testHookVerify(ctx, r.Tree)
 	}
 	start := time.Now()
 	root, err := replica.Verify(ctx, dir)
@@ -109,7 +118,10 @@ func (s *Service) verify(ctx context.Context, r bus.VerifyRequest) (bus.VerifyRe
 	case err == nil:
 		reply.OK = true
 		log.Info("replica verified")
-	case ctx.Err() != nil:
+	case errors.Is(context.Cause(ctx), errRunStarted):
+		log.Info("verify stopped: a run of the tree started")
+		return bus.VerifyReply{}, fmt.Errorf("verify of %q at %q stopped: %w; ask again once it ends: %w", r.Tree, s.cfg.Site, errRunStarted, control.ErrBusy)
+	case ctx.Err() != nil: // a scan cancelled says ErrVerify too
 		return bus.VerifyReply{}, fmt.Errorf("verify %q: %w", r.Tree, ctx.Err())
 	case errors.Is(err, replica.ErrVerify):
 		reply.Problem = err.Error()

@@ -1,6 +1,7 @@
 package siteagent_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"github.com/pulpdist/pulpdist/libs/control"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/libs/poll"
+	"github.com/pulpdist/pulpdist/libs/tree"
+	"github.com/pulpdist/pulpdist/services/siteagent"
 )
 
 // ask sends body to the agent's endpoint and returns the reply.
@@ -131,5 +134,151 @@ func TestAgentOnTheBus(t *testing.T) {
 	})
 	if _, m := h.verify(t, "slow"); m.Header.Get(micro.ErrorCodeHeader) != control.CodeBusy {
 		t.Errorf("verify during a run: %q %v, want busy", m.Data, m.Header)
+	}
+}
+
+// verifyGate holds the agent's verifies once they hold their tree, until
+// released or cancelled, and says when one starts; once released it holds
+// none. It makes a verify as slow as a very large tree's, deterministically.
+type verifyGate struct {
+	started chan string
+	release chan struct{}
+}
+
+func newVerifyGate() *verifyGate {
+	return &verifyGate{started: make(chan string), release: make(chan struct{})}
+}
+
+func (g *verifyGate) hook(ctx context.Context, tree string) {
+	select {
+	case g.started <- tree:
+	case <-g.release:
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+	}
+}
+
+// waitStarted waits for a verify of tree to hold it.
+func (g *verifyGate) waitStarted(t *testing.T, tree string) {
+	t.Helper()
+	select {
+	case got := <-g.started:
+		if got != tree {
+			t.Fatalf("verify of %q started, want %q", got, tree)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no verify of %q started", tree)
+	}
+}
+
+// answer is the reply to a request, or why there was none.
+type answer struct {
+	m   *nats.Msg
+	err error
+}
+
+// verifyAsync asks the agent to verify tree, waiting up to within, and
+// returns where the answer comes.
+func (h *harness) verifyAsync(tree string, within time.Duration) <-chan answer {
+	out := make(chan answer, 1)
+	go func() {
+		m, err := h.js.Conn().Request(bus.InstanceSubject(bus.ServiceSiteAgent, h.site, bus.EndpointVerify), []byte(`{"tree":"`+tree+`"}`), within)
+		out <- answer{m, err}
+	}()
+	return out
+}
+
+// receive waits for an answer of verifyAsync.
+func receive(t *testing.T, answers <-chan answer) *nats.Msg {
+	t.Helper()
+	select {
+	case a := <-answers:
+		if a.err != nil {
+			t.Fatalf("verify: %v", a.err)
+		}
+		return a.m
+	case <-time.After(time.Minute):
+		t.Fatal("no answer to the verify")
+		return nil
+	}
+}
+
+// applyTree stores a full pack of the tree in dir and applies it as
+// treeName's first version; it returns the version's manifest.
+func (h *harness) applyTree(t *testing.T, treeName, dir string) *tree.Manifest {
+	t.Helper()
+	name, hash, root := h.storePack(t, treeName, dir, nil)
+	if fin := h.run(t, bus.SyncCommand{RunID: treeName + "-1", TriggerID: "t", Kind: bus.CommandApply, Site: h.site, Tree: treeName, To: root, Pack: name, PackHash: hash}); fin.Result != bus.ResultCompleted {
+		t.Fatalf("apply of %s: %+v", treeName, fin)
+	}
+	m, err := tree.Scan(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRunPreemptsVerify: a sync of a tree that arrives while the tree is
+// being verified does not wait for the verify (which would last until
+// siteagent.VerifyTimeout): the verify stops and answers busy, the run
+// moves the tree to its next version, pruning the one the verify read,
+// and a verify afterwards checks the new version.
+func TestRunPreemptsVerify(t *testing.T) {
+	g := newVerifyGate()
+	h := startWith(t, "lyon", func(s *siteagent.Service) { s.SetTestHookVerify(g.hook) })
+	src := randomTree(t, 7, 8<<20)
+	m1 := h.applyTree(t, "big", src)
+
+	verifying := h.verifyAsync("big", siteagent.VerifyTimeout)
+	g.waitStarted(t, "big")
+	name, hash, m2 := h.storeDelta(t, "big", m1, grow(t, src, "more/c.bin", 1<<20))
+	began := time.Now()
+	h.send(t, bus.SyncCommand{RunID: "big-2", TriggerID: "t2", Kind: bus.CommandApply, Site: "lyon", Tree: "big", From: m1.Root(), To: m2.Root(), Pack: name, PackHash: hash})
+	if fin := h.wait(t, "big-2", 20*time.Second); fin.Result != bus.ResultCompleted || fin.To != m2.Root() {
+		t.Fatalf("apply during a verify: %+v", fin)
+	}
+	t.Logf("the run finished %s after it was sent, during a verify", time.Since(began))
+	if m := receive(t, verifying); m.Header.Get(micro.ErrorCodeHeader) != control.CodeBusy || !strings.Contains(m.Header.Get(micro.ErrorHeader), "a run of the tree started") {
+		t.Errorf("verify pre-empted by a run: %q %v, want busy", m.Data, m.Header)
+	}
+
+	close(g.release)
+	if r, m := h.verify(t, "big"); !r.OK || r.Version != m2.Root() {
+		t.Errorf("verify after the run: %+v %q", r, m.Data)
+	}
+}
+
+// TestOneVerifyAtATime: while a verify runs, another one at the same site,
+// of another tree or the same, answers busy at once instead of waiting
+// behind it; once it ends, the next one runs.
+func TestOneVerifyAtATime(t *testing.T) {
+	g := newVerifyGate()
+	h := startWith(t, "lyon", func(s *siteagent.Service) { s.SetTestHookVerify(g.hook) })
+	mA := h.applyTree(t, "a", randomTree(t, 1, 10_000))
+	mB := h.applyTree(t, "b", randomTree(t, 2, 10_000))
+
+	first := h.verifyAsync("a", siteagent.VerifyTimeout)
+	g.waitStarted(t, "a")
+	for _, tr := range []string{"b", "a"} {
+		m := receive(t, h.verifyAsync(tr, 10*time.Second))
+		if m.Header.Get(micro.ErrorCodeHeader) != control.CodeBusy {
+			t.Errorf("verify of %s during a verify of a: %q %v, want busy", tr, m.Data, m.Header)
+		}
+	}
+	if st := h.status(t); len(st.Trees) != 2 {
+		t.Errorf("status during a verify: %+v", st)
+	}
+	close(g.release)
+	var r bus.VerifyReply
+	if m := receive(t, first); json.Unmarshal(m.Data, &r) != nil || !r.OK || r.Version != mA.Root() {
+		t.Errorf("first verify: %q %v", m.Data, m.Header)
+	}
+	if r, m := h.verify(t, "b"); !r.OK || r.Version != mB.Root() {
+		t.Errorf("verify of b after a's: %+v %q", r, m.Data)
 	}
 }

@@ -136,9 +136,9 @@ type Service struct {
 	// link shares the site's link among its transfers.
 	link    *bandwidth.Shaper
 	metrics *agentMetrics
-	// trees serialises the runs of each tree (normal and urgent commands
-	// run side by side, never two of one tree).
-	trees sync.Map // tree name → *sync.Mutex
+	// trees serialises the runs of each tree and keeps its verifications
+	// out of their way (treeLock).
+	trees sync.Map // tree name → *treeLock
 	// served is the manifest this origin published last, by tree.
 	served sync.Map // tree name → servedVersion
 	// progressEvery is how often a running sync reports its progress.
@@ -149,6 +149,9 @@ type Service struct {
 	running        atomic.Int64
 	// runs are the commands running now, for the status.
 	runs sync.Map // run id → bus.AgentRun
+	// testHookVerify, when set, is called by a verify holding its tree
+	// before it reads the tree.
+	testHookVerify func(ctx context.Context, tree string)
 }
 
 // New connects to NATS, prepares the data directory and binds the health
@@ -303,9 +306,8 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	}
 	s.running.Add(1)
 	defer s.running.Add(-1)
-	mu := s.treeLock(cmd.Tree)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock := s.lockOf(cmd.Tree).run()
+	defer unlock()
 	start := time.Now()
 	s.runs.Store(cmd.RunID, bus.AgentRun{RunID: cmd.RunID, TriggerID: cmd.TriggerID, Tree: cmd.Tree, Kind: cmd.Kind, From: cmd.From, To: cmd.To, StartedAt: start.UTC()})
 	defer s.runs.Delete(cmd.RunID)
@@ -345,13 +347,6 @@ func (s *Service) handle(ctx context.Context, m jetstream.Msg) error {
 	s.metrics.observeRun(cmd.Kind, out.result, time.Since(start).Seconds())
 	log.Info("run finished", "result", out.result, "files", out.files, "bytes", out.bytes, "to", fin.To)
 	return nil
-}
-
-// treeLock is the lock that serialises the runs (and verifications) of
-// one tree.
-func (s *Service) treeLock(tree string) *sync.Mutex {
-	mu, _ := s.trees.LoadOrStore(tree, new(sync.Mutex))
-	return mu.(*sync.Mutex)
 }
 
 // diskFull reports whether err is a filesystem (the data directory's, as a

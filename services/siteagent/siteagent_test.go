@@ -36,6 +36,8 @@ type harness struct {
 	srv     *natstest.Server
 	site    string
 	stop    func() // stops the running agent
+	// prepare, when set, is given each agent before it runs.
+	prepare func(*siteagent.Service)
 	mu      sync.Mutex
 	done    map[string]bus.SyncFinished
 }
@@ -44,10 +46,17 @@ type harness struct {
 // every sync.finished event.
 func start(t *testing.T, site string, opts ...func(*siteagent.Config)) *harness {
 	t.Helper()
+	return startWith(t, site, nil, opts...)
+}
+
+// startWith is start, giving the agent to prepare (unless nil) before it
+// runs, and again after each restart.
+func startWith(t *testing.T, site string, prepare func(*siteagent.Service), opts ...func(*siteagent.Config)) *harness {
+	t.Helper()
 	srv := natstest.Serve(t)
 	url := srv.URL
 	log := slog.New(slog.DiscardHandler)
-	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}, url: url, srv: srv, site: site}
+	h := &harness{dataDir: t.TempDir(), done: map[string]bus.SyncFinished{}, url: url, srv: srv, site: site, prepare: prepare}
 	// The layout is declared before the agent starts: the server does not
 	// like a stream's config updated while a consumer is created on it.
 	nc, js, err := bus.Connect(t.Context(), url, "test", log)
@@ -97,6 +106,9 @@ func (h *harness) startAgent(t *testing.T, opts ...func(*siteagent.Config)) {
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	if h.prepare != nil {
+		h.prepare(svc)
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- svc.Run(ctx) }()
