@@ -281,6 +281,9 @@ var eventCases = []struct {
 	{bus.EntitySubscription, bus.ActionDeleted, aboutTreeSite, "Subscription"},
 	{bus.EntityKey, bus.ActionAdded, aboutNothing, "SigningKey"},
 	{bus.EntityKey, bus.ActionRevoked, aboutNothing, "SigningKey"},
+	// About what the original subject names: a tree, a site, both or
+	// neither; the channel names both.
+	{bus.EntityMessage, bus.ActionDeadLettered, aboutTreeSite, "DeadLettered"},
 }
 
 // TestAsyncAPIEvents checks each event the services publish: a channel on
@@ -418,6 +421,7 @@ func TestAsyncAPISchemas(t *testing.T) {
 		"GuardTripped":   bus.GuardTripped{},
 		"DeltaDeleted":   bus.DeltaDeleted{},
 		"FreshnessAlarm": bus.FreshnessAlarm{},
+		"DeadLettered":   bus.DeadLettered{},
 		"Tree":           inventoryapi.Tree{},
 		"Site":           inventoryapi.Site{},
 		"Subscription":   inventoryapi.Subscription{},

@@ -104,8 +104,10 @@ type Consumer struct {
 
 // Run creates the consumers, then runs them, the health server and the
 // extra parts until ctx ends or one fails. The probe is ready while they
-// run. At the end NATS is drained.
-func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(context.Context) error) error {
+// run. At the end NATS is drained. A message a consumer gives up on goes
+// to the dead-letter stream and is announced with events, the service's
+// own publisher (bus.WithDeadLetter).
+func (d *Daemon) Run(ctx context.Context, events *bus.Events, consumers []Consumer, parts ...func(context.Context) error) error {
 	defer d.NC.Close()
 	conss := make([]jetstream.Consumer, len(consumers))
 	for i, c := range consumers {
@@ -117,7 +119,7 @@ func (d *Daemon) Run(ctx context.Context, consumers []Consumer, parts ...func(co
 	g, gctx := errgroup.WithContext(ctx)
 	for i, c := range consumers {
 		log := d.Log.With("consumer", c.Config.Durable)
-		g.Go(func() error { return bus.Consume(gctx, conss[i], log, c.Handle, bus.WithDeadLetter(d.JS)) })
+		g.Go(func() error { return bus.Consume(gctx, conss[i], log, c.Handle, bus.WithDeadLetter(d.JS, events)) })
 	}
 	for _, p := range parts {
 		g.Go(func() error { return p(gctx) })

@@ -265,7 +265,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.GCInterval > 0 {
 		parts = append(parts, func(ctx context.Context) error { return s.collectEvery(ctx, s.cfg.GCInterval) })
 	}
-	return s.d.Run(ctx, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
+	return s.d.Run(ctx, s.events, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
 }
 
 // errClaimed means another instance is building the delta right now.

@@ -83,6 +83,8 @@ type Service struct {
 	d    *daemon.Daemon
 	disp *dispatch.Dispatcher
 	cron *cron.Cron
+	// events announce what the scheduler's consumers give up on.
+	events *bus.Events
 }
 
 // New connects to NATS, declares the streams and binds the health server.
@@ -101,10 +103,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	inv := inventoryapi.NewClient(cfg.InventoryURL, &http.Client{Timeout: 30 * time.Second}).WithToken(tok)
 	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler")}
 	return &Service{
-		cfg:  cfg,
-		d:    d,
-		disp: dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(bus.NewScans(d.Layout.Scans)),
-		cron: cron.New(inv, out, cfg.RefreshInterval, log),
+		cfg:    cfg,
+		d:      d,
+		events: out.events,
+		disp:   dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(bus.NewScans(d.Layout.Scans)),
+		cron:   cron.New(inv, out, cfg.RefreshInterval, log),
 	}, nil
 }
 
@@ -114,7 +117,7 @@ func (s *Service) Probe() *health.Probe { return s.d.Probe }
 // Run consumes triggers, snapshots and ready deltas and fires schedules
 // until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	return s.d.Run(ctx, []daemon.Consumer{
+	return s.d.Run(ctx, s.events, []daemon.Consumer{
 		{Stream: bus.StreamTriggers, Config: bus.ConsumerConfig("scheduler-triggers", "pulpdist.trigger.>"), Handle: decoded(s.disp.Trigger)},
 		{Stream: bus.StreamSnapshots, Config: bus.ConsumerConfig("scheduler-snapshots", "pulpdist.snapshot.>"), Handle: decoded(s.disp.Snapshot)},
 		{Stream: bus.StreamDeltaReady, Config: bus.ConsumerConfig("scheduler-deltas", "pulpdist.delta.ready.>"), Handle: decoded(s.disp.DeltaReady)},

@@ -128,6 +128,9 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 	case TypeDeltaDeleted:
 		return record(ctx, rec, body, byID(rec.RecordDeltaDeleted))
 	}
+	// Other events are not recorded, message.deadlettered among them (the
+	// dead letter is in PULPDIST_DEAD for an operator). Refusing one would
+	// be a dead letter of its own, announced by another such event.
 	return nil
 }
 

@@ -89,6 +89,7 @@ func TestHandleRoutesByType(t *testing.T) {
 		{TypeDeltaReady, bus.DeltaReady{Tree: "docs"}, "ready ev-1 docs"},
 		{"org.pulpdist.delta.requested.v1", bus.DeltaRequest{}, ""},
 		{"org.pulpdist.tree.created.v1", map[string]string{"name": "docs"}, ""},
+		{bus.EventType(bus.EntityMessage, bus.ActionDeadLettered), bus.DeadLettered{Stream: bus.StreamSync, StreamSequence: 7}, ""},
 	} {
 		var c calls
 		if err := Handle(context.Background(), &c, Reports{}, body(t, tc.typ, tc.data)); err != nil {
