@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -102,6 +103,15 @@ func WithBackoff(f func(n uint64) time.Duration) ConsumeOption {
 // NakWithDelay with backoff, and Term once MaxDeliver is reached. Messages
 // are pulled one at a time, so one waiting behind a long handler is not
 // counted as delivered (and redelivered) while it waits.
+//
+// Each message is taken by a pull of its own (nats.go's Consume stopped
+// after one message): a long-lived Consume of one message at a time can
+// miss the moment to ask for the next one (its check runs while the
+// previous request is still marked in flight) and then waits for two
+// missed heartbeats, a minute, with messages pending. nats.go renews the
+// request when the connection comes back (a restarted server has
+// forgotten it) and keeps listening after a server's shutdown notice,
+// which a message may still follow.
 func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Handler, opts ...ConsumeOption) error {
 	o := consumeOptions{backoff: Backoff}
 	for _, opt := range opts {
@@ -115,25 +125,48 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 	if info != nil && info.Config.AckWait > 0 {
 		ackWait = info.Config.AckWait
 	}
-	cc, err := c.Consume(func(m jetstream.Msg) {
-		stop := keepAlive(ctx, m, ackWait/3)
-		defer stop()
-		handle(ctx, m, log, h, maxDeliver, &o)
-	}, jetstream.PullMaxMessages(1), jetstream.PullExpiry(ConsumeExpiry), jetstream.PullHeartbeat(ConsumeHeartbeat),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			log.Warn("consumer error", "err", err)
-		}))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
+	var failures uint64
+	for {
+		var handled atomic.Bool
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			handled.Store(true)
+			stop := keepAlive(ctx, m, ackWait/3)
+			defer stop()
+			handle(ctx, m, log, h, maxDeliver, &o)
+		}, jetstream.PullMaxMessages(1), jetstream.StopAfter(1),
+			jetstream.PullExpiry(ConsumeExpiry), jetstream.PullHeartbeat(ConsumeHeartbeat),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				log.Warn("consumer error", "err", err)
+			}))
+		if err == nil {
+			select {
+			case <-cc.Closed():
+			case <-ctx.Done():
+				cc.Drain()
+				select {
+				case <-cc.Closed():
+				case <-time.After(10 * time.Second):
+					cc.Stop()
+				}
+				return nil
+			}
+		}
+		if handled.Load() {
+			failures = 0
+			continue
+		}
+		// Stopped without a message (the consumer or the connection is
+		// gone for now): ask again after a while.
+		failures++
+		if err != nil {
+			log.Warn("consume", "err", err, "failures", failures)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(Backoff(failures)):
+		}
 	}
-	<-ctx.Done()
-	cc.Drain()
-	select {
-	case <-cc.Closed():
-	case <-time.After(10 * time.Second):
-		cc.Stop()
-	}
-	return nil
 }
 
 // ConsumeExpiry and ConsumeHeartbeat are how long a consumer's pull
@@ -141,9 +174,9 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 // comes (nats.go allows at most 30 s). A message is delivered the moment
 // it is stored whatever these are; they only set the idle traffic, per
 // consumer: nats.go's defaults (30 s, 15 s) are a good part of what 64
-// idle site-agents cost nats-server (docs/benchmarks.md). A lost server is
-// noticed by the connection's own pings and reconnection, which renews
-// the pull requests.
+// idle site-agents cost nats-server (docs/benchmarks.md). A request lost
+// without the connection noticing is sent again once two heartbeats are
+// missed.
 const (
 	ConsumeExpiry    = 5 * time.Minute
 	ConsumeHeartbeat = 30 * time.Second
