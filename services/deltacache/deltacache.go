@@ -422,9 +422,19 @@ func (s *Service) manifest(ctx context.Context, treeName, root string) (*tree.Ma
 		return nil, fmt.Errorf("get manifest %s: %w", name, err)
 	}
 	defer r.Close()
+	return readManifest(r, name, root)
+}
+
+// readManifest decodes the manifest object name of version root. A
+// manifest that breaks the format, or is another version's, is refused
+// for good; a failed read (NATS going away in the middle) is retried.
+func readManifest(r io.Reader, name, root string) (*tree.Manifest, error) {
 	m, err := tree.Decode(r)
-	if err != nil {
+	if errors.Is(err, tree.ErrInvalidManifest) {
 		return nil, bus.Permanent(fmt.Errorf("manifest %s: %w", name, err))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
 	}
 	if m.Root() != root {
 		return nil, bus.Permanent(fmt.Errorf("manifest %s: root is %s", name, m.Root()))
