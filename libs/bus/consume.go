@@ -44,10 +44,14 @@ type Handler func(ctx context.Context, msg jetstream.Msg) error
 // deliveries span about 23 minutes, enough to ride out a restarting
 // dependency (the inventory, the database, the object store) without
 // retrying a hopeless message for ever; what is given up goes to the
-// dead-letter stream.
+// dead-letter stream. AckWait is how long a delivery that never reached
+// its consumer waits to be delivered again: JetStream counts a message
+// sent as NATS shuts down as delivered, though it may never leave the
+// server. Handlers at work say so every AckWait/3 (Consume), however
+// long they take.
 const (
 	DefaultMaxDeliver = 50
-	DefaultAckWait    = 2 * time.Minute
+	DefaultAckWait    = 30 * time.Second
 )
 
 // ConsumerConfig returns a durable pull consumer configuration with
