@@ -288,6 +288,9 @@ var eventCases = []struct {
 	{bus.EntityAgent, bus.ActionOnline, aboutSite, "AgentOnline"},
 	{bus.EntityAgent, bus.ActionOffline, aboutSite, "AgentOffline"},
 	{bus.EntityAgent, bus.ActionHeartbeat, aboutSite, "AgentHeartbeat"},
+	// About what the original subject names: a tree, a site, both or
+	// neither; the channel names both.
+	{bus.EntityMessage, bus.ActionDeadLettered, aboutTreeSite, "DeadLettered"},
 }
 
 // TestAsyncAPIEvents checks each event the services publish: a channel on
@@ -431,6 +434,7 @@ func TestAsyncAPISchemas(t *testing.T) {
 		"DeltaDeleted":   bus.DeltaDeleted{},
 		"DeltaServed":    bus.DeltaServed{},
 		"FreshnessAlarm": bus.FreshnessAlarm{},
+		"DeadLettered":   bus.DeadLettered{},
 		"Tree":           inventoryapi.Tree{},
 		"Site":           inventoryapi.Site{},
 		"Subscription":   inventoryapi.Subscription{},

@@ -325,7 +325,9 @@ func TestConsumeAcksByErrorClass(t *testing.T) {
 		return nil
 	}
 	consumeErr := make(chan error, 1)
-	go func() { consumeErr <- bus.Consume(ctx, cons, slog.New(slog.DiscardHandler), h, bus.WithDeadLetter(js)) }()
+	go func() {
+		consumeErr <- bus.Consume(ctx, cons, slog.New(slog.DiscardHandler), h, bus.WithDeadLetter(js, bus.NewEvents(js, "/pulpdist/test")))
+	}()
 
 	for _, tree := range []string{"good", "flaky"} {
 		tr := bus.Trigger{V: 1, TriggerID: tree, Tree: tree, Reason: "manual"}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,10 +44,14 @@ type Handler func(ctx context.Context, msg jetstream.Msg) error
 // deliveries span about 23 minutes, enough to ride out a restarting
 // dependency (the inventory, the database, the object store) without
 // retrying a hopeless message for ever; what is given up goes to the
-// dead-letter stream.
+// dead-letter stream. AckWait is how long a delivery that never reached
+// its consumer waits to be delivered again: JetStream counts a message
+// sent as NATS shuts down as delivered, though it may never leave the
+// server. Handlers at work say so every AckWait/3 (Consume), however
+// long they take.
 const (
 	DefaultMaxDeliver = 50
-	DefaultAckWait    = 2 * time.Minute
+	DefaultAckWait    = 30 * time.Second
 )
 
 // ConsumerConfig returns a durable pull consumer configuration with
@@ -75,14 +80,26 @@ func Backoff(n uint64) time.Duration {
 type ConsumeOption func(*consumeOptions)
 
 type consumeOptions struct {
-	dead jetstream.JetStream
+	dead    jetstream.JetStream
+	events  *Events
+	backoff func(deliveries uint64) time.Duration
 }
 
 // WithDeadLetter makes Consume copy every message it gives up on (refused
 // as permanent, or out of deliveries) to DeadLetterSubject(stream) with the
-// reason in its headers, before terminating it.
-func WithDeadLetter(js jetstream.JetStream) ConsumeOption {
-	return func(o *consumeOptions) { o.dead = js }
+// reason in its headers, and announce it with events as the event
+// message.deadlettered (DeadLettered), before terminating it. events is the
+// consuming service's publisher: the event's source names the service, and
+// a site-agent's is signed as its reports are. A nil events copies the
+// message without announcing it.
+func WithDeadLetter(js jetstream.JetStream, events *Events) ConsumeOption {
+	return func(o *consumeOptions) { o.dead, o.events = js, events }
+}
+
+// WithBackoff replaces Backoff as the redelivery delay after the n-th
+// failed delivery: a test reaches MaxDeliver in milliseconds with it.
+func WithBackoff(f func(n uint64) time.Duration) ConsumeOption {
+	return func(o *consumeOptions) { o.backoff = f }
 }
 
 // Consume runs h for every message of c until ctx ends, then drains. The
@@ -90,8 +107,17 @@ func WithDeadLetter(js jetstream.JetStream) ConsumeOption {
 // NakWithDelay with backoff, and Term once MaxDeliver is reached. Messages
 // are pulled one at a time, so one waiting behind a long handler is not
 // counted as delivered (and redelivered) while it waits.
+//
+// Each message is taken by a pull of its own (nats.go's Consume stopped
+// after one message): a long-lived Consume of one message at a time can
+// miss the moment to ask for the next one (its check runs while the
+// previous request is still marked in flight) and then waits for two
+// missed heartbeats, a minute, with messages pending. nats.go renews the
+// request when the connection comes back (a restarted server has
+// forgotten it) and keeps listening after a server's shutdown notice,
+// which a message may still follow.
 func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Handler, opts ...ConsumeOption) error {
-	var o consumeOptions
+	o := consumeOptions{backoff: Backoff}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -103,25 +129,48 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 	if info != nil && info.Config.AckWait > 0 {
 		ackWait = info.Config.AckWait
 	}
-	cc, err := c.Consume(func(m jetstream.Msg) {
-		stop := keepAlive(ctx, m, ackWait/3)
-		defer stop()
-		handle(ctx, m, log, h, maxDeliver, o.dead)
-	}, jetstream.PullMaxMessages(1), jetstream.PullExpiry(ConsumeExpiry), jetstream.PullHeartbeat(ConsumeHeartbeat),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			log.Warn("consumer error", "err", err)
-		}))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
+	var failures uint64
+	for {
+		var handled atomic.Bool
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			handled.Store(true)
+			stop := keepAlive(ctx, m, ackWait/3)
+			defer stop()
+			handle(ctx, m, log, h, maxDeliver, &o)
+		}, jetstream.PullMaxMessages(1), jetstream.StopAfter(1),
+			jetstream.PullExpiry(ConsumeExpiry), jetstream.PullHeartbeat(ConsumeHeartbeat),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				log.Warn("consumer error", "err", err)
+			}))
+		if err == nil {
+			select {
+			case <-cc.Closed():
+			case <-ctx.Done():
+				cc.Drain()
+				select {
+				case <-cc.Closed():
+				case <-time.After(10 * time.Second):
+					cc.Stop()
+				}
+				return nil
+			}
+		}
+		if handled.Load() {
+			failures = 0
+			continue
+		}
+		// Stopped without a message (the consumer or the connection is
+		// gone for now): ask again after a while.
+		failures++
+		if err != nil {
+			log.Warn("consume", "err", err, "failures", failures)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(Backoff(failures)):
+		}
 	}
-	<-ctx.Done()
-	cc.Drain()
-	select {
-	case <-cc.Closed():
-	case <-time.After(10 * time.Second):
-		cc.Stop()
-	}
-	return nil
 }
 
 // ConsumeExpiry and ConsumeHeartbeat are how long a consumer's pull
@@ -129,15 +178,15 @@ func Consume(ctx context.Context, c jetstream.Consumer, log *slog.Logger, h Hand
 // comes (nats.go allows at most 30 s). A message is delivered the moment
 // it is stored whatever these are; they only set the idle traffic, per
 // consumer: nats.go's defaults (30 s, 15 s) are a good part of what 64
-// idle site-agents cost nats-server (docs/benchmarks.md). A lost server is
-// noticed by the connection's own pings and reconnection, which renews
-// the pull requests.
+// idle site-agents cost nats-server (docs/benchmarks.md). A request lost
+// without the connection noticing is sent again once two heartbeats are
+// missed.
 const (
 	ConsumeExpiry    = 5 * time.Minute
 	ConsumeHeartbeat = 30 * time.Second
 )
 
-func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, maxDeliver int, dead jetstream.JetStream) {
+func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, maxDeliver int, o *consumeOptions) {
 	meta, _ := m.Metadata() // nil only for non-JetStream messages, which Consume never delivers
 	var delivered uint64 = 1
 	if meta != nil {
@@ -158,7 +207,7 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 		}
 	case IsPermanent(err):
 		log.Error("message refused", "subject", m.Subject(), "err", err)
-		deadLetter(ctx, dead, m, meta, "refused: "+err.Error(), log)
+		deadLetter(ctx, o, m, meta, "refused: "+err.Error(), log)
 		if terr := m.TermWithReason(err.Error()); terr != nil {
 			log.Warn("term failed", "subject", m.Subject(), "err", terr)
 		}
@@ -167,11 +216,11 @@ func handle(ctx context.Context, m jetstream.Msg, log *slog.Logger, h Handler, m
 		_ = m.Nak() // best effort; AckWait redelivers anyway
 	case int(delivered) >= maxDeliver:
 		log.Error("message failed, giving up", "subject", m.Subject(), "deliveries", delivered, "err", err)
-		deadLetter(ctx, dead, m, meta, fmt.Sprintf("gave up after %d deliveries: %v", delivered, err), log)
+		deadLetter(ctx, o, m, meta, fmt.Sprintf("gave up after %d deliveries: %v", delivered, err), log)
 		_ = m.TermWithReason("max deliveries: " + err.Error()) // best effort: MaxDeliver stops it anyway
 	default:
 		log.Warn("message failed, will retry", "subject", m.Subject(), "deliveries", delivered, "err", err)
-		_ = m.NakWithDelay(Backoff(delivered)) // best effort: AckWait redelivers anyway
+		_ = m.NakWithDelay(o.backoff(delivered)) // best effort: AckWait redelivers anyway
 	}
 }
 
@@ -184,22 +233,39 @@ const (
 	HeaderDeadConsumer = "Pulpdist-Dead-Consumer"
 )
 
-// deadLetter copies a message given up on to the dead-letter stream. It is
-// best effort: the message is terminated either way, and the log says so.
-func deadLetter(ctx context.Context, js jetstream.JetStream, m jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log *slog.Logger) {
-	if js == nil || meta == nil {
+// deadLetter copies a message given up on to the dead-letter stream and
+// announces it (message.deadlettered). It is best effort: the message is
+// terminated either way, and the log says what failed. Both the copy and
+// the event are keyed by the message's stream and sequence, so a message
+// dead-lettered again (the service stopped before its Term) is stored and
+// announced once.
+func deadLetter(ctx context.Context, o *consumeOptions, m jetstream.Msg, meta *jetstream.MsgMetadata, reason string, log *slog.Logger) {
+	if o.dead == nil || meta == nil {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
+	seq := strconv.FormatUint(meta.Sequence.Stream, 10)
 	dl := nats.NewMsg(DeadLetterSubject(meta.Stream))
 	dl.Data = m.Data()
 	dl.Header.Set(HeaderDeadReason, reason)
 	dl.Header.Set(HeaderDeadSubject, m.Subject())
 	dl.Header.Set(HeaderDeadStream, meta.Stream)
-	dl.Header.Set(HeaderDeadSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Header.Set(HeaderDeadSequence, seq)
 	dl.Header.Set(HeaderDeadConsumer, meta.Consumer)
-	id := meta.Stream + "/" + strconv.FormatUint(meta.Sequence.Stream, 10)
-	if _, err := js.PublishMsg(context.WithoutCancel(ctx), dl, jetstream.WithMsgID(id)); err != nil {
+	key := meta.Stream + "/" + seq
+	if _, err := o.dead.PublishMsg(ctx, dl, jetstream.WithMsgID(key)); err != nil {
 		log.Error("dead letter not stored", "subject", m.Subject(), "err", err)
+		return
+	}
+	if o.events == nil {
+		return
+	}
+	data := DeadLettered{
+		Stream: meta.Stream, StreamSequence: meta.Sequence.Stream, Subject: m.Subject(), Consumer: meta.Consumer,
+		Reason: reason, Deliveries: meta.NumDelivered, DeadLetterSubject: dl.Subject,
+	}
+	if err := o.events.PublishKeyed(ctx, EntityMessage, ActionDeadLettered, MessageAbout(m.Subject()), key, data); err != nil {
+		log.Error("dead letter not announced", "subject", m.Subject(), "err", err)
 	}
 }
 

@@ -225,26 +225,28 @@ const (
 	EntityGuard        = "guard"
 	EntityAlarm        = "alarm"
 	EntityAgent        = "agent"
+	EntityMessage      = "message"
 
-	ActionCreated   = "created"
-	ActionUpdated   = "updated"
-	ActionDeleted   = "deleted"
-	ActionRequested = "requested"
-	ActionStarted   = "started"
-	ActionFinished  = "finished"
-	ActionPublished = "published"
-	ActionComputed  = "computed"
-	ActionReady     = "ready"
-	ActionAdded     = "added"
-	ActionRevoked   = "revoked"
-	ActionTripped   = "tripped"
-	ActionRaised    = "raised"
-	ActionCleared   = "cleared"
-	ActionServed    = "served"
-	ActionProgress  = "progress"
-	ActionOnline    = "online"
-	ActionOffline   = "offline"
-	ActionHeartbeat = "heartbeat"
+	ActionCreated      = "created"
+	ActionUpdated      = "updated"
+	ActionDeleted      = "deleted"
+	ActionRequested    = "requested"
+	ActionStarted      = "started"
+	ActionFinished     = "finished"
+	ActionPublished    = "published"
+	ActionComputed     = "computed"
+	ActionReady        = "ready"
+	ActionAdded        = "added"
+	ActionRevoked      = "revoked"
+	ActionTripped      = "tripped"
+	ActionRaised       = "raised"
+	ActionCleared      = "cleared"
+	ActionServed       = "served"
+	ActionProgress     = "progress"
+	ActionOnline       = "online"
+	ActionOffline      = "offline"
+	ActionHeartbeat    = "heartbeat"
+	ActionDeadLettered = "deadlettered"
 )
 
 // SyncRequested is the data of sync.requested (a trigger was accepted).
@@ -343,6 +345,28 @@ type FreshnessAlarm struct {
 	// RaisedAt is when the alarm was raised; ClearedAt when it cleared.
 	RaisedAt  time.Time  `json:"raised_at"`
 	ClearedAt *time.Time `json:"cleared_at,omitempty"`
+}
+
+// DeadLettered is the data of message.deadlettered: a consumer gave up on
+// a message (refused it as permanent, or it failed on every delivery) and
+// copied it to the dead-letter stream (Consume, WithDeadLetter). The event
+// is about the tree and site the message's subject names (MessageAbout);
+// its id is derived from Stream and StreamSequence, so the same message
+// dead-lettered again states the same fact.
+type DeadLettered struct {
+	// Stream and StreamSequence locate the original message.
+	Stream         string `json:"stream"`
+	StreamSequence uint64 `json:"stream_sequence"`
+	// Subject is the subject the message was published on.
+	Subject string `json:"subject"`
+	// Consumer is the durable consumer that gave up.
+	Consumer string `json:"consumer"`
+	// Reason says why: "refused: …" or "gave up after N deliveries: …".
+	Reason string `json:"reason"`
+	// Deliveries counts the deliveries of the message, the last included.
+	Deliveries uint64 `json:"deliveries"`
+	// DeadLetterSubject is where its copy is (DeadLetterSubject(Stream)).
+	DeadLetterSubject string `json:"dead_letter_subject"`
 }
 
 // DeltaDeleted is the data of delta.deleted: a delta-cache deleted a pack

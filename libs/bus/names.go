@@ -193,6 +193,34 @@ func InstanceToken(instance string) string {
 	}, instance)
 }
 
+// MessageAbout is what a message on one of pulpdist's subjects is about,
+// as its subject names it: the tree of a trigger, snapshot, delta request
+// or ready delta; the site and tree of a sync command; the tree and site
+// of an event. A token that is not a valid name, and any other subject,
+// name nothing. A dead-letter event is filed under it
+// (message.deadlettered).
+func MessageAbout(subject string) About {
+	if _, _, about, ok := ParseEventSubject(subject); ok {
+		return about
+	}
+	tok := strings.Split(subject, ".")
+	name := func(i int) string {
+		if i < len(tok) && nameRE.MatchString(tok[i]) {
+			return tok[i]
+		}
+		return ""
+	}
+	switch {
+	case len(tok) == 3 && tok[0] == "pulpdist" && (tok[1] == "trigger" || tok[1] == "snapshot"):
+		return About{Tree: name(2)}
+	case len(tok) == 4 && tok[0] == "pulpdist" && tok[1] == "delta" && (tok[2] == "req" || tok[2] == "ready"):
+		return About{Tree: name(3)}
+	case (len(tok) == 4 || len(tok) == 5 && tok[4] == "urgent") && tok[0] == "pulpdist" && tok[1] == "sync":
+		return About{Site: name(2), Tree: name(3)}
+	}
+	return About{}
+}
+
 // DeltaID names the delta (tree, from, to): it is the object name of its
 // pack and the start of the Nats-Msg-Id of requests for it.
 func DeltaID(tree, from, to string) string {

@@ -125,8 +125,10 @@ type Consumer struct {
 // unless svc says otherwise), then runs the consumers, the health server
 // and the extra parts until ctx ends or one fails. The probe is ready
 // while they run. At the end the service stops answering requests, then
-// NATS is drained.
-func (d *Daemon) Run(ctx context.Context, svc control.Config, consumers []Consumer, parts ...func(context.Context) error) error {
+// NATS is drained. A message a consumer gives up on goes to the
+// dead-letter stream and is announced with events, the service's own
+// publisher (bus.WithDeadLetter).
+func (d *Daemon) Run(ctx context.Context, svc control.Config, events *bus.Events, consumers []Consumer, parts ...func(context.Context) error) error {
 	defer d.NC.Close()
 	conss := make([]jetstream.Consumer, len(consumers))
 	for i, c := range consumers {
@@ -148,7 +150,7 @@ func (d *Daemon) Run(ctx context.Context, svc control.Config, consumers []Consum
 	g, gctx := errgroup.WithContext(ctx)
 	for i, c := range consumers {
 		log := d.Log.With("consumer", c.Config.Durable)
-		g.Go(func() error { return bus.Consume(gctx, conss[i], log, c.Handle, bus.WithDeadLetter(d.JS)) })
+		g.Go(func() error { return bus.Consume(gctx, conss[i], log, c.Handle, bus.WithDeadLetter(d.JS, events)) })
 	}
 	for _, p := range parts {
 		g.Go(func() error { return p(gctx) })

@@ -12,7 +12,12 @@ import (
 )
 
 // ShutdownBudget is how long in-flight requests get once the context ends.
-const ShutdownBudget = 5 * time.Second
+// It is more than the 5 s net/http waits before it treats a connection
+// that has not sent its first request as idle and closes it: a client
+// that has just connected (an HTTP client dials ahead of its request, and
+// keeps the connection when the request is cancelled) would otherwise make
+// every shutdown in that moment fail.
+const ShutdownBudget = 10 * time.Second
 
 // Server is a bound, not yet serving, HTTP server.
 type Server struct {

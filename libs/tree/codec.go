@@ -36,10 +36,12 @@ func Encode(w io.Writer, m *Manifest) error {
 var errTooLarge = errors.New("input too large")
 
 // limitReader reads from r and fails with errTooLarge once more than n
-// bytes have been read, unlike io.LimitReader which ends silently.
+// bytes have been read, unlike io.LimitReader which ends silently. err is
+// the first failure of r itself (not its end).
 type limitReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -50,6 +52,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 		p = p[:l.n+1]
 	}
 	n, err := l.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && l.err == nil {
+		l.err = err
+	}
 	l.n -= int64(n)
 	if l.n < 0 {
 		return n, errTooLarge
@@ -62,7 +67,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // it. Entries are decoded and checked one at a time, and a chunk list one
 // chunk at a time, so that memory stays a small multiple of the input's
 // size whatever it holds: a hostile manifest is refused at its first bad
-// entry or chunk. Errors wrap ErrInvalidManifest.
+// entry or chunk. Errors wrap ErrInvalidManifest, but for a failure to
+// read r (a lost connection, a disk error), which says nothing of the
+// manifest and is returned as such.
 func Decode(r io.Reader) (*Manifest, error) {
 	return decode(r, MaxManifestBytes)
 }
@@ -75,6 +82,8 @@ func decode(r io.Reader, limit int64) (*Manifest, error) {
 	m, err := decodeManifest(dec)
 	if err != nil {
 		switch {
+		case lr.err != nil:
+			return nil, fmt.Errorf("decode: read: %w", lr.err)
 		case errors.Is(err, errTooLarge):
 			return nil, fmt.Errorf("%w: decode: larger than %d bytes", ErrInvalidManifest, limit)
 		case errors.Is(err, ErrInvalidManifest):
@@ -84,6 +93,9 @@ func decode(r io.Reader, limit int64) (*Manifest, error) {
 		}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if lr.err != nil {
+			return nil, fmt.Errorf("decode: read: %w", lr.err)
+		}
 		if err == nil || errors.Is(err, errTooLarge) {
 			return nil, fmt.Errorf("%w: decode: trailing data after the manifest", ErrInvalidManifest)
 		}

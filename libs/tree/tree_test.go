@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -507,6 +508,24 @@ func TestDecodeRefusesBadJSON(t *testing.T) {
 	m, err := Decode(strings.NewReader(`{"format":1,"entries":[]}` + "\n"))
 	if err != nil || m.Entries == nil || len(m.Entries) != 0 {
 		t.Fatalf("empty manifest: %v, %v", m, err)
+	}
+}
+
+// TestDecodeReadError: a reader that fails (a lost connection mid-object)
+// says nothing of the manifest: its error is returned, not
+// ErrInvalidManifest, so a caller retries instead of refusing the version.
+func TestDecodeReadError(t *testing.T) {
+	var js bytes.Buffer
+	if err := Encode(&js, goldenManifest()); err != nil {
+		t.Fatal(err)
+	}
+	lost := errors.New("nats: timeout")
+	for _, cut := range []int{0, js.Len() / 2, js.Len()} {
+		r := io.MultiReader(bytes.NewReader(js.Bytes()[:cut]), iotest.ErrReader(lost))
+		m, err := Decode(r)
+		if m != nil || !errors.Is(err, lost) || errors.Is(err, ErrInvalidManifest) {
+			t.Errorf("cut at %d: Decode = %v, %v; want the read error, not ErrInvalidManifest", cut, m, err)
+		}
 	}
 }
 

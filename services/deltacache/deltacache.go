@@ -280,7 +280,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.GCInterval > 0 {
 		parts = append(parts, func(ctx context.Context) error { return s.collectEvery(ctx, s.cfg.GCInterval) })
 	}
-	return s.d.Run(ctx, s.control(), []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
+	return s.d.Run(ctx, s.control(), s.events, []daemon.Consumer{{Stream: bus.StreamDeltaReq, Config: cc, Handle: s.handle}}, parts...)
 }
 
 // errClaimed means another instance is building the delta right now.
@@ -440,9 +440,19 @@ func (s *Service) manifest(ctx context.Context, treeName, root string) (*tree.Ma
 		return nil, fmt.Errorf("get manifest %s: %w", name, err)
 	}
 	defer r.Close()
+	return readManifest(r, name, root)
+}
+
+// readManifest decodes the manifest object name of version root. A
+// manifest that breaks the format, or is another version's, is refused
+// for good; a failed read (NATS going away in the middle) is retried.
+func readManifest(r io.Reader, name, root string) (*tree.Manifest, error) {
 	m, err := tree.Decode(r)
-	if err != nil {
+	if errors.Is(err, tree.ErrInvalidManifest) {
 		return nil, bus.Permanent(fmt.Errorf("manifest %s: %w", name, err))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", name, err)
 	}
 	if m.Root() != root {
 		return nil, bus.Permanent(fmt.Errorf("manifest %s: root is %s", name, m.Root()))

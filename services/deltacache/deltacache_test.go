@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -12,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -211,6 +214,32 @@ func TestBadRequestsAreRefused(t *testing.T) {
 	}
 	if _, err := h.layout.Deltas.List(context.WithoutCancel(t.Context())); !errors.Is(err, jetstream.ErrNoObjectsFound) {
 		t.Fatalf("deltas store not empty after refused requests: %v", err)
+	}
+}
+
+// TestManifestReadFailureIsRetried: a manifest whose reading fails (NATS
+// restarting in the middle of the object) is retried, not refused for
+// good like one that breaks the format.
+func TestManifestReadFailureIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.txt", "a")
+	m, err := tree.Scan(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tree.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	half := io.MultiReader(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), iotest.ErrReader(nats.ErrTimeout))
+	if _, err := readManifest(half, "demo/x", m.Root()); err == nil || bus.IsPermanent(err) || !errors.Is(err, nats.ErrTimeout) {
+		t.Errorf("read failure: %v, want a transient error", err)
+	}
+	if _, err := readManifest(bytes.NewReader(buf.Bytes()[:buf.Len()/2]), "demo/x", m.Root()); !bus.IsPermanent(err) {
+		t.Errorf("truncated manifest: %v, want a permanent error", err)
+	}
+	if got, err := readManifest(bytes.NewReader(buf.Bytes()), "demo/x", m.Root()); err != nil || got.Root() != m.Root() {
+		t.Errorf("whole manifest: %v", err)
 	}
 }
 

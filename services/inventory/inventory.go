@@ -198,6 +198,9 @@ type Service struct {
 	reports events.Reports
 	// instance names this instance on the bus (control.DefaultInstance).
 	instance string
+	// announce publishes the events the inventory states itself rather
+	// than through the outbox: a dead letter of its consumer.
+	announce *bus.Events
 }
 
 // New connects to NATS and declares the streams, opens and migrates the
@@ -236,7 +239,8 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	if s.store, err = store.OpenWith(ctx, cfg.DatabaseURL, cfg.Migrate); err != nil {
 		return err
 	}
-	s.store.UseEncoder(encoder{events: bus.NewEvents(js, EventSource)}.encode)
+	s.announce = bus.NewEvents(js, EventSource)
+	s.store.UseEncoder(encoder{events: s.announce}.encode)
 	s.catalog = catalog.New(s.store, &notifier{keys: layout.SigningKeys}, s.log)
 	s.catalog.UseManifests(manifestStore{store: layout.Manifests})
 	// The bucket is brought in line with the database before anything
@@ -312,7 +316,7 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.http.Serve(gctx) })
 	g.Go(func() error {
-		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog, s.reports), bus.WithDeadLetter(s.js))
+		return bus.Consume(gctx, s.consumer, s.log.With("consumer", events.Durable), events.Handler(s.catalog, s.reports), bus.WithDeadLetter(s.js, s.announce))
 	})
 	g.Go(func() error { s.republishKeys(gctx); return nil })
 	g.Go(func() error { s.relayOutbox(gctx); return nil })

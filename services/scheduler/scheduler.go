@@ -88,6 +88,8 @@ type Service struct {
 	disp  *dispatch.Dispatcher
 	cron  *cron.Cron
 	log   *slog.Logger
+	// events announce what the scheduler's consumers give up on.
+	events *bus.Events
 	// instance names this instance on the bus (control.DefaultInstance).
 	instance string
 }
@@ -114,7 +116,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	out := &sender{js: d.JS, events: bus.NewEvents(d.JS, "/pulpdist/scheduler"), metrics: m}
 	scans := bus.NewScans(d.Layout.Scans)
 	return &Service{
-		cfg: cfg, d: d, inv: inv, out: out, scans: scans, log: log,
+		cfg: cfg, d: d, inv: inv, out: out, scans: scans, log: log, events: out.events,
 		disp:     dispatch.New(inv, &versions{kv: d.Layout.Sites}, out, log).CoalesceWith(scans),
 		cron:     cron.New(inv, out, cfg.RefreshInterval, log),
 		instance: control.DefaultInstance(),
@@ -127,7 +129,7 @@ func (s *Service) Probe() *health.Probe { return s.d.Probe }
 // Run consumes triggers, snapshots and ready deltas, fires schedules and
 // answers its requests (status, trigger) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	return s.d.Run(ctx, s.control(), []daemon.Consumer{
+	return s.d.Run(ctx, s.control(), s.events, []daemon.Consumer{
 		{Stream: bus.StreamTriggers, Config: bus.ConsumerConfig("scheduler-triggers", "pulpdist.trigger.>"), Handle: decoded(s.disp.Trigger)},
 		{Stream: bus.StreamSnapshots, Config: bus.ConsumerConfig("scheduler-snapshots", "pulpdist.snapshot.>"), Handle: decoded(s.disp.Snapshot)},
 		{Stream: bus.StreamDeltaReady, Config: bus.ConsumerConfig("scheduler-deltas", "pulpdist.delta.ready.>"), Handle: decoded(s.disp.DeltaReady)},

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/zeebo/blake3"
 	"go.opentelemetry.io/otel/attribute"
@@ -230,14 +232,23 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 			return m.Data(), meta.Sequence.Stream, nil
 		}
 	}
+	// A chunk asked for just before the connection dropped (NATS
+	// restarting) is never answered: the wait ends with the connection
+	// rather than after stallTimeout, and the command is retried (and
+	// resumes) once NATS is back.
+	cctx, stop := untilDisconnected(ctx, s.js.Conn())
+	defer stop()
 	var received, sinceCheckpoint int64
 	for st.Offset < size {
-		nctx, cancel := context.WithTimeout(ctx, stallTimeout)
+		nctx, cancel := context.WithTimeout(cctx, stallTimeout)
 		data, seq, err := next(nctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return received, method, ctx.Err()
+			}
+			if cause := context.Cause(cctx); cause != nil {
+				err = cause
 			}
 			return received, method, fmt.Errorf("receive chunk at %d: %w", st.Offset, err)
 		}
@@ -261,6 +272,34 @@ func (s *Service) receive(ctx context.Context, cmd bus.SyncCommand, info *jetstr
 		return received, method, fmt.Errorf("received %d bytes of a %d-byte pack", st.Offset, size)
 	}
 	return received, method, checkpoint(f, *st, statePath)
+}
+
+// errDisconnected ends the wait for a chunk when the connection is lost.
+var errDisconnected = errors.New("nats connection lost")
+
+// untilDisconnected returns a context that ends with ctx, or when nc
+// loses its server: the answer to a request sent before then went to the
+// lost connection. stop releases it.
+func untilDisconnected(ctx context.Context, nc *nats.Conn) (_ context.Context, stop func()) {
+	lost := nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	ctx, cancel := context.WithCancelCause(ctx)
+	if !nc.IsConnected() {
+		cancel(errDisconnected)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-lost:
+			cancel(errDisconnected)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		cancel(nil)
+		<-done
+		nc.RemoveStatusListener(lost)
+	}
 }
 
 // fetchDirectChunks is the largest pack, in chunks (8 MiB), fetched with

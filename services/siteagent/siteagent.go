@@ -248,7 +248,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	// Normal and urgent commands have a consumer each, so an urgent one
 	// starts while a normal transfer runs (which then waits: Shaper).
-	return s.d.Run(ctx, s.control(), []daemon.Consumer{{
+	return s.d.Run(ctx, s.control(), s.events, []daemon.Consumer{{
 		Stream: bus.StreamSync,
 		Config: bus.ConsumerConfig(ConsumerName(s.cfg.Site), bus.SyncFilter(s.cfg.Site)),
 		Handle: s.handle,

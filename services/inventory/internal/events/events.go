@@ -147,6 +147,9 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 			return record(ctx, rec, body, checked(func(m agentData) error { return own(m.Site, false) }, func(context.Context, event.Event, agentData) error { return nil }))
 		}
 	}
+	// Other events are not recorded, message.deadlettered among them (the
+	// dead letter is in PULPDIST_DEAD for an operator). Refusing one would
+	// be a dead letter of its own, announced by another such event.
 	return nil
 }
 

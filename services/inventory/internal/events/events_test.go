@@ -95,6 +95,7 @@ func TestHandleRoutesByType(t *testing.T) {
 		{bus.EventType(bus.EntityDelta, bus.ActionServed), bus.DeltaServed{Tree: "docs", Site: "paris"}, ""},
 		{bus.EventType(bus.EntitySync, bus.ActionProgress), bus.SyncProgress{RunID: "r", Phase: bus.PhaseFetch}, ""},
 		{"org.pulpdist.tree.created.v1", map[string]string{"name": "docs"}, ""},
+		{bus.EventType(bus.EntityMessage, bus.ActionDeadLettered), bus.DeadLettered{Stream: bus.StreamSync, StreamSequence: 7}, ""},
 	} {
 		var c calls
 		if err := Handle(context.Background(), &c, Reports{}, body(t, tc.typ, tc.data)); err != nil {
