@@ -2,20 +2,28 @@ package inventory_test
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/services/inventory"
 )
 
-// agentSays publishes, as the agent of site would, an agent event with
-// the time at.
-func agentSays(t *testing.T, h *harness, site, action string, at time.Time, data any) {
+// agentSays publishes, as the agent of site would, an agent event in
+// which the agent writes the time at, and returns when the bus stored it
+// (at storage precision): the agent's heartbeat.
+func agentSays(t *testing.T, h *harness, site, action string, at time.Time, data any) time.Time {
 	t.Helper()
 	ev := event.New()
 	ev.SetID(uuid.NewString())
@@ -27,14 +35,21 @@ func agentSays(t *testing.T, h *harness, site, action string, at time.Time, data
 	mustOK(t, ev.SetData("application/json", data))
 	body, err := json.Marshal(ev)
 	mustOK(t, err)
-	publishRaw(t, h.js, bus.EventSubject(bus.EntityAgent, action, about), body)
+	ack, err := h.js.Publish(t.Context(), bus.EventSubject(bus.EntityAgent, action, about), body, jetstream.WithMsgID(uuid.NewString()))
+	mustOK(t, err)
+	st, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	mustOK(t, err)
+	m, err := st.GetMsg(t.Context(), ack.Sequence)
+	mustOK(t, err)
+	return m.Time.UTC().Truncate(time.Microsecond)
 }
 
 // TestSilentAgentsAreReportedOffline: the inventory reports offline,
 // once, the agent of a site silent for longer than its threshold, with
 // when it was last heard from; not again after a restart; online again
-// when heard from (not by older news). An agent that said it stopped is
-// not reported, nor when it starts again: it said so itself.
+// when heard from, at the time the bus stored what it heard, whatever the
+// agent's clock says. An agent that said it stopped is not reported, nor
+// when it starts again: it said so itself.
 func TestSilentAgentsAreReportedOffline(t *testing.T) {
 	cfg := inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t), AcceptUnsignedReports: true,
 		AlarmInterval: 20 * time.Millisecond, AgentOfflineAfter: time.Second}
@@ -45,7 +60,7 @@ func TestSilentAgentsAreReportedOffline(t *testing.T) {
 	offline := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAgent, bus.ActionOffline))
 	online := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAgent, bus.ActionOnline))
 	now := time.Now().UTC()
-	agentSays(t, h, "g-lyon", bus.ActionOnline, now, bus.AgentOnline{Site: "g-lyon", Reason: bus.AgentStarted, Since: now})
+	lyon := agentSays(t, h, "g-lyon", bus.ActionOnline, now, bus.AgentOnline{Site: "g-lyon", Reason: bus.AgentStarted, Since: now})
 	agentSays(t, h, "g-oslo", bus.ActionOnline, now, bus.AgentOnline{Site: "g-oslo", Reason: bus.AgentStarted, Since: now})
 	agentSays(t, h, "g-oslo", bus.ActionOffline, now.Add(time.Millisecond), bus.AgentOffline{Site: "g-oslo", Reason: bus.AgentStopped, Since: now})
 
@@ -62,8 +77,8 @@ func TestSilentAgentsAreReportedOffline(t *testing.T) {
 	}
 	lost, subject := reported()
 	if lost.Site != "g-lyon" || subject != "site/g-lyon" || lost.Reason != bus.AgentHeartbeatLost || lost.LastSeen == nil ||
-		!lost.LastSeen.Equal(now.Truncate(time.Microsecond)) || lost.Since.Sub(now) < time.Second {
-		t.Fatalf("agent.offline %+v about %s, want g-lyon lost a second or more after %s", lost, subject, now)
+		!lost.LastSeen.Equal(lyon) || lost.Since.Sub(lyon) < time.Second {
+		t.Fatalf("agent.offline %+v about %s, want g-lyon lost a second or more after %s", lost, subject, lyon)
 	}
 
 	// A restarted inventory does not report it again: g-rome, heard from
@@ -77,17 +92,17 @@ func TestSilentAgentsAreReportedOffline(t *testing.T) {
 		t.Fatalf("after the restart, agent.offline of %s, want g-rome's alone", lost.Site)
 	}
 
-	// g-oslo starts again: its own agent.online says so. Older news of
-	// g-lyon does not bring it back; a heartbeat does, once; g-rome's
-	// too. The inventory handles them in order, and its announcements
-	// leave the outbox in the order it made them: g-rome's comes last.
+	// g-oslo starts again: its own agent.online says so. A heartbeat of
+	// g-lyon brings it back, once, at the time the bus stored it, though
+	// g-lyon's clock says an hour ago; g-rome's too. The inventory
+	// handles them in order, and its announcements leave the outbox in
+	// the order it made them: g-rome's comes last.
 	back := time.Now().UTC()
 	agentSays(t, h, "g-oslo", bus.ActionOnline, back, bus.AgentOnline{Site: "g-oslo", Reason: bus.AgentStarted, Since: back})
 	beat := bus.AgentHeartbeat{Site: "g-lyon", StartedAt: now, HeartbeatSeconds: 1}
-	agentSays(t, h, "g-lyon", bus.ActionHeartbeat, now.Add(-time.Hour), beat)
+	heard := agentSays(t, h, "g-lyon", bus.ActionHeartbeat, back.Add(-time.Hour), beat)
 	agentSays(t, h, "g-lyon", bus.ActionHeartbeat, back, beat)
-	agentSays(t, h, "g-lyon", bus.ActionHeartbeat, back.Add(time.Millisecond), beat)
-	agentSays(t, h, "g-rome", bus.ActionHeartbeat, back.Add(2*time.Millisecond), bus.AgentHeartbeat{Site: "g-rome", StartedAt: rome, HeartbeatSeconds: 1})
+	agentSays(t, h, "g-rome", bus.ActionHeartbeat, back.Add(time.Millisecond), bus.AgentHeartbeat{Site: "g-rome", StartedAt: rome, HeartbeatSeconds: 1})
 	var resumed []bus.AgentOnline
 	for len(resumed) == 0 || resumed[len(resumed)-1].Site != "g-rome" {
 		ev, on, err := bus.DecodeEvent[bus.AgentOnline](next(t, online).Data())
@@ -96,11 +111,80 @@ func TestSilentAgentsAreReportedOffline(t *testing.T) {
 			resumed = append(resumed, on)
 		}
 	}
-	if len(resumed) != 2 || resumed[0].Site != "g-lyon" || resumed[0].Reason != bus.AgentHeartbeatResumed || !resumed[0].Since.Equal(back.Truncate(time.Microsecond)) {
-		t.Fatalf("the inventory's agent.online events %+v, want g-lyon heard again at %s, then g-rome", resumed, back)
+	if len(resumed) != 2 || resumed[0].Site != "g-lyon" || resumed[0].Reason != bus.AgentHeartbeatResumed || !resumed[0].Since.Equal(heard) {
+		t.Fatalf("the inventory's agent.online events %+v, want g-lyon heard again at %s, then g-rome", resumed, heard)
 	}
 	// g-oslo said it stopped: never reported lost.
 	if n := storedEvents(t, h, bus.EventSubject(bus.EntityAgent, bus.ActionOffline, bus.About{Site: "g-oslo"})); n != 1 {
 		t.Errorf("%d agent.offline events of g-oslo, want its own alone", n)
+	}
+}
+
+// TestAgentClocksDoNotMatter: an agent's heartbeat is when the bus stored
+// its event, not the time its own clock wrote in it. An agent whose clock
+// is an hour behind, sending heartbeats, is never reported offline (nor
+// online again at each heartbeat), while a silent one beside it is; the
+// site's last_heartbeat and pulpdist_site_last_heartbeat_timestamp_seconds
+// say when the bus stored its last event.
+func TestAgentClocksDoNotMatter(t *testing.T) {
+	h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t), AcceptUnsignedReports: true,
+		AlarmInterval: 20 * time.Millisecond, AgentOfflineAfter: time.Second})
+	for _, s := range []string{"g-late", "g-lyon"} {
+		h.send(t, "POST", "/api/v1/sites", `{"name":"`+s+`"}`, nil)
+	}
+	offline := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAgent, bus.ActionOffline))
+	now := time.Now().UTC()
+	agentSays(t, h, "g-lyon", bus.ActionOnline, now, bus.AgentOnline{Site: "g-lyon", Reason: bus.AgentStarted, Since: now})
+	late := func() time.Time {
+		behind := time.Now().UTC().Add(-time.Hour)
+		return agentSays(t, h, "g-late", bus.ActionHeartbeat, behind, bus.AgentHeartbeat{Site: "g-late", StartedAt: behind, HeartbeatSeconds: 1})
+	}
+	// g-late beats every 100 ms until g-lyon, silent, is reported: the
+	// inventory checks the agents in the order of their sites' names,
+	// g-late first, and its announcements leave in that order.
+	heard := late()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m, err := offline.Next(jetstream.FetchMaxWait(100 * time.Millisecond))
+		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) {
+			if time.Now().After(deadline) {
+				t.Fatal("g-lyon, silent, not reported offline before the deadline")
+			}
+			heard = late()
+			continue
+		}
+		mustOK(t, err)
+		mustOK(t, m.Ack())
+		ev, off, err := bus.DecodeEvent[bus.AgentOffline](m.Data())
+		mustOK(t, err)
+		if off.Site == "g-late" {
+			t.Fatalf("g-late, sending heartbeats with its clock an hour behind, reported offline by %s: %+v", ev.Source(), off)
+		}
+		if off.Site == "g-lyon" && ev.Source() == inventory.EventSource {
+			break
+		}
+	}
+	if n := storedEvents(t, h, bus.EventSubject(bus.EntityAgent, bus.ActionOnline, bus.About{Site: "g-late"})); n != 0 {
+		t.Errorf("%d agent.online events of g-late, want none: it never went offline", n)
+	}
+
+	eventually(t, "g-late's last heartbeat is when the bus stored it", func() (bool, string) {
+		site, err := h.client.Site(t.Context(), "g-late")
+		if err != nil || site.LastHeartbeat == nil {
+			return false, jsonString(site, err)
+		}
+		return site.LastHeartbeat.Equal(heard), fmt.Sprintf("last_heartbeat %s, want %s", site.LastHeartbeat, heard)
+	})
+	code, body := h.do(t, http.MethodGet, "/metrics", "")
+	const gauge = `pulpdist_site_last_heartbeat_timestamp_seconds{site="g-late"} `
+	i := strings.Index(body, gauge)
+	if code != http.StatusOK || i < 0 {
+		t.Fatalf("GET /metrics: %d, no %s", code, gauge)
+	}
+	value, _, _ := strings.Cut(body[i+len(gauge):], "\n")
+	seconds, err := strconv.ParseFloat(value, 64)
+	mustOK(t, err)
+	if want := float64(heard.UnixMilli()) / 1e3; seconds != want {
+		t.Errorf("%s%s, want %v (%s)", gauge, value, want, heard)
 	}
 }

@@ -26,7 +26,9 @@ type AgentStatus struct {
 	Site string
 	// State is AgentStateOnline, AgentStateOffline or "" (never heard
 	// from); Reason says why it is offline (bus.AgentStopped,
-	// bus.AgentHeartbeatLost). Since is when it took the state.
+	// bus.AgentHeartbeatLost). Since is when it took the state: when the
+	// bus stored the event that said so, or when the inventory found the
+	// agent silent (its own clock).
 	State  string
 	Reason string
 	Since  *time.Time
@@ -80,11 +82,13 @@ func AgentOfflineEvent(site string, at, lastSeen time.Time) Event {
 // maxReason bounds the reason an agent gives for going offline.
 const maxReason = 256
 
-// RecordHeartbeat notes that the agent of a site was heard from at at (in
-// the future: now), by an event that says p of the agent. An unknown site
-// is ignored: the agent may run before its site is declared. Older news
-// never moves the heartbeat back nor changes the agent's state, so the
-// call is idempotent.
+// RecordHeartbeat notes that the agent of a site was heard from at at (zero:
+// now), by an event that says p of the agent. at is when the bus stored
+// the event, on the NATS server's clock: the agent's clock, which may be
+// behind or ahead, has no say in whether it is alive. An unknown site is ignored: the agent may run
+// before its site is declared. Older news (an event redelivered, or
+// handled after a later one) never moves the heartbeat back nor changes
+// the agent's state, so the call is idempotent.
 //
 // The agent's own agent.online and agent.offline set its state silently
 // (they are the announcement); any other event of an agent the inventory
@@ -107,9 +111,6 @@ func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time
 		return invalidf("agent presence: unknown state %q", p.State)
 	}
 	when := s.orNow(at)
-	if now := s.timestamp(); when.After(now) {
-		when = now
-	}
 	err := s.repo.RecordHeartbeat(ctx, site, when, func(st AgentStatus) (AgentStatus, []Event) {
 		next := AgentStatus{Site: site, State: AgentStateOnline, Since: &when, LastHeartbeat: &when}
 		switch {
