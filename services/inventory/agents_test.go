@@ -18,6 +18,7 @@ import (
 	"github.com/pulpdist/pulpdist/libs/bus"
 	"github.com/pulpdist/pulpdist/libs/natstest"
 	"github.com/pulpdist/pulpdist/services/inventory"
+	"github.com/pulpdist/pulpdist/services/inventory/internal/events"
 )
 
 // agentSays publishes, as the agent of site would, an agent event in
@@ -128,7 +129,7 @@ func TestSilentAgentsAreReportedOffline(t *testing.T) {
 // say when the bus stored its last event.
 func TestAgentClocksDoNotMatter(t *testing.T) {
 	h := startWith(t, inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t), AcceptUnsignedReports: true,
-		AlarmInterval: 20 * time.Millisecond, AgentOfflineAfter: time.Second})
+		AlarmInterval: 20 * time.Millisecond, AgentOfflineAfter: 2 * time.Second})
 	for _, s := range []string{"g-late", "g-lyon"} {
 		h.send(t, "POST", "/api/v1/sites", `{"name":"`+s+`"}`, nil)
 	}
@@ -139,7 +140,8 @@ func TestAgentClocksDoNotMatter(t *testing.T) {
 		behind := time.Now().UTC().Add(-time.Hour)
 		return agentSays(t, h, "g-late", bus.ActionHeartbeat, behind, bus.AgentHeartbeat{Site: "g-late", StartedAt: behind, HeartbeatSeconds: 1})
 	}
-	// g-late beats every 100 ms until g-lyon, silent, is reported: the
+	// g-late beats every 100 ms, well within the threshold, until g-lyon,
+	// silent, is reported: the
 	// inventory checks the agents in the order of their sites' names,
 	// g-late first, and its announcements leave in that order.
 	heard := late()
@@ -186,5 +188,132 @@ func TestAgentClocksDoNotMatter(t *testing.T) {
 	mustOK(t, err)
 	if want := float64(heard.UnixMilli()) / 1e3; seconds != want {
 		t.Errorf("%s%s, want %v (%s)", gauge, value, want, heard)
+	}
+}
+
+// eventsConsumer is the inventory's own durable consumer on the events
+// stream, and the stream.
+func eventsConsumer(t *testing.T, h *harness) (jetstream.Consumer, jetstream.Stream) {
+	t.Helper()
+	c, err := h.js.Consumer(t.Context(), bus.StreamEvents, events.Durable)
+	mustOK(t, err)
+	st, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	mustOK(t, err)
+	return c, st
+}
+
+// serverTimePast waits until the NATS server's clock is past at.
+func serverTimePast(t *testing.T, c jetstream.Consumer, at time.Time) {
+	t.Helper()
+	eventually(t, "the server's clock past "+at.String(), func() (bool, string) {
+		info, err := c.Info(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.TimeStamp.After(at), info.TimeStamp.String()
+	})
+}
+
+// TestSilentAgentsAreReportedThroughABacklog: an agent silent for longer
+// than the threshold is reported offline although the inventory's
+// consumer never empties, since every event stored before the silence
+// grew that long is handled. Here the consumer keeps an event delivered
+// and not acknowledged, as a pull consumer's prefetched or retried ones
+// are, and a busy fan-out's sync.progress keeps arriving behind it.
+func TestSilentAgentsAreReportedThroughABacklog(t *testing.T) {
+	cfg := inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t), AcceptUnsignedReports: true,
+		AlarmInterval: 20 * time.Millisecond, AgentOfflineAfter: time.Second}
+	h := startWith(t, cfg)
+	h.send(t, "POST", "/api/v1/sites", `{"name":"g-lyon"}`, nil)
+	offline := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAgent, bus.ActionOffline))
+	durable, st := eventsConsumer(t, h)
+	now := time.Now().UTC()
+	lyon := agentSays(t, h, "g-lyon", bus.ActionOnline, now, bus.AgentOnline{Site: "g-lyon", Reason: bus.AgentStarted, Since: now})
+	eventually(t, "every event handled", func() (bool, string) {
+		if storedEvents(t, h, bus.EventSubject(bus.EntitySite, bus.ActionCreated, bus.About{Site: "g-lyon"})) != 1 {
+			return false, "site.created not published yet"
+		}
+		sinfo, err := st.Info(t.Context())
+		mustOK(t, err)
+		info, err := durable.Info(t.Context())
+		mustOK(t, err)
+		return info.AckFloor.Stream >= sinfo.State.LastSeq, fmt.Sprintf("handled up to %d of %d", info.AckFloor.Stream, sinfo.State.LastSeq)
+	})
+
+	// The inventory stops before g-lyon has been silent a second; by the
+	// time it is back, it has been, and the consumer is never empty
+	// again: one sync.progress is held unacknowledged (as the inventory
+	// holds the one it works on), more come behind.
+	h.stop()
+	serverTimePast(t, durable, lyon.Add(cfg.AgentOfflineAfter))
+	progress := func() {
+		publishFrom(t, h, uuid.NewString(), "/pulpdist/siteagent/g-rome", bus.EntitySync, bus.ActionProgress,
+			bus.SyncProgress{RunID: "run-1", Site: "g-rome", Tree: "docs", Kind: bus.CommandApply, Phase: bus.PhaseFetch})
+	}
+	progress()
+	held, err := durable.Next(jetstream.FetchMaxWait(10 * time.Second))
+	mustOK(t, err)
+	if want := bus.EventSubject(bus.EntitySync, bus.ActionProgress, bus.About{Tree: "docs", Site: "g-rome"}); held.Subject() != want {
+		t.Fatalf("the inventory's next event is on %s, want the sync.progress on %s", held.Subject(), want)
+	}
+	progress()
+	progress()
+	h = startWith(t, cfg)
+
+	for {
+		ev, lost, err := bus.DecodeEvent[bus.AgentOffline](next(t, offline).Data())
+		mustOK(t, err)
+		if ev.Source() != inventory.EventSource {
+			continue
+		}
+		if lost.Site != "g-lyon" || lost.LastSeen == nil || !lost.LastSeen.Equal(lyon) {
+			t.Fatalf("agent.offline %+v, want g-lyon's, last seen at %s", lost, lyon)
+		}
+		break
+	}
+	if info, err := durable.Info(t.Context()); err != nil || info.NumAckPending == 0 {
+		t.Fatalf("reported with the inventory's consumer emptied: %+v, %v", info, err)
+	}
+}
+
+// TestHeartbeatsWaitingAreNotSilence: a heartbeat stored but not handled
+// yet keeps its agent from being reported offline, however long it
+// waits: the inventory measures silence up to the first event it has not
+// handled. Here its consumer is paused, as an inventory far behind or
+// restarting leaves its backlog.
+func TestHeartbeatsWaitingAreNotSilence(t *testing.T) {
+	cfg := inventory.Config{NATSURL: natstest.Start(t), DatabaseURL: databases[0].url(t), AcceptUnsignedReports: true,
+		AlarmInterval: 20 * time.Millisecond, AgentOfflineAfter: time.Second}
+	h := startWith(t, cfg)
+	h.send(t, "POST", "/api/v1/sites", `{"name":"g-rome"}`, nil)
+	offline := consumer(t, h.js, bus.StreamEvents, bus.EventFilter(bus.EntityAgent, bus.ActionOffline))
+	heardAt := func(want time.Time) {
+		t.Helper()
+		eventually(t, "g-rome heard at "+want.String(), func() (bool, string) {
+			site, err := h.client.Site(t.Context(), "g-rome")
+			return err == nil && site.LastHeartbeat != nil && site.LastHeartbeat.Equal(want), jsonString(site, err)
+		})
+	}
+	now := time.Now().UTC()
+	heardAt(agentSays(t, h, "g-rome", bus.ActionOnline, now, bus.AgentOnline{Site: "g-rome", Reason: bus.AgentStarted, Since: now}))
+
+	// Paused for three times the threshold; the inventory checks every
+	// 20 ms meanwhile.
+	_, err := h.js.PauseConsumer(t.Context(), bus.StreamEvents, events.Durable, time.Now().Add(3*cfg.AgentOfflineAfter))
+	mustOK(t, err)
+	beat := agentSays(t, h, "g-rome", bus.ActionHeartbeat, now, bus.AgentHeartbeat{Site: "g-rome", StartedAt: now, HeartbeatSeconds: 1})
+	heardAt(beat)
+	if waited := time.Since(beat); waited < 2*cfg.AgentOfflineAfter {
+		t.Fatalf("g-rome's heartbeat handled %s after it was stored: the pause did not hold it", waited)
+	}
+	// Once it is handled, g-rome has been silent since for as long as the
+	// pause lasted, and may be reported offline, last seen at the
+	// heartbeat; never while it waited, last seen before it.
+	for range storedEvents(t, h, bus.EventSubject(bus.EntityAgent, bus.ActionOffline, bus.About{Site: "g-rome"})) {
+		ev, off, err := bus.DecodeEvent[bus.AgentOffline](next(t, offline).Data())
+		mustOK(t, err)
+		if ev.Source() == inventory.EventSource && (off.LastSeen == nil || !off.LastSeen.Equal(beat)) {
+			t.Errorf("agent.offline %+v while g-rome's heartbeat of %s was waiting", off, beat)
+		}
 	}
 }

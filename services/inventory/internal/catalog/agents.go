@@ -84,8 +84,9 @@ const maxReason = 256
 
 // RecordHeartbeat notes that the agent of a site was heard from at at (zero:
 // now), by an event that says p of the agent. at is when the bus stored
-// the event, on the NATS server's clock: the agent's clock, which may be
-// behind or ahead, has no say in whether it is alive. An unknown site is ignored: the agent may run
+// the event, on the NATS server's clock, as is the time CheckAgents
+// measures silence up to: the agent's clock, which may be behind or
+// ahead, has no say in whether it is alive. An unknown site is ignored: the agent may run
 // before its site is declared. Older news (an event redelivered, or
 // handled after a later one) never moves the heartbeat back nor changes
 // the agent's state, so the call is idempotent.
@@ -135,11 +136,17 @@ func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time
 
 // CheckAgents reports offline (agent.offline, reason heartbeat lost) the
 // agent of every site not offline already whose last heartbeat is older
-// than after, and returns how many it reported. A site never heard from
-// is not reported: it never was online.
-func (s *Service) CheckAgents(ctx context.Context, after time.Duration) (int, error) {
+// than after before heard, and returns how many it reported. heard is
+// the time up to which every heartbeat has been recorded, on the clock of
+// the heartbeats (when the bus stored them; see RecordHeartbeat): one
+// not recorded yet is never taken for silence, however long it waits. A
+// site never heard from is not reported: it never was online.
+func (s *Service) CheckAgents(ctx context.Context, heard time.Time, after time.Duration) (int, error) {
 	if after <= 0 {
 		return 0, invalidf("agent offline threshold %s is not positive", after)
+	}
+	if heard.IsZero() {
+		return 0, invalidf("agents checked without the time up to which they were heard")
 	}
 	now := s.timestamp()
 	sts, err := s.repo.AgentStatuses(ctx)
@@ -147,7 +154,7 @@ func (s *Service) CheckAgents(ctx context.Context, after time.Duration) (int, er
 		return 0, fmt.Errorf("agent states: %w", err)
 	}
 	lost := 0
-	cutoff := now.Add(-after)
+	cutoff := heard.Add(-after)
 	for _, st := range sts {
 		if st.State == AgentStateOffline || st.LastHeartbeat == nil || !st.LastHeartbeat.Before(cutoff) {
 			continue
