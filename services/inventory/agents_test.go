@@ -26,6 +26,14 @@ import (
 // (at storage precision): the agent's heartbeat.
 func agentSays(t *testing.T, h *harness, site, action string, at time.Time, data any) time.Time {
 	t.Helper()
+	stored, _ := agentStores(t, h, site, action, at, data)
+	return stored
+}
+
+// agentStores is agentSays, also returning the event's sequence in the
+// stream.
+func agentStores(t *testing.T, h *harness, site, action string, at time.Time, data any) (time.Time, uint64) {
+	t.Helper()
 	ev := event.New()
 	ev.SetID(uuid.NewString())
 	ev.SetSource("/pulpdist/siteagent/" + site)
@@ -42,7 +50,7 @@ func agentSays(t *testing.T, h *harness, site, action string, at time.Time, data
 	mustOK(t, err)
 	m, err := st.GetMsg(t.Context(), ack.Sequence)
 	mustOK(t, err)
-	return m.Time.UTC().Truncate(time.Microsecond)
+	return m.Time.UTC().Truncate(time.Microsecond), ack.Sequence
 }
 
 // TestSilentAgentsAreReportedOffline: the inventory reports offline,
@@ -315,5 +323,51 @@ func TestHeartbeatsWaitingAreNotSilence(t *testing.T) {
 		if ev.Source() == inventory.EventSource && (off.LastSeen == nil || !off.LastSeen.Equal(beat)) {
 			t.Errorf("agent.offline %+v while g-rome's heartbeat of %s was waiting", off, beat)
 		}
+	}
+}
+
+// TestBadAgentReasonsAreDeadLettered: an agent.offline or agent.online
+// whose reason is empty, too long or holds control characters is refused
+// at once, not retried: it goes to the dead-letter stream saying why, and
+// does not count as the agent's heartbeat.
+func TestBadAgentReasonsAreDeadLettered(t *testing.T) {
+	h := start(t, databases[0].url(t))
+	h.send(t, "POST", "/api/v1/sites", `{"name":"g-lyon"}`, nil)
+	dead := consumer(t, h.js, bus.StreamDead, bus.DeadLetterSubject(bus.StreamEvents))
+	now := time.Now().UTC()
+	lyon := agentSays(t, h, "g-lyon", bus.ActionOnline, now, bus.AgentOnline{Site: "g-lyon", Reason: bus.AgentStarted, Since: now})
+	var refused []uint64
+	for _, bad := range []struct {
+		action string
+		data   any
+	}{
+		{bus.ActionOffline, bus.AgentOffline{Site: "g-lyon", Since: now}},
+		{bus.ActionOffline, bus.AgentOffline{Site: "g-lyon", Reason: strings.Repeat("x", 257), Since: now}},
+		{bus.ActionOffline, bus.AgentOffline{Site: "g-lyon", Reason: "stopped\n", Since: now}},
+		{bus.ActionOnline, bus.AgentOnline{Site: "g-lyon", Since: now}},
+		{bus.ActionOnline, bus.AgentOnline{Site: "g-lyon", Reason: strings.Repeat("x", 257), Since: now}},
+		{bus.ActionOnline, bus.AgentOnline{Site: "g-lyon", Reason: "started\x1b[2J", Since: now}},
+	} {
+		_, seq := agentStores(t, h, "g-lyon", bad.action, now, bad.data)
+		refused = append(refused, seq)
+		m := next(t, dead)
+		subject := bus.EventSubject(bus.EntityAgent, bad.action, bus.About{Site: "g-lyon"})
+		if why := m.Headers().Get(bus.HeaderDeadReason); m.Headers().Get(bus.HeaderDeadSubject) != subject ||
+			!strings.HasPrefix(why, "refused: ") || !strings.Contains(why, "reason") {
+			t.Errorf("agent.%s %+v: dead letter of %s, %q; want one of %s refused for its reason",
+				bad.action, bad.data, m.Headers().Get(bus.HeaderDeadSubject), why, subject)
+		}
+	}
+	site, err := h.client.Site(t.Context(), "g-lyon")
+	mustOK(t, err)
+	if site.LastHeartbeat == nil || !site.LastHeartbeat.Equal(lyon) {
+		t.Errorf("g-lyon's last heartbeat %v after the refused events, want %s", site.LastHeartbeat, lyon)
+	}
+	// The refused events break the events' schemas on purpose: out of
+	// the stream, they are not held to them when the test ends.
+	st, err := h.js.Stream(t.Context(), bus.StreamEvents)
+	mustOK(t, err)
+	for _, seq := range refused {
+		mustOK(t, st.DeleteMsg(t.Context(), seq))
 	}
 }

@@ -38,8 +38,8 @@ type AgentStatus struct {
 
 // Presence is what an event from a site's agent says of the agent
 // itself: State AgentStateOnline for its agent.online, AgentStateOffline
-// (with Reason) for its agent.offline, "" for any other event, which only
-// says it is alive.
+// for its agent.offline, each with the Reason the agent gives; "" for any
+// other event, which only says it is alive.
 type Presence struct {
 	State  string
 	Reason string
@@ -79,7 +79,7 @@ func AgentOfflineEvent(site string, at, lastSeen time.Time) Event {
 		Data: bus.AgentOffline{Site: site, Reason: bus.AgentHeartbeatLost, Since: at.UTC(), LastSeen: &last}}
 }
 
-// maxReason bounds the reason an agent gives for going offline.
+// maxReason bounds the reason an agent gives for going online or offline.
 const maxReason = 256
 
 // RecordHeartbeat notes that the agent of a site was heard from at at (zero:
@@ -100,13 +100,13 @@ func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time
 		return err
 	}
 	switch p.State {
-	case "", AgentStateOnline:
+	case "":
 		if p.Reason != "" {
-			return invalidf("agent presence: a reason without going offline")
+			return invalidf("agent presence: a reason without going online or offline")
 		}
-	case AgentStateOffline:
+	case AgentStateOnline, AgentStateOffline:
 		if err := checkText("reason", p.Reason); err != nil || p.Reason == "" || len(p.Reason) > maxReason || !utf8.ValidString(p.Reason) {
-			return invalidf("agent.offline: reason must be text of 1 to %d bytes", maxReason)
+			return invalidf("agent.%s: reason must be text of 1 to %d bytes without control characters", p.State, maxReason)
 		}
 	default:
 		return invalidf("agent presence: unknown state %q", p.State)

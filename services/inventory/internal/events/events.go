@@ -175,7 +175,7 @@ func presence(ev event.Event, body []byte, site string) (catalog.Presence, error
 		if err != nil || m.Site != site {
 			return catalog.Presence{}, err
 		}
-		return catalog.Presence{State: catalog.AgentStateOnline}, nil
+		return catalog.Presence{State: catalog.AgentStateOnline, Reason: m.Reason}, nil
 	case TypeAgentOffline:
 		_, m, err := bus.DecodeEvent[bus.AgentOffline](body)
 		if err != nil || m.Site != site {

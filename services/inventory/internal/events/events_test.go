@@ -213,7 +213,7 @@ func TestHandleAgentPresence(t *testing.T) {
 		data        any
 		want        []string
 	}{
-		{"/pulpdist/siteagent/paris", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted}, []string{"heartbeat paris online "}},
+		{"/pulpdist/siteagent/paris", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted}, []string{"heartbeat paris online started"}},
 		{"/pulpdist/siteagent/paris", TypeAgentOffline, bus.AgentOffline{Site: "paris", Reason: bus.AgentStopped}, []string{"heartbeat paris offline stopped"}},
 		{"/pulpdist/siteagent/paris", TypeAgentHeartbeat, bus.AgentHeartbeat{Site: "paris"}, []string{"heartbeat paris"}},
 		{"/pulpdist/siteagent/paris", TypeAgentOffline, bus.AgentOffline{Site: "lyon", Reason: bus.AgentStopped}, []string{"heartbeat paris", "problem ev-1 " + TypeAgentOffline}},

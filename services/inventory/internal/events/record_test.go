@@ -2,9 +2,11 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +157,99 @@ func testRecordIntoStore(t *testing.T, url string) {
 		if paris.LastHeartbeat == nil || !paris.LastHeartbeat.Equal(storedAt) {
 			t.Fatalf("heartbeat after an event stored at %s from a clock %s off = %v, want the stored time", storedAt, clock, paris.LastHeartbeat)
 		}
+	}
+}
+
+// TestAgentReasonsAreChecked: an agent.online or agent.offline whose
+// reason is empty, longer than 256 bytes or holds control characters is
+// refused as permanent (the consumer dead-letters it), and changes
+// nothing: not the agent's state, not even the site's heartbeat, though
+// it was stored later than anything heard before.
+func TestAgentReasonsAreChecked(t *testing.T) {
+	for _, db := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"postgres", func(t *testing.T) string { return pgtest.NewDatabase(t) }},
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "inventory.db") }},
+	} {
+		t.Run(db.name, func(t *testing.T) { testAgentReasonsAreChecked(t, db.url(t)) })
+	}
+}
+
+func testAgentReasonsAreChecked(t *testing.T, url string) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := st.CreateSite(ctx, catalog.Site{Name: "paris", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.New(st, nil, slog.New(slog.DiscardHandler))
+	agentEvent := func(id, typ string, data any) []byte {
+		t.Helper()
+		ev := event.New()
+		ev.SetID(id)
+		ev.SetSource(SiteAgentSource + "paris")
+		ev.SetType(typ)
+		ev.SetTime(t0)
+		if err := ev.SetData("application/json", data); err != nil {
+			t.Fatal(err)
+		}
+		body, err := ev.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return body
+	}
+	if err := Handle(ctx, cat, Reports{}, agentEvent("started", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted, Since: t0}), t0); err != nil {
+		t.Fatal(err)
+	}
+	statuses := func() []catalog.AgentStatus {
+		t.Helper()
+		sts, err := st.AgentStatuses(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sts
+	}
+	if sts := statuses(); len(sts) != 1 || sts[0].State != catalog.AgentStateOnline || sts[0].LastHeartbeat == nil || !sts[0].LastHeartbeat.Equal(t0) {
+		t.Fatalf("agent statuses after agent.online = %+v", sts)
+	}
+
+	for i, reason := range []string{"", strings.Repeat("x", 257), "stopped\n", "stopped\x1b[2J", "\x00", "\x7f"} {
+		for _, tc := range []struct {
+			typ  string
+			data any
+		}{
+			{TypeAgentOffline, bus.AgentOffline{Site: "paris", Reason: reason, Since: t0}},
+			{TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: reason, Since: t0}},
+		} {
+			before := statuses()
+			id := fmt.Sprintf("bad-%d", i)
+			err := Handle(ctx, cat, Reports{}, agentEvent(id, tc.typ, tc.data), t0.Add(time.Duration(i+1)*time.Hour))
+			if !bus.IsPermanent(err) || !errors.Is(err, catalog.ErrInvalid) {
+				t.Errorf("%s with reason %q: %v, want refused as invalid, for good", tc.typ, reason, err)
+			}
+			if after := statuses(); !reflect.DeepEqual(after, before) {
+				t.Errorf("%s with reason %q changed the agent: %+v, was %+v", tc.typ, reason, after, before)
+			}
+		}
+	}
+	// The longest reason allowed is taken.
+	long := strings.Repeat("x", 256)
+	at := t0.Add(time.Minute)
+	if err := Handle(ctx, cat, Reports{}, agentEvent("long", TypeAgentOffline, bus.AgentOffline{Site: "paris", Reason: long, Since: at}), at); err != nil {
+		t.Fatalf("agent.offline with a reason of 256 bytes: %v", err)
+	}
+	if after := statuses(); len(after) != 1 || after[0].State != catalog.AgentStateOffline || after[0].Reason != long || after[0].LastHeartbeat == nil || !after[0].LastHeartbeat.Equal(at) {
+		t.Fatalf("agent statuses after agent.offline = %+v", after)
 	}
 }
