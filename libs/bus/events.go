@@ -493,7 +493,8 @@ type AgentTree struct {
 type AgentOnline struct {
 	Site   string `json:"site"`
 	Reason string `json:"reason"`
-	// Since is when the agent started, or was heard from again.
+	// Since is when the agent started (its clock), or was heard from
+	// again (when NATS stored what the inventory heard).
 	Since time.Time `json:"since"`
 	// Version, Hostname, HeartbeatSeconds (how often it sends
 	// agent.heartbeat) and Trees (the replicas on disk with the version
@@ -513,7 +514,8 @@ type AgentOffline struct {
 	Reason string `json:"reason"`
 	// Since is when the agent stopped, or the inventory found it silent.
 	Since time.Time `json:"since"`
-	// LastSeen is the time of the agent's last event the inventory had.
+	// LastSeen is when NATS stored the agent's last event the inventory
+	// had.
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 

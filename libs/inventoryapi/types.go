@@ -62,8 +62,8 @@ type Site struct {
 	BandwidthWindows []string `json:"bandwidth_windows,omitempty"`
 	// AgentIdentity names the site's agent: its NATS user or public key.
 	AgentIdentity string `json:"agent_identity,omitempty"`
-	// LastHeartbeat is when an event from the site's agent was last seen
-	// (read-only; absent when none was).
+	// LastHeartbeat is when NATS stored the newest event from the site's
+	// agent, on the NATS server's clock (read-only; absent when none was).
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 	// Paused is set by POST /api/v1/sites/{name}/pause (read-only): the
 	// scheduler sends the site no commands, for subscriptions made before

@@ -182,6 +182,8 @@ type Service struct {
 	nc       *nats.Conn
 	store    *store.Store
 	consumer jetstream.Consumer
+	// stream is the events stream the consumer reads.
+	stream   jetstream.Stream
 	catalog  *catalog.Service
 	http     *httpserve.Server
 	probe    *health.Probe
@@ -235,6 +237,9 @@ func (s *Service) build(ctx context.Context, cfg Config, js jetstream.JetStream)
 	}
 	if s.consumer, err = js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, bus.ConsumerConfig(events.Durable, events.Filter)); err != nil {
 		return fmt.Errorf("consumer %s: %w", events.Durable, err)
+	}
+	if s.stream, err = js.Stream(ctx, bus.StreamEvents); err != nil {
+		return fmt.Errorf("stream %s: %w", bus.StreamEvents, err)
 	}
 	if s.store, err = store.OpenWith(ctx, cfg.DatabaseURL, cfg.Migrate); err != nil {
 		return err
@@ -373,27 +378,79 @@ func (s *Service) checkAlarms(ctx context.Context) {
 }
 
 // checkAgents reports offline the agents silent for longer than
-// s.offlineAfter (catalog.CheckAgents), once the inventory has handled
-// every event stored: a heartbeat waiting in the stream, after a restart
-// of the inventory or a burst of events, is not silence.
+// s.offlineAfter (catalog.CheckAgents), measured up to the time the
+// inventory has handled the events stream to (heardUntil): a heartbeat
+// still waiting in the stream or in hand, after a restart of the
+// inventory or in a burst of events, is not silence; and events that
+// never stop coming, a busy fan-out's sync.progress, do not stop the
+// check either. An inventory too far behind does not check (see
+// silenceKnown).
 func (s *Service) checkAgents(ctx context.Context) {
-	info, err := s.consumer.Info(ctx)
+	heard, now, err := heardUntil(ctx, s.stream, s.consumer)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Warn("agents not checked: consumer state unknown", "err", err)
+			s.log.Warn("agents not checked: how far the events are handled is unknown", "err", err)
 		}
 		return
 	}
-	if info.NumPending > 0 || info.NumAckPending > 0 {
-		return // the next round, once the events are in
+	if !silenceKnown(heard, now, s.offlineAfter) {
+		s.log.Warn("agents not checked: the events are handled too far behind, heartbeats may have expired unseen",
+			"behind", now.Sub(heard), "heartbeats_kept", bus.AgentHeartbeatTTL)
+		return
 	}
-	lost, err := s.catalog.CheckAgents(ctx, s.offlineAfter)
+	lost, err := s.catalog.CheckAgents(ctx, heard, s.offlineAfter)
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("agents not checked", "err", err)
 	}
 	if lost > 0 {
-		s.log.Info("agents silent, reported offline", "agents", lost, "after", s.offlineAfter)
+		s.log.Info("agents silent, reported offline", "agents", lost, "after", s.offlineAfter, "heard_until", heard)
 	}
+}
+
+// heardUntil is the time up to which the consumer c has handled stream,
+// on the NATS server's clock, as the agents' heartbeats are: every event
+// stored before it has been handled (acknowledged, or refused), and now,
+// the server's time. The events not handled yet, those waiting and those
+// delivered but not acknowledged (in hand, prefetched, or waiting for a
+// retry), all come after the consumer's ack floor, so the first event
+// stored after the floor bounds it, whether the backlog is one event or
+// thousands. With none, every event stored so far is handled: heard is
+// now. The stream is asked even when the consumer's state counts nothing
+// pending: an event stored a moment before may not be counted yet.
+func heardUntil(ctx context.Context, stream jetstream.Stream, c jetstream.Consumer) (heard, now time.Time, err error) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	now = info.TimeStamp
+	if now.IsZero() {
+		now = time.Now() // a server too old to say; the inventory's clock is the next best
+	}
+	// The next event at or after the floor's successor on the consumer's
+	// subjects, so that one removed (an expired heartbeat, a purge) does
+	// not hide the ones after it.
+	first, err := stream.GetMsg(ctx, info.AckFloor.Stream+1, jetstream.WithGetMsgSubject(cmp.Or(info.Config.FilterSubject, ">")))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		// Nothing stored after the floor, even now: every event stored
+		// when the state was read is handled.
+		return now, now, nil
+	case err != nil:
+		return time.Time{}, time.Time{}, fmt.Errorf("first event not handled: %w", err)
+	}
+	return first.Time, now, nil
+}
+
+// silenceKnown says whether an agent's silence up to heard, at now, can
+// be told from heartbeats lost unseen. The stream keeps a heartbeat
+// bus.AgentHeartbeatTTL: one that waited longer, the inventory behind or
+// away, is gone without being handled, and the agent that sent it would
+// look silent. Within TTL-after of now, every heartbeat sent in the last
+// after before heard is still there, so it has been handled. Caught up
+// (heard is now), the heartbeats still kept are all handled, and an agent
+// alive has sent one of them.
+func silenceKnown(heard, now time.Time, after time.Duration) bool {
+	return !heard.Before(now) || now.Sub(heard) < bus.AgentHeartbeatTTL-after
 }
 
 // Close releases what New acquired, for a service that will not Run. It

@@ -76,7 +76,7 @@ func newStanding(c *catalog.Service) *standing {
 		paused: prometheus.NewDesc(name("subscription_paused"),
 			"1 when the subscription, its site or its tree is paused.", sub, nil),
 		heartbeat: prometheus.NewDesc(name("site_last_heartbeat_timestamp_seconds"),
-			"When an event from the site's agent was last recorded (Unix time); absent when never.", []string{"site"}, nil),
+			"When NATS stored the newest event from the site's agent (Unix time, the NATS server's clock, not the agent's); absent when never.", []string{"site"}, nil),
 		up: prometheus.NewDesc(name("inventory_database_up"),
 			"1 when the scrape could read the catalog, 0 when it could not.", nil, nil),
 	}

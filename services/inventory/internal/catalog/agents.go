@@ -26,7 +26,9 @@ type AgentStatus struct {
 	Site string
 	// State is AgentStateOnline, AgentStateOffline or "" (never heard
 	// from); Reason says why it is offline (bus.AgentStopped,
-	// bus.AgentHeartbeatLost). Since is when it took the state.
+	// bus.AgentHeartbeatLost). Since is when it took the state: when the
+	// bus stored the event that said so, or when the inventory found the
+	// agent silent (its own clock).
 	State  string
 	Reason string
 	Since  *time.Time
@@ -36,8 +38,8 @@ type AgentStatus struct {
 
 // Presence is what an event from a site's agent says of the agent
 // itself: State AgentStateOnline for its agent.online, AgentStateOffline
-// (with Reason) for its agent.offline, "" for any other event, which only
-// says it is alive.
+// for its agent.offline, each with the Reason the agent gives; "" for any
+// other event, which only says it is alive.
 type Presence struct {
 	State  string
 	Reason string
@@ -77,14 +79,17 @@ func AgentOfflineEvent(site string, at, lastSeen time.Time) Event {
 		Data: bus.AgentOffline{Site: site, Reason: bus.AgentHeartbeatLost, Since: at.UTC(), LastSeen: &last}}
 }
 
-// maxReason bounds the reason an agent gives for going offline.
+// maxReason bounds the reason an agent gives for going online or offline.
 const maxReason = 256
 
-// RecordHeartbeat notes that the agent of a site was heard from at at (in
-// the future: now), by an event that says p of the agent. An unknown site
-// is ignored: the agent may run before its site is declared. Older news
-// never moves the heartbeat back nor changes the agent's state, so the
-// call is idempotent.
+// RecordHeartbeat notes that the agent of a site was heard from at at (zero:
+// now), by an event that says p of the agent. at is when the bus stored
+// the event, on the NATS server's clock, as is the time CheckAgents
+// measures silence up to: the agent's clock, which may be behind or
+// ahead, has no say in whether it is alive. An unknown site is ignored: the agent may run
+// before its site is declared. Older news (an event redelivered, or
+// handled after a later one) never moves the heartbeat back nor changes
+// the agent's state, so the call is idempotent.
 //
 // The agent's own agent.online and agent.offline set its state silently
 // (they are the announcement); any other event of an agent the inventory
@@ -95,21 +100,18 @@ func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time
 		return err
 	}
 	switch p.State {
-	case "", AgentStateOnline:
+	case "":
 		if p.Reason != "" {
-			return invalidf("agent presence: a reason without going offline")
+			return invalidf("agent presence: a reason without going online or offline")
 		}
-	case AgentStateOffline:
+	case AgentStateOnline, AgentStateOffline:
 		if err := checkText("reason", p.Reason); err != nil || p.Reason == "" || len(p.Reason) > maxReason || !utf8.ValidString(p.Reason) {
-			return invalidf("agent.offline: reason must be text of 1 to %d bytes", maxReason)
+			return invalidf("agent.%s: reason must be text of 1 to %d bytes without control characters", p.State, maxReason)
 		}
 	default:
 		return invalidf("agent presence: unknown state %q", p.State)
 	}
 	when := s.orNow(at)
-	if now := s.timestamp(); when.After(now) {
-		when = now
-	}
 	err := s.repo.RecordHeartbeat(ctx, site, when, func(st AgentStatus) (AgentStatus, []Event) {
 		next := AgentStatus{Site: site, State: AgentStateOnline, Since: &when, LastHeartbeat: &when}
 		switch {
@@ -134,11 +136,17 @@ func (s *Service) RecordHeartbeat(ctx context.Context, site string, at time.Time
 
 // CheckAgents reports offline (agent.offline, reason heartbeat lost) the
 // agent of every site not offline already whose last heartbeat is older
-// than after, and returns how many it reported. A site never heard from
-// is not reported: it never was online.
-func (s *Service) CheckAgents(ctx context.Context, after time.Duration) (int, error) {
+// than after before heard, and returns how many it reported. heard is
+// the time up to which every heartbeat has been recorded, on the clock of
+// the heartbeats (when the bus stored them; see RecordHeartbeat): one
+// not recorded yet is never taken for silence, however long it waits. A
+// site never heard from is not reported: it never was online.
+func (s *Service) CheckAgents(ctx context.Context, heard time.Time, after time.Duration) (int, error) {
 	if after <= 0 {
 		return 0, invalidf("agent offline threshold %s is not positive", after)
+	}
+	if heard.IsZero() {
+		return 0, invalidf("agents checked without the time up to which they were heard")
 	}
 	now := s.timestamp()
 	sts, err := s.repo.AgentStatuses(ctx)
@@ -146,7 +154,7 @@ func (s *Service) CheckAgents(ctx context.Context, after time.Duration) (int, er
 		return 0, fmt.Errorf("agent states: %w", err)
 	}
 	lost := 0
-	cutoff := now.Add(-after)
+	cutoff := heard.Add(-after)
 	for _, st := range sts {
 		if st.State == AgentStateOffline || st.LastHeartbeat == nil || !st.LastHeartbeat.Before(cutoff) {
 			continue

@@ -70,8 +70,9 @@ type Site struct {
 	BandwidthWindows []string
 	// AgentIdentity names the site-agent: its NATS user or public key.
 	AgentIdentity string
-	// LastHeartbeat is when an event from the site's agent was last seen;
-	// nil when none was. Set by the bus, never by a request.
+	// LastHeartbeat is when the bus stored the newest event from the
+	// site's agent (its JetStream timestamp: the NATS server's clock, not
+	// the agent's); nil when none was. Set by the bus, never by a request.
 	LastHeartbeat *time.Time
 	// Paused sites get no commands, whatever their subscriptions say.
 	// Set by pause and resume only.

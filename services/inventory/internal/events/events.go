@@ -2,10 +2,11 @@
 // on pulpdist.evt.> and records the ones that change the catalog (a
 // snapshot published, a sync started or finished, a delta computed or
 // ready). Any event from a site-agent also counts as the site's heartbeat,
-// and its agent.online and agent.offline set the agent's state. An event
-// about a tree the inventory does not know, or one in which a site-agent
-// reports for another site than its own, is kept as a problem. Other
-// event types are acknowledged and ignored.
+// at the time the bus stored it, and its agent.online and agent.offline
+// set the agent's state. An event about a tree the inventory does not
+// know, or one in which a site-agent reports for another site than its
+// own, is kept as a problem. Other event types are acknowledged and
+// ignored.
 package events
 
 import (
@@ -48,7 +49,8 @@ const SiteAgentSource = "/pulpdist/siteagent/"
 
 // Recorder stores what the events say; each call is idempotent by event id
 // (RecordHeartbeat by nature: it only moves a time forward, and only news
-// that moves it changes the agent's state).
+// that moves it changes the agent's state). RecordHeartbeat's time is
+// when the bus stored the event, not the event's own time.
 type Recorder interface {
 	RecordSnapshot(ctx context.Context, eventID string, m bus.Snapshot) error
 	RecordSyncStarted(ctx context.Context, eventID string, m bus.SyncStarted) error
@@ -78,12 +80,20 @@ type Reports struct {
 // recorded as a problem and acknowledged.
 func Handler(rec Recorder, r Reports) bus.Handler {
 	return func(ctx context.Context, m jetstream.Msg) error {
-		return Handle(ctx, rec, r, m.Data())
+		meta, err := m.Metadata()
+		if err != nil {
+			return bus.Permanent(fmt.Errorf("event on %s: %w", m.Subject(), err))
+		}
+		return Handle(ctx, rec, r, m.Data(), meta.Timestamp)
 	}
 }
 
-// Handle records one event body.
-func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
+// Handle records one event body, which the bus stored at stored (its
+// JetStream timestamp). An event from a site-agent is the agent's
+// heartbeat at stored, on the NATS server's clock: the time the agent
+// writes in the event is on its own clock, which may be behind or ahead,
+// and says only what the event's content needs it to.
+func Handle(ctx context.Context, rec Recorder, r Reports, body []byte, stored time.Time) error {
 	ev, _, err := bus.DecodeEvent[json.RawMessage](body)
 	if err != nil {
 		return bus.Permanent(err)
@@ -105,7 +115,7 @@ func Handle(ctx context.Context, rec Recorder, r Reports, body []byte) error {
 		if err != nil {
 			return bus.Permanent(err)
 		}
-		if err := rec.RecordHeartbeat(ctx, agent, ev.Time(), p); err != nil {
+		if err := rec.RecordHeartbeat(ctx, agent, stored, p); err != nil {
 			if errors.Is(err, catalog.ErrInvalid) {
 				return bus.Permanent(fmt.Errorf("%s %s: %w", ev.Type(), ev.ID(), err))
 			}
@@ -168,7 +178,7 @@ func presence(ev event.Event, body []byte, site string) (catalog.Presence, error
 		if err != nil || m.Site != site {
 			return catalog.Presence{}, err
 		}
-		return catalog.Presence{State: catalog.AgentStateOnline}, nil
+		return catalog.Presence{State: catalog.AgentStateOnline, Reason: m.Reason}, nil
 	case TypeAgentOffline:
 		_, m, err := bus.DecodeEvent[bus.AgentOffline](body)
 		if err != nil || m.Site != site {

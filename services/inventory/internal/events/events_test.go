@@ -14,11 +14,17 @@ import (
 	"github.com/pulpdist/pulpdist/services/inventory/internal/catalog"
 )
 
-// calls records what Handle passed on, and fails with err.
+// calls records what Handle passed on, and fails with err; heard holds
+// the times of the heartbeats.
 type calls struct {
-	got []string
-	err error
+	got   []string
+	heard []time.Time
+	err   error
 }
+
+// stored is when the bus stored the events of these tests: a second
+// after the time their senders write in them (bodyFrom).
+var stored = time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)
 
 func (c *calls) RecordSnapshot(_ context.Context, id string, m bus.Snapshot) error {
 	c.got = append(c.got, "snapshot "+id+" "+m.Tree)
@@ -50,7 +56,8 @@ func (c *calls) RecordDeltaDeleted(_ context.Context, id string, m bus.DeltaDele
 	return c.err
 }
 
-func (c *calls) RecordHeartbeat(_ context.Context, site string, _ time.Time, p catalog.Presence) error {
+func (c *calls) RecordHeartbeat(_ context.Context, site string, at time.Time, p catalog.Presence) error {
+	c.heard = append(c.heard, at)
 	if p.State != "" {
 		c.got = append(c.got, "heartbeat "+site+" "+p.State+" "+p.Reason)
 		return nil
@@ -98,7 +105,7 @@ func TestHandleRoutesByType(t *testing.T) {
 		{bus.EventType(bus.EntityMessage, bus.ActionDeadLettered), bus.DeadLettered{Stream: bus.StreamSync, StreamSequence: 7}, ""},
 	} {
 		var c calls
-		if err := Handle(context.Background(), &c, Reports{}, body(t, tc.typ, tc.data)); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, body(t, tc.typ, tc.data), stored); err != nil {
 			t.Errorf("%s: %v", tc.typ, err)
 		}
 		if got := fmt.Sprint(c.got); (tc.want == "" && len(c.got) != 0) || (tc.want != "" && got != "["+tc.want+"]") {
@@ -121,7 +128,7 @@ func TestHandleErrorClasses(t *testing.T) {
 		{"invalid", body(t, TypeSyncStarted, bus.SyncStarted{}), fmt.Errorf("%w: bad", catalog.ErrInvalid), true},
 		{"database down", body(t, TypeSyncFinished, bus.SyncFinished{}), errors.New("connection refused"), false},
 	} {
-		err := Handle(ctx, &calls{err: tc.err}, Reports{}, tc.body)
+		err := Handle(ctx, &calls{err: tc.err}, Reports{}, tc.body, stored)
 		if err == nil || bus.IsPermanent(err) != tc.permanent {
 			t.Errorf("%s: err = %v, permanent %v, want %v", tc.name, err, bus.IsPermanent(err), tc.permanent)
 		}
@@ -133,7 +140,7 @@ func TestHandleErrorClasses(t *testing.T) {
 func TestHandleUnknownTreeIsAProblem(t *testing.T) {
 	for _, typ := range []string{TypeSnapshotPublished, TypeDeltaReady, TypeDeltaComputed} {
 		c := calls{err: fmt.Errorf("record: %w", catalog.ErrTreeNotFound)}
-		if err := Handle(context.Background(), &c, Reports{}, body(t, typ, map[string]string{"tree": "ghost"})); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, body(t, typ, map[string]string{"tree": "ghost"}), stored); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
 		if len(c.got) != 2 || c.got[1] != "problem ev-1 "+typ {
@@ -142,7 +149,8 @@ func TestHandleUnknownTreeIsAProblem(t *testing.T) {
 	}
 }
 
-// Any event from a site-agent is the site's heartbeat; others are not.
+// Any event from a site-agent is the site's heartbeat, at the time the bus
+// stored it; others are not.
 func TestHandleHeartbeat(t *testing.T) {
 	for _, tc := range []struct {
 		source, typ string
@@ -158,11 +166,18 @@ func TestHandleHeartbeat(t *testing.T) {
 	} {
 		b := bodyFrom(t, tc.source, tc.typ, map[string]string{"run_id": "r", "result": "COMPLETED", "site": "paris"})
 		var c calls
-		if err := Handle(context.Background(), &c, Reports{}, b); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, b, stored); err != nil {
 			t.Fatalf("%s %s: %v", tc.source, tc.typ, err)
 		}
 		if fmt.Sprint(c.got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s %s: calls %v, want %v", tc.source, tc.typ, c.got, tc.want)
+		}
+		// The heartbeat is when the bus stored the event, not the time
+		// the agent wrote in it.
+		for _, at := range c.heard {
+			if !at.Equal(stored) {
+				t.Errorf("%s %s: heartbeat at %s, want the stored time %s", tc.source, tc.typ, at, stored)
+			}
 		}
 	}
 }
@@ -199,7 +214,7 @@ func TestHandleAgentPresence(t *testing.T) {
 		data        any
 		want        []string
 	}{
-		{"/pulpdist/siteagent/paris", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted}, []string{"heartbeat paris online "}},
+		{"/pulpdist/siteagent/paris", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentStarted}, []string{"heartbeat paris online started"}},
 		{"/pulpdist/siteagent/paris", TypeAgentOffline, bus.AgentOffline{Site: "paris", Reason: bus.AgentStopped}, []string{"heartbeat paris offline stopped"}},
 		{"/pulpdist/siteagent/paris", TypeAgentHeartbeat, bus.AgentHeartbeat{Site: "paris"}, []string{"heartbeat paris"}},
 		{"/pulpdist/siteagent/paris", TypeAgentOffline, bus.AgentOffline{Site: "lyon", Reason: bus.AgentStopped}, []string{"heartbeat paris", "problem ev-1 " + TypeAgentOffline}},
@@ -208,7 +223,7 @@ func TestHandleAgentPresence(t *testing.T) {
 		{"/pulpdist/inventory", TypeAgentOnline, bus.AgentOnline{Site: "paris", Reason: bus.AgentHeartbeatResumed}, nil},
 	} {
 		var c calls
-		if err := Handle(context.Background(), &c, Reports{}, bodyFrom(t, tc.source, tc.typ, tc.data)); err != nil {
+		if err := Handle(context.Background(), &c, Reports{}, bodyFrom(t, tc.source, tc.typ, tc.data), stored); err != nil {
 			t.Fatalf("%s %s %+v: %v", tc.source, tc.typ, tc.data, err)
 		}
 		if fmt.Sprint(c.got) != fmt.Sprint(tc.want) {
@@ -218,7 +233,7 @@ func TestHandleAgentPresence(t *testing.T) {
 	// An agent.offline whose data does not decode is refused, not taken
 	// as a heartbeat.
 	var c calls
-	err := Handle(context.Background(), &c, Reports{}, bodyFrom(t, "/pulpdist/siteagent/paris", TypeAgentOffline, []int{1}))
+	err := Handle(context.Background(), &c, Reports{}, bodyFrom(t, "/pulpdist/siteagent/paris", TypeAgentOffline, []int{1}), stored)
 	if !bus.IsPermanent(err) || len(c.got) != 0 {
 		t.Errorf("agent.offline with bad data: %v, calls %q", err, c.got)
 	}
