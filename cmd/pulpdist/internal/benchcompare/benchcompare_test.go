@@ -84,6 +84,14 @@ func TestOptionsFromEnv(t *testing.T) {
 		t.Fatalf("BENCH_ONE_RUNS=5: %+v, %v", o, err)
 	}
 	t.Setenv("BENCH_ONE_RUNS", "")
+	if o.idleWindow != 2*time.Second {
+		t.Errorf("quick: idle window %s, want 2s", o.idleWindow)
+	}
+	t.Setenv("BENCH_IDLE_WINDOW", "0")
+	if o, err := optionsFromEnv(); err != nil || o.idleWindow != 0 {
+		t.Fatalf("BENCH_IDLE_WINDOW=0: %+v, %v", o, err)
+	}
+	t.Setenv("BENCH_IDLE_WINDOW", "")
 	t.Setenv("BENCH_TOOLS", "pulpdist")
 	if o, err := optionsFromEnv(); err != nil || !o.pulpdist || o.rsync {
 		t.Fatalf("BENCH_TOOLS=pulpdist: %+v, %v", o, err)
@@ -92,6 +100,7 @@ func TestOptionsFromEnv(t *testing.T) {
 	for _, bad := range []map[string]string{
 		{"BENCH_SITES": "4,16"}, {"BENCH_SITES": "1,x"}, {"BENCH_SITES": "1,0"}, {"BENCH_CORPORA": "generated,ubuntu"},
 		{"BENCH_TOOLS": "pulpdist,scp"}, {"BENCH_TOOLS": ","}, {"BENCH_ONE_RUNS": "0"}, {"BENCH_ONE_RUNS": "three"},
+		{"BENCH_IDLE_WINDOW": "-1s"}, {"BENCH_IDLE_WINDOW": "20"}, {"BENCH_IDLE_WINDOW": "1h"},
 	} {
 		for k, v := range bad {
 			t.Setenv(k, v)
@@ -194,7 +203,7 @@ func TestHarnessRuns(t *testing.T) {
 		sites: []int{1, 2}, corpora: []string{"generated"}, scale: "tiny",
 		jsonPath: filepath.Join(dir, "out.json"), svgPath: filepath.Join(dir, "out.svg"),
 		work: filepath.Join(dir, "work"), keepWork: true, repo: repo, goTool: "go", cache: filepath.Join(dir, "cache"),
-		pulpdist: true, rsync: true, oneRuns: 2,
+		pulpdist: true, rsync: true, oneRuns: 2, idleWindow: time.Second,
 	}
 	if err := os.MkdirAll(o.work, 0o755); err != nil {
 		t.Fatal(err)
@@ -219,6 +228,10 @@ func TestHarnessRuns(t *testing.T) {
 	for _, r := range recs {
 		if r.FloorBytes <= 0 || r.BytesPerSite <= 0 || r.Wall <= 0 {
 			t.Errorf("record %+v", r)
+		}
+		// The idle share is a part of the update's CPU, and pulpdist's only.
+		if r.OriginIdleCPU < 0 || r.OriginIdleCPU > 0 && r.OriginIdleCPU >= r.OriginCPU || r.Tool != "pulpdist" && r.OriginIdleCPU != 0 {
+			t.Errorf("%s, %d sites: idle share %.3f s of %.3f s", r.Tool, r.Sites, r.OriginIdleCPU, r.OriginCPU)
 		}
 		if r.Tool == "pulpdist" && r.BytesPerSite > 2*r.FloorBytes {
 			t.Errorf("pulpdist sent %d bytes per site, floor %d", r.BytesPerSite, r.FloorBytes)

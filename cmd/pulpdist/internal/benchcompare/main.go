@@ -29,7 +29,10 @@
 // BENCH_PROFILE (a directory: the origin side's CPU profile of each
 // measured update, one file per program, for go tool pprof),
 // BENCH_ONE_RUNS (how many times N = 1 is measured, default 3, quick 1:
-// the run with the least origin CPU is the baseline of the ratios).
+// the run with the least origin CPU is the baseline of the ratios),
+// BENCH_IDLE_WINDOW (how long pulpdist's origin side is watched doing
+// nothing before each update, default 20s, quick 2s, 0 none: its rate
+// times the update's wall time is reported as origin_idle_cpu_s).
 package main
 
 import (
@@ -65,6 +68,9 @@ type options struct {
 	rsync        bool // run the rsync daemon (BENCH_TOOLS)
 	profiles     string
 	oneRuns      int // how many times N = 1 is measured (BENCH_ONE_RUNS)
+	// idleWindow is how long the idle origin side is watched before each
+	// pulpdist update (BENCH_IDLE_WINDOW).
+	idleWindow time.Duration
 }
 
 // measure runs one measurement runs times and keeps the run that cost the
@@ -119,6 +125,15 @@ func optionsFromEnv() (o options, err error) {
 	if s := os.Getenv("BENCH_ONE_RUNS"); s != "" {
 		if o.oneRuns, err = strconv.Atoi(s); err != nil || o.oneRuns < 1 || o.oneRuns > 20 {
 			return o, fmt.Errorf("BENCH_ONE_RUNS %q: want how many times N = 1 is measured, 1 to 20", s)
+		}
+	}
+	o.idleWindow = 20 * time.Second
+	if o.quick {
+		o.idleWindow = 2 * time.Second
+	}
+	if s := os.Getenv("BENCH_IDLE_WINDOW"); s != "" {
+		if o.idleWindow, err = time.ParseDuration(s); err != nil || o.idleWindow < 0 || o.idleWindow > 10*time.Minute {
+			return o, fmt.Errorf("BENCH_IDLE_WINDOW %q: want a duration from 0 (none) to 10m", s)
 		}
 	}
 	if len(o.sites) == 0 || o.sites[0] != 1 {
@@ -262,7 +277,7 @@ func run(ctx context.Context, o options) error {
 			if o.pulpdist {
 				r, err := measure(runs, func() (record, error) {
 					log.Printf("%s, %d sites: pulpdist", c.name, n)
-					p, err := runPulpdist(ctx, bin, o.work, c, n)
+					p, err := runPulpdist(ctx, bin, o.work, c, n, o.idleWindow)
 					_ = os.RemoveAll(filepath.Join(o.work, fmt.Sprintf("pulpdist-%s-%d", c.name, n))) // scratch
 					return p, err
 				})

@@ -336,7 +336,7 @@ func contains[T comparable](s []T, v T) bool {
 }
 
 // runPulpdist measures pulpdist on corpus c for the sites.
-func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsites int) (record, error) {
+func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsites int, idleWindow time.Duration) (record, error) {
 	dir := filepath.Join(work, fmt.Sprintf("pulpdist-%s-%d", c.name, nsites))
 	sites := siteNames(nsites)
 	n, err := startNetwork(ctx, bin, dir, sites)
@@ -370,6 +370,10 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 		return record{}, err
 	}
 	quiesce(ctx, "update")
+	idleRate, err := n.idleRate(ctx, idleWindow)
+	if err != nil {
+		return record{}, err
+	}
 	cpu0, err := n.originCPU()
 	if err != nil {
 		return record{}, err
@@ -384,12 +388,13 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	}
 	wall := time.Since(t0)
 	n.toggleProfiles()
+	idle := idleRate * wall.Seconds()
 	var split []string
 	for name, c := range n.cpuByProc() {
 		split = append(split, fmt.Sprintf("%s %.2fs", name, (c-by0[name]).Seconds()))
 	}
 	slices.Sort(split)
-	log.Printf("pulpdist origin CPU of the update: %s", strings.Join(split, ", "))
+	log.Printf("pulpdist origin CPU of the update: %s; idle, the same processes spend %.1f ms/s: %.2fs over the update's %.1fs", strings.Join(split, ", "), idleRate*1e3, idle, wall.Seconds())
 	st1 := n.stats(ctx)
 	log.Printf("nats during the update: %d messages in (%d MB), %d out (%d MB), %d JetStream API calls; per site %.0f in, %.0f out, %.1f API calls",
 		st1.InMsgs-st0.InMsgs, (st1.InBytes-st0.InBytes)>>20, st1.OutMsgs-st0.OutMsgs, (st1.OutBytes-st0.OutBytes)>>20,
@@ -429,7 +434,36 @@ func runPulpdist(ctx context.Context, bin binaries, work string, c *corpus, nsit
 	return record{
 		Tool: "pulpdist", Corpus: c.name, Sites: nsites, OriginCPU: (cpu1 - cpu0).Seconds(),
 		BytesPerSite: received / int64(nsites), FloorBytes: c.floor, Wall: wall.Seconds(), PollCPU: (cpu3 - cpu2).Seconds(),
+		OriginIdleCPU: idle,
 	}, nil
+}
+
+// idleRate is the origin side's CPU per second of wall time while the
+// network, every site connected, has nothing to do, watched for window
+// (0: not measured). The agents' and the services' idle traffic (pull
+// requests, heartbeats, consumer state) costs the origin side this much
+// for as long as an update lasts, whatever the update does: on one
+// machine 64 agents applying on the same cores make the update last ten
+// times longer than one does.
+func (n *network) idleRate(ctx context.Context, window time.Duration) (float64, error) {
+	if window <= 0 {
+		return 0, nil
+	}
+	c0, err := n.originCPU()
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(window):
+	}
+	c1, err := n.originCPU()
+	if err != nil {
+		return 0, err
+	}
+	return (c1 - c0).Seconds() / time.Since(t0).Seconds(), nil
 }
 
 // siteNames names n sites.

@@ -26,6 +26,11 @@ type record struct {
 	// repeated (N = 1, BENCH_ONE_RUNS); the record's figures are those of
 	// the run with the least.
 	OriginCPURuns []float64 `json:"origin_cpu_runs_s,omitempty"`
+	// OriginIdleCPU is what the origin side spends over the update's wall
+	// time when nothing happens (its idle rate, measured just before the
+	// update, times Wall): included in OriginCPU, reported beside it
+	// (pulpdist; BENCH_IDLE_WINDOW).
+	OriginIdleCPU float64 `json:"origin_idle_cpu_s,omitempty"`
 }
 
 // writeJSON writes the records to path, atomically.
