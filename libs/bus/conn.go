@@ -3,8 +3,10 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,4 +92,28 @@ func publishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, msgI
 		return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}
 	return ack, nil
+}
+
+// DrainBudget bounds how long Drain waits for a connection to drain.
+const DrainBudget = 10 * time.Second
+
+// Drain lets nc's in-flight publishes and acks finish, then closes it;
+// after DrainBudget it closes nc anyway and says so. A connection closed
+// already is no error.
+func Drain(nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil
+		}
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(DrainBudget):
+		nc.Close()
+		return fmt.Errorf("drain nats: not done after %s", DrainBudget)
+	}
 }

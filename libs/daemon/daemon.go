@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -165,26 +164,5 @@ func (d *Daemon) Run(ctx context.Context, svc control.Config, events *bus.Events
 	// Before the drain: micro's hooks on the connection are taken off,
 	// and no request is taken while the connection drains.
 	stopErr := ctl.Stop()
-	return errors.Join(err, stopErr, d.drain())
-}
-
-// drainBudget bounds how long Run waits for NATS to drain at the end.
-const drainBudget = 10 * time.Second
-
-// drain lets in-flight publishes and acks finish, then closes.
-func (d *Daemon) drain() error {
-	closed := make(chan struct{})
-	d.NC.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := d.NC.Drain(); err != nil {
-		if errors.Is(err, nats.ErrConnectionClosed) {
-			return nil
-		}
-		return fmt.Errorf("drain nats: %w", err)
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-time.After(drainBudget):
-		return fmt.Errorf("drain nats: not done after %s", drainBudget)
-	}
+	return errors.Join(err, stopErr, bus.Drain(d.NC))
 }

@@ -43,9 +43,6 @@ import (
 // EventSource is the CloudEvents source of the inventory's events.
 const EventSource = "/pulpdist/inventory"
 
-// drainBudget bounds how long Run waits for NATS to drain at shutdown.
-const drainBudget = 10 * time.Second
-
 // DefaultKeyRepublish is how often the inventory publishes the trusted
 // signing keys again, repairing a failed publication or a bucket changed
 // by someone else.
@@ -458,17 +455,8 @@ func silenceKnown(heard, now time.Time, after time.Duration) bool {
 func (s *Service) Close() error {
 	s.close.Do(func() {
 		var errs []error
-		closed := make(chan struct{})
-		s.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			errs = append(errs, fmt.Errorf("drain nats: %w", err))
-		} else if err == nil {
-			select {
-			case <-closed:
-			case <-time.After(drainBudget):
-				s.nc.Close()
-				errs = append(errs, fmt.Errorf("drain nats: not done after %s", drainBudget))
-			}
+		if err := bus.Drain(s.nc); err != nil {
+			errs = append(errs, err)
 		}
 		if s.store != nil {
 			if err := s.store.Close(); err != nil {
