@@ -100,18 +100,13 @@ func (s *standing) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (s *standing) collect(ctx context.Context, ch chan<- prometheus.Metric) error {
-	trees, err := s.catalog.Trees(ctx)
+	// One read of the catalog: the rows and the trees and sites they
+	// were built from.
+	rows, d, err := s.catalog.OverviewAll(ctx)
 	if err != nil {
 		return err
 	}
-	sites, err := s.catalog.Sites(ctx)
-	if err != nil {
-		return err
-	}
-	rows, err := s.catalog.Overview(ctx, catalog.SubscriptionFilter{})
-	if err != nil {
-		return err
-	}
+	trees, sites := d.Trees, d.Sites
 	allowed := make(map[string]time.Duration, len(trees))
 	pausedTree, pausedSite := map[string]bool{}, map[string]bool{}
 	for _, t := range trees {

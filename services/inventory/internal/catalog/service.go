@@ -387,11 +387,21 @@ func (s *Service) Overview(ctx context.Context, f SubscriptionFilter) ([]Overvie
 	if err := checkGivenNames(f.Site, f.Tree); err != nil {
 		return nil, err
 	}
+	rows, _, err := s.OverviewAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return matching(rows, f, rowPlace), nil
+}
+
+// OverviewAll is the overview of every site × tree together with the
+// data it was built from (every site and tree), read at once.
+func (s *Service) OverviewAll(ctx context.Context) ([]OverviewRow, OverviewData, error) {
 	d, err := s.repo.OverviewData(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("overview: %w", err)
+		return nil, OverviewData{}, fmt.Errorf("overview: %w", err)
 	}
-	return matching(buildOverview(d, s.now()), f, rowPlace), nil
+	return buildOverview(d, s.now()), d, nil
 }
 
 func rowPlace(r OverviewRow) (site, tree string) { return r.Site, r.Tree }
